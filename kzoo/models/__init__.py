@@ -1,0 +1,1 @@
+"""Model families assembled from `kzoo.layers` (`keras.ops` only; no TensorFlow)."""
