@@ -1,0 +1,28 @@
+import subprocess
+import sys
+
+import kzoo
+
+
+def run_cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "kzoo.cli", *args], capture_output=True, text=True
+    )
+
+
+def test_version():
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"kzoo {kzoo.__version__}"
+
+
+def test_help_lists_usage():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    assert result.stdout.startswith("usage: kzoo")
+
+
+def test_unknown_command_fails_with_message():
+    result = run_cli("frobnicate")
+    assert result.returncode == 2
+    assert "invalid choice: 'frobnicate'" in result.stderr
