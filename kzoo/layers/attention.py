@@ -79,7 +79,7 @@ class MultiHeadAttention(keras.layers.Layer):
     >>> import numpy as np
     >>> attention = MultiHeadAttention(num_heads=2, key_dim=4)
     >>> x = np.random.rand(2, 5, 8).astype("float32")
-    >>> attention(x, use_causal_mask=True).shape
+    >>> tuple(attention(x, use_causal_mask=True).shape)
     (2, 5, 8)
     """
 

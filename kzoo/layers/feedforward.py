@@ -28,7 +28,7 @@ class FeedForward(keras.layers.Layer):
     Example:
     >>> import numpy as np
     >>> ffn = FeedForward(intermediate_dim=32, activation="gated-gelu")
-    >>> ffn(np.ones((2, 3, 8), "float32")).shape
+    >>> tuple(ffn(np.ones((2, 3, 8), "float32")).shape)
     (2, 3, 8)
     """
 

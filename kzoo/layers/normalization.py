@@ -18,7 +18,7 @@ class RMSNorm(keras.layers.Layer):
     Example:
     >>> import numpy as np
     >>> norm = RMSNorm()
-    >>> norm(np.ones((2, 3, 8), "float32")).shape
+    >>> tuple(norm(np.ones((2, 3, 8), "float32")).shape)
     (2, 3, 8)
 
     References:

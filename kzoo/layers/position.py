@@ -26,7 +26,7 @@ class SinusoidalPositionEncoding(keras.layers.Layer):
 
     Example:
     >>> import numpy as np
-    >>> SinusoidalPositionEncoding()(np.zeros((2, 5, 8), "float32")).shape
+    >>> tuple(SinusoidalPositionEncoding()(np.zeros((2, 5, 8), "float32")).shape)
     (2, 5, 8)
     """
 
@@ -69,7 +69,7 @@ class PositionEmbedding(keras.layers.Layer):
 
     Example:
     >>> import numpy as np
-    >>> PositionEmbedding(sequence_length=16)(np.zeros((2, 5, 8), "float32")).shape
+    >>> tuple(PositionEmbedding(sequence_length=16)(np.zeros((2, 5, 8), "float32")).shape)
     (2, 5, 8)
     """
 
@@ -123,7 +123,7 @@ class RotaryEmbedding(keras.layers.Layer):
 
     Example:
     >>> import numpy as np
-    >>> RotaryEmbedding()(np.ones((2, 5, 4, 8), "float32")).shape
+    >>> tuple(RotaryEmbedding()(np.ones((2, 5, 4, 8), "float32")).shape)
     (2, 5, 4, 8)
 
     References:
@@ -212,7 +212,7 @@ class RelativePositionBias(keras.layers.Layer):
     Example:
     >>> import numpy as np
     >>> bias = RelativePositionBias(num_heads=2)
-    >>> bias(np.zeros((1, 5, 8)), np.zeros((1, 7, 8))).shape
+    >>> tuple(bias(np.zeros((1, 5, 8)), np.zeros((1, 7, 8))).shape)
     (1, 2, 5, 7)
 
     References:

@@ -163,7 +163,7 @@ class TransformerEncoderBlock(_TransformerBlock):
     >>> import numpy as np
     >>> block = TransformerEncoderBlock(num_heads=2, intermediate_dim=16)
     >>> x = np.random.rand(2, 5, 8).astype("float32")
-    >>> block(x, padding_mask=np.array([[1] * 5, [1, 1, 1, 0, 0]])).shape
+    >>> tuple(block(x, padding_mask=np.array([[1] * 5, [1, 1, 1, 0, 0]])).shape)
     (2, 5, 8)
     """
 
@@ -216,7 +216,7 @@ class TransformerDecoderBlock(_TransformerBlock):
     ...     num_heads=2, intermediate_dim=16, cross_attention=True)
     >>> x = np.random.rand(2, 5, 8).astype("float32")
     >>> memory = np.random.rand(2, 7, 8).astype("float32")
-    >>> block(x, memory).shape
+    >>> tuple(block(x, memory).shape)
     (2, 5, 8)
     """
 
