@@ -112,3 +112,57 @@ def run_layer_test(
             mixed_outputs, outputs, atol=mixed_precision_atol, rtol=mixed_precision_atol
         )
     return layer, outputs
+
+
+def _slice_length(inputs, length):
+    return keras.tree.map_structure(lambda a: a[:, :length], inputs)
+
+
+def run_model_test(
+    build_model,
+    inputs,
+    expected_output_shape,
+    run_mixed_precision=True,
+    mixed_precision_atol=0.1,
+):
+    """Runs the checks every kzoo backbone and task model must pass.
+
+    1. Output shape; a shorter sequence length also works (variable lengths).
+    2. `get_config` -> `from_config` with the same weights gives the same outputs.
+    3. `.keras` save and load with `safe_mode=True` gives the same outputs.
+    4. Built with `dtype="mixed_bfloat16"` and the same weights, the outputs stay
+       close to float32 (and the variables stay float32).
+
+    Args:
+        build_model: `build_model(dtype=None) -> keras.Model`.
+        inputs: Input dict of `(batch, length)` arrays.
+        expected_output_shape: Shape of the output for `inputs`.
+
+    Returns:
+        The model and its outputs.
+    """
+    model = build_model()
+    outputs = model(inputs)
+    assert tuple(outputs.shape) == tuple(expected_output_shape), outputs.shape
+    shorter = model(_slice_length(inputs, expected_output_shape[1] - 1))
+    assert shorter.shape[1] == expected_output_shape[1] - 1
+
+    restored = type(model).from_config(model.get_config())
+    restored.set_weights(model.get_weights())
+    assert_all_close(restored(inputs), outputs)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "model.keras")
+        model.save(path)
+        loaded = keras.saving.load_model(path, safe_mode=True)
+    assert type(loaded) is type(model)
+    assert_all_close(loaded(inputs), outputs)
+
+    if run_mixed_precision:
+        mixed = build_model(dtype="mixed_bfloat16")
+        mixed.set_weights(model.get_weights())
+        assert all(w.dtype == "float32" for w in mixed.weights)
+        assert_all_close(
+            mixed(inputs), outputs, atol=mixed_precision_atol, rtol=mixed_precision_atol
+        )
+    return model, outputs

@@ -1,0 +1,28 @@
+"""Turns reference implementations' models into kzoo models with identical outputs.
+
+`from_keras_hub(backbone)` takes a KerasHub backbone (for example one loaded from
+weights on disk with `keras_hub.models.GPT2Backbone.from_preset("/path/to/dir")`)
+and returns the kzoo backbone of the same family. Dispatch is by class name, so
+importing this module does not import KerasHub.
+"""
+
+from kzoo.models.gpt.convert import from_keras_hub_gpt2
+
+_CONVERTERS = {"GPT2Backbone": from_keras_hub_gpt2}
+
+
+def from_keras_hub(backbone):
+    """Returns the kzoo equivalent of a KerasHub backbone.
+
+    Args:
+        backbone: A `keras_hub.models.GPT2Backbone` (more families as they land).
+
+    Raises:
+        TypeError: For a backbone kzoo cannot convert, naming the supported ones.
+    """
+    name = type(backbone).__name__
+    if name not in _CONVERTERS:
+        raise TypeError(
+            f"from_keras_hub: cannot convert {name}; supported: {sorted(_CONVERTERS)}"
+        )
+    return _CONVERTERS[name](backbone)

@@ -1,0 +1,179 @@
+"""The GPT-2 backbone: token + learned position embeddings, pre-norm decoder blocks."""
+
+import math
+
+import keras
+from keras import ops
+
+from kzoo.layers import PositionEmbedding, ReversibleEmbedding, TransformerDecoderBlock
+
+
+def _normal(stddev):
+    return keras.initializers.RandomNormal(stddev=stddev)
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class GPTBackbone(keras.Model):
+    """GPT-2: learned positions, pre-norm blocks, tanh-gelu, final layer norm.
+
+    Takes KerasHub's GPT-2 input dict `{"token_ids", "padding_mask"}` and returns the
+    final hidden states `(batch, length, hidden_dim)`. The token embedding is a
+    `ReversibleEmbedding`, so a task head can tie the output projection to it.
+    Initialisation follows GPT-2: normal(0.02) everywhere, with the projections that
+    write into the residual stream scaled by `1 / sqrt(2 * num_layers)`.
+
+    Args:
+        vocabulary_size: Number of tokens.
+        num_layers: Number of decoder blocks.
+        num_heads: Attention heads per block.
+        hidden_dim: Width of the residual stream.
+        intermediate_dim: Width of the feed-forward hidden layer.
+        dropout: Dropout on embeddings, attention and residual branches.
+        max_sequence_length: Number of learned positions.
+        layer_norm_epsilon: Epsilon of every layer norm.
+        dtype: Dtype policy, e.g. `"mixed_bfloat16"`.
+
+    Example:
+    >>> import numpy as np
+    >>> backbone = GPTBackbone(vocabulary_size=50, num_layers=2, num_heads=2,
+    ...                        hidden_dim=16, intermediate_dim=32,
+    ...                        max_sequence_length=8)
+    >>> out = backbone({"token_ids": np.ones((1, 8), "int32"),
+    ...                 "padding_mask": np.ones((1, 8), "int32")})
+    >>> tuple(out.shape)
+    (1, 8, 16)
+
+    References:
+        Radford et al., "Language Models are Unsupervised Multitask Learners", 2019.
+    """
+
+    def __init__(
+        self,
+        vocabulary_size,
+        num_layers,
+        num_heads,
+        hidden_dim,
+        intermediate_dim,
+        dropout=0.0,
+        max_sequence_length=1024,
+        layer_norm_epsilon=1e-5,
+        dtype=None,
+        **kwargs,
+    ):
+        # === Layers ===
+        self.token_embedding = ReversibleEmbedding(
+            vocabulary_size,
+            hidden_dim,
+            embeddings_initializer=_normal(0.02),
+            dtype=dtype,
+            name="token_embedding",
+        )
+        self.position_embedding = PositionEmbedding(
+            max_sequence_length,
+            initializer=_normal(0.02),
+            dtype=dtype,
+            name="position_embedding",
+        )
+        self.embeddings_dropout = keras.layers.Dropout(
+            dropout, dtype=dtype, name="embeddings_dropout"
+        )
+        self.transformer_layers = [
+            TransformerDecoderBlock(
+                num_heads=num_heads,
+                intermediate_dim=intermediate_dim,
+                activation="gelu_approximate",
+                dropout=dropout,
+                norm_first=True,
+                norm_epsilon=layer_norm_epsilon,
+                kernel_initializer=_normal(0.02),
+                output_kernel_initializer=_normal(0.02 / math.sqrt(2 * num_layers)),
+                dtype=dtype,
+                name=f"transformer_layer_{i}",
+            )
+            for i in range(num_layers)
+        ]
+        self.layer_norm = keras.layers.LayerNormalization(
+            epsilon=layer_norm_epsilon, dtype=dtype, name="layer_norm"
+        )
+
+        # === Functional Model ===
+        token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+        padding_mask = keras.Input(shape=(None,), dtype="int32", name="padding_mask")
+        x = self.embed(token_ids)
+        for block in self.transformer_layers:
+            x = block(x, decoder_padding_mask=padding_mask)
+        outputs = self.layer_norm(x)
+        super().__init__(
+            inputs={"token_ids": token_ids, "padding_mask": padding_mask},
+            outputs=outputs,
+            dtype=dtype,
+            **kwargs,
+        )
+
+        # === Config ===
+        self.vocabulary_size = vocabulary_size
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.hidden_dim = hidden_dim
+        self.intermediate_dim = intermediate_dim
+        self.dropout = dropout
+        self.max_sequence_length = max_sequence_length
+        self.layer_norm_epsilon = layer_norm_epsilon
+
+    def embed(self, token_ids, start_index=0, training=None):
+        """Token plus position embeddings for positions `start_index..`."""
+        tokens = self.token_embedding(token_ids)
+        x = tokens + self.position_embedding(tokens, start_index=start_index)
+        return self.embeddings_dropout(x, training=training)
+
+    @property
+    def head_dim(self):
+        return self.hidden_dim // self.num_heads
+
+    def call_with_cache(self, token_ids, cache, cache_update_index):
+        """Runs `token_ids` at positions `cache_update_index..` against `cache`.
+
+        Args:
+            token_ids: `(batch, length)` int tokens.
+            cache: `(batch, num_layers, 2, max_length, num_heads, head_dim)`.
+            cache_update_index: Position of the first token.
+
+        Returns:
+            `(hidden_states, cache)` with the cache updated at those positions.
+        """
+        x = self.embed(token_ids, start_index=cache_update_index)
+        layer_caches = []
+        for i, block in enumerate(self.transformer_layers):
+            x, layer_cache = block(
+                x,
+                self_attention_cache=cache[:, i],
+                self_attention_cache_update_index=cache_update_index,
+            )
+            layer_caches.append(layer_cache)
+        return self.layer_norm(x), ops.stack(layer_caches, axis=1)
+
+    def empty_cache(self, batch_size, max_length):
+        shape = (batch_size, self.num_layers, 2, max_length, self.num_heads, self.head_dim)
+        return ops.zeros(shape, self.compute_dtype)
+
+    def get_config(self):
+        return {
+            "vocabulary_size": self.vocabulary_size,
+            "num_layers": self.num_layers,
+            "num_heads": self.num_heads,
+            "hidden_dim": self.hidden_dim,
+            "intermediate_dim": self.intermediate_dim,
+            "dropout": self.dropout,
+            "max_sequence_length": self.max_sequence_length,
+            "layer_norm_epsilon": self.layer_norm_epsilon,
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("dtype"), dict):
+            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
+        return cls(**config)
