@@ -82,6 +82,26 @@ def choose_tokens(logits, step, temperature=0.0, top_k=0, top_p=1.0, seed=0):
     return ops.cast(ops.where(temperature > 0, sampled, greedy), "int32")
 
 
+def stepwise_prefill(step_fn, cache, token_ids, length):
+    """Feeds positions `0 .. length-1` one at a time (for recurrent models).
+
+    Returns the logits for position `length` and the cache after the prefix.
+    """
+    batch = ops.shape(token_ids)[0]
+    logits, cache = step_fn(_column(token_ids, 0), cache, 0)
+
+    def body(index, cache, logits):
+        logits, cache = step_fn(_column(token_ids, index), cache, index)
+        return index + 1, cache, ops.cast(logits, "float32")
+
+    _, cache, logits = ops.while_loop(
+        lambda index, cache, logits: index < length,
+        body,
+        (ops.ones((), "int32"), cache, ops.cast(logits, "float32")),
+    )
+    return ops.reshape(logits, (batch, -1)), cache
+
+
 def _write_column(buffer, index, column):
     return ops.slice_update(buffer, (0, index), ops.cast(column, buffer.dtype)[:, None])
 

@@ -1,0 +1,1 @@
+from kzoo.models.lstm.lstm_language_model import LSTMLanguageModel

@@ -1,0 +1,179 @@
+"""Recipe configs: YAML with sections `model`, `tokenizer`, `data`, `train`, `export`.
+
+Every key is declared in a schema with its type, default and valid range, so an
+unknown key, a wrong type or an out-of-range value is an error naming the key. The
+`model` section's keys depend on `model.family` (see `kzoo.training.families`).
+Overrides use dotted keys: `apply_overrides(config, ["train.steps=100"])`; values are
+parsed as YAML scalars (`5` is an int, `true` a bool, `[a, b]` a list).
+"""
+
+import copy
+import dataclasses
+import os
+import tempfile
+
+import yaml
+
+SECTIONS = ("model", "tokenizer", "data", "train", "export")
+_NUMBER = (int, float)
+
+
+class ConfigError(ValueError):
+    """A config problem; the message names the key and the value."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Field:
+    """One config key: accepted types, default, and an optional constraint.
+
+    `check(value)` returns an error phrase ("must be > 0") or None; `choices`
+    restricts to a set. `required` fields have no default.
+    """
+
+    types: tuple
+    default: object = None
+    check: object = None
+    choices: tuple = None
+    nullable: bool = False
+    required: bool = False
+    doc: str = ""
+
+
+def positive(value):
+    return None if value > 0 else "must be > 0"
+
+
+def non_negative(value):
+    return None if value >= 0 else "must be >= 0"
+
+
+def fraction(value):
+    return None if 0 <= value < 1 else "must be in [0, 1)"
+
+
+def in_range(low, high):
+    def check(value):
+        return None if low <= value <= high else f"must be in [{low}, {high}]"
+
+    return check
+
+
+def _type_ok(value, types):
+    if isinstance(value, bool):
+        return bool in types
+    if float in types and isinstance(value, int):
+        return True
+    if list in types and isinstance(value, (list, tuple)):
+        return True
+    return isinstance(value, types)
+
+
+def _type_name(types):
+    return " or ".join(t.__name__ for t in types)
+
+
+def validate_section(section, values, schema):
+    """Returns `values` completed with defaults; raises ConfigError on a bad key."""
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{section}: expected a mapping, got {type(values).__name__}")
+    unknown = sorted(set(values) - set(schema))
+    if unknown:
+        raise ConfigError(
+            f"{section}.{unknown[0]}: unknown key; valid keys: {', '.join(sorted(schema))}"
+        )
+    result = {}
+    for key, field in schema.items():
+        name = f"{section}.{key}"
+        if key not in values:
+            if field.required:
+                raise ConfigError(f"{name}: required key is missing")
+            result[key] = copy.deepcopy(field.default)
+            continue
+        value = values[key]
+        if value is None:
+            if not field.nullable:
+                raise ConfigError(f"{name}: must not be null")
+            result[key] = None
+            continue
+        if not _type_ok(value, field.types):
+            raise ConfigError(
+                f"{name}: expected {_type_name(field.types)}, got "
+                f"{type(value).__name__} {value!r}"
+            )
+        if field.choices is not None and value not in field.choices:
+            raise ConfigError(f"{name}: must be one of {list(field.choices)}, got {value!r}")
+        if field.check is not None:
+            problem = field.check(value)
+            if problem:
+                raise ConfigError(f"{name}: {problem}, got {value!r}")
+        result[key] = list(value) if isinstance(value, tuple) else value
+    return result
+
+
+def parse_override(text):
+    """`"train.steps=100"` -> `(["train", "steps"], 100)`."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. train.steps=100")
+    key, raw = text.split("=", 1)
+    parts = key.strip().split(".")
+    if len(parts) != 2 or not all(parts):
+        raise ConfigError(f"--set {text!r}: key must be SECTION.KEY, e.g. train.steps")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return parts, value
+
+
+def apply_overrides(raw_config, overrides):
+    """Applies `--set` overrides to a raw (unvalidated) config dict."""
+    config = copy.deepcopy(raw_config)
+    for text in overrides or ():
+        (section, key), value = parse_override(text)
+        if section not in SECTIONS:
+            raise ConfigError(f"--set {text!r}: unknown section {section!r}; valid: {list(SECTIONS)}")
+        config.setdefault(section, {})
+        if config[section] is None:
+            config[section] = {}
+        config[section][key] = value
+    return config
+
+
+def read_yaml(path):
+    """Reads a config file with the safe loader; errors name the file and line."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: invalid YAML: {getattr(error, 'problem', error)}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 ({error.reason} at byte {error.start})") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown section {unknown[0]!r}; valid: {list(SECTIONS)}")
+    return raw
+
+
+def write_yaml_atomic(config, path):
+    """Writes `config` to `path` via a temporary file and a rename."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".yaml")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            yaml.safe_dump(config, f, sort_keys=False)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
