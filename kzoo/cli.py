@@ -1,6 +1,20 @@
-"""The `kzoo` command line: one command per step of the workflow."""
+"""The `kzoo` command line: one command per step of the workflow.
+
+    kzoo train CONFIG [--run-dir DIR] [--set key.sub=value ...]
+    kzoo evaluate RUN_DIR [--data PATH] [--json]
+    kzoo generate RUN_DIR_OR_SAVEDMODEL --prompt TEXT [--max-new-tokens N]
+                  [--strategy greedy|sample|beam] [--temperature T] [--top-k K]
+                  [--top-p P] [--seed S]
+    kzoo export RUN_DIR [--out saved_models] [--name NAME] [--version N]
+    kzoo check-serving saved_models/NAME/VERSION [--json]
+
+Errors in the user's input (config keys, files, names) print one line naming the
+problem and exit with status 2; nothing is imported before it is needed.
+"""
 
 import argparse
+import json
+import os
 import sys
 
 from kzoo.version import __version__
@@ -15,8 +29,128 @@ def build_parser():
         ),
     )
     parser.add_argument("--version", action="version", version=f"kzoo {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train a recipe into a run directory")
+    train.add_argument("config", help="recipe YAML, e.g. recipes/gpt_tiny.yaml")
+    train.add_argument("--run-dir", help="output directory (default: runs/<recipe name>)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a recipe key, e.g. --set train.steps=100")
+
+    evaluate = commands.add_parser("evaluate", help="held-out loss and perplexity")
+    evaluate.add_argument("run_dir")
+    evaluate.add_argument("--data", nargs="+", help="text files/globs (default: the run's validation text)")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+
+    generate = commands.add_parser("generate", help="continue a prompt")
+    generate.add_argument("model", help="a run directory or an exported SavedModel")
+    generate.add_argument("--prompt", required=True, action="append",
+                          help="prompt text (repeat for a batch)")
+    generate.add_argument("--max-new-tokens", type=int, default=64)
+    generate.add_argument("--strategy", choices=("greedy", "sample", "beam"), default="greedy")
+    generate.add_argument("--temperature", type=float, default=1.0)
+    generate.add_argument("--top-k", type=int, default=0)
+    generate.add_argument("--top-p", type=float, default=1.0)
+    generate.add_argument("--num-beams", type=int, default=4)
+    generate.add_argument("--seed", type=int, default=0)
+
+    export = commands.add_parser("export", help="export a run as a TF Serving SavedModel")
+    export.add_argument("run_dir")
+    export.add_argument("--out", default="saved_models")
+    export.add_argument("--name")
+    export.add_argument("--version", type=int)
+    export.add_argument("--xla", action="store_true", help="jit_compile the signatures")
+    export.add_argument("--overwrite", action="store_true")
+
+    check = commands.add_parser("check-serving", help="check an export as TF Serving loads it")
+    check.add_argument("export_dir")
+    check.add_argument("--json", action="store_true")
     return parser
+
+
+def _quiet_tensorflow():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def run_train(args):
+    from kzoo.training.recipe import load_recipe, recipe_name
+    from kzoo.training.trainer import train
+
+    config = load_recipe(args.config, args.set)
+    run_dir = args.run_dir or os.path.join("runs", recipe_name(args.config))
+    summary = train(config, run_dir)
+    print(f"\nTrained {summary['steps']} steps in {summary['train_seconds']:.0f} s"
+          + (" (stopped by train.max_minutes)" if summary["stopped_by_time_budget"] else ""))
+    print(f"Run directory: {run_dir}")
+    print(f"TensorBoard:   tensorboard --logdir {os.path.join(run_dir, 'tensorboard')} --host 127.0.0.1")
+    return 0
+
+
+def run_evaluate(args):
+    from kzoo.training.evaluate import evaluate_run
+
+    result = evaluate_run(args.run_dir, data=args.data)
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+    else:
+        for key, value in result.items():
+            print(f"{key:>24}: {value:.4f}" if isinstance(value, float) else f"{key:>24}: {value}")
+    return 0
+
+
+def run_generate(args):
+    if os.path.isfile(os.path.join(args.model, "saved_model.pb")):
+        from kzoo.export.serving_generate import generate_from_saved_model
+
+        outputs = generate_from_saved_model(
+            args.model, args.prompt, max_new_tokens=args.max_new_tokens,
+            strategy=args.strategy, temperature=args.temperature,
+            top_k=args.top_k, top_p=args.top_p, seed=args.seed,
+        )
+    else:
+        from kzoo.training.evaluate import load_run_model
+
+        model = load_run_model(args.model)
+        outputs = model.generate(
+            args.prompt, max_new_tokens=args.max_new_tokens, strategy=args.strategy,
+            temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+            seed=args.seed, num_beams=args.num_beams,
+        )
+    for prompt, output in zip(args.prompt, outputs):
+        print(prompt + output)
+    return 0
+
+
+def run_export(args):
+    from kzoo.export import export_run
+
+    path = export_run(args.run_dir, out_dir=args.out, name=args.name,
+                      version=args.version, xla=args.xla or None, overwrite=args.overwrite)
+    print(f"Exported {path}")
+    return 0
+
+
+def run_check_serving(args):
+    from kzoo.export.check_serving import check_serving
+
+    report = check_serving(args.export_dir)
+    if args.json:
+        print(json.dumps(report, sort_keys=True))
+    else:
+        for name, check in report["checks"].items():
+            status = "ok" if check.get("ok") else "FAILED"
+            print(f"{status:>6}  {name}: {check.get('detail', '')}")
+        print("serving check passed" if report["ok"] else "serving check FAILED")
+    return 0 if report["ok"] else 1
+
+
+COMMANDS = {
+    "train": run_train,
+    "evaluate": run_evaluate,
+    "generate": run_generate,
+    "export": run_export,
+    "check-serving": run_check_serving,
+}
 
 
 def main(argv=None):
@@ -25,7 +159,17 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 0
-    return 0
+    _quiet_tensorflow()
+    from kzoo.training.config import ConfigError
+
+    try:
+        return COMMANDS[args.command](args)
+    except (ConfigError, FileNotFoundError, FileExistsError, ValueError) as error:
+        print(f"kzoo {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"kzoo {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,0 +1,131 @@
+"""Keras callbacks of the trainer, one job each."""
+
+import math
+import time
+
+import keras
+import tensorflow as tf
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training cleanly once `max_minutes` have passed (checked every batch).
+
+    Training then ends like a finished run: callbacks' `on_train_end` run and the
+    trainer saves everything. `stopped_early` tells whether the budget ended it.
+    """
+
+    def __init__(self, max_minutes):
+        super().__init__()
+        self.max_seconds = max_minutes * 60.0
+        self.stopped_early = False
+
+    def on_train_begin(self, logs=None):
+        self.start = time.monotonic()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if time.monotonic() - self.start >= self.max_seconds:
+            self.stopped_early = True
+            self.model.stop_training = True
+
+
+class StepLimit(keras.callbacks.Callback):
+    """Stops after exactly `steps` optimizer steps (epochs are logging periods)."""
+
+    def __init__(self, steps):
+        super().__init__()
+        self.steps = steps
+        self.taken = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.taken += 1
+        if self.taken >= self.steps:
+            self.model.stop_training = True
+
+
+class LanguageModelMetrics(keras.callbacks.Callback):
+    """Adds perplexity, learning rate and tokens/s to the epoch logs.
+
+    Placed before the TensorBoard callback, so TensorBoard writes them with the
+    losses: `epoch_perplexity` (train and validation), `epoch_learning_rate`,
+    `epoch_tokens_per_second`.
+    """
+
+    def __init__(self, tokens_per_step):
+        super().__init__()
+        self.tokens_per_step = tokens_per_step
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_start = time.monotonic()
+        self.steps = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        seconds = max(time.monotonic() - self.epoch_start, 1e-9)
+        logs["tokens_per_second"] = self.steps * self.tokens_per_step / seconds
+        logs["learning_rate"] = current_learning_rate(self.model.optimizer)
+        for prefix in ("", "val_"):
+            if f"{prefix}loss" in logs:
+                logs[f"{prefix}perplexity"] = math.exp(min(logs[f"{prefix}loss"], 50.0))
+
+
+def current_learning_rate(optimizer):
+    rate = optimizer.learning_rate
+    return float(keras.ops.convert_to_numpy(rate))
+
+
+class TensorBoard(keras.callbacks.TensorBoard):
+    """Keras' TensorBoard callback with epoch summaries that are always written.
+
+    With an integer `update_freq`, Keras keeps `tf.summary.record_if(step %
+    update_freq == 0)` active during `fit`, so epoch-end scalars are silently
+    dropped whenever an epoch's last step is not a multiple of `update_freq`
+    (Keras 3.15). Epoch summaries are forced on here.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        with tf.summary.record_if(True):
+            super().on_epoch_end(epoch, logs)
+
+
+class TextSamples(keras.callbacks.Callback):
+    """Generates from fixed prompts every epoch and logs them as TensorBoard text.
+
+    Args:
+        log_dir: Event directory of the samples (e.g. `RUN/tensorboard/samples`).
+        prompts: Prompt strings (an empty string starts a new document).
+        max_new_tokens: Tokens per sample.
+    """
+
+    def __init__(self, log_dir, prompts, max_new_tokens):
+        super().__init__()
+        self.log_dir = log_dir
+        self.prompts = list(prompts)
+        self.max_new_tokens = max_new_tokens
+        self.writer = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        generate = getattr(self.model, "generate", None)
+        if generate is None or not self.prompts:
+            return
+        samples = generate(self.prompts, max_new_tokens=self.max_new_tokens)
+        if self.writer is None:
+            self.writer = tf.summary.create_file_writer(self.log_dir)
+        rows = ["| prompt | sample |", "|---|---|"] + [
+            f"| {_cell(p)} | {_cell(s)} |" for p, s in zip(self.prompts, samples)
+        ]
+        with self.writer.as_default(), tf.summary.record_if(True):
+            tf.summary.text("samples", "\n".join(rows), step=epoch + 1)
+        self.writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _cell(text):
+    escaped = text.replace("|", "\\|").replace("\n", " ⏎ ")
+    return escaped if escaped.strip() else "(empty)"

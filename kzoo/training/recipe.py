@@ -1,0 +1,130 @@
+"""The recipe schema: what `tokenizer`, `data`, `train` and `export` accept.
+
+`load_recipe(path, overrides)` reads a YAML recipe, applies `--set` overrides and
+returns the validated config with every default filled in, ready to be written as
+the run's `config.yaml`.
+"""
+
+import os
+
+from kzoo.training import families
+from kzoo.training.config import (
+    ConfigError,
+    Field,
+    apply_overrides,
+    fraction,
+    in_range,
+    non_negative,
+    positive,
+    read_yaml,
+    validate_section,
+)
+
+BUILTIN = "builtin"
+
+TOKENIZER_SCHEMA = {
+    "kind": Field((str,), "bpe", choices=("bpe", "unigram", "char")),
+    "vocab_size": Field((int,), 512, positive, nullable=True,
+                        doc="ignored for char: the corpus's characters decide"),
+}
+
+DATA_SCHEMA = {
+    "train": Field((str, list), BUILTIN, doc="'builtin', a path/glob, or a list"),
+    "validation": Field((str, list), None, nullable=True,
+                        doc="null: builtin held-out text, or a split of train"),
+    "validation_fraction": Field((float,), 0.1, fraction,
+                                 doc="share of train characters held out when "
+                                     "validation is null and train is not builtin"),
+    "sequence_length": Field((int,), 64, positive),
+    "batch_size": Field((int,), 32, positive),
+    "shuffle_buffer": Field((int,), 10_000, positive),
+    "builtin_train_documents": Field((int,), 4000, positive),
+    "builtin_validation_documents": Field((int,), 200, positive),
+    "num_parallel_calls": Field((int,), None, positive, nullable=True,
+                                doc="null: tf.data.AUTOTUNE"),
+    "seed": Field((int,), 0, non_negative),
+}
+
+TRAIN_SCHEMA = {
+    "steps": Field((int,), None, positive, nullable=True,
+                   doc="total optimizer steps; null: train.epochs passes over the data"),
+    "epochs": Field((int,), 1, positive, doc="passes over the data when steps is null"),
+    "steps_per_epoch": Field((int,), None, positive, nullable=True,
+                             doc="logging/validation period when steps is set"),
+    "max_minutes": Field((float,), None, positive, nullable=True,
+                         doc="time budget: training stops cleanly and saves"),
+    "learning_rate": Field((float,), 1e-3, positive),
+    "warmup_steps": Field((int,), 100, non_negative),
+    "decay": Field((str,), "cosine", choices=("cosine", "constant")),
+    "min_learning_rate": Field((float,), 1e-4, non_negative),
+    "weight_decay": Field((float,), 0.1, non_negative),
+    "beta_1": Field((float,), 0.9, in_range(0.0, 0.9999)),
+    "beta_2": Field((float,), 0.99, in_range(0.0, 0.9999)),
+    "clipnorm": Field((float,), 1.0, positive, nullable=True),
+    "precision": Field((str,), "float32",
+                       choices=("float32", "mixed_bfloat16", "mixed_float16")),
+    "jit_compile": Field((bool,), False),
+    "seed": Field((int,), 0, non_negative),
+    "validation_steps": Field((int,), None, positive, nullable=True),
+    "log_every": Field((int,), 50, positive, doc="steps between step-level scalars"),
+    "sample_prompts": Field((list,), [""], doc="prompts for TensorBoard text samples"),
+    "sample_max_new_tokens": Field((int,), 48, positive),
+}
+
+EXPORT_SCHEMA = {
+    "name": Field((str,), None, nullable=True, doc="null: the recipe file's name"),
+    "version": Field((int,), 1, positive),
+    "max_new_tokens": Field((int,), 64, positive, doc="cap of generate's max_new_tokens"),
+    "max_prompt_tokens": Field((int,), 128, positive,
+                               doc="longer prompts keep their last tokens"),
+    "xla": Field((bool,), False, doc="jit_compile the exported functions"),
+}
+
+SCHEMAS = {
+    "tokenizer": TOKENIZER_SCHEMA,
+    "data": DATA_SCHEMA,
+    "train": TRAIN_SCHEMA,
+    "export": EXPORT_SCHEMA,
+}
+
+
+def validate(raw, name="recipe"):
+    """Validates a raw config dict; returns it with defaults filled in."""
+    config = {"model": validate_section("model", raw.get("model"),
+                                        families.model_schema(raw.get("model")))}
+    for section, schema in SCHEMAS.items():
+        config[section] = validate_section(section, raw.get(section), schema)
+    if config["export"]["name"] is None:
+        config["export"]["name"] = name
+    _check_consistency(config)
+    return config
+
+
+def _check_consistency(config):
+    context = families.context_length(config["model"])
+    length = config["data"]["sequence_length"]
+    if context is not None and length > context:
+        raise ConfigError(
+            f"data.sequence_length: {length} exceeds model.max_sequence_length {context}"
+        )
+    if config["tokenizer"]["kind"] != "char" and config["tokenizer"]["vocab_size"] is None:
+        raise ConfigError("tokenizer.vocab_size: required for bpe and unigram tokenizers")
+    for key in ("train", "validation"):
+        value = config["data"][key]
+        if isinstance(value, list) and not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"data.{key}: every entry must be a path or glob, got {value!r}")
+    if not all(isinstance(p, str) for p in config["train"]["sample_prompts"]):
+        raise ConfigError("train.sample_prompts: every prompt must be a string")
+
+
+def recipe_name(path):
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def load_recipe(path, overrides=()):
+    """Reads, overrides and validates a recipe file."""
+    raw = apply_overrides(read_yaml(path), overrides)
+    try:
+        return validate(raw, name=recipe_name(path))
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None

@@ -1,0 +1,48 @@
+import os
+import sys
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+# A recipe small enough to train in seconds on 2 cores (overrides of gpt_tiny).
+TINY_OVERRIDES = [
+    "model.num_layers=1",
+    "model.hidden_dim=16",
+    "model.intermediate_dim=32",
+    "model.max_sequence_length=32",
+    "tokenizer.vocab_size=320",
+    "data.sequence_length=16",
+    "data.batch_size=8",
+    "data.builtin_train_documents=60",
+    "data.builtin_validation_documents=10",
+    "train.steps=6",
+    "train.steps_per_epoch=3",
+    "train.warmup_steps=2",
+    "train.sample_max_new_tokens=8",
+    "train.log_every=2",
+]
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="session")
+def tiny_overrides():
+    return list(TINY_OVERRIDES)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A trained tiny GPT run directory, shared by a test module."""
+    from kzoo.training.recipe import load_recipe
+    from kzoo.training.trainer import train
+
+    run_dir = str(tmp_path_factory.mktemp("run") / "gpt_tiny")
+    config = load_recipe(os.path.join(ROOT, "recipes", "gpt_tiny.yaml"), TINY_OVERRIDES)
+    summary = train(config, run_dir, verbose=0)
+    return run_dir, config, summary
+
+
+def kzoo_command(*args):
+    """argv that runs the kzoo CLI with this interpreter."""
+    return [sys.executable, "-m", "kzoo.cli", *args]

@@ -1,0 +1,80 @@
+import pytest
+
+from kzoo.training.config import ConfigError, apply_overrides, parse_override, read_yaml
+from kzoo.training.recipe import load_recipe, validate
+
+
+@pytest.mark.parametrize(
+    "raw,message",
+    [
+        ({"train": {"stepz": 3}}, r"train\.stepz: unknown key; valid keys: .*steps"),
+        ({"train": {"steps": "abc"}}, r"train\.steps: expected int, got str 'abc'"),
+        ({"train": {"steps": 1.5}}, r"train\.steps: expected int, got float 1\.5"),
+        ({"train": {"learning_rate": -1.0}}, r"train\.learning_rate: must be > 0, got -1\.0"),
+        ({"train": {"precision": "fp8"}}, r"train\.precision: must be one of .*'fp8'"),
+        ({"model": {"family": "bart"}}, r"model\.family: must be one of .*'bart'"),
+        ({"model": {"family": "lstm", "num_heads": 2}}, r"model\.num_heads: unknown key"),
+        ({"data": {"sequence_length": 999}}, r"data\.sequence_length: 999 exceeds model\.max_sequence_length 256"),
+        ({"data": {"batch_size": None}}, r"data\.batch_size: must not be null"),
+        ({"tokenizer": {"vocab_size": None}}, r"tokenizer\.vocab_size: required"),
+        ({"train": {"use_bias": True}}, r"train\.use_bias: unknown key"),
+        ({"data": "x"}, r"data: expected a mapping, got str"),
+    ],
+)
+def test_bad_values_name_the_key(raw, message):
+    with pytest.raises(ConfigError, match=message):
+        validate(raw)
+
+
+def test_defaults_are_filled_and_ints_accepted_for_floats():
+    config = validate({"train": {"learning_rate": 1}})
+    assert config["train"]["learning_rate"] == 1
+    assert config["model"]["family"] == "gpt"
+    assert config["export"]["name"] == "recipe"
+
+
+def test_overrides_parse_yaml_scalars():
+    assert parse_override("train.steps=100") == (["train", "steps"], 100)
+    assert parse_override("train.jit_compile=true") == (["train", "jit_compile"], True)
+    assert parse_override("data.train=a/*.txt") == (["data", "train"], "a/*.txt")
+    assert parse_override("data.train=[a.txt, b.txt]") == (["data", "train"], ["a.txt", "b.txt"])
+    raw = apply_overrides({"train": {"steps": 1}}, ["train.steps=5", "model.hidden_dim=8"])
+    assert raw == {"train": {"steps": 5}, "model": {"hidden_dim": 8}}
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        parse_override("train.steps")
+    with pytest.raises(ConfigError, match="unknown section 'trian'"):
+        apply_overrides({}, ["trian.steps=3"])
+    with pytest.raises(ConfigError, match="SECTION.KEY"):
+        parse_override("steps=3")
+
+
+def test_yaml_errors_name_file_and_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  steps: 3\n  lr: [1, 2\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml:\d+: invalid YAML"):
+        read_yaml(bad)
+    with pytest.raises(ConfigError, match="config file not found"):
+        read_yaml(tmp_path / "missing.yaml")
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("optimizer: {}\n")
+    with pytest.raises(ConfigError, match="unknown section 'optimizer'"):
+        read_yaml(unknown)
+
+
+def test_yaml_is_read_safely(tmp_path):
+    evil = tmp_path / "evil.yaml"
+    evil.write_text("train: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        read_yaml(evil)
+
+
+def test_every_shipped_recipe_validates():
+    import glob
+    import os
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    recipes = sorted(glob.glob(os.path.join(root, "recipes", "*.yaml")))
+    assert recipes
+    for path in recipes:
+        config = load_recipe(path)
+        assert config["export"]["name"] == os.path.splitext(os.path.basename(path))[0]

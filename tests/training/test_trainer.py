@@ -1,0 +1,146 @@
+import glob
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kzoo.training import run_files
+
+
+def read_scalars(event_dir):
+    """{tag: [(step, value), ...]} from the event files in `event_dir`."""
+    scalars = {}
+    for path in sorted(glob.glob(os.path.join(event_dir, "events.out.tfevents.*"))):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name in ("scalars", ""):
+                    number = tf.make_ndarray(value.tensor) if value.HasField("tensor") else value.simple_value
+                    scalars.setdefault(value.tag, []).append((event.step, float(number)))
+    return scalars
+
+
+def test_run_directory_layout(tiny_run):
+    run_dir, config, summary = tiny_run
+    for name in (run_files.CONFIG, run_files.MODEL, run_files.SUMMARY, "tokenizer.model"):
+        assert os.path.isfile(os.path.join(run_dir, name)), name
+    assert os.path.isfile(os.path.join(run_dir, run_files.CHECKPOINTS, "last.weights.h5"))
+    assert not glob.glob(os.path.join(run_dir, "**", ".tmp-*"), recursive=True)
+    assert summary["steps"] == summary["planned_steps"] == 6
+    assert not summary["stopped_by_time_budget"]
+    assert len(summary["history"]["loss"]) == 2  # 6 steps in 3-step epochs
+
+
+def test_tensorboard_has_losses_perplexity_learning_rate_and_throughput(tiny_run):
+    run_dir, _, summary = tiny_run
+    board = os.path.join(run_dir, run_files.TENSORBOARD)
+    train = read_scalars(os.path.join(board, "train"))
+    validation = read_scalars(os.path.join(board, "validation"))
+    for tag in ("epoch_loss", "epoch_perplexity", "epoch_learning_rate", "epoch_tokens_per_second"):
+        assert [step for step, _ in train[tag]] == [0, 1], tag
+    assert "batch_loss" in train  # step-level curve every train.log_every steps
+    losses = [v for _, v in train["epoch_loss"]]
+    np.testing.assert_allclose(losses, summary["history"]["loss"], rtol=1e-5)
+    np.testing.assert_allclose(
+        [v for _, v in train["epoch_perplexity"]], np.exp(losses), rtol=1e-4
+    )
+    assert [v for _, v in validation["epoch_loss"]] == pytest.approx(summary["history"]["val_loss"])
+    assert all(v > 0 for _, v in train["epoch_tokens_per_second"])
+
+
+def test_tensorboard_has_text_samples(tiny_run):
+    run_dir, _, _ = tiny_run
+    samples = os.path.join(run_dir, run_files.TENSORBOARD, "samples")
+    texts = []
+    for path in glob.glob(os.path.join(samples, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name == "text":
+                    texts.append((event.step, tf.make_ndarray(value.tensor).item().decode()))
+    assert [step for step, _ in texts] == [1, 2]
+    assert texts[0][1].startswith("| prompt | sample |")
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get_json(url, timeout):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return json.loads(response.read())
+        except (OSError, ValueError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+@pytest.mark.slow
+def test_real_tensorboard_server_serves_the_scalars(tiny_run):
+    run_dir, _, summary = tiny_run
+    port = _free_port()
+    tensorboard = os.path.join(os.path.dirname(sys.executable), "tensorboard")
+    server = subprocess.Popen(
+        [tensorboard, "--logdir", os.path.join(run_dir, run_files.TENSORBOARD),
+         "--host", "127.0.0.1", "--port", str(port), "--load_fast", "false"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(60):
+            tags = _get_json(f"{base}/data/plugin/scalars/tags", timeout=60)
+            if "epoch_perplexity" in tags.get("train", {}):
+                break
+            time.sleep(1)
+        assert {"epoch_loss", "epoch_learning_rate", "epoch_tokens_per_second"} <= set(tags["train"])
+        points = _get_json(
+            f"{base}/data/plugin/scalars/scalars?run=train&tag=epoch_loss", timeout=30
+        )
+        assert [p[1] for p in points] == [0, 1]
+        np.testing.assert_allclose([p[2] for p in points], summary["history"]["loss"], rtol=1e-5)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_time_budget_stops_cleanly_and_saves(tmp_path, tiny_overrides):
+    from kzoo.training.recipe import load_recipe
+    from kzoo.training.trainer import train
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    config = load_recipe(
+        os.path.join(root, "recipes", "gpt_tiny.yaml"),
+        tiny_overrides + ["train.steps=1000", "train.max_minutes=0.0001",
+                          "train.sample_prompts=[]"],
+    )
+    summary = train(config, str(tmp_path / "run"), verbose=0)
+    assert summary["stopped_by_time_budget"]
+    assert 1 <= summary["steps"] < 1000
+    assert os.path.isfile(tmp_path / "run" / run_files.MODEL)
+
+
+def test_learning_rate_schedule_warms_up_then_decays():
+    from kzoo.training.trainer import learning_rate_schedule
+
+    config = {"learning_rate": 1e-3, "warmup_steps": 10, "decay": "cosine",
+              "min_learning_rate": 1e-4}
+    schedule = learning_rate_schedule(config, total_steps=110)
+    rates = [float(schedule(step)) for step in (0, 5, 10, 60, 110)]
+    assert rates[0] == 0.0 and rates[1] == pytest.approx(5e-4)
+    assert rates[2] == pytest.approx(1e-3)
+    assert rates[3] == pytest.approx(1e-4 + 0.5 * (1e-3 - 1e-4), rel=1e-4)
+    assert rates[4] == pytest.approx(1e-4, rel=1e-4)
+    constant = learning_rate_schedule({**config, "decay": "constant"}, total_steps=110)
+    assert float(constant(100)) == pytest.approx(1e-3)
+    assert math.isfinite(float(constant(10_000)))
