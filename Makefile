@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install test test-fast clean
+.PHONY: install test test-fast demo clean
 
 $(STAMP): setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,25 @@ test: $(STAMP)
 # Local loop: skips tests marked slow.
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -m "not slow" $(PYTEST_ARGS) tests
+
+# The main job: train gpt_tiny on the built-in corpus, export it for TF Serving,
+# check the export as TF Serving loads it, and generate through the SavedModel.
+# Re-running replaces the demo's own outputs (runs/gpt_tiny, saved_models/gpt_tiny/1).
+DEMO_RUN := runs/gpt_tiny
+DEMO_EXPORT := saved_models/gpt_tiny/1
+demo: $(STAMP)
+	rm -rf $(DEMO_RUN)
+	$(BIN)/kzoo train recipes/gpt_tiny.yaml --run-dir $(DEMO_RUN)
+	$(BIN)/kzoo evaluate $(DEMO_RUN)
+	$(BIN)/kzoo export $(DEMO_RUN) --out saved_models --name gpt_tiny --version 1 --overwrite
+	$(BIN)/kzoo check-serving $(DEMO_EXPORT)
+	$(BIN)/kzoo generate $(DEMO_EXPORT) --prompt "zo" --prompt "" --max-new-tokens 40
+	@echo
+	@echo "TensorBoard:  $(BIN)/tensorboard --logdir $(DEMO_RUN)/tensorboard --host 127.0.0.1"
+	@echo "TF Serving:   docker run -p 8501:8501 -v $$PWD/saved_models:/models \\"
+	@echo "                tensorflow/serving --model_config_file=/models/models.config"
+	@echo "Request:      curl -d @$(DEMO_EXPORT)/assets.extra/example_requests/generate.json \\"
+	@echo "                http://localhost:8501/v1/models/gpt_tiny:predict"
 
 clean:
 	rm -rf build *.egg-info .pytest_cache

@@ -14,6 +14,14 @@ DOCTEST_MODULES = [
     "kzoo.layers.normalization",
     "kzoo.layers.position",
     "kzoo.layers.transformer",
+    "kzoo.models.gpt.gpt_backbone",
+    "kzoo.models.gpt.gpt_causal_lm",
+    "kzoo.models.lstm.lstm_language_model",
+    "kzoo.data.builtin_corpus",
+    "kzoo.data.text_files",
+    "kzoo.data.causal_lm",
+    "kzoo.tokenizers.sentencepiece_trainer",
+    "kzoo.tokenizers.sentencepiece_tokenizer",
 ]
 
 

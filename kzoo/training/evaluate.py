@@ -2,7 +2,6 @@
 
 import math
 import os
-import warnings
 
 import keras
 import yaml
@@ -54,25 +53,29 @@ def evaluate_run(run_dir, data=None, batch_size=None):
         source, corpus = resolved.validation, resolved.builtin
         if not source:
             raise ValueError(f"{run_dir}: the run has no validation text; pass --data")
+    length = config["data"]["sequence_length"]
+    batch_size = batch_size or config["data"]["batch_size"]
+    tokens = count_tokens(tokenizer, **source)
+    # Full batches only, read for an explicit number of steps from a repeated
+    # dataset: see `kzoo.training.trainer.make_datasets` for the Keras issue.
+    steps = (tokens - 1) // length // batch_size
+    if steps < 1:
+        raise ValueError(
+            f"{data or 'validation text'}: {tokens} tokens make no full batch of "
+            f"{batch_size} x {length}; give more text"
+        )
     dataset = causal_lm_dataset(
-        tokenizer,
-        config["data"]["sequence_length"],
-        batch_size or config["data"]["batch_size"],
-        shuffle=False,
-        drop_remainder=False,
-        **source,
+        tokenizer, length, batch_size, shuffle=False, repeat=True, **source
     )
     model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Your input ran out of data")
-        loss = float(model.evaluate(dataset, verbose=0, return_dict=True)["loss"])
-    tokens = count_tokens(tokenizer, **source)
+    loss = float(model.evaluate(dataset, steps=steps, verbose=0, return_dict=True)["loss"])
     result = {
         "run_dir": os.path.abspath(run_dir),
         "loss": loss,
         "perplexity": math.exp(min(loss, 50.0)),
         "bits_per_token": loss / math.log(2),
         "tokens": int(tokens),
+        "tokens_evaluated": int(steps * batch_size * length),
     }
     if corpus is not None:
         symbols = corpus.num_symbols(source["texts"])

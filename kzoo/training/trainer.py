@@ -50,23 +50,45 @@ def _parallel_calls(data_config):
     return data_config["num_parallel_calls"] or tf.data.AUTOTUNE
 
 
+def count_batches(config, tokenizer, documents):
+    """Full batches in `documents` (`{"files"|"texts": ...}`), as the pipeline packs them."""
+    data = config["data"]
+    tokens = count_tokens(tokenizer, **documents, num_parallel_calls=_parallel_calls(data))
+    return (tokens - 1) // data["sequence_length"] // data["batch_size"]
+
+
 def make_datasets(config, tokenizer, source):
-    """Train (repeated, shuffled) and validation (one pass) datasets."""
+    """Train (shuffled) and validation (in order) datasets, both repeated.
+
+    Keras 3.15 returns wrong final metrics from `evaluate` when this pipeline runs
+    out of data mid-loop (the per-batch logs are right, the returned ones are not),
+    so both datasets repeat and are read for an explicit number of steps:
+    `(train, validation, validation_steps)`.
+    """
     data = config["data"]
     common = dict(
         tokenizer=tokenizer,
         sequence_length=data["sequence_length"],
         batch_size=data["batch_size"],
         num_parallel_calls=_parallel_calls(data),
+        repeat=True,
     )
     train = causal_lm_dataset(
         **common, **source.train, shuffle=True, seed=data["seed"],
-        shuffle_buffer_size=data["shuffle_buffer"], repeat=True,
+        shuffle_buffer_size=data["shuffle_buffer"],
     )
-    validation = None
-    if source.validation:
-        validation = causal_lm_dataset(**common, **source.validation, shuffle=False)
-    return train, validation
+    if not source.validation:
+        return train, None, None
+    batches = count_batches(config, tokenizer, source.validation)
+    if batches < 1:
+        raise ValueError(
+            "data.validation: the validation text makes no full batch of "
+            f"data.batch_size={data['batch_size']} x data.sequence_length="
+            f"{data['sequence_length']}; give more text or lower data.batch_size"
+        )
+    steps = min(batches, config["train"]["validation_steps"] or batches)
+    validation = causal_lm_dataset(**common, **source.validation, shuffle=False)
+    return train, validation, steps
 
 
 def plan_steps(config, tokenizer, source):
@@ -75,11 +97,10 @@ def plan_steps(config, tokenizer, source):
     if train["steps"] is not None:
         per_epoch = min(train["steps_per_epoch"] or 500, train["steps"])
         return train["steps"], per_epoch, math.ceil(train["steps"] / per_epoch)
-    tokens = count_tokens(tokenizer, **source.train, num_parallel_calls=_parallel_calls(data))
-    per_epoch = (tokens - 1) // data["sequence_length"] // data["batch_size"]
+    per_epoch = count_batches(config, tokenizer, source.train)
     if per_epoch < 1:
         raise ValueError(
-            f"data.train: {tokens} tokens make no batch of data.batch_size="
+            f"data.train: the training text makes no full batch of data.batch_size="
             f"{data['batch_size']} x data.sequence_length={data['sequence_length']}"
         )
     return per_epoch * train["epochs"], per_epoch, train["epochs"]
@@ -101,14 +122,22 @@ def train_tokenizer(config, source, run_dir):
 
 
 def train(config, run_dir, verbose="auto"):
-    """Trains the recipe `config` (validated) into `run_dir`; returns the summary."""
+    """Trains the recipe `config` (validated) into `run_dir`; returns the summary.
+
+    Refuses a directory that already holds a run, so nothing is overwritten.
+    """
+    if os.path.exists(os.path.join(run_dir, run_files.CONFIG)):
+        raise FileExistsError(
+            f"{run_dir}: already holds a run ({run_files.CONFIG}); choose another "
+            "--run-dir or delete it"
+        )
     os.makedirs(run_dir, exist_ok=True)
     write_yaml_atomic(config, os.path.join(run_dir, run_files.CONFIG))
     keras.utils.set_random_seed(config["train"]["seed"])
     source = resolve_corpus(config["data"])
     tokenizer = train_tokenizer(config, source, run_dir)
     total_steps, steps_per_epoch, epochs = plan_steps(config, tokenizer, source)
-    train_data, validation_data = make_datasets(config, tokenizer, source)
+    train_data, validation_data, validation_steps = make_datasets(config, tokenizer, source)
 
     train_config = config["train"]
     precision = train_config["precision"]
@@ -147,7 +176,7 @@ def train(config, run_dir, verbose="auto"):
             epochs=epochs,
             steps_per_epoch=steps_per_epoch,
             validation_data=validation_data,
-            validation_steps=train_config["validation_steps"],
+            validation_steps=validation_steps,
             callbacks=fit_callbacks,
             shuffle=False,  # the pipeline shuffles, with its own seed
             verbose=verbose,

@@ -1,0 +1,258 @@
+"""Causal language-model batches: documents -> one token stream -> packed blocks.
+
+Every document (a file, or an in-memory string) is tokenized and followed by the
+end-of-document id (`tokenizer.eos_id`); the documents are concatenated into one
+stream and cut into blocks of `sequence_length + 1` tokens that overlap by one, so
+block `i` is `stream[i*T : i*T + T + 1]`, `x = block[:-1]` and `y = block[1:]`.
+Every token is an input exactly once and a label exactly once (except the very first
+token, which is never a label); nothing is padded, and the tail of fewer than `T`
+tokens at the end of the stream is dropped.
+
+Documents are tokenized line by line (each line keeps its `"\\n"`), in groups of
+lines, in parallel. `"\\n"` is a token of its own in kzoo tokenizers, so this gives
+the same ids as tokenizing the whole document for BPE and char models; unigram
+models may break exact ties between equal-score segmentations differently.
+"""
+
+import tensorflow as tf
+
+_NEWLINE = "\n"
+
+
+def document_dataset(*, files=None, texts=None, num_parallel_calls=tf.data.AUTOTUNE):
+    """Yields each document as a scalar string; empty documents are skipped.
+
+    Args:
+        files: Paths of UTF-8 text files (e.g. from
+            `kzoo.data.text_files.resolve_text_files`), one document each. Only the
+            names are held in memory; `tf.io.read_file` reads each file when needed.
+        texts: In-memory documents, a list of `str`. Give `files` or `texts`.
+        num_parallel_calls: Files read in parallel.
+
+    Returns:
+        A `tf.data.Dataset` of scalar `tf.string`.
+
+    Example:
+    >>> [d.numpy() for d in document_dataset(texts=["a", "", "b c"])]
+    [b'a', b'b c']
+    """
+    if (files is None) == (texts is None):
+        raise ValueError("give exactly one of `files` or `texts`")
+    if files is not None:
+        files = [files] if isinstance(files, str) else list(files)
+        documents = tf.data.Dataset.from_tensor_slices(tf.constant(files, tf.string))
+        documents = documents.map(
+            tf.io.read_file, num_parallel_calls=num_parallel_calls
+        )
+    else:
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        documents = tf.data.Dataset.from_tensor_slices(tf.constant(texts, tf.string))
+    return documents.filter(lambda document: tf.strings.length(document) > 0)
+
+
+def token_stream(
+    documents, tokenizer, num_parallel_calls=tf.data.AUTOTUNE, lines_per_call=512
+):
+    """Tokenizes documents into consecutive int32 chunks of the token stream.
+
+    Concatenating the chunks gives, for each document in order, its tokens followed
+    by `tokenizer.eos_id`.
+
+    Args:
+        documents: A dataset of scalar strings (see `document_dataset`).
+        tokenizer: A `kzoo.tokenizers.SentencePieceTokenizer`.
+        num_parallel_calls: Groups of lines tokenized in parallel.
+        lines_per_call: Lines per tokenizer call (lines of several documents may
+            share a call).
+
+    Returns:
+        A `tf.data.Dataset` of 1-D int32 tensors of varying length.
+
+    Example:
+    >>> import tempfile
+    >>> from kzoo.tokenizers import load_tokenizer, train_sentencepiece
+    >>> run_dir = tempfile.mkdtemp()
+    >>> _ = train_sentencepiece(texts=["ab\\nb"], model_type="char", output_dir=run_dir)
+    >>> tokenizer = load_tokenizer(run_dir)
+    >>> chunks = token_stream(document_dataset(texts=["ab\\n", "b"]), tokenizer)
+    >>> # a b \\n </s> b </s>
+    >>> tokenizer.eos_id, tf.concat(list(chunks), 0).numpy().tolist()
+    (3, [6, 5, 4, 3, 5, 3])
+    """
+    eos_id = tokenizer.eos_id
+
+    def split_lines(document):
+        lines = tf.strings.split(document, _NEWLINE)
+        count = tf.size(lines)
+        is_last = tf.range(count) == count - 1
+        lines = tf.strings.join([lines, tf.where(is_last, "", _NEWLINE)])
+        return lines, is_last
+
+    def tokenize(lines, ends_document):
+        tokens = tokenizer.tokenize(lines)
+        ends = tf.cast(ends_document, tokens.row_splits.dtype)
+        eos = tf.RaggedTensor.from_row_lengths(
+            tf.fill([tf.reduce_sum(ends)], tf.constant(eos_id, tf.int32)), ends
+        )
+        return tf.concat([tokens, eos], axis=1).flat_values
+
+    lines = documents.map(split_lines, num_parallel_calls=num_parallel_calls).unbatch()
+    return lines.batch(lines_per_call).map(
+        tokenize, num_parallel_calls=num_parallel_calls
+    )
+
+
+def pack_into_blocks(chunks, sequence_length):
+    """Packs a stream of token chunks into `(x, y)` pairs of `sequence_length` tokens.
+
+    `x` is `stream[i*T : (i+1)*T]` and `y` is `stream[i*T + 1 : (i+1)*T + 1]`; see
+    the module docstring. Works on whole chunks (`rebatch`), never one element per
+    token.
+
+    Args:
+        chunks: A dataset of 1-D integer tensors whose concatenation is the stream.
+        sequence_length: `T`, tokens per block.
+
+    Returns:
+        A `tf.data.Dataset` of `(x, y)`, each of shape `(T,)`.
+
+    Example:
+    >>> stream = tf.ragged.constant([[0, 1, 2], [3, 4, 5, 6]])
+    >>> blocks = pack_into_blocks(tf.data.Dataset.from_tensor_slices(stream), 3)
+    >>> [(x.numpy().tolist(), y.numpy().tolist()) for x, y in blocks]
+    [([0, 1, 2], [1, 2, 3]), ([3, 4, 5], [4, 5, 6])]
+    """
+    pieces = chunks.rebatch(sequence_length, drop_remainder=False)
+    # Pair every full piece with its successor, whose first token is the last label.
+    pairs = pieces.scan(
+        tf.zeros([0], pieces.element_spec.dtype),
+        lambda previous, piece: (piece, (previous, piece)),
+    ).skip(1)
+
+    def to_block(piece, successor):
+        x = tf.ensure_shape(piece, [sequence_length])
+        y = tf.concat([piece[1:], successor[:1]], axis=0)
+        return x, tf.ensure_shape(y, [sequence_length])
+
+    return pairs.map(to_block)
+
+
+def causal_lm_dataset(
+    tokenizer,
+    sequence_length,
+    batch_size,
+    *,
+    files=None,
+    texts=None,
+    shuffle=True,
+    seed=0,
+    shuffle_buffer_size=10_000,
+    num_parallel_calls=tf.data.AUTOTUNE,
+    repeat=False,
+    drop_remainder=True,
+):
+    """Builds `(features, labels)` batches for next-token prediction.
+
+    `features` is `{"token_ids": int32 (batch, T), "padding_mask": bool (batch, T)}`
+    (the mask is all true: packed blocks hold no padding) and `labels` is int32
+    `(batch, T)`, the `token_ids` shifted left by one. The output is deterministic
+    for a given `seed` (`options.deterministic = True`); with `repeat`, blocks are
+    reshuffled every epoch. A corpus of fewer than `T + 1` tokens yields no batch
+    (and, with `repeat`, loops forever looking for one: check `count_tokens`).
+
+    Args:
+        tokenizer: A `kzoo.tokenizers.SentencePieceTokenizer`.
+        sequence_length: `T`, tokens per example.
+        batch_size: Examples per batch.
+        files: UTF-8 text files, one document each. Give `files` or `texts`.
+        texts: In-memory documents, a list of `str`.
+        shuffle: Whether to shuffle the blocks.
+        seed: The shuffle seed.
+        shuffle_buffer_size: Blocks held in the shuffle buffer.
+        num_parallel_calls: Parallelism of file reading and tokenization.
+        repeat: Whether to repeat forever (for `fit(steps_per_epoch=...)`).
+        drop_remainder: Whether to drop the last, smaller batch (static shapes).
+
+    Returns:
+        A prefetched `tf.data.Dataset`.
+
+    Example:
+    >>> import tempfile
+    >>> from kzoo.tokenizers import load_tokenizer, train_sentencepiece
+    >>> run_dir = tempfile.mkdtemp()
+    >>> texts = ["the cat sat on the mat\\n" * 20, "a dog barked\\n" * 20]
+    >>> _ = train_sentencepiece(texts=texts, model_type="char", output_dir=run_dir)
+    >>> dataset = causal_lm_dataset(load_tokenizer(run_dir), 16, 4, texts=texts)
+    >>> features, labels = next(iter(dataset))
+    >>> features["token_ids"].shape, features["padding_mask"].dtype, labels.shape
+    (TensorShape([4, 16]), tf.bool, TensorShape([4, 16]))
+    """
+    for name, value in (
+        ("sequence_length", sequence_length),
+        ("batch_size", batch_size),
+    ):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}: expected a positive int, got {value!r}")
+    documents = document_dataset(
+        files=files, texts=texts, num_parallel_calls=num_parallel_calls
+    )
+    chunks = token_stream(documents, tokenizer, num_parallel_calls)
+    blocks = pack_into_blocks(chunks, sequence_length)
+    if shuffle:
+        blocks = blocks.shuffle(
+            shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True
+        )
+    if repeat:
+        blocks = blocks.repeat()
+    batches = blocks.batch(batch_size, drop_remainder=drop_remainder)
+
+    def to_features(x, y):
+        return {"token_ids": x, "padding_mask": tf.ones_like(x, tf.bool)}, y
+
+    batches = batches.map(to_features).prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.deterministic = True
+    return batches.with_options(options)
+
+
+def count_tokens(
+    tokenizer, *, files=None, texts=None, num_parallel_calls=tf.data.AUTOTUNE
+):
+    """Counts the tokens of the stream (end-of-document ids included) in one pass.
+
+    Args:
+        tokenizer: A `kzoo.tokenizers.SentencePieceTokenizer`.
+        files: UTF-8 text files. Give `files` or `texts`.
+        texts: In-memory documents.
+        num_parallel_calls: Parallelism of reading and tokenization.
+
+    Returns:
+        The number of tokens, `int`; `num_blocks(count, T)` gives the examples.
+
+    Example:
+    >>> import tempfile
+    >>> from kzoo.tokenizers import load_tokenizer, train_sentencepiece
+    >>> run_dir = tempfile.mkdtemp()
+    >>> _ = train_sentencepiece(texts=["abc"], model_type="char", output_dir=run_dir)
+    >>> count_tokens(load_tokenizer(run_dir), texts=["abc", "", "c"])  # abc</s>c</s>
+    6
+    """
+    chunks = token_stream(
+        document_dataset(
+            files=files, texts=texts, num_parallel_calls=num_parallel_calls
+        ),
+        tokenizer,
+        num_parallel_calls,
+    )
+    sizes = chunks.map(lambda chunk: tf.size(chunk, tf.int64))
+    return int(sizes.reduce(tf.constant(0, tf.int64), lambda total, size: total + size))
+
+
+def num_blocks(num_tokens, sequence_length):
+    """The number of `(x, y)` examples `pack_into_blocks` makes from `num_tokens`.
+
+    Example:
+    >>> num_blocks(7, 3)
+    2
+    """
+    return max(0, (num_tokens - 1) // sequence_length)

@@ -1,0 +1,243 @@
+"""The user's text corpus: resolve paths and globs, check UTF-8, split train/validation.
+
+Every error names the config key the paths came from (e.g. `data.train`), so a typo
+in a recipe points straight at the line to fix. Files are read in chunks or line by
+line, never whole, so validating a corpus of any size needs little memory.
+"""
+
+import codecs
+import glob
+import os
+
+_CHUNK_BYTES = 1 << 20
+_GLOB_CHARS = frozenset("*?[")
+
+
+def resolve_files(patterns, key):
+    """Resolves paths and glob patterns to a sorted, deduplicated list of files.
+
+    Args:
+        patterns: A path or glob (`"corpus/*.txt"`, `"corpus/**/*.md"`), or a list
+            of them.
+        key: The config key the patterns came from, quoted in errors.
+
+    Returns:
+        Absolute paths of the matching regular files, sorted, each listed once.
+
+    Raises:
+        FileNotFoundError: A path does not exist or a glob matches no file.
+        ValueError: `patterns` is empty, or a path names a directory.
+
+    Example:
+    >>> import pathlib, tempfile
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (root / "b.txt").write_text("b"), (root / "a.txt").write_text("a")
+    >>> files = resolve_files([f"{root}/*.txt", f"{root}/a.txt"], "data.train")
+    >>> [os.path.basename(f) for f in files]
+    ['a.txt', 'b.txt']
+    """
+    patterns = _as_list(patterns)
+    if not patterns:
+        raise ValueError(f"{key}: no files given; expected a path or a glob pattern")
+    files = set()
+    for pattern in patterns:
+        expanded = os.path.expanduser(pattern)
+        if _GLOB_CHARS.intersection(expanded):
+            matches = [
+                m for m in glob.glob(expanded, recursive=True) if os.path.isfile(m)
+            ]
+            if not matches:
+                raise FileNotFoundError(f"{key}: no files match {pattern!r}")
+            files.update(os.path.abspath(m) for m in matches)
+        elif os.path.isdir(expanded):
+            raise ValueError(
+                f"{key}: {pattern!r} is a directory; use a glob such as "
+                f"{os.path.join(pattern, '*.txt')!r}"
+            )
+        elif not os.path.isfile(expanded):
+            raise FileNotFoundError(f"{key}: file {pattern!r} does not exist")
+        else:
+            files.add(os.path.abspath(expanded))
+    return sorted(files)
+
+
+def check_utf8(path):
+    """Streams a file through a strict UTF-8 decoder.
+
+    Args:
+        path: The file to check.
+
+    Returns:
+        The file's size in bytes.
+
+    Raises:
+        ValueError: `"{path}:{line}: invalid UTF-8 at byte offset {offset} ..."`,
+            with a 1-based line number and the 0-based byte offset in the file.
+
+    Example:
+    >>> import tempfile
+    >>> path = tempfile.mktemp()
+    >>> _ = open(path, "wb").write(b"ok\\n\\xff")
+    >>> check_utf8(path)
+    Traceback (most recent call last):
+    ...
+    ValueError: ...:2: invalid UTF-8 at byte offset 3 (0xff): invalid start byte; ...
+    """
+    offset = 0  # File offset of `pending[0]`.
+    line = 1  # Line number at `pending[0]`.
+    pending = b""
+    with open(path, "rb") as file:
+        while True:
+            chunk = file.read(_CHUNK_BYTES)
+            data = pending + chunk
+            final = not chunk
+            try:
+                # Stops before an incomplete sequence at the end unless `final`.
+                _, consumed = codecs.utf_8_decode(data, "strict", final)
+            except UnicodeDecodeError as error:
+                raise _utf8_error(
+                    path,
+                    line + data.count(b"\n", 0, error.start),
+                    offset + error.start,
+                    error,
+                ) from None
+            line += data.count(b"\n", 0, consumed)
+            offset += consumed
+            pending = data[consumed:]
+            if final:
+                return offset
+
+
+def read_lines(path):
+    """Yields the lines of a UTF-8 file, each with its trailing `"\\n"` (if any).
+
+    Only `"\\n"` ends a line; a `"\\r"` stays part of the text.
+
+    Args:
+        path: The file to read.
+
+    Yields:
+        `str` lines.
+
+    Raises:
+        ValueError: The file is not valid UTF-8 (same message as `check_utf8`).
+
+    Example:
+    >>> import tempfile
+    >>> path = tempfile.mktemp()
+    >>> _ = open(path, "wb").write(b"a\\r\\nb")
+    >>> list(read_lines(path))
+    ['a\\r\\n', 'b']
+    """
+    offset = 0
+    with open(path, "rb") as file:
+        for number, raw in enumerate(file, start=1):
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise _utf8_error(path, number, offset + error.start, error) from None
+            offset += len(raw)
+
+
+def resolve_text_files(patterns, key, validate=True):
+    """Resolves `patterns` (see `resolve_files`) and checks the files hold a corpus.
+
+    Args:
+        patterns: A path or glob, or a list of them.
+        key: The config key the patterns came from, quoted in errors.
+        validate: Whether to stream every file through `check_utf8`.
+
+    Returns:
+        The sorted, deduplicated absolute paths.
+
+    Raises:
+        FileNotFoundError: See `resolve_files`.
+        ValueError: Every file is empty ("empty corpus"), or a file is not UTF-8.
+
+    Example:
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "empty.txt"
+    >>> _ = path.write_text("")
+    >>> resolve_text_files(str(path), "data.train")
+    Traceback (most recent call last):
+    ...
+    ValueError: data.train: empty corpus: every file matched by [...] is empty ...
+    """
+    files = resolve_files(patterns, key)
+    if validate:
+        sizes = [check_utf8(path) for path in files]
+    else:
+        sizes = [os.path.getsize(path) for path in files]
+    if not any(sizes):
+        raise ValueError(
+            f"{key}: empty corpus: every file matched by {_as_list(patterns)!r} is "
+            f"empty ({len(files)} file(s))"
+        )
+    return files
+
+
+def split_text(text, validation_fraction, key="data.validation_fraction"):
+    """Splits one text into train and validation parts at a character position.
+
+    Like nanoGPT's `prepare.py`: the first `1 - validation_fraction` of the
+    characters are for training, the rest for validation, so the two never overlap.
+
+    Args:
+        text: The whole corpus as one string.
+        validation_fraction: The share of characters for validation, in (0, 1).
+        key: The config key of the fraction, quoted in errors.
+
+    Returns:
+        `(train_text, validation_text)`, which concatenate back to `text`.
+
+    Example:
+    >>> split_text("abcdefghij", 0.1)
+    ('abcdefghi', 'j')
+    """
+    if not 0.0 < validation_fraction < 1.0:
+        raise ValueError(
+            f"{key}: expected a fraction strictly between 0 and 1, "
+            f"got {validation_fraction!r}"
+        )
+    cut = int(len(text) * (1.0 - validation_fraction))
+    return text[:cut], text[cut:]
+
+
+def split_text_file(path, validation_fraction, key="data.validation_fraction"):
+    """Reads one UTF-8 file and splits it with `split_text`.
+
+    For the single-big-file corpora (e.g. tinyshakespeare, 90/10); the file is read
+    whole, so use it for files that fit in memory.
+
+    Args:
+        path: The file.
+        validation_fraction: The share of characters for validation, in (0, 1).
+        key: The config key of the fraction, quoted in errors.
+
+    Returns:
+        `(train_text, validation_text)`.
+
+    Example:
+    >>> import tempfile
+    >>> path = tempfile.mktemp()
+    >>> _ = open(path, "w").write("abcdefghij")
+    >>> split_text_file(path, 0.2)
+    ('abcdefgh', 'ij')
+    """
+    check_utf8(path)
+    with open(path, encoding="utf-8", newline="") as file:
+        return split_text(file.read(), validation_fraction, key)
+
+
+def _as_list(patterns):
+    if isinstance(patterns, (str, os.PathLike)):
+        patterns = [patterns]
+    return [os.fspath(pattern) for pattern in patterns]
+
+
+def _utf8_error(path, line, offset, error):
+    bad = error.object[error.start : error.end].hex()
+    return ValueError(
+        f"{path}:{line}: invalid UTF-8 at byte offset {offset} (0x{bad}): "
+        f"{error.reason}; the corpus must be UTF-8 text"
+    )

@@ -1,0 +1,172 @@
+"""In-graph SentencePiece tokenization, for tf.data pipelines and exported SavedModels.
+
+A Keras layer around TensorFlow Text's SentencePiece op (the same op that
+`keras_hub.tokenizers.SentencePieceTokenizer` wraps). It is not a KerasHub
+subclass: KerasHub's tokenizers return Python lists when called eagerly and expose
+`vocabulary_size()` as a method, whereas here `tokenize` always returns TensorFlow
+tensors and the sizes and special ids are properties.
+"""
+
+import base64
+
+import keras
+import sentencepiece as spm
+import tensorflow as tf
+import tensorflow_text as tf_text
+
+from kzoo.tokenizers.model_file import read_model_file, write_model_file
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class SentencePieceTokenizer(keras.layers.Layer):
+    """Tokenizes strings to int32 ids and back, inside or outside a `tf.function`.
+
+    Calling the layer is `tokenize`. The trained model (the `tokenizer.model`
+    bytes) is embedded in `get_config()` as base64, so the tokenizer survives
+    `keras.saving` round trips and `tf.saved_model.save` on its own.
+
+    Args:
+        proto: The serialized SentencePiece model, `bytes` (the content of a
+            `tokenizer.model` file; see `load_tokenizer`).
+        **kwargs: Base `keras.layers.Layer` arguments (e.g. `name`).
+
+    Example:
+    >>> import tempfile
+    >>> from kzoo.tokenizers import load_tokenizer, train_sentencepiece
+    >>> run_dir = tempfile.mkdtemp()
+    >>> _ = train_sentencepiece(texts=["to be or not to be\\n"], model_type="char",
+    ...                         output_dir=run_dir)
+    >>> tokenizer = load_tokenizer(run_dir)
+    >>> ids = tokenizer.tokenize(["to be", "not"])
+    >>> ids.to_list()
+    [[7, 6, 5, 8, 9], [10, 6, 7]]
+    >>> tokenizer.detokenize(ids).numpy().tolist()
+    [b'to be', b'not']
+    >>> tokenizer.pad_id, tokenizer.unk_id, tokenizer.bos_id, tokenizer.eos_id
+    (0, 1, 2, 3)
+    """
+
+    def __init__(self, proto, **kwargs):
+        kwargs.setdefault("trainable", False)
+        super().__init__(**kwargs)
+        if not isinstance(proto, bytes):
+            raise TypeError(
+                f"proto: expected the bytes of a tokenizer.model file, got "
+                f"{type(proto).__name__}; use kzoo.tokenizers.load_tokenizer(run_dir)"
+            )
+        self.proto = proto
+        self._processor = spm.SentencePieceProcessor(model_proto=proto)
+        self._sentencepiece = tf_text.SentencepieceTokenizer(
+            model=proto, out_type=tf.int32
+        )
+        # Strings are not backend tensors: keep Keras from converting the inputs.
+        self._convert_input_args = False
+        self._allow_non_tensor_positional_args = True
+        self.built = True
+
+    @property
+    def vocabulary_size(self):
+        """The number of ids: `0 <= id < vocabulary_size`."""
+        return self._processor.vocab_size()
+
+    @property
+    def pad_id(self):
+        """The id of `<pad>`, which fills padded positions."""
+        return self._processor.pad_id()
+
+    @property
+    def unk_id(self):
+        """The id of `<unk>`, for characters the vocabulary cannot represent."""
+        return self._processor.unk_id()
+
+    @property
+    def bos_id(self):
+        """The id of `<s>`, beginning of sequence."""
+        return self._processor.bos_id()
+
+    @property
+    def eos_id(self):
+        """The id of `</s>`, which ends every document (end-of-document token)."""
+        return self._processor.eos_id()
+
+    def get_vocabulary(self):
+        """Returns the pieces, a list of `str` indexed by id."""
+        return [self._processor.id_to_piece(i) for i in range(self.vocabulary_size)]
+
+    def tokenize(self, inputs):
+        """Splits strings into ids; no bos/eos is added.
+
+        Args:
+            inputs: A string, a list of strings, or a string tensor of any rank.
+
+        Returns:
+            For a scalar string, a 1-D int32 `tf.Tensor`; for a batch of `n`
+            strings, an int32 `tf.RaggedTensor` of shape `(n, None)`.
+        """
+        return self._sentencepiece.tokenize(tf.convert_to_tensor(inputs, tf.string))
+
+    def detokenize(self, ids):
+        """Joins ids back into strings, dropping `<pad>`, `<s>` and `</s>`.
+
+        Padding anywhere (e.g. a dense, right-padded batch) is removed, and so is
+        every `</s>`: documents packed into one sequence come back joined without
+        a separator. `<unk>` becomes `" ⁇ "`.
+
+        Args:
+            ids: Integer ids: a 1-D sequence, or a dense or ragged batch.
+
+        Returns:
+            A scalar string tensor for 1-D `ids`, else a 1-D string tensor with one
+            string per row.
+        """
+        if not isinstance(ids, tf.RaggedTensor):
+            ids = tf.convert_to_tensor(ids)
+        ids = tf.cast(ids, tf.int32)
+        keep = (ids != self.pad_id) & (ids != self.bos_id) & (ids != self.eos_id)
+        if isinstance(ids, tf.Tensor) and ids.shape.rank == 1:
+            ids = tf.boolean_mask(ids, keep)
+        else:
+            ids = tf.ragged.boolean_mask(ids, keep)
+        return self._sentencepiece.detokenize(ids)
+
+    def call(self, inputs):
+        return self.tokenize(inputs)
+
+    def compute_output_spec(self, inputs):
+        return keras.KerasTensor(tuple(inputs.shape) + (None,), dtype="int32")
+
+    def save(self, directory):
+        """Atomically writes `directory/tokenizer.model`; returns its path."""
+        return write_model_file(directory, self.proto)
+
+    def get_config(self):
+        config = super().get_config()
+        config["proto"] = base64.b64encode(self.proto).decode("ascii")
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["proto"] = base64.b64decode(config["proto"])
+        return cls(**config)
+
+
+def load_tokenizer(directory):
+    """Loads the `tokenizer.model` that `train_sentencepiece` wrote into `directory`.
+
+    Args:
+        directory: A run directory.
+
+    Returns:
+        A `SentencePieceTokenizer`.
+
+    Raises:
+        FileNotFoundError: `directory/tokenizer.model` does not exist.
+
+    Example:
+    >>> load_tokenizer("/nonexistent")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: /nonexistent/tokenizer.model does not exist; ...
+    """
+    return SentencePieceTokenizer(read_model_file(directory))
