@@ -78,7 +78,8 @@ def run_train(args):
 
     config = load_recipe(args.config, args.set)
     run_dir = args.run_dir or os.path.join("runs", recipe_name(args.config))
-    summary = train(config, run_dir)
+    # The Keras progress bar on a terminal; one line per epoch in logs.
+    summary = train(config, run_dir, verbose=1 if sys.stdout.isatty() else 2)
     print(f"\nTrained {summary['steps']} steps in {summary['train_seconds']:.0f} s"
           + (" (stopped by train.max_minutes)" if summary["stopped_by_time_budget"] else ""))
     print(f"Run directory: {run_dir}")

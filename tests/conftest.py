@@ -21,6 +21,8 @@ TINY_OVERRIDES = [
     "train.warmup_steps=2",
     "train.sample_max_new_tokens=8",
     "train.log_every=2",
+    "export.max_new_tokens=8",
+    "export.max_prompt_tokens=16",
 ]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

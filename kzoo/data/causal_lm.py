@@ -137,6 +137,17 @@ def pack_into_blocks(chunks, sequence_length):
     return pairs.map(to_block)
 
 
+def skip_tokens(chunks, count):
+    """Drops the first `count` tokens of a chunk stream (at most one chunk's worth)."""
+    count = tf.cast(count, tf.int64)
+
+    def drop(index, chunk):
+        start = tf.where(index == 0, tf.minimum(count, tf.size(chunk, tf.int64)), 0)
+        return chunk[start:]
+
+    return chunks.enumerate().map(drop)
+
+
 def causal_lm_dataset(
     tokenizer,
     sequence_length,
@@ -156,8 +167,9 @@ def causal_lm_dataset(
     `features` is `{"token_ids": int32 (batch, T), "padding_mask": bool (batch, T)}`
     (the mask is all true: packed blocks hold no padding) and `labels` is int32
     `(batch, T)`, the `token_ids` shifted left by one. The output is deterministic
-    for a given `seed` (`options.deterministic = True`); with `repeat`, blocks are
-    reshuffled every epoch. A corpus of fewer than `T + 1` tokens yields no batch
+    for a given `seed` (`options.deterministic = True`); with `repeat` and `shuffle`,
+    every pass over the data is reshuffled and packed from a seeded random offset in
+    `[0, T)` (the first pass from 0), so block boundaries differ between passes. A corpus of fewer than `T + 1` tokens yields no batch
     (and, with `repeat`, loops forever looking for one: check `count_tokens`).
 
     Args:
@@ -193,17 +205,32 @@ def causal_lm_dataset(
     ):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{name}: expected a positive int, got {value!r}")
-    documents = document_dataset(
-        files=files, texts=texts, num_parallel_calls=num_parallel_calls
-    )
-    chunks = token_stream(documents, tokenizer, num_parallel_calls)
-    blocks = pack_into_blocks(chunks, sequence_length)
-    if shuffle:
-        blocks = blocks.shuffle(
-            shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True
+    def one_pass(offset, pass_seed):
+        documents = document_dataset(
+            files=files, texts=texts, num_parallel_calls=num_parallel_calls
         )
-    if repeat:
-        blocks = blocks.repeat()
+        chunks = token_stream(documents, tokenizer, num_parallel_calls)
+        blocks = pack_into_blocks(skip_tokens(chunks, offset), sequence_length)
+        if shuffle:
+            blocks = blocks.shuffle(shuffle_buffer_size, seed=pass_seed)
+        return blocks
+
+    if repeat and shuffle:
+        # Every pass starts the packing at a seeded random offset in [0, T), so
+        # block boundaries move between passes (like nanoGPT's random windows)
+        # instead of the model seeing the same blocks again.
+        def seeded_pass(index):
+            offset = tf.random.stateless_uniform(
+                [], seed=[seed, index], maxval=sequence_length, dtype=tf.int64
+            )
+            offset = tf.where(index > 0, offset, tf.zeros_like(offset))
+            return one_pass(offset, tf.constant(seed, tf.int64) + index)
+
+        blocks = tf.data.Dataset.range(1 << 62).flat_map(seeded_pass)
+    else:
+        blocks = one_pass(0, seed)
+        if repeat:
+            blocks = blocks.repeat()
     batches = blocks.batch(batch_size, drop_remainder=drop_remainder)
 
     def to_features(x, y):

@@ -55,16 +55,18 @@ class LanguageModelMetrics(keras.callbacks.Callback):
         self.tokens_per_step = tokens_per_step
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.epoch_start = time.monotonic()
+        self.epoch_start = self.last_batch_end = time.monotonic()
         self.steps = 0
 
     def on_train_batch_end(self, batch, logs=None):
         self.steps += 1
+        self.last_batch_end = time.monotonic()
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
-        seconds = max(time.monotonic() - self.epoch_start, 1e-9)
+        # Training time only: validation runs between the last batch and here.
+        seconds = max(self.last_batch_end - self.epoch_start, 1e-9)
         logs["tokens_per_second"] = self.steps * self.tokens_per_step / seconds
         logs["learning_rate"] = current_learning_rate(self.model.optimizer)
         for prefix in ("", "val_"):

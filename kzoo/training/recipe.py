@@ -107,6 +107,20 @@ def _check_consistency(config):
         raise ConfigError(
             f"data.sequence_length: {length} exceeds model.max_sequence_length {context}"
         )
+    if context is not None:
+        for key in ("sample_max_new_tokens",):
+            if config["train"][key] >= context:
+                raise ConfigError(
+                    f"train.{key}: {config['train'][key]} must be below "
+                    f"model.max_sequence_length {context} (room for the prompt)"
+                )
+        export = config["export"]
+        if export["max_prompt_tokens"] + export["max_new_tokens"] > context:
+            raise ConfigError(
+                f"export.max_prompt_tokens + export.max_new_tokens: "
+                f"{export['max_prompt_tokens']} + {export['max_new_tokens']} exceeds "
+                f"model.max_sequence_length {context} (the exported decoding buffer)"
+            )
     if config["tokenizer"]["kind"] != "char" and config["tokenizer"]["vocab_size"] is None:
         raise ConfigError("tokenizer.vocab_size: required for bpe and unigram tokenizers")
     for key in ("train", "validation"):

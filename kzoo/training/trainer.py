@@ -2,6 +2,7 @@
 
 import math
 import os
+import shutil
 import time
 import warnings
 
@@ -131,13 +132,22 @@ def train(config, run_dir, verbose="auto"):
             f"{run_dir}: already holds a run ({run_files.CONFIG}); choose another "
             "--run-dir or delete it"
         )
+    source = resolve_corpus(config["data"])  # validates the files before any write
+    created = not os.path.exists(run_dir)
     os.makedirs(run_dir, exist_ok=True)
+    try:
+        keras.utils.set_random_seed(config["train"]["seed"])
+        tokenizer = train_tokenizer(config, source, run_dir)
+        total_steps, steps_per_epoch, epochs = plan_steps(config, tokenizer, source)
+        train_data, validation_data, validation_steps = make_datasets(
+            config, tokenizer, source
+        )
+    except BaseException:
+        # A failed set-up leaves nothing behind, so the same command can be retried.
+        if created:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     write_yaml_atomic(config, os.path.join(run_dir, run_files.CONFIG))
-    keras.utils.set_random_seed(config["train"]["seed"])
-    source = resolve_corpus(config["data"])
-    tokenizer = train_tokenizer(config, source, run_dir)
-    total_steps, steps_per_epoch, epochs = plan_steps(config, tokenizer, source)
-    train_data, validation_data, validation_steps = make_datasets(config, tokenizer, source)
 
     train_config = config["train"]
     precision = train_config["precision"]

@@ -210,3 +210,25 @@ def test_bad_arguments(tokenizer):
         causal_lm.causal_lm_dataset(tokenizer, 8, None, texts=["a"])
     with pytest.raises(ValueError, match="exactly one of"):
         causal_lm.causal_lm_dataset(tokenizer, 8, 2)
+
+
+def test_each_pass_packs_from_a_new_offset(tokenizer, documents, stream):
+    length = 8
+    per_pass = (len(stream) - 1) // length
+    dataset = causal_lm.causal_lm_dataset(
+        tokenizer, length, 1, texts=documents, shuffle=True, seed=0, repeat=True
+    )
+    blocks = [f["token_ids"].numpy()[0] for (f, _), _ in zip(dataset, range(2 * per_pass - 1))]
+    windows = np.lib.stride_tricks.sliding_window_view(stream, length)
+
+    def residues(block):
+        """Where in the stream `block` can start, modulo the block length."""
+        starts = np.flatnonzero((windows == block).all(axis=1))
+        assert starts.size, "every block is a contiguous window of the stream"
+        return {int(p) % length for p in starts}
+
+    first = [residues(b) for b in blocks[:per_pass]]
+    second = [residues(b) for b in blocks[per_pass:]]
+    assert all(0 in r for r in first)  # the first pass packs from token 0
+    shared = set.intersection(*second)  # the second pass from one other offset
+    assert shared and 0 not in shared

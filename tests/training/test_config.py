@@ -19,6 +19,10 @@ from kzoo.training.recipe import load_recipe, validate
         ({"tokenizer": {"vocab_size": None}}, r"tokenizer\.vocab_size: required"),
         ({"train": {"use_bias": True}}, r"train\.use_bias: unknown key"),
         ({"data": "x"}, r"data: expected a mapping, got str"),
+        ({"model": {"max_sequence_length": 32}, "data": {"sequence_length": 16}},
+         r"train\.sample_max_new_tokens: 48 must be below model\.max_sequence_length 32"),
+        ({"export": {"max_prompt_tokens": 200, "max_new_tokens": 64}},
+         r"export\.max_prompt_tokens \+ export\.max_new_tokens: 200 \+ 64 exceeds"),
     ],
 )
 def test_bad_values_name_the_key(raw, message):

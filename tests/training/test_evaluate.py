@@ -68,3 +68,14 @@ def test_cli_errors_name_the_problem(tmp_path, tiny_run):
         out = subprocess.run(kzoo_command(*args), capture_output=True, text=True)
         assert out.returncode == 2, (args, out.stderr[-500:])
         assert message in out.stderr, (message, out.stderr[-500:])
+
+
+def test_a_failed_set_up_leaves_no_run_behind(tmp_path):
+    run_dir = tmp_path / "run"
+    args = ["train", "recipes/gpt_tiny.yaml", "--run-dir", str(run_dir),
+            "--set", "tokenizer.vocab_size=100000",
+            "--set", "data.builtin_train_documents=20"]
+    out = subprocess.run(kzoo_command(*args), capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "tokenizer.vocab_size: 100000 is more than this corpus supports" in out.stderr
+    assert not run_dir.exists()
