@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from kzoo.layers import PositionEmbedding, ReversibleEmbedding, TransformerDecoderBlock
+from kzoo.models.functional_model import FunctionalModel
 
 
 def _normal(stddev):
@@ -13,7 +14,7 @@ def _normal(stddev):
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
-class GPTBackbone(keras.Model):
+class GPTBackbone(FunctionalModel):
     """GPT-2: learned positions, pre-norm blocks, tanh-gelu, final layer norm.
 
     Takes KerasHub's GPT-2 input dict `{"token_ids", "padding_mask"}` and returns the
@@ -46,6 +47,10 @@ class GPTBackbone(keras.Model):
     References:
         Radford et al., "Language Models are Unsupervised Multitask Learners", 2019.
     """
+
+    CONFIG_KEYS = ("vocabulary_size", "num_layers", "num_heads", "hidden_dim",
+                   "intermediate_dim", "dropout", "max_sequence_length",
+                   "layer_norm_epsilon")
 
     def __init__(
         self,
@@ -155,25 +160,3 @@ class GPTBackbone(keras.Model):
     def empty_cache(self, batch_size, max_length):
         shape = (batch_size, self.num_layers, 2, max_length, self.num_heads, self.head_dim)
         return ops.zeros(shape, self.compute_dtype)
-
-    def get_config(self):
-        return {
-            "vocabulary_size": self.vocabulary_size,
-            "num_layers": self.num_layers,
-            "num_heads": self.num_heads,
-            "hidden_dim": self.hidden_dim,
-            "intermediate_dim": self.intermediate_dim,
-            "dropout": self.dropout,
-            "max_sequence_length": self.max_sequence_length,
-            "layer_norm_epsilon": self.layer_norm_epsilon,
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
-        return cls(**config)

@@ -8,7 +8,7 @@ from kzoo.models import generation
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
-class LSTMLanguageModel(keras.Model):
+class LSTMLanguageModel(FunctionalModel):
     """A stacked-LSTM next-token model, the baseline GPT is compared with.
 
     Same inputs (`{"token_ids", "padding_mask"}`) and outputs (float32 logits) as
@@ -36,6 +36,9 @@ class LSTMLanguageModel(keras.Model):
     References:
         Zaremba et al., "Recurrent Neural Network Regularization", 2014.
     """
+
+    CONFIG_KEYS = ("vocabulary_size", "embedding_dim", "hidden_dim", "num_layers",
+                   "dropout", "end_token_id")
 
     def __init__(
         self,
@@ -113,23 +116,3 @@ class LSTMLanguageModel(keras.Model):
             self.end_token_id, 0, temperature=temperature, top_k=top_k, top_p=top_p,
             seed=seed,
         )
-
-    def get_config(self):
-        return {
-            "vocabulary_size": self.vocabulary_size,
-            "embedding_dim": self.embedding_dim,
-            "hidden_dim": self.hidden_dim,
-            "num_layers": self.num_layers,
-            "dropout": self.dropout,
-            "end_token_id": self.end_token_id,
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config.get("dtype"), dict):
-            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
-        return cls(**config)
