@@ -205,15 +205,12 @@ def causal_lm_dataset(
     ):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{name}: expected a positive int, got {value!r}")
-    def one_pass(offset, pass_seed):
+    def one_pass(offset):
         documents = document_dataset(
             files=files, texts=texts, num_parallel_calls=num_parallel_calls
         )
         chunks = token_stream(documents, tokenizer, num_parallel_calls)
-        blocks = pack_into_blocks(skip_tokens(chunks, offset), sequence_length)
-        if shuffle:
-            blocks = blocks.shuffle(shuffle_buffer_size, seed=pass_seed)
-        return blocks
+        return pack_into_blocks(skip_tokens(chunks, offset), sequence_length)
 
     if repeat and shuffle:
         # Every pass starts the packing at a seeded random offset in [0, T), so
@@ -223,12 +220,16 @@ def causal_lm_dataset(
             offset = tf.random.stateless_uniform(
                 [], seed=[seed, index], maxval=sequence_length, dtype=tf.int64
             )
-            offset = tf.where(index > 0, offset, tf.zeros_like(offset))
-            return one_pass(offset, tf.constant(seed, tf.int64) + index)
+            return one_pass(tf.where(index > 0, offset, tf.zeros_like(offset)))
 
         blocks = tf.data.Dataset.range(1 << 62).flat_map(seeded_pass)
+        blocks = blocks.shuffle(shuffle_buffer_size, seed=seed)
     else:
-        blocks = one_pass(0, seed)
+        blocks = one_pass(0)
+        if shuffle:
+            blocks = blocks.shuffle(
+                shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True
+            )
         if repeat:
             blocks = blocks.repeat()
     batches = blocks.batch(batch_size, drop_remainder=drop_remainder)

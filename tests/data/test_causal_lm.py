@@ -216,7 +216,8 @@ def test_each_pass_packs_from_a_new_offset(tokenizer, documents, stream):
     length = 8
     per_pass = (len(stream) - 1) // length
     dataset = causal_lm.causal_lm_dataset(
-        tokenizer, length, 1, texts=documents, shuffle=True, seed=0, repeat=True
+        tokenizer, length, 1, texts=documents, shuffle=True, seed=0, repeat=True,
+        shuffle_buffer_size=1,  # keep passes in order: only the offsets matter here
     )
     blocks = [f["token_ids"].numpy()[0] for (f, _), _ in zip(dataset, range(2 * per_pass - 1))]
     windows = np.lib.stride_tricks.sliding_window_view(stream, length)

@@ -5,6 +5,7 @@ from keras import ops
 
 from kzoo.layers import ReversibleEmbedding
 from kzoo.models import generation
+from kzoo.models.functional_model import FunctionalModel
 
 
 @keras.saving.register_keras_serializable(package="kzoo")

@@ -1,0 +1,30 @@
+"""Export a trained run for TF Serving, and check the export the way TF Serving loads it.
+
+`export_run(run_dir)` writes `saved_models/NAME/VERSION/` (a SavedModel with the
+`generate`, `score` and `generate_ids` signatures, warmup requests and REST
+examples) and updates `saved_models/models.config`; `check_serving(version_dir)`
+loads it in a separate process without Keras and compares it with the Keras model.
+
+Attributes are imported on first use: `kzoo.export.check_serving` starts no
+TensorFlow in the calling process, and `import kzoo.export` costs nothing.
+"""
+
+import importlib
+
+_EXPORTS = {
+    "export_run": "kzoo.export.saved_model",
+    "load_run_model": "kzoo.export.saved_model",
+    "signature_specs": "kzoo.export.saved_model",
+    "check_serving": "kzoo.export.check_serving",
+    "generate_from_saved_model": "kzoo.export.serving_generate",
+    "validate_model_name": "kzoo.export.names",
+    "validate_version": "kzoo.export.names",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'kzoo.export' has no attribute {name!r}")

@@ -1,0 +1,264 @@
+"""The serving signatures of a causal language model: strings in, strings out.
+
+Every input is dense, named and has the batch as its first axis, so TF Serving
+accepts requests in both REST formats (row `"instances"` and columnar `"inputs"`)
+and over gRPC; every output is `string`, `int32` or `float32` with the batch first
+(REST cannot encode half precision or ragged tensors).
+
+    generate / serving_default
+        prompts         string  [B]   prompts; tokenized in the graph
+        max_new_tokens  int32   [1|B] clipped into [1, cap] (cap: export.max_new_tokens)
+        temperature     float32 [1|B] <= 0: greedy
+        top_k           int32   [1|B] 0: no top-k filter
+        top_p           float32 [1|B] >= 1: no nucleus filter; <= 0 keeps the best token
+        seed            int32   [1|B] the same seed gives the same tokens
+      ->  generated     string  [B]   the continuation only, stopped before the end token
+          token_count   int32   [B]   its number of tokens
+    score
+        texts           string  [B]
+      ->  log_likelihood float32 [B]  sum of log p(token | previous), in nats, of every
+                                      token of the text (the first given the
+                                      start-of-document token)
+          num_tokens    int32   [B]   the number of tokens scored
+    generate_ids
+        token_ids       int32   [B, L] prompts, right-padded with 0
+        prompt_lengths  int32   [B]    each in [1, L]
+        (the decoding inputs of generate)
+      ->  token_ids     int32   [B, W] the prompts then their continuations, 0-padded
+          generated_mask int32  [B, W] 1 at generated positions (end token included)
+
+Decoding inputs take one value for the whole request or one per prompt (a REST
+"instances" request repeats them in every instance). `max_new_tokens` may differ per
+prompt; the sampling settings (`temperature`, `top_k`, `top_p`, `seed`) are shared by
+the batch, so their values must all be equal (else InvalidArgument names the input).
+
+String prompts start with the end-of-document token, as in `GPTCausalLM.generate`;
+a prompt keeps its last `min(export.max_prompt_tokens, context - max_new_tokens)`
+tokens. Texts to score keep their first `context` tokens (start token included).
+The token buffer is `max(prompt) + max_new_tokens` rounded up to a power of two
+(at most the context), like `GPTCausalLM.generate`, so greedy outputs are the same.
+"""
+
+import dataclasses
+import inspect
+
+import tensorflow as tf
+
+from kzoo.export.scoring import sequence_log_likelihood
+
+_DECODING_SPECS = {
+    "max_new_tokens": tf.TensorSpec([None], tf.int32, name="max_new_tokens"),
+    "temperature": tf.TensorSpec([None], tf.float32, name="temperature"),
+    "top_k": tf.TensorSpec([None], tf.int32, name="top_k"),
+    "top_p": tf.TensorSpec([None], tf.float32, name="top_p"),
+    "seed": tf.TensorSpec([None], tf.int32, name="seed"),
+}
+INPUT_SPECS = {
+    "generate": {"prompts": tf.TensorSpec([None], tf.string, name="prompts"),
+                 **_DECODING_SPECS},
+    "score": {"texts": tf.TensorSpec([None], tf.string, name="texts")},
+    "generate_ids": {
+        "token_ids": tf.TensorSpec([None, None], tf.int32, name="token_ids"),
+        "prompt_lengths": tf.TensorSpec([None], tf.int32, name="prompt_lengths"),
+        **_DECODING_SPECS,
+    },
+}
+OUTPUT_DTYPES = {
+    "generate": {"generated": "string", "token_count": "int32"},
+    "score": {"log_likelihood": "float32", "num_tokens": "int32"},
+    "generate_ids": {"token_ids": "int32", "generated_mask": "int32"},
+}
+# TF Serving's default signature is generation.
+ALIASES = {"serving_default": "generate"}
+
+
+def model_context(model):
+    """The longest token sequence `model` accepts, or None when unbounded."""
+    backbone = getattr(model, "backbone", None)
+    return getattr(backbone, "max_sequence_length", None)
+
+
+@dataclasses.dataclass(frozen=True)
+class GenerationLimits:
+    """Bounds fixed at export time.
+
+    Attributes:
+        max_new_tokens: The cap requested `max_new_tokens` are clipped to.
+        max_prompt_tokens: Longer prompts keep their last tokens.
+        context: The model's longest sequence (None: unbounded).
+    """
+
+    max_new_tokens: int
+    max_prompt_tokens: int
+    context: int | None
+
+    @classmethod
+    def for_model(cls, model, max_new_tokens, max_prompt_tokens):
+        """Limits for `model`: the cap leaves room for one prompt token."""
+        context = model_context(model)
+        if context is not None:
+            max_new_tokens = min(max_new_tokens, context - 1)
+        return cls(int(max_new_tokens), int(max_prompt_tokens), context)
+
+
+class CausalLMSignatures:
+    """Builds the signature functions of a kzoo causal LM and its tokenizer.
+
+    The methods are plain functions of tensors, to be wrapped by
+    `keras.export.ExportArchive.add_endpoint` with `INPUT_SPECS`.
+
+    Args:
+        model: `GPTCausalLM` or `LSTMLanguageModel` (anything with
+            `generate_ids` and `end_token_id`).
+        tokenizer: A `kzoo.tokenizers.SentencePieceTokenizer`.
+        limits: A `GenerationLimits`.
+        xla: Compile the decoding and scoring cores with XLA (tokenization stays
+            outside: the SentencePiece ops have no XLA kernels).
+
+    Example:
+    >>> import tempfile
+    >>> from kzoo.models import LSTMLanguageModel
+    >>> from kzoo.tokenizers import load_tokenizer, train_sentencepiece
+    >>> run_dir = tempfile.mkdtemp()
+    >>> _ = train_sentencepiece(texts=["to be or not to be"], model_type="char",
+    ...                         output_dir=run_dir)
+    >>> tokenizer = load_tokenizer(run_dir)
+    >>> lm = LSTMLanguageModel(tokenizer.vocabulary_size, 4, 8,
+    ...                        end_token_id=tokenizer.eos_id)
+    >>> signatures = CausalLMSignatures(lm, tokenizer, GenerationLimits(4, 16, None))
+    >>> out = signatures.generate(tf.constant(["to"]), tf.constant([3]),
+    ...                           tf.constant([0.0]), tf.constant([0]),
+    ...                           tf.constant([1.0]), tf.constant([0]))
+    >>> int(out["token_count"][0]) <= 3
+    True
+    """
+
+    def __init__(self, model, tokenizer, limits, xla=False):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.limits = limits
+        self.end_id = int(model.end_token_id)
+        self._takes_strategy = "strategy" in inspect.signature(model.generate_ids).parameters
+        # One function each, traced once and called by every signature that needs it
+        # (generate, serving_default and generate_ids share the decoding loop).
+        self._decode_ids = tf.function(self._decode_ids, jit_compile=xla, autograph=False)
+        self._log_likelihood = tf.function(
+            self._log_likelihood, jit_compile=xla, autograph=False
+        )
+
+    # --- Signatures ------------------------------------------------------------
+
+    def generate(self, prompts, max_new_tokens, temperature, top_k, top_p, seed):
+        settings = self._decoding_settings(
+            tf.shape(prompts)[0], max_new_tokens, temperature, top_k, top_p, seed
+        )
+        ids, mask = self._decode(self._tokenize_documents(prompts), *settings)
+        continuation = tf.logical_and(mask, ids != self.end_id)
+        return {
+            "generated": self.tokenizer.detokenize(tf.ragged.boolean_mask(ids, continuation)),
+            "token_count": tf.reduce_sum(tf.cast(continuation, tf.int32), axis=1),
+        }
+
+    def score(self, texts):
+        ids = self._tokenize_documents(texts)
+        if self.limits.context is not None:
+            ids = ids[:, : self.limits.context]
+        lengths = tf.cast(ids.row_lengths(), tf.int32)
+        token_ids = ids.to_tensor(default_value=0)
+        padding_mask = tf.sequence_mask(lengths, tf.shape(token_ids)[1], tf.int32)
+        return {
+            "log_likelihood": self._log_likelihood(token_ids, padding_mask),
+            "num_tokens": lengths - 1,
+        }
+
+    def generate_ids(self, token_ids, prompt_lengths, max_new_tokens, temperature,
+                     top_k, top_p, seed):
+        batch, width = tf.shape(token_ids)[0], tf.shape(token_ids)[1]
+        valid = tf.logical_and(prompt_lengths >= 1, prompt_lengths <= width)
+        check = tf.debugging.Assert(
+            tf.reduce_all(valid),
+            ["prompt_lengths: each must be in [1, token_ids width", width, "]; got",
+             prompt_lengths],
+        )
+        with tf.control_dependencies([check]):
+            prompts = tf.RaggedTensor.from_tensor(token_ids, lengths=prompt_lengths)
+        settings = self._decoding_settings(
+            batch, max_new_tokens, temperature, top_k, top_p, seed
+        )
+        ids, mask = self._decode(prompts, *settings)
+        return {"token_ids": ids, "generated_mask": tf.cast(mask, tf.int32)}
+
+    # --- Shared steps -----------------------------------------------------------
+
+    def _tokenize_documents(self, texts):
+        """Ragged ids, each row starting with the end-of-document token."""
+        ids = tf.cast(self.tokenizer.tokenize(texts), tf.int32)
+        start = tf.fill([tf.shape(texts)[0], 1], self.end_id)
+        return tf.concat([tf.RaggedTensor.from_tensor(start), ids], axis=1)
+
+    def _decoding_settings(self, batch, max_new_tokens, temperature, top_k, top_p, seed):
+        new_tokens = tf.clip_by_value(
+            _per_prompt(max_new_tokens, batch, "max_new_tokens"),
+            1, self.limits.max_new_tokens,
+        )
+        temperature = _shared(temperature, batch, "temperature")
+        top_k = tf.maximum(_shared(top_k, batch, "top_k"), 0)
+        top_p = tf.clip_by_value(_shared(top_p, batch, "top_p"), 1e-6, 1.0)
+        return new_tokens, temperature, top_k, top_p, _shared(seed, batch, "seed")
+
+    def _decode(self, prompts, new_tokens, temperature, top_k, top_p, seed):
+        """Keeps each prompt's last tokens, pads into a buffer and decodes."""
+        lengths = tf.cast(prompts.row_lengths(), tf.int32)
+        limit = tf.fill(tf.shape(lengths), self.limits.max_prompt_tokens)
+        if self.limits.context is not None:
+            limit = tf.minimum(limit, self.limits.context - new_tokens)
+        kept = tf.minimum(lengths, limit)
+        starts = prompts.row_starts() + tf.cast(lengths - kept, tf.int64)
+        trimmed = tf.gather(prompts.values, tf.ragged.range(starts, starts + tf.cast(kept, tf.int64)))
+        width = _next_power_of_two(tf.reduce_max(kept) + tf.reduce_max(new_tokens))
+        if self.limits.context is not None:
+            width = tf.minimum(width, self.limits.context)
+        buffer = trimmed.to_tensor(default_value=0)
+        buffer = tf.pad(buffer, [[0, 0], [0, width - tf.shape(buffer)[1]]])
+        return self._decode_ids(buffer, kept, new_tokens, temperature, top_k, top_p, seed)
+
+    def _decode_ids(self, buffer, lengths, new_tokens, temperature, top_k, top_p, seed):
+        kwargs = dict(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+        if self._takes_strategy:  # GPTCausalLM: one loop for greedy and sampling.
+            kwargs["strategy"] = "sample"
+        outputs = self.model.generate_ids(buffer, lengths, new_tokens, **kwargs)
+        return tf.convert_to_tensor(outputs[0]), tf.convert_to_tensor(outputs[1])
+
+    def _log_likelihood(self, token_ids, padding_mask):
+        return sequence_log_likelihood(self.model, token_ids, padding_mask)
+
+
+def _per_prompt(values, batch, name):
+    """Broadcasts one value, or checks there is one per prompt."""
+    size = tf.size(values)
+    check = tf.debugging.Assert(
+        tf.logical_or(tf.equal(size, 1), tf.equal(size, batch)),
+        [f"{name}: expected 1 value or one per prompt; got", size, "values for",
+         batch, "prompts"],
+    )
+    with tf.control_dependencies([check]):
+        return tf.broadcast_to(values, [batch])
+
+
+def _shared(values, batch, name):
+    """The value shared by the whole batch; rows that disagree are an error."""
+    values = _per_prompt(values, batch, name)
+    check = tf.debugging.Assert(
+        tf.reduce_all(tf.equal(values, values[0])),
+        [f"{name}: every prompt of a request must use the same value; got", values],
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(values[0])
+
+
+def _next_power_of_two(n):
+    """The smallest power of two >= n (n >= 1), for an int32 scalar tensor."""
+    x = n - 1
+    for shift in (1, 2, 4, 8, 16):
+        x = tf.bitwise.bitwise_or(x, tf.bitwise.right_shift(x, shift))
+    return x + 1
