@@ -2,11 +2,13 @@
 
 `export_run(run_dir)` writes `saved_models/NAME/VERSION/` (a SavedModel with the
 `generate`, `score` and `generate_ids` signatures, warmup requests and REST
-examples) and updates `saved_models/models.config`; `check_serving(version_dir)`
-loads it in a separate process without Keras and compares it with the Keras model.
+examples) and updates `saved_models/models.config`;
+`kzoo.export.check_serving.check_serving(version_dir)` loads it in a separate
+process without Keras and compares it with the Keras model.
 
-Attributes are imported on first use: `kzoo.export.check_serving` starts no
-TensorFlow in the calling process, and `import kzoo.export` costs nothing.
+Attributes are imported on first use, so `import kzoo.export` (and
+`kzoo.export.check_serving`, which starts TensorFlow only in its probe process)
+cost nothing.
 """
 
 import importlib
@@ -15,7 +17,6 @@ _EXPORTS = {
     "export_run": "kzoo.export.saved_model",
     "load_run_model": "kzoo.export.saved_model",
     "signature_specs": "kzoo.export.saved_model",
-    "check_serving": "kzoo.export.check_serving",
     "generate_from_saved_model": "kzoo.export.serving_generate",
     "validate_model_name": "kzoo.export.names",
     "validate_version": "kzoo.export.names",

@@ -4,24 +4,17 @@
 the variables and resources the endpoints use, so the SavedModel loads both with
 `tf.saved_model.load` and with the TF1 session loader that TF Serving uses. The
 tokenizer's SentencePiece resource is tracked explicitly: the LSTM does not own
-its tokenizer, and the resource is not a variable. Without XLA, the signatures are
-traced with `portable_slice_update` so they need no XLA at serving time either.
+its tokenizer, and the resource is not a variable. The decoding loops write their
+buffers with `kzoo.layers.write_at`, so the signatures need no XLA at serving time.
 """
-
-import contextlib
 
 import keras
 
-from kzoo.export.portable_ops import portable_slice_update
 from kzoo.export.signatures import ALIASES, INPUT_SPECS, CausalLMSignatures
 
 
 def write_saved_model(path, model, tokenizer, limits, xla=False):
     """Builds the archive (see `build_archive`) and writes the SavedModel to `path`.
-
-    Without `xla`, `keras.ops.slice_update` is traced as Pad + Select instead of
-    `XlaDynamicUpdateSlice` (see `kzoo.export.portable_ops`), so TF Serving runs
-    the model with its default `--xla_cpu_compilation_enabled=false`.
 
     Args:
         path: An empty or missing directory.
@@ -45,9 +38,7 @@ def write_saved_model(path, model, tokenizer, limits, xla=False):
     >>> out["num_tokens"].numpy().tolist()
     [5, 0]
     """
-    archive = build_archive(model, tokenizer, limits, xla=xla)
-    with contextlib.nullcontext() if xla else portable_slice_update():
-        archive.write_out(path, verbose=False)
+    build_archive(model, tokenizer, limits, xla=xla).write_out(path, verbose=False)
 
 
 def build_archive(model, tokenizer, limits, xla=False):
@@ -63,10 +54,6 @@ def build_archive(model, tokenizer, limits, xla=False):
     Returns:
         The archive; `write_saved_model` writes it.
     """
-    # A GPTCausalLM that has generated keeps compiled functions under tuple keys,
-    # which SavedModel tracking cannot save; they are rebuilt on the next call.
-    if getattr(model, "_generate_functions", None):
-        model._generate_functions.clear()
     signatures = CausalLMSignatures(model, tokenizer, limits, xla=xla)
     archive = keras.export.ExportArchive()
     archive.track(model)

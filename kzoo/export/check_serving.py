@@ -30,9 +30,12 @@ Serving it (`models.config` lists every model under `saved_models/`):
     curl -s localhost:8501/v1/models/NAME:predict \\
       -d @saved_models/NAME/1/assets.extra/example_requests/generate.json
 
-The model server links TF Text's kernels (`@org_tensorflow_text//tensorflow_text:
-ops_lib`, SentencePiece included, in tensorflow/serving's model_servers/BUILD);
-that the stock image serves this export was not verified here (no Docker).
+Exports made with `--xla` also need `--xla_cpu_compilation_enabled=true` (TF
+Serving disables XLA by default; the default export needs no XLA: the decoding
+loops write their buffers with `kzoo.layers.write_at`). The model server links TF Text's kernels
+(`@org_tensorflow_text//tensorflow_text:ops_lib`, SentencePiece included, in
+tensorflow/serving's model_servers/BUILD); that the stock image serves these
+exports was not verified here (no Docker).
 
 Example:
 >>> check_serving("/nonexistent")["checks"]["files"]["ok"]

@@ -99,19 +99,14 @@ def export_run(run_dir, out_dir="saved_models", name=None, version=None, xla=Non
 
 
 def load_run_model(run_dir):
-    """Loads `run_dir/model.keras` (safe mode) and its tokenizer."""
-    import kzoo.models  # noqa: F401  (registers the model classes)
+    """Loads a run's causal LM (safe mode) and its tokenizer, for export."""
     from kzoo.tokenizers import load_tokenizer
+    from kzoo.training.evaluate import load_run_model as load_model
 
-    path = os.path.join(run_dir, run_files.MODEL)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"{path} does not exist; export needs a trained run (kzoo train RECIPE)"
-        )
-    model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    model = load_model(run_dir)
     if not (hasattr(model, "generate_ids") and getattr(model, "end_token_id", None) is not None):
         raise ValueError(
-            f"{path}: holds a {type(model).__name__}; kzoo export supports causal "
+            f"{run_dir}: holds a {type(model).__name__}; kzoo export supports causal "
             "LMs with generate_ids and end_token_id (GPTCausalLM, LSTMLanguageModel)"
         )
     tokenizer = getattr(model, "tokenizer", None) or load_tokenizer(run_dir)

@@ -102,7 +102,13 @@ def update_models_config(out_dir):
     config = model_server_config_pb2.ModelServerConfig()
     if os.path.exists(path):
         with open(path, encoding="utf-8") as f:
-            text_format.Parse(f.read(), config)
+            try:
+                text_format.Parse(f.read(), config)
+            except text_format.ParseError as error:
+                raise ValueError(
+                    f"{path}: not a TF Serving ModelServerConfig text proto ({error}); "
+                    "fix it or delete it to have it rewritten"
+                ) from None
     listed = {entry.name for entry in config.model_config_list.config}
     for name in sorted(os.listdir(out_dir)):
         if name not in listed and _is_model_dir(os.path.join(out_dir, name), name):

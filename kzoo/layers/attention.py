@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from kzoo.layers.position import RotaryEmbedding
+from kzoo.layers.write_at import write_at
 
 
 def causal_mask(query_length, key_length, query_start=0):
@@ -194,11 +195,8 @@ class MultiHeadAttention(keras.layers.Layer):
             queries = self.rotary(queries, start_index=start)
             keys = self.rotary(keys, start_index=start)
         if cache is not None and cache_update_index is not None:
-            index = (0, cache_update_index, 0, 0)
-            keys = ops.slice_update(cache[:, 0], index, ops.cast(keys, cache.dtype))
-            values = ops.slice_update(
-                cache[:, 1], index, ops.cast(values, cache.dtype)
-            )
+            keys = write_at(cache[:, 0], keys, cache_update_index)
+            values = write_at(cache[:, 1], values, cache_update_index)
             cache = ops.stack([keys, values], axis=1)
 
         mask = merge_masks(

@@ -13,6 +13,13 @@ class FunctionalModel(keras.Model):
 
     CONFIG_KEYS = ()
 
+    def __init__(self, *args, dtype=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Functional models drop `dtype`; without this the config would say
+        # float32 and a mixed-precision model would reload as float32.
+        if dtype is not None:
+            self.dtype_policy = keras.dtype_policies.get(dtype)
+
     def get_config(self):
         config = {key: getattr(self, key) for key in self.CONFIG_KEYS}
         config.update(

@@ -21,6 +21,8 @@ in the exported SavedModel.
 import keras
 from keras import ops
 
+from kzoo.layers.write_at import write_at
+
 _NEG_INF = -1e9
 
 
@@ -103,7 +105,7 @@ def stepwise_prefill(step_fn, cache, token_ids, length):
 
 
 def _write_column(buffer, index, column):
-    return ops.slice_update(buffer, (0, index), ops.cast(column, buffer.dtype)[:, None])
+    return write_at(buffer, column[:, None], index)
 
 
 def _column(buffer, index):

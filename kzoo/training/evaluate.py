@@ -28,7 +28,7 @@ def load_run_model(run_dir):
     path = os.path.join(run_dir, run_files.MODEL)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{run_dir}: no trained model ({run_files.MODEL}); run `kzoo train`")
-    return keras.saving.load_model(path, safe_mode=True)
+    return keras.saving.load_model(path, safe_mode=True, compile=False)
 
 
 def evaluate_run(run_dir, data=None, batch_size=None):

@@ -129,3 +129,12 @@ def test_from_keras_hub_gpt2_gives_identical_outputs():
     np.testing.assert_allclose(actual[1, :7], expected[1, :7], atol=1e-5)
     with pytest.raises(TypeError, match="cannot convert int; supported"):
         from_keras_hub(3)
+
+
+def test_mixed_precision_survives_saving(tmp_path):
+    lm = build_lm(dtype="mixed_bfloat16")
+    assert lm.backbone.dtype_policy.name == "mixed_bfloat16"
+    lm.save(tmp_path / "lm.keras")
+    loaded = keras.saving.load_model(tmp_path / "lm.keras", safe_mode=True)
+    assert loaded.backbone.dtype_policy.name == "mixed_bfloat16"
+    assert loaded.backbone.transformer_layers[0].compute_dtype == "bfloat16"

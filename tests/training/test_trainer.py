@@ -144,3 +144,24 @@ def test_learning_rate_schedule_warms_up_then_decays():
     constant = learning_rate_schedule({**config, "decay": "constant"}, total_steps=110)
     assert float(constant(100)) == pytest.approx(1e-3)
     assert math.isfinite(float(constant(10_000)))
+
+
+@pytest.mark.slow
+def test_mixed_precision_and_xla_train(tmp_path, tiny_overrides):
+    from kzoo.training.recipe import load_recipe
+    from kzoo.training.trainer import train
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    config = load_recipe(
+        os.path.join(root, "recipes", "gpt_tiny.yaml"),
+        tiny_overrides + ["train.precision=mixed_bfloat16", "train.jit_compile=true",
+                          "train.steps=3", "train.sample_prompts=[]"],
+    )
+    summary = train(config, str(tmp_path / "run"), verbose=0)
+    assert summary["steps"] == 3
+    assert all(math.isfinite(v) for v in summary["history"]["loss"])
+    from kzoo.training.evaluate import load_run_model
+
+    model = load_run_model(str(tmp_path / "run"))
+    assert model.backbone.dtype_policy.name == "mixed_bfloat16"
+    assert all(w.dtype == "float32" for w in model.weights)

@@ -4,10 +4,19 @@ import keras
 import numpy as np
 from keras import ops
 
+from kzoo.layers.write_at import write_at
 from kzoo.models import generation
 from kzoo.models.gpt.gpt_backbone import GPTBackbone
 
 STRATEGIES = ("greedy", "sample", "beam")
+
+
+class _CompiledFunctions:
+    """Compiled `generate` loops by settings. A plain object, not a dict, so
+    Keras/SavedModel tracking leaves it alone (exports work after generating)."""
+
+    def __init__(self):
+        self.by_key = {}
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
@@ -52,7 +61,7 @@ class GPTCausalLM(keras.Model):
         if end_token_id is None and tokenizer is not None:
             end_token_id = int(tokenizer.eos_id)
         self.end_token_id = end_token_id
-        self._generate_functions = {}
+        self._generate_functions = _CompiledFunctions()
 
     # --- Scoring -----------------------------------------------------------------
 
@@ -74,7 +83,7 @@ class GPTCausalLM(keras.Model):
         return ops.cast(logits, "float32"), cache
 
     def _uncached_step(self, tokens, token_ids, index):
-        token_ids = ops.slice_update(token_ids, (0, index), tokens[:, None])
+        token_ids = write_at(token_ids, tokens[:, None], index)
         logits = self(
             {"token_ids": token_ids, "padding_mask": ops.ones_like(token_ids)}
         )
@@ -227,7 +236,8 @@ class GPTCausalLM(keras.Model):
 
     def _generate_function(self, strategy, num_beams, use_cache):
         key = (strategy, num_beams, use_cache)
-        if key not in self._generate_functions:
+        functions = self._generate_functions.by_key
+        if key not in functions:
             from kzoo.jit import jit_function
 
             def fn(ids, lengths, new_tokens, temperature, top_k, top_p, seed, penalty):
@@ -237,8 +247,8 @@ class GPTCausalLM(keras.Model):
                     length_penalty=penalty, use_cache=use_cache,
                 )
 
-            self._generate_functions[key] = jit_function(fn, self.variables)
-        return self._generate_functions[key]
+            functions[key] = jit_function(fn, self.variables)
+        return functions[key]
 
     def get_config(self):
         return {

@@ -1,0 +1,19 @@
+import numpy as np
+import pytest
+
+from kzoo.layers.write_at import write_at
+from kzoo.testing import to_numpy
+
+
+@pytest.mark.parametrize("index, update_length", [(0, 2), (3, 2), (4, 1), (0, 5)])
+def test_write_at_matches_numpy(index, update_length):
+    buffer = np.arange(2 * 5 * 3, dtype="float32").reshape(2, 5, 3)
+    update = -np.arange(1, 2 * update_length * 3 + 1, dtype="float32").reshape(2, update_length, 3)
+    expected = buffer.copy()
+    expected[:, index : index + update_length] = update
+    np.testing.assert_array_equal(to_numpy(write_at(buffer, update, index)), expected)
+
+
+def test_write_at_casts_to_the_buffer_dtype():
+    out = write_at(np.zeros((1, 3), "int32"), np.array([[2.0]], "float32"), 1)
+    assert to_numpy(out).tolist() == [[0, 2, 0]] and to_numpy(out).dtype == np.int32
