@@ -34,7 +34,8 @@ demo: $(STAMP)
 	$(BIN)/kzoo evaluate $(DEMO_RUN)
 	$(BIN)/kzoo export $(DEMO_RUN) --out saved_models --name gpt_tiny --version 1 --overwrite
 	$(BIN)/kzoo check-serving $(DEMO_EXPORT)
-	$(BIN)/kzoo generate $(DEMO_EXPORT) --prompt "zo" --prompt "" --max-new-tokens 40
+	$(BIN)/kzoo generate $(DEMO_EXPORT) --prompt "zo" --prompt "" --max-new-tokens 40 \
+	    --strategy sample --temperature 0.9 --seed 1
 	@echo
 	@echo "TensorBoard:  $(BIN)/tensorboard --logdir $(DEMO_RUN)/tensorboard --host 127.0.0.1"
 	@echo "TF Serving:   docker run -p 8501:8501 -v $$PWD/saved_models:/models \\"
