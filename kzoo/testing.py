@@ -136,16 +136,21 @@ def run_model_test(
     Args:
         build_model: `build_model(dtype=None) -> keras.Model`.
         inputs: Input dict of `(batch, length)` arrays.
-        expected_output_shape: Shape of the output for `inputs`.
+        expected_output_shape: Shape of the output for `inputs` (a dict of shapes
+            for dict outputs).
 
     Returns:
         The model and its outputs.
     """
     model = build_model()
     outputs = model(inputs)
-    assert tuple(outputs.shape) == tuple(expected_output_shape), outputs.shape
-    shorter = model(_slice_length(inputs, expected_output_shape[1] - 1))
-    assert shorter.shape[1] == expected_output_shape[1] - 1
+    shapes = keras.tree.map_structure(lambda t: tuple(t.shape), outputs)
+    assert shapes == expected_output_shape, (shapes, expected_output_shape)
+    length = keras.tree.flatten(inputs)[0].shape[1]
+    shorter = model(_slice_length(inputs, length - 1))
+    for tensor in keras.tree.flatten(shorter):
+        if len(tensor.shape) >= 3:  # sequence outputs follow the input length
+            assert tensor.shape[1] == length - 1, tensor.shape
 
     restored = type(model).from_config(model.get_config())
     restored.set_weights(model.get_weights())

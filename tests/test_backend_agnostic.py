@@ -64,11 +64,10 @@ def test_importing_layers_and_models_on_jax_loads_no_tensorflow():
     subprocess.run([sys.executable, "-c", code], env=_jax_env(), check=True, cwd=ROOT)
 
 
-@pytest.mark.slow
-def test_layer_suite_passes_on_jax():
+def _run_suite_on_jax(folder):
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-         str(ROOT / "tests" / "layers")],
+         str(ROOT / "tests" / folder)],
         env=_jax_env(),
         cwd=ROOT,
         capture_output=True,
@@ -76,3 +75,14 @@ def test_layer_suite_passes_on_jax():
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "failed" not in result.stdout
+
+
+@pytest.mark.slow
+def test_layer_suite_passes_on_jax():
+    _run_suite_on_jax("layers")
+
+
+@pytest.mark.slow
+def test_model_suite_passes_on_jax():
+    """Models, generation (compiled with jax.jit) and KerasHub conversion on JAX."""
+    _run_suite_on_jax("models")

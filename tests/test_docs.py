@@ -15,6 +15,7 @@ DOCTEST_MODULES = [
     "kzoo.layers.position",
     "kzoo.layers.transformer",
     "kzoo.layers.write_at",
+    "kzoo.models.bert.bert_backbone",
     "kzoo.models.gpt.gpt_backbone",
     "kzoo.models.gpt.gpt_causal_lm",
     "kzoo.models.lstm.lstm_language_model",

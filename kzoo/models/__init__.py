@@ -1,6 +1,7 @@
 """Model families assembled from `kzoo.layers` (`keras.ops` only; no TensorFlow)."""
 
+from kzoo.models.bert import BertBackbone
 from kzoo.models.gpt import GPTBackbone, GPTCausalLM
 from kzoo.models.lstm import LSTMLanguageModel
 
-__all__ = ["GPTBackbone", "GPTCausalLM", "LSTMLanguageModel"]
+__all__ = ["BertBackbone", "GPTBackbone", "GPTCausalLM", "LSTMLanguageModel"]

@@ -127,8 +127,10 @@ def test_from_keras_hub_gpt2_gives_identical_outputs():
     expected, actual = to_numpy(hub(INPUTS)), to_numpy(ours(INPUTS))
     np.testing.assert_allclose(actual[0], expected[0], atol=1e-5)
     np.testing.assert_allclose(actual[1, :7], expected[1, :7], atol=1e-5)
-    with pytest.raises(TypeError, match="cannot convert int; supported"):
+    with pytest.raises(TypeError, match="cannot convert builtins.int; supported"):
         from_keras_hub(3)
+    with pytest.raises(TypeError, match="cannot convert kzoo.*GPTBackbone"):
+        from_keras_hub(ours)
 
 
 def test_mixed_precision_survives_saving(tmp_path):

@@ -1,0 +1,1 @@
+from kzoo.models.bert.bert_backbone import BertBackbone

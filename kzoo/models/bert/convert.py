@@ -1,0 +1,33 @@
+"""Weight mapping from KerasHub's `BertBackbone` to `kzoo.models.BertBackbone`."""
+
+from kzoo.models.bert.bert_backbone import BertBackbone
+from kzoo.models.gpt.convert import copy_attention, copy_weights
+
+
+def from_keras_hub_bert(source):
+    """Returns a `BertBackbone` with the weights of a KerasHub `BertBackbone`.
+
+    KerasHub's BERT uses the tanh approximation of gelu, so the converted model
+    does too (`activation="gelu_approximate"`): outputs stay identical.
+    """
+    backbone = BertBackbone(
+        vocabulary_size=source.vocabulary_size,
+        num_layers=source.num_layers,
+        num_heads=source.num_heads,
+        hidden_dim=source.hidden_dim,
+        intermediate_dim=source.intermediate_dim,
+        dropout=source.dropout,
+        max_sequence_length=source.max_sequence_length,
+        num_segments=source.num_segments,
+        activation="gelu_approximate",
+    )
+    for name in ("token_embedding", "position_embedding", "segment_embedding",
+                 "embeddings_layer_norm", "pooled_dense"):
+        copy_weights(getattr(backbone, name), getattr(source, name))
+    for block, hub in zip(backbone.transformer_layers, source.transformer_layers):
+        copy_attention(block.self_attention, hub._self_attention_layer)
+        copy_weights(block.self_attention_norm, hub._self_attention_layer_norm)
+        copy_weights(block.feedforward.intermediate_dense, hub._feedforward_intermediate_dense)
+        copy_weights(block.feedforward.output_dense, hub._feedforward_output_dense)
+        copy_weights(block.feedforward_norm, hub._feedforward_layer_norm)
+    return backbone
