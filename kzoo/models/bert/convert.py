@@ -1,7 +1,7 @@
 """Weight mapping from KerasHub's `BertBackbone` to `kzoo.models.BertBackbone`."""
 
 from kzoo.models.bert.bert_backbone import BertBackbone
-from kzoo.models.gpt.convert import copy_attention, copy_weights
+from kzoo.models.keras_hub_weights import copy_transformer_block, copy_weights
 
 
 def from_keras_hub_bert(source):
@@ -25,9 +25,5 @@ def from_keras_hub_bert(source):
                  "embeddings_layer_norm", "pooled_dense"):
         copy_weights(getattr(backbone, name), getattr(source, name))
     for block, hub in zip(backbone.transformer_layers, source.transformer_layers):
-        copy_attention(block.self_attention, hub._self_attention_layer)
-        copy_weights(block.self_attention_norm, hub._self_attention_layer_norm)
-        copy_weights(block.feedforward.intermediate_dense, hub._feedforward_intermediate_dense)
-        copy_weights(block.feedforward.output_dense, hub._feedforward_output_dense)
-        copy_weights(block.feedforward_norm, hub._feedforward_layer_norm)
+        copy_transformer_block(block, hub)
     return backbone

@@ -1,35 +1,7 @@
 """Weight mapping from KerasHub's `GPT2Backbone` to `kzoo.models.GPTBackbone`."""
 
-import numpy as np
-
 from kzoo.models.gpt.gpt_backbone import GPTBackbone
-
-
-def _numpy(variable):
-    return np.asarray(variable.numpy() if hasattr(variable, "numpy") else variable)
-
-
-def copy_attention(target, source):
-    """KerasHub/Keras `MultiHeadAttention` (EinsumDense kernels `(D, N, H)`) into
-    a `kzoo.layers.MultiHeadAttention` (dense kernels `(D, N*H)`)."""
-    pairs = [
-        (target.query_dense, source._query_dense),
-        (target.key_dense, source._key_dense),
-        (target.value_dense, source._value_dense),
-    ]
-    for dense, einsum in pairs:
-        weights = [_numpy(w) for w in einsum.weights]
-        weights[0] = weights[0].reshape(weights[0].shape[0], -1)
-        if len(weights) > 1:
-            weights[1] = weights[1].reshape(-1)
-        dense.set_weights(weights)
-    weights = [_numpy(w) for w in source._output_dense.weights]
-    weights[0] = weights[0].reshape(-1, weights[0].shape[-1])
-    target.output_dense.set_weights(weights)
-
-
-def copy_weights(target, source):
-    target.set_weights([_numpy(w) for w in source.weights])
+from kzoo.models.keras_hub_weights import copy_transformer_block, copy_weights
 
 
 def from_keras_hub_gpt2(source):
@@ -46,10 +18,6 @@ def from_keras_hub_gpt2(source):
     copy_weights(backbone.token_embedding, source.token_embedding)
     copy_weights(backbone.position_embedding, source.position_embedding)
     for block, hub in zip(backbone.transformer_layers, source.transformer_layers):
-        copy_attention(block.self_attention, hub._self_attention_layer)
-        copy_weights(block.self_attention_norm, hub._self_attention_layer_norm)
-        copy_weights(block.feedforward.intermediate_dense, hub._feedforward_intermediate_dense)
-        copy_weights(block.feedforward.output_dense, hub._feedforward_output_dense)
-        copy_weights(block.feedforward_norm, hub._feedforward_layer_norm)
+        copy_transformer_block(block, hub)
     copy_weights(backbone.layer_norm, source.layer_norm)
     return backbone
