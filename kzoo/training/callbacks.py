@@ -43,16 +43,18 @@ class StepLimit(keras.callbacks.Callback):
 
 
 class LanguageModelMetrics(keras.callbacks.Callback):
-    """Adds perplexity, learning rate and tokens/s to the epoch logs.
+    """Adds learning rate, tokens/s and (for language models) perplexity to the
+    epoch logs.
 
     Placed before the TensorBoard callback, so TensorBoard writes them with the
     losses: `epoch_perplexity` (train and validation), `epoch_learning_rate`,
     `epoch_tokens_per_second`.
     """
 
-    def __init__(self, tokens_per_step):
+    def __init__(self, tokens_per_step, perplexity=True):
         super().__init__()
         self.tokens_per_step = tokens_per_step
+        self.perplexity = perplexity
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_start = self.last_batch_end = time.monotonic()
@@ -70,7 +72,7 @@ class LanguageModelMetrics(keras.callbacks.Callback):
         logs["tokens_per_second"] = self.steps * self.tokens_per_step / seconds
         logs["learning_rate"] = current_learning_rate(self.model.optimizer)
         for prefix in ("", "val_"):
-            if f"{prefix}loss" in logs:
+            if self.perplexity and f"{prefix}loss" in logs:
                 logs[f"{prefix}perplexity"] = math.exp(min(logs[f"{prefix}loss"], 50.0))
 
 

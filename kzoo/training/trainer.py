@@ -9,12 +9,10 @@ import warnings
 import keras
 import tensorflow as tf
 
-from kzoo.data.causal_lm import causal_lm_dataset, count_tokens
-from kzoo.tokenizers import load_tokenizer, train_sentencepiece
 from kzoo.training import callbacks as kzoo_callbacks
 from kzoo.training import families, run_files
 from kzoo.training.config import write_yaml_atomic
-from kzoo.training.corpus_source import resolve_corpus
+from kzoo.training.task import task_for
 
 # Not decayed: biases, normalization scales/offsets (GPT-2 / nanoGPT practice).
 NO_WEIGHT_DECAY = ["bias", "gamma", "beta", "scale"]
@@ -47,79 +45,14 @@ def make_optimizer(train_config, total_steps):
     return optimizer
 
 
-def _parallel_calls(data_config):
-    return data_config["num_parallel_calls"] or tf.data.AUTOTUNE
-
-
-def count_batches(config, tokenizer, documents):
-    """Full batches in `documents` (`{"files"|"texts": ...}`), as the pipeline packs them."""
-    data = config["data"]
-    tokens = count_tokens(tokenizer, **documents, num_parallel_calls=_parallel_calls(data))
-    return (tokens - 1) // data["sequence_length"] // data["batch_size"]
-
-
-def make_datasets(config, tokenizer, source):
-    """Train (shuffled) and validation (in order) datasets, both repeated.
-
-    Keras 3.15 returns wrong final metrics from `evaluate` when this pipeline runs
-    out of data mid-loop (the per-batch logs are right, the returned ones are not),
-    so both datasets repeat and are read for an explicit number of steps:
-    `(train, validation, validation_steps)`.
-    """
-    data = config["data"]
-    common = dict(
-        tokenizer=tokenizer,
-        sequence_length=data["sequence_length"],
-        batch_size=data["batch_size"],
-        num_parallel_calls=_parallel_calls(data),
-        repeat=True,
-    )
-    train = causal_lm_dataset(
-        **common, **source.train, shuffle=True, seed=data["seed"],
-        shuffle_buffer_size=data["shuffle_buffer"],
-    )
-    if not source.validation:
-        return train, None, None
-    batches = count_batches(config, tokenizer, source.validation)
-    if batches < 1:
-        raise ValueError(
-            "data.validation: the validation text makes no full batch of "
-            f"data.batch_size={data['batch_size']} x data.sequence_length="
-            f"{data['sequence_length']}; give more text or lower data.batch_size"
-        )
-    steps = min(batches, config["train"]["validation_steps"] or batches)
-    validation = causal_lm_dataset(**common, **source.validation, shuffle=False)
-    return train, validation, steps
-
-
-def plan_steps(config, tokenizer, source):
-    """`(total_steps, steps_per_epoch, epochs)` from `train.steps` or `train.epochs`."""
-    train, data = config["train"], config["data"]
+def plan_steps(config, steps_per_epoch):
+    """`(total_steps, steps_per_epoch, epochs)` from `train.steps` or `train.epochs`
+    (`steps_per_epoch`: batches in one pass over the training data)."""
+    train = config["train"]
     if train["steps"] is not None:
         per_epoch = min(train["steps_per_epoch"] or 500, train["steps"])
         return train["steps"], per_epoch, math.ceil(train["steps"] / per_epoch)
-    per_epoch = count_batches(config, tokenizer, source.train)
-    if per_epoch < 1:
-        raise ValueError(
-            f"data.train: the training text makes no full batch of data.batch_size="
-            f"{data['batch_size']} x data.sequence_length={data['sequence_length']}"
-        )
-    return per_epoch * train["epochs"], per_epoch, train["epochs"]
-
-
-def train_tokenizer(config, source, run_dir):
-    settings = config["tokenizer"]
-    kind = settings["kind"]
-    train_sentencepiece(
-        output_dir=run_dir,
-        vocab_size=None if kind == "char" else settings["vocab_size"],
-        model_type=kind,
-        files=source.train.get("files"),
-        texts=source.train.get("texts"),
-        files_key="data.train",
-        seed=config["data"]["seed"],
-    )
-    return load_tokenizer(run_dir)
+    return steps_per_epoch * train["epochs"], steps_per_epoch, train["epochs"]
 
 
 def train(config, run_dir, verbose="auto"):
@@ -132,16 +65,15 @@ def train(config, run_dir, verbose="auto"):
             f"{run_dir}: already holds a run ({run_files.CONFIG}); choose another "
             "--run-dir or delete it"
         )
-    source = resolve_corpus(config["data"])  # validates the files before any write
+    task = task_for(config)
+    task.resolve_data()  # validates the files before any write
     created = not os.path.exists(run_dir)
     os.makedirs(run_dir, exist_ok=True)
     try:
         keras.utils.set_random_seed(config["train"]["seed"])
-        tokenizer = train_tokenizer(config, source, run_dir)
-        total_steps, steps_per_epoch, epochs = plan_steps(config, tokenizer, source)
-        train_data, validation_data, validation_steps = make_datasets(
-            config, tokenizer, source
-        )
+        tokenizer = task.make_tokenizer(run_dir)
+        plan = task.make_data(tokenizer)
+        total_steps, steps_per_epoch, epochs = plan_steps(config, plan.steps_per_epoch)
     except BaseException:
         # A failed set-up leaves nothing behind, so the same command can be retried.
         if created:
@@ -151,23 +83,21 @@ def train(config, run_dir, verbose="auto"):
 
     train_config = config["train"]
     precision = train_config["precision"]
-    model = families.build_model(
-        config["model"], tokenizer, dtype=None if precision == "float32" else precision
-    )
+    model = task.build_model(tokenizer, dtype=None if precision == "float32" else precision)
     model.compile(
         optimizer=make_optimizer(train_config, total_steps),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         jit_compile=train_config["jit_compile"],
+        **task.compile_args(),
     )
     board = os.path.join(run_dir, run_files.TENSORBOARD)
-    tokens_per_step = config["data"]["batch_size"] * config["data"]["sequence_length"]
     budget = kzoo_callbacks.TimeBudget(train_config["max_minutes"] or math.inf)
     fit_callbacks = [
         kzoo_callbacks.StepLimit(total_steps),
         budget,
         keras.callbacks.TerminateOnNaN(),
-        kzoo_callbacks.LanguageModelMetrics(tokens_per_step),
+        *task.callbacks(run_dir, model, plan),
+        kzoo_callbacks.LanguageModelMetrics(plan.tokens_per_step,
+                                            perplexity=task.reports_perplexity),
         kzoo_callbacks.TextSamples(
             os.path.join(board, "samples"),
             train_config["sample_prompts"],
@@ -182,11 +112,11 @@ def train(config, run_dir, verbose="auto"):
         # Stopping at train.steps / the time budget mid-epoch is intended.
         warnings.filterwarnings("ignore", message="Your input ran out of data")
         history = model.fit(
-            train_data,
+            plan.train,
             epochs=epochs,
             steps_per_epoch=steps_per_epoch,
-            validation_data=validation_data,
-            validation_steps=validation_steps,
+            validation_data=plan.validation,
+            validation_steps=plan.validation_steps,
             callbacks=fit_callbacks,
             shuffle=False,  # the pipeline shuffles, with its own seed
             verbose=verbose,

@@ -1,0 +1,139 @@
+"""GPT and LSTM language models: packed text in, next-token loss, bits per word out."""
+
+import math
+
+import keras
+import tensorflow as tf
+
+from kzoo.data import text_files
+from kzoo.data.causal_lm import causal_lm_dataset, count_tokens
+from kzoo.tokenizers import load_tokenizer, train_sentencepiece
+from kzoo.training import families
+from kzoo.training.corpus_source import resolve_corpus
+from kzoo.training.task import DataPlan, Task
+
+
+def parallel_calls(data_config):
+    return data_config["num_parallel_calls"] or tf.data.AUTOTUNE
+
+
+class CausalLMTask(Task):
+    """Next-token prediction on packed blocks of text (`model.family` gpt, lstm)."""
+
+    reports_perplexity = True
+
+    def resolve_data(self):
+        self.source = resolve_corpus(self.config["data"])
+        return self.source
+
+    def make_tokenizer(self, run_dir):
+        settings = self.config["tokenizer"]
+        kind = settings["kind"]
+        train_sentencepiece(
+            output_dir=run_dir,
+            vocab_size=None if kind == "char" else settings["vocab_size"],
+            model_type=kind,
+            files=self.source.train.get("files"),
+            texts=self.source.train.get("texts"),
+            files_key="data.train",
+            seed=self.config["data"]["seed"],
+        )
+        return load_tokenizer(run_dir)
+
+    def count_batches(self, tokenizer, documents):
+        """Full batches in `documents` (`{"files"|"texts": ...}`), as packed."""
+        data = self.config["data"]
+        tokens = count_tokens(tokenizer, **documents, num_parallel_calls=parallel_calls(data))
+        return (tokens - 1) // data["sequence_length"] // data["batch_size"]
+
+    def make_data(self, tokenizer):
+        """Train (shuffled) and validation (in order) datasets, both repeated.
+
+        Keras 3.15 returns wrong final metrics from `evaluate` when this pipeline
+        runs out of data mid-loop (the per-batch logs are right, the returned ones
+        are not), so both datasets repeat and are read for an explicit number of
+        steps.
+        """
+        data, source = self.config["data"], self.source
+        common = dict(
+            tokenizer=tokenizer,
+            sequence_length=data["sequence_length"],
+            batch_size=data["batch_size"],
+            num_parallel_calls=parallel_calls(data),
+            repeat=True,
+        )
+        per_epoch = None
+        if self.config["train"]["steps"] is None:
+            per_epoch = self.count_batches(tokenizer, source.train)
+            if per_epoch < 1:
+                raise ValueError(
+                    f"data.train: the training text makes no full batch of "
+                    f"data.batch_size={data['batch_size']} x data.sequence_length="
+                    f"{data['sequence_length']}"
+                )
+        train = causal_lm_dataset(
+            **common, **source.train, shuffle=True, seed=data["seed"],
+            shuffle_buffer_size=data["shuffle_buffer"],
+        )
+        validation = steps = None
+        if source.validation:
+            batches = self.count_batches(tokenizer, source.validation)
+            if batches < 1:
+                raise ValueError(
+                    "data.validation: the validation text makes no full batch of "
+                    f"data.batch_size={data['batch_size']} x data.sequence_length="
+                    f"{data['sequence_length']}; give more text or lower data.batch_size"
+                )
+            steps = min(batches, self.config["train"]["validation_steps"] or batches)
+            validation = causal_lm_dataset(**common, **source.validation, shuffle=False)
+        return DataPlan(train, validation, steps, per_epoch,
+                        data["batch_size"] * data["sequence_length"])
+
+    def build_model(self, tokenizer, dtype=None):
+        return families.build_model(self.config["model"], tokenizer, dtype=dtype)
+
+    def evaluate(self, run_dir, model, tokenizer, data=None, batch_size=None):
+        """Held-out loss, perplexity and (built-in corpus) bits per word.
+
+        Returns `loss` (nats per token), `perplexity`, `bits_per_token`, `tokens`;
+        on the built-in corpus also `bits_per_word` (total bits over the held-out
+        documents per chain symbol), the source's `entropy_rate_bits`, and
+        `ratio_to_entropy_rate`.
+        """
+        config = self.config
+        if data:
+            source, corpus = {"files": text_files.resolve_text_files(data, "--data")}, None
+        else:
+            resolved = resolve_corpus(config["data"])
+            source, corpus = resolved.validation, resolved.builtin
+            if not source:
+                raise ValueError(f"{run_dir}: the run has no validation text; pass --data")
+        length = config["data"]["sequence_length"]
+        batch_size = batch_size or config["data"]["batch_size"]
+        tokens = count_tokens(tokenizer, **source)
+        # Full batches from a repeated dataset: see `make_data` for the Keras issue.
+        steps = (tokens - 1) // length // batch_size
+        if steps < 1:
+            raise ValueError(
+                f"{data or 'validation text'}: {tokens} tokens make no full batch of "
+                f"{batch_size} x {length}; give more text"
+            )
+        dataset = causal_lm_dataset(
+            tokenizer, length, batch_size, shuffle=False, repeat=True, **source
+        )
+        model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        loss = float(model.evaluate(dataset, steps=steps, verbose=0, return_dict=True)["loss"])
+        result = {
+            "loss": loss,
+            "perplexity": math.exp(min(loss, 50.0)),
+            "bits_per_token": loss / math.log(2),
+            "tokens": int(tokens),
+            "tokens_evaluated": int(steps * batch_size * length),
+        }
+        if corpus is not None:
+            symbols = corpus.num_symbols(source["texts"])
+            result["bits_per_word"] = result["bits_per_token"] * tokens / symbols
+            result["entropy_rate_bits"] = corpus.entropy_rate("bits")
+            result["ratio_to_entropy_rate"] = (result["bits_per_word"]
+                                               / result["entropy_rate_bits"])
+        return result

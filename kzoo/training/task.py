@@ -1,0 +1,87 @@
+"""What a recipe trains: the piece of the trainer that differs between families.
+
+`kzoo train` runs the same steps for every model (`kzoo.training.trainer`); a
+`Task` supplies what is specific: where the text comes from, the tokenizer, the
+`tf.data` pipelines, the model, its loss and metrics, extra callbacks, and how a
+trained run is evaluated. `task_for(config)` picks the task from `model.family`
+(and `model.task` for BERT).
+"""
+
+import dataclasses
+
+import keras
+
+
+@dataclasses.dataclass
+class DataPlan:
+    """The datasets of a run and how to read them.
+
+    Attributes:
+        train: Repeated training dataset.
+        validation: Validation dataset or None.
+        validation_steps: Batches per validation (None: the whole dataset).
+        steps_per_epoch: Batches in one pass over the training data.
+        tokens_per_step: Tokens in a training batch (for tokens/s).
+    """
+
+    train: object
+    validation: object
+    validation_steps: int | None
+    steps_per_epoch: int
+    tokens_per_step: int
+
+
+class Task:
+    """Base class: one subclass per kind of run (causal LM, BERT pretraining, ...).
+
+    Args:
+        config: The validated recipe.
+    """
+
+    # The loss is a language model's (perplexity is meaningful).
+    reports_perplexity = False
+
+    def __init__(self, config):
+        self.config = config
+
+    def resolve_data(self):
+        """Finds and checks the input files before anything is written."""
+        raise NotImplementedError
+
+    def make_tokenizer(self, run_dir):
+        """Trains (or copies) the tokenizer into `run_dir` and returns it."""
+        raise NotImplementedError
+
+    def make_data(self, tokenizer):
+        """Returns a `DataPlan`."""
+        raise NotImplementedError
+
+    def build_model(self, tokenizer, dtype=None):
+        raise NotImplementedError
+
+    def compile_args(self):
+        """`loss`, `metrics`, ... for `model.compile` (optimizer and jit aside)."""
+        return {
+            "loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            "metrics": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        }
+
+    def callbacks(self, run_dir, model, plan):
+        """Task callbacks, run before TensorBoard writes the epoch logs."""
+        return []
+
+    def evaluate(self, run_dir, model, tokenizer, data=None, batch_size=None):
+        """Metrics of a trained run on `data` (paths) or its validation data."""
+        raise NotImplementedError
+
+
+def task_for(config):
+    """The `Task` of a validated recipe."""
+    from kzoo.training import bert_tasks, causal_lm_task
+
+    family = config["model"]["family"]
+    if family in ("gpt", "lstm"):
+        return causal_lm_task.CausalLMTask(config)
+    if family == "bert":
+        return bert_tasks.BERT_TASKS[config["model"]["task"]](config)
+    raise ValueError(f"model.family: no task for {family!r}")
