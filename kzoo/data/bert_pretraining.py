@@ -98,6 +98,7 @@ def bert_pretraining_dataset(
     selection_rate=0.15,
     mask_token_rate=0.8,
     random_token_rate=0.1,
+    same_masks_every_pass=False,
 ):
     """Batches of masked pairs for `BertPretrainer`.
 
@@ -107,7 +108,8 @@ def bert_pretraining_dataset(
         batch_size: Pairs per batch (the last partial batch is dropped).
         seed: Seeds the shuffle and the masks.
         shuffle: Shuffle the pairs (reshuffled every pass).
-        repeat: Repeat forever (each pass gets new masks).
+        repeat: Repeat forever (each pass gets new masks, unless
+            `same_masks_every_pass`: then every pass is identical, for validation).
         selection_rate, mask_token_rate, random_token_rate: See
             `masked_lm.mask_tokens`.
 
@@ -118,7 +120,7 @@ def bert_pretraining_dataset(
     dataset = tf.data.Dataset.from_tensor_slices(examples)
     if shuffle:
         dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
+    if repeat and not same_masks_every_pass:
         dataset = dataset.repeat()
     dataset = dataset.batch(batch_size, drop_remainder=True)
     special = tf.constant(sorted(int(i) for i in tokenizer.special_ids), tf.int32)
@@ -143,7 +145,11 @@ def bert_pretraining_dataset(
             "mask_positions": masked["mask_positions"],
         }
         labels = {"mlm": masked["mask_ids"], "nsp": batch["nsp_labels"]}
-        weights = {"mlm": masked["mask_weights"],
+        # Keras averages a weighted loss over all slots: scaling the weights to
+        # average 1 makes that the mean over the used slots.
+        used = masked["mask_weights"]
+        slots = tf.cast(tf.size(used), tf.float32)
+        weights = {"mlm": used * slots / tf.maximum(tf.reduce_sum(used), 1.0),
                    "nsp": tf.ones_like(batch["nsp_labels"], tf.float32)}
         return features, labels, weights
 
@@ -151,4 +157,6 @@ def bert_pretraining_dataset(
         lambda i, batch: mask(tf.cast(i, tf.int64), batch),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True,
     )
+    if repeat and same_masks_every_pass:
+        dataset = dataset.repeat()  # the batch counter restarts: the same masks
     return dataset.prefetch(tf.data.AUTOTUNE)

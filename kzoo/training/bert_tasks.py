@@ -1,1 +1,212 @@
-BERT_TASKS = {}
+"""BERT runs: the shared part (WordPiece, encoder, `train.init_from`) and pretraining.
+
+Fine-tuning tasks (classification, tagging, QA) are in `bert_finetuning_tasks`.
+A fine-tuning recipe with `train.init_from: RUN_DIR` copies that run's vocabulary
+and starts from its encoder weights; the encoder's shape keys of `model` are then
+taken from that run (and written so in the new run's config.yaml).
+"""
+
+import os
+import shutil
+
+import keras
+
+from kzoo.data import builtin_tasks, text_files
+from kzoo.data.bert_pretraining import (
+    bert_pretraining_dataset,
+    pretraining_examples,
+    read_documents,
+)
+from kzoo.tokenizers import load_tokenizer, train_wordpiece
+from kzoo.tokenizers.wordpiece_trainer import SETTINGS_FILENAME, VOCAB_FILENAME
+from kzoo.training.recipe import BUILTIN
+from kzoo.training.task import DataPlan, Task
+
+# `model` keys that describe the encoder (taken from `train.init_from`).
+ENCODER_KEYS = ("num_layers", "num_heads", "hidden_dim", "intermediate_dim",
+                "max_sequence_length", "num_segments")
+
+
+def split_examples(examples, fraction):
+    """The last `fraction` of the examples held out: `(train, validation)`."""
+    held_out = int(round(len(examples) * fraction))
+    if held_out == 0 or held_out == len(examples):
+        return examples, []
+    return examples[:-held_out], examples[-held_out:]
+
+
+def steps_in(count, batch_size, key):
+    steps = count // batch_size
+    if steps < 1:
+        raise ValueError(f"{key}: {count} examples make no full batch of "
+                         f"data.batch_size={batch_size}; give more data or lower it")
+    return steps
+
+
+class BertTask(Task):
+    """What every BERT run shares: the tokenizer and the encoder."""
+
+    def make_tokenizer(self, run_dir):
+        init_from = self.config["train"]["init_from"]
+        if init_from:
+            for name in (VOCAB_FILENAME, SETTINGS_FILENAME):
+                source = os.path.join(init_from, name)
+                if os.path.isfile(source):
+                    shutil.copyfile(source, os.path.join(run_dir, name))
+            return load_tokenizer(run_dir)
+        settings = self.config["tokenizer"]
+        train_wordpiece(output_dir=run_dir, vocab_size=settings["vocab_size"],
+                        texts=self.tokenizer_texts(), files_key="data.train",
+                        lowercase=settings["lowercase"])
+        return load_tokenizer(run_dir)
+
+    def tokenizer_texts(self):
+        """The training text the vocabulary is learned from."""
+        raise NotImplementedError
+
+    def build_backbone(self, tokenizer, dtype=None):
+        from kzoo.models import BertBackbone
+
+        model = self.config["model"]
+        init_from = self.config["train"]["init_from"]
+        if not init_from:
+            return BertBackbone(
+                vocabulary_size=int(tokenizer.vocabulary_size), dtype=dtype,
+                dropout=model["dropout"],
+                **{k: model[k] for k in ENCODER_KEYS},
+            )
+        pretrained = self.pretrained_backbone()
+        config = {**pretrained.get_config(), "dropout": model["dropout"], "dtype": dtype}
+        config.pop("name", None)
+        backbone = BertBackbone.from_config(config)
+        backbone.set_weights(pretrained.get_weights())
+        return backbone
+
+    def pretrained_backbone(self):
+        """The encoder of the `train.init_from` run; fills the model keys from it."""
+        from kzoo.training.evaluate import load_run_model
+
+        init_from = self.config["train"]["init_from"]
+        model = load_run_model(init_from)
+        backbone = getattr(model, "backbone", None)
+        if backbone is None or type(backbone).__name__ != "BertBackbone":
+            raise ValueError(f"train.init_from: {init_from} holds a "
+                             f"{type(model).__name__}, not a BERT model")
+        for key in ENCODER_KEYS:
+            self.config["model"][key] = getattr(backbone, key)
+        if self.config["data"]["sequence_length"] > backbone.max_sequence_length:
+            raise ValueError(
+                f"data.sequence_length: {self.config['data']['sequence_length']} exceeds "
+                f"the pretrained encoder's {backbone.max_sequence_length} positions "
+                f"(train.init_from: {init_from})")
+        return backbone
+
+    def resolve_init_from(self):
+        init_from = self.config["train"]["init_from"]
+        if init_from is None:
+            return
+        if not os.path.isfile(os.path.join(init_from, VOCAB_FILENAME)):
+            raise FileNotFoundError(
+                f"train.init_from: {init_from} is not a BERT run directory (no "
+                f"{VOCAB_FILENAME}); give the --run-dir of a bert pretraining run")
+        self.config["train"]["init_from"] = os.path.abspath(init_from)
+
+
+class BertPretrainTask(BertTask):
+    """Masked-LM + next-sentence prediction on documents (`model.task: pretrain`)."""
+
+    def resolve_data(self):
+        data = self.config["data"]
+        if data["train"] == BUILTIN:
+            seed = data["seed"]
+            self.train_documents = builtin_tasks.pretraining_documents(
+                data["builtin_train_documents"], seed=2 * seed)
+            self.validation_documents = builtin_tasks.pretraining_documents(
+                data["builtin_validation_documents"], seed=2 * seed + 1)
+            return
+        files = text_files.resolve_text_files(data["train"], "data.train")
+        self.train_documents = read_documents(files)
+        if data["validation"] is not None:
+            self.validation_documents = read_documents(
+                text_files.resolve_text_files(data["validation"], "data.validation"))
+        else:
+            self.train_documents, self.validation_documents = split_examples(
+                self.train_documents, data["validation_fraction"])
+        if not self.train_documents:
+            raise ValueError(f"data.train: {data['train']!r} holds no text")
+
+    def tokenizer_texts(self):
+        return [sentence for doc in self.train_documents for sentence in doc]
+
+    def _examples(self, tokenizer, documents, seed):
+        data = self.config["data"]
+        return pretraining_examples(
+            tokenizer, documents, data["sequence_length"], seed,
+            random_next_probability=data["nsp_random_probability"],
+            short_sequence_probability=data["short_sequence_probability"],
+        )
+
+    def _dataset(self, examples, tokenizer, seed, shuffle):
+        data = self.config["data"]
+        return bert_pretraining_dataset(
+            examples, tokenizer, data["batch_size"], seed=seed, shuffle=shuffle,
+            repeat=True, selection_rate=data["mlm_selection_rate"],
+            mask_token_rate=data["mlm_mask_token_rate"],
+            random_token_rate=data["mlm_random_token_rate"],
+            same_masks_every_pass=not shuffle,
+        )
+
+    def make_data(self, tokenizer):
+        data = self.config["data"]
+        seed, batch = data["seed"], data["batch_size"]
+        train = self._examples(tokenizer, self.train_documents, seed)
+        per_epoch = steps_in(len(train["nsp_labels"]), batch, "data.train")
+        validation, steps = None, None
+        if self.validation_documents:
+            examples = self._examples(tokenizer, self.validation_documents, seed + 1)
+            steps = steps_in(len(examples["nsp_labels"]), batch, "data.validation")
+            steps = min(steps, self.config["train"]["validation_steps"] or steps)
+            validation = self._dataset(examples, tokenizer, seed + 1, shuffle=False)
+        return DataPlan(self._dataset(train, tokenizer, seed, shuffle=True), validation,
+                        steps, per_epoch, batch * data["sequence_length"])
+
+    def build_model(self, tokenizer, dtype=None):
+        from kzoo.models import BertPretrainer
+
+        return BertPretrainer(self.build_backbone(tokenizer, dtype), tokenizer=tokenizer)
+
+    def compile_args(self):
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        return {
+            "loss": {"mlm": loss, "nsp": loss},
+            "weighted_metrics": {
+                "mlm": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                "nsp": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+            },
+        }
+
+    def evaluate(self, run_dir, model, tokenizer, data=None, batch_size=None):
+        """MLM and NSP accuracy and losses on `data` (text files) or the validation text."""
+        settings = self.config["data"]
+        if data:
+            documents = read_documents(text_files.resolve_text_files(data, "--data"))
+        else:
+            self.resolve_data()
+            documents = self.validation_documents
+        if not documents:
+            raise ValueError(f"{run_dir}: the run has no validation text; pass --data")
+        examples = self._examples(tokenizer, documents, settings["seed"] + 1)
+        batch_size = batch_size or settings["batch_size"]
+        self.config["data"] = {**settings, "batch_size": batch_size}
+        steps = steps_in(len(examples["nsp_labels"]), batch_size, data or "validation")
+        dataset = self._dataset(examples, tokenizer, settings["seed"] + 1, shuffle=False)
+        model.compile(**self.compile_args())
+        result = model.evaluate(dataset, steps=steps, verbose=0, return_dict=True)
+        return {
+            "loss": float(result["loss"]),
+            "mlm_loss": float(result["mlm_loss"]),
+            "nsp_loss": float(result["nsp_loss"]),
+            "mlm_accuracy": float(result["mlm_accuracy"]),
+            "nsp_accuracy": float(result["nsp_accuracy"]),
+            "pairs": int(steps * batch_size),
+        }

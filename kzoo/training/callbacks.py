@@ -76,6 +76,26 @@ class LanguageModelMetrics(keras.callbacks.Callback):
                 logs[f"{prefix}perplexity"] = math.exp(min(logs[f"{prefix}loss"], 50.0))
 
 
+class EpochMetrics(keras.callbacks.Callback):
+    """Adds metrics computed by `compute(model) -> {name: float}` to the epoch logs.
+
+    For metrics Keras cannot accumulate batch by batch (macro-F1, entity F1, exact
+    match over answer spans). Placed before the TensorBoard callback, so they are
+    written with the losses, as `epoch_{prefix}{name}`.
+    """
+
+    def __init__(self, compute, prefix="val_"):
+        super().__init__()
+        self.compute = compute
+        self.prefix = prefix
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        for name, value in self.compute(self.model).items():
+            logs[f"{self.prefix}{name}"] = float(value)
+
+
 def current_learning_rate(optimizer):
     rate = optimizer.learning_rate
     return float(keras.ops.convert_to_numpy(rate))

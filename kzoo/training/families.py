@@ -6,9 +6,10 @@ from that section and a tokenizer. BERT, seq2seq and T5 add entries here.
 
 import keras
 
-from kzoo.training.config import ConfigError, Field, fraction, positive
+from kzoo.training.config import ConfigError, Field, fraction, in_range, positive
 
-FAMILY_KEY = Field((str,), "gpt", choices=("gpt", "lstm"), doc="model family")
+FAMILY_KEY = Field((str,), "gpt", choices=("gpt", "lstm", "bert"), doc="model family")
+BERT_TASKS = ("pretrain", "classify", "tag", "qa")
 
 MODEL_SCHEMAS = {
     "gpt": {
@@ -20,6 +21,19 @@ MODEL_SCHEMAS = {
         "dropout": Field((float,), 0.0, fraction),
         "max_sequence_length": Field((int,), 256, positive, doc="context (positions)"),
     },
+    "bert": {
+        "family": FAMILY_KEY,
+        "task": Field((str,), "pretrain", choices=BERT_TASKS,
+                      doc="pretrain (MLM + NSP), classify, tag (BIO) or qa (spans)"),
+        "num_layers": Field((int,), 2, positive),
+        "num_heads": Field((int,), 2, positive),
+        "hidden_dim": Field((int,), 64, positive),
+        "intermediate_dim": Field((int,), 256, positive),
+        "dropout": Field((float,), 0.1, fraction),
+        "max_sequence_length": Field((int,), 128, positive, doc="positions"),
+        "num_segments": Field((int,), 2, positive),
+        "classifier_dropout": Field((float,), 0.1, fraction, doc="dropout before a task head"),
+    },
     "lstm": {
         "family": FAMILY_KEY,
         "embedding_dim": Field((int,), 64, positive),
@@ -28,6 +42,39 @@ MODEL_SCHEMAS = {
         "dropout": Field((float,), 0.0, fraction),
     },
 }
+
+
+# Keys a family adds to the `data` section.
+DATA_EXTRAS = {
+    "bert": {
+        "format": Field((str,), None, choices=("tsv", "csv", "jsonl"), nullable=True,
+                        doc="classification files; null: from the file extension"),
+        "text_column": Field((str, int), "text", doc="column name or 0-based index"),
+        "text_pair_column": Field((str, int), None, nullable=True,
+                                  doc="second text of a pair task"),
+        "label_column": Field((str, int), "label"),
+        "header": Field((bool,), None, nullable=True,
+                        doc="tsv/csv header row; null: yes iff columns are names"),
+        "builtin_task": Field((str,), "acceptability",
+                              choices=("acceptability", "next_sentence"),
+                              doc="built-in classification task"),
+        "builtin_train_examples": Field((int,), 2000, positive),
+        "builtin_validation_examples": Field((int,), 400, positive),
+        "mlm_selection_rate": Field((float,), 0.15, fraction),
+        "mlm_mask_token_rate": Field((float,), 0.8, in_range(0.0, 1.0)),
+        "mlm_random_token_rate": Field((float,), 0.1, in_range(0.0, 1.0)),
+        "nsp_random_probability": Field((float,), 0.5, in_range(0.0, 1.0)),
+        "short_sequence_probability": Field((float,), 0.1, in_range(0.0, 1.0)),
+        "max_query_tokens": Field((int,), 24, positive, doc="qa: longer questions are cut"),
+        "doc_stride": Field((int,), 32, positive, doc="qa: tokens between context windows"),
+        "max_answer_tokens": Field((int,), 16, positive, doc="qa: longest predicted answer"),
+    },
+}
+
+
+def data_extras(raw_model_section):
+    family = (raw_model_section or {}).get("family", FAMILY_KEY.default)
+    return DATA_EXTRAS.get(family, {})
 
 
 def model_schema(raw_model_section):

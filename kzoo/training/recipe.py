@@ -23,7 +23,9 @@ from kzoo.training.config import (
 BUILTIN = "builtin"
 
 TOKENIZER_SCHEMA = {
-    "kind": Field((str,), "bpe", choices=("bpe", "unigram", "char")),
+    "kind": Field((str,), "bpe", choices=("bpe", "unigram", "char", "wordpiece"),
+                  doc="SentencePiece bpe/unigram/char (gpt, lstm); wordpiece (bert)"),
+    "lowercase": Field((bool,), True, doc="wordpiece: lower-case and strip accents"),
     "vocab_size": Field((int,), 512, positive, nullable=True,
                         doc="ignored for char: the corpus's characters decide"),
 }
@@ -65,6 +67,9 @@ TRAIN_SCHEMA = {
                        choices=("float32", "mixed_bfloat16", "mixed_float16")),
     "jit_compile": Field((bool,), False),
     "seed": Field((int,), 0, non_negative),
+    "init_from": Field((str,), None, nullable=True,
+                       doc="a pretraining run directory whose encoder and tokenizer "
+                           "a fine-tuning run starts from"),
     "validation_steps": Field((int,), None, positive, nullable=True),
     "log_every": Field((int,), 50, positive, doc="steps between step-level scalars"),
     "sample_prompts": Field((list,), [""], doc="prompts for TensorBoard text samples"),
@@ -78,6 +83,7 @@ EXPORT_SCHEMA = {
     "max_prompt_tokens": Field((int,), 128, positive,
                                doc="longer prompts keep their last tokens"),
     "xla": Field((bool,), False, doc="jit_compile the exported functions"),
+    "top_k": Field((int,), 5, positive, doc="fill_mask: candidates per [MASK]"),
 }
 
 SCHEMAS = {
@@ -93,6 +99,8 @@ def validate(raw, name="recipe"):
     config = {"model": validate_section("model", raw.get("model"),
                                         families.model_schema(raw.get("model")))}
     for section, schema in SCHEMAS.items():
+        if section == "data":
+            schema = {**schema, **families.data_extras(raw.get("model"))}
         config[section] = validate_section(section, raw.get(section), schema)
     if config["export"]["name"] is None:
         config["export"]["name"] = name
@@ -107,7 +115,21 @@ def _check_consistency(config):
         raise ConfigError(
             f"data.sequence_length: {length} exceeds model.max_sequence_length {context}"
         )
-    if context is not None:
+    bert = config["model"]["family"] == "bert"
+    kind = config["tokenizer"]["kind"]
+    if bert != (kind == "wordpiece"):
+        raise ConfigError(
+            f"tokenizer.kind: {kind!r} does not suit model.family "
+            f"{config['model']['family']!r}; bert takes 'wordpiece', gpt and lstm take "
+            "'bpe', 'unigram' or 'char'"
+        )
+    if config["train"]["init_from"] is not None and (
+            not bert or config["model"]["task"] == "pretrain"):
+        raise ConfigError("train.init_from: only BERT fine-tuning recipes (model.task "
+                          "classify, tag or qa) start from a pretrained run")
+    if bert:
+        _check_bert(config)
+    elif context is not None:
         for key in ("sample_max_new_tokens",):
             if config["train"][key] >= context:
                 raise ConfigError(
@@ -129,6 +151,20 @@ def _check_consistency(config):
             raise ConfigError(f"data.{key}: every entry must be a path or glob, got {value!r}")
     if not all(isinstance(p, str) for p in config["train"]["sample_prompts"]):
         raise ConfigError("train.sample_prompts: every prompt must be a string")
+
+
+def _check_bert(config):
+    data = config["data"]
+    if data["mlm_mask_token_rate"] + data["mlm_random_token_rate"] > 1:
+        raise ConfigError("data.mlm_mask_token_rate + data.mlm_random_token_rate: must "
+                          "be <= 1 (the rest of the selected tokens stay unchanged)")
+    if config["model"]["task"] == "qa" and (
+            data["max_query_tokens"] + 3 + data["doc_stride"] > data["sequence_length"]):
+        raise ConfigError(
+            f"data.max_query_tokens + data.doc_stride: {data['max_query_tokens']} + "
+            f"{data['doc_stride']} leave no room for a context window in "
+            f"data.sequence_length {data['sequence_length']} (3 special tokens)"
+        )
 
 
 def recipe_name(path):

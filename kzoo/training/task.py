@@ -77,11 +77,17 @@ class Task:
 
 def task_for(config):
     """The `Task` of a validated recipe."""
-    from kzoo.training import bert_tasks, causal_lm_task
+    from kzoo.training import bert_finetuning_tasks, bert_tasks, causal_lm_task
 
     family = config["model"]["family"]
     if family in ("gpt", "lstm"):
         return causal_lm_task.CausalLMTask(config)
     if family == "bert":
-        return bert_tasks.BERT_TASKS[config["model"]["task"]](config)
+        tasks = {
+            "pretrain": bert_tasks.BertPretrainTask,
+            "classify": bert_finetuning_tasks.BertClassifyTask,
+            "tag": bert_finetuning_tasks.BertTagTask,
+            "qa": bert_finetuning_tasks.BertQATask,
+        }
+        return tasks[config["model"]["task"]](config)
     raise ValueError(f"model.family: no task for {family!r}")
