@@ -107,6 +107,7 @@ class BuiltinCorpus:
         self._categories = _make_vocabulary(rng)
         self._symbols = [s for members in self._categories.values() for s in members]
         self._index = {symbol: i for i, symbol in enumerate(self._symbols)}
+        self._category = {s: c for c, members in self._categories.items() for s in members}
         self._end = self._index[END_OF_DOCUMENT]
         for _ in range(100):
             matrix = self._make_transition_matrix(rng)
@@ -130,6 +131,24 @@ class BuiltinCorpus:
     def vocabulary(self):
         """The word symbols (no punctuation, no end-of-document)."""
         return [s for s in self._symbols if s not in PUNCTUATION and s != END_OF_DOCUMENT]
+
+    def category_of(self, symbol):
+        """Returns the grammatical category of a symbol.
+
+        A word's category is `"determiner"`, `"adjective"`, `"noun"`, `"verb"` or
+        `"adverb"`; punctuation and `END_OF_DOCUMENT` are their own category.
+
+        Example:
+
+        >>> corpus = default_corpus()
+        >>> [corpus.category_of(s) for s in corpus.parse("zo kufe mosan.")]
+        ['determiner', 'noun', 'verb', '.']
+        """
+        if symbol not in self._category:
+            raise ValueError(
+                f"category_of: {symbol!r} is not a symbol of BuiltinCorpus(seed={self.seed})"
+            )
+        return self._category[symbol]
 
     @property
     def transition_matrix(self):
