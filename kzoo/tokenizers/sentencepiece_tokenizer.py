@@ -8,6 +8,7 @@ tensors and the sizes and special ids are properties.
 """
 
 import base64
+import os
 
 import keras
 import sentencepiece as spm
@@ -15,6 +16,8 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 from kzoo.tokenizers.model_file import read_model_file, write_model_file
+from kzoo.tokenizers.wordpiece_tokenizer import load_wordpiece_tokenizer
+from kzoo.tokenizers.wordpiece_trainer import VOCAB_FILENAME
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
@@ -152,16 +155,18 @@ class SentencePieceTokenizer(keras.layers.Layer):
 
 
 def load_tokenizer(directory):
-    """Loads the `tokenizer.model` that `train_sentencepiece` wrote into `directory`.
+    """Loads the tokenizer that `train_wordpiece` or `train_sentencepiece` wrote.
 
     Args:
         directory: A run directory.
 
     Returns:
-        A `SentencePieceTokenizer`.
+        A `WordPieceTokenizer` when `directory/vocab.txt` exists, else a
+        `SentencePieceTokenizer` read from `directory/tokenizer.model`.
 
     Raises:
-        FileNotFoundError: `directory/tokenizer.model` does not exist.
+        FileNotFoundError: Neither file exists (the message names
+            `directory/tokenizer.model`).
 
     Example:
     >>> load_tokenizer("/nonexistent")
@@ -169,4 +174,6 @@ def load_tokenizer(directory):
     ...
     FileNotFoundError: /nonexistent/tokenizer.model does not exist; ...
     """
+    if os.path.isfile(os.path.join(directory, VOCAB_FILENAME)):
+        return load_wordpiece_tokenizer(directory)
     return SentencePieceTokenizer(read_model_file(directory))
