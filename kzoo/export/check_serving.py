@@ -58,7 +58,7 @@ REQUIRED_FILES = (
     f"{layout.ASSETS_EXTRA}/{layout.WARMUP_FILE}",
     f"{layout.ASSETS_EXTRA}/{layout.EXPECTED_FILE}",
     f"{layout.ASSETS_EXTRA}/{layout.EXPORT_INFO_FILE}",
-    f"{layout.ASSETS_EXTRA}/{layout.EXAMPLES_DIR}/generate.json",
+    f"{layout.ASSETS_EXTRA}/{layout.EXAMPLES_DIR}/serving_default.json",
 )
 
 

@@ -22,7 +22,7 @@ import keras
 import tensorflow as tf
 import yaml
 
-from kzoo.export import layout, serving_files
+from kzoo.export import bert_export, layout, serving_files
 from kzoo.export.archive import signature_names, write_saved_model
 from kzoo.export.keras_reference import SCORE_TOLERANCE, document_ids, reference_outputs
 from kzoo.export.names import validate_model_name, validate_version
@@ -81,15 +81,22 @@ def export_run(run_dir, out_dir="saved_models", name=None, version=None, xla=Non
     _check_free(final, overwrite)
 
     model, tokenizer = load_run_model(run_dir)
-    limits = GenerationLimits.for_model(
-        model, settings["max_new_tokens"], settings["max_prompt_tokens"]
-    )
     os.makedirs(model_dir, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=model_dir, prefix=f".tmp-{version}-")
     try:
-        write_saved_model(tmp, model, tokenizer, limits, xla=xla)
-        _write_assets_extra(tmp, run_dir, config, name, version, xla, model, tokenizer,
-                            limits)
+        if bert_export.is_bert_model(model):
+            signatures = bert_export.bert_signatures(model, tokenizer, config, xla=xla)
+            bert_export.write_bert_saved_model(tmp, signatures)
+            bert_export.write_bert_assets(tmp, signatures, name)
+            _write_export_info(tmp, run_dir, config, name, version, xla, model,
+                               bert_export.signature_specs(signatures))
+        else:
+            limits = GenerationLimits.for_model(
+                model, settings["max_new_tokens"], settings["max_prompt_tokens"]
+            )
+            write_saved_model(tmp, model, tokenizer, limits, xla=xla)
+            _write_assets_extra(tmp, run_dir, config, name, version, xla, model,
+                                tokenizer, limits)
         _make_readable(tmp)
         _move_into_place(tmp, final, overwrite)
     finally:
@@ -99,15 +106,18 @@ def export_run(run_dir, out_dir="saved_models", name=None, version=None, xla=Non
 
 
 def load_run_model(run_dir):
-    """Loads a run's causal LM (safe mode) and its tokenizer, for export."""
+    """Loads a run's model (safe mode) and its tokenizer, for export."""
     from kzoo.tokenizers import load_tokenizer
     from kzoo.training.evaluate import load_run_model as load_model
 
     model = load_model(run_dir)
+    if bert_export.is_bert_model(model):
+        return model, getattr(model, "tokenizer", None) or load_tokenizer(run_dir)
     if not (hasattr(model, "generate_ids") and getattr(model, "end_token_id", None) is not None):
         raise ValueError(
             f"{run_dir}: holds a {type(model).__name__}; kzoo export supports causal "
-            "LMs with generate_ids and end_token_id (GPTCausalLM, LSTMLanguageModel)"
+            "LMs with generate_ids and end_token_id (GPTCausalLM, LSTMLanguageModel) "
+            "and BERT task models"
         )
     tokenizer = getattr(model, "tokenizer", None) or load_tokenizer(run_dir)
     return model, tokenizer
@@ -163,22 +173,29 @@ def _write_assets_extra(directory, run_dir, config, name, version, xla, model,
         {"end_token_id": end_id, "score_tolerance": SCORE_TOLERANCE, "requests": expected},
         os.path.join(extra, layout.EXPECTED_FILE),
     )
+    _write_export_info(directory, run_dir, config, name, version, xla, model,
+                       signature_specs(), end_token_id=end_id,
+                       limits=dataclasses.asdict(limits))
+
+
+def _write_export_info(directory, run_dir, config, name, version, xla, model,
+                       signatures, **extra_fields):
+    """`assets.extra/kzoo_export.json`: what was exported, from where, how."""
     run_files.write_json(
         {
             "model_name": name,
             "version": version,
             "run_dir": os.path.abspath(run_dir),
             "model_class": type(model).__name__,
-            "end_token_id": end_id,
-            "limits": dataclasses.asdict(limits),
+            **extra_fields,
             "xla": xla,
-            "signatures": signature_specs(),
+            "signatures": signatures,
             "config": config,
             "versions": {"kzoo": __version__, "tensorflow": tf.__version__,
                          "keras": keras.__version__},
             "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
         },
-        os.path.join(extra, layout.EXPORT_INFO_FILE),
+        os.path.join(directory, layout.ASSETS_EXTRA, layout.EXPORT_INFO_FILE),
     )
 
 

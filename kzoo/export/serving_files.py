@@ -27,28 +27,33 @@ def _input_dtypes(signature_name):
     return {key: spec.dtype for key, spec in INPUT_SPECS[name].items()}
 
 
-def predict_request(model_name, request):
-    """A `PredictRequest` for one sample request (tensors from `tf.make_tensor_proto`)."""
+def predict_request(model_name, request, dtypes=None):
+    """A `PredictRequest` for one sample request (tensors from `tf.make_tensor_proto`).
+
+    `dtypes`: `{signature: {input: dtype}}`; defaults to the causal LM signatures.
+    """
     proto = predict_pb2.PredictRequest(
         model_spec=model_pb2.ModelSpec(
             name=model_name, signature_name=request["signature_name"]
         )
     )
-    dtypes = _input_dtypes(request["signature_name"])
+    name = request["signature_name"]
+    dtypes = dtypes[name] if dtypes is not None else _input_dtypes(name)
     for key, values in request["inputs"].items():
         proto.inputs[key].CopyFrom(tf.make_tensor_proto(values, dtype=dtypes[key]))
     return proto
 
 
-def write_warmup_requests(path, model_name, requests):
-    """Writes TF Serving's warmup file: one `PredictionLog` per request."""
+def write_warmup_requests(path, model_name, requests, dtypes=None):
+    """Writes TF Serving's warmup file: one `PredictionLog` per request
+    (`dtypes`: see `predict_request`)."""
 
     def write(tmp):
         with tf.io.TFRecordWriter(tmp) as writer:
             for request in requests:
                 log = prediction_log_pb2.PredictionLog(
                     predict_log=prediction_log_pb2.PredictLog(
-                        request=predict_request(model_name, request)
+                        request=predict_request(model_name, request, dtypes)
                     )
                 )
                 writer.write(log.SerializeToString())

@@ -115,6 +115,9 @@ def compare(signature_name, outputs, expected, end_id, tolerance):
     import numpy as np
 
     problems = []
+    for key in set(expected) - CAUSAL_LM_KEYS:  # other signatures: generic comparison
+        problems += compare_values(f"{signature_name}.{key}", outputs[key], expected[key],
+                                   tolerance)
     if "generated" in expected:
         got = [v.decode("utf-8", errors="replace") for v in outputs["generated"].tolist()]
         if got != expected["generated"]:
@@ -137,6 +140,33 @@ def compare(signature_name, outputs, expected, end_id, tolerance):
             problems.append(f"{signature_name}.num_tokens: "
                             f"{outputs['num_tokens'].tolist()} != {expected['num_tokens']}")
     return problems
+
+
+CAUSAL_LM_KEYS = {"generated", "token_count", "continuations", "log_likelihood",
+                  "num_tokens"}
+
+
+def compare_values(name, got, expected, tolerance):
+    """Strings and integers must be equal, floats close (`tolerance`).
+
+    Example:
+    >>> import numpy as np
+    >>> compare_values("classify.label", np.array([b"good"]), ["good"], {})
+    []
+    >>> compare_values("embed.embedding", np.array([[1.0]]), [[1.1]], {"rtol": 1e-4})
+    ['embed.embedding: [[1.0]] != [[1.1]] ({'rtol': 0.0001})']
+    """
+    import numpy as np
+
+    got = np.asarray(got)
+    if got.dtype == object or got.dtype.kind == "S":
+        values = np.vectorize(lambda v: v.decode("utf-8", errors="replace"),
+                              otypes=[object])(got).tolist() if got.size else got.tolist()
+        return [] if values == expected else [f"{name}: {values!r} != {expected!r}"]
+    if got.dtype.kind == "f":
+        ok = got.shape == np.shape(expected) and np.allclose(got, expected, **tolerance)
+        return [] if ok else [f"{name}: {got.tolist()} != {expected} ({tolerance})"]
+    return [] if got.tolist() == expected else [f"{name}: {got.tolist()} != {expected}"]
 
 
 class Probe:
@@ -283,9 +313,10 @@ class Probe:
         for request in self.expected["requests"]:
             name = request["signature_name"]
             outputs = run(name, request["inputs"])
+            tolerance = (self.expected.get("score_tolerance")
+                         or self.expected.get("float_tolerance") or {"rtol": 1e-4})
             problems += compare(name, outputs, request["expected"],
-                                self.expected["end_token_id"],
-                                self.expected.get("score_tolerance", {"rtol": 1e-4}))
+                                self.expected.get("end_token_id"), tolerance)
         return problems
 
     def _replay_warmup(self, run, signatures):
