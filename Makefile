@@ -17,11 +17,11 @@ install: $(STAMP)
 
 # The whole suite, slow tests included (this is what CI runs).
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS) tests
+	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS) tests
 
 # Local loop: skips tests marked slow.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -n 2 -m "not slow" $(PYTEST_ARGS) tests
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow" $(PYTEST_ARGS) tests
 
 # The main job: train gpt_tiny on the built-in corpus, export it for TF Serving,
 # check the export as TF Serving loads it, and generate through the SavedModel.

@@ -53,7 +53,9 @@ def write_bert_saved_model(path, signatures):
 
 
 def sample_words(tokenizer, count=12):
-    words = [t for t in tokenizer.get_vocabulary()[5:] if t.isalpha()]
+    vocabulary = tokenizer.get_vocabulary()[5:]
+    words = ([t for t in vocabulary if t.isalpha() and len(t) > 2]
+             or [t for t in vocabulary if t.isalpha()])
     return [words[i % len(words)] for i in range(count)] if words else ["a"] * count
 
 

@@ -29,7 +29,7 @@ long contexts split into windows of stride `data.doc_stride`).
 
 import tensorflow as tf
 
-from kzoo.data import qa_windows
+from kzoo.data import qa_answers, qa_windows
 from kzoo.data.bert_inputs import pack_segments, split_words, text_inputs, word_inputs
 
 MASK_TOKEN = "[MASK]"
@@ -116,7 +116,7 @@ class BertSignatures:
             max_query_tokens=data["max_query_tokens"], doc_stride=data["doc_stride"])
         inputs = {k: windows[k] for k in ("token_ids", "segment_ids", "padding_mask")}
         logits = self._call(inputs)
-        best = qa_windows.best_answers(
+        best = qa_answers.best_answers(
             logits["start_logits"], logits["end_logits"], windows, contexts,
             max_answer_tokens=data["max_answer_tokens"], batch_size=tf.shape(questions)[0])
         return {"answer": best["answers"], "score": tf.cast(best["scores"], tf.float32),

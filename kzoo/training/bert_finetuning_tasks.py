@@ -9,7 +9,7 @@ its task metrics to the epoch logs (so TensorBoard shows them) and to
 import keras
 import numpy as np
 
-from kzoo.data import builtin_tasks, labelled_files, qa_windows, task_metrics
+from kzoo.data import builtin_tasks, labelled_files, qa_answers, qa_windows, task_metrics
 from kzoo.data.bert_finetuning import classification_dataset, tagging_batches, tagging_dataset
 from kzoo.data.text_files import resolve_files
 from kzoo.training.bert_tasks import BertTask, split_examples, steps_in
@@ -234,10 +234,13 @@ class BertQATask(_FineTuneTask):
 
     def dataset(self, tokenizer, examples, shuffle=False, repeat=False):
         data = self.config["data"]
-        dataset, windows = qa_windows.qa_dataset(
+        dataset = qa_windows.qa_dataset(
             tokenizer, examples, batch_size=data["batch_size"], shuffle=shuffle,
             seed=data["seed"], repeat=repeat, **self._window_settings())
-        return dataset, range(windows)
+        if not repeat:
+            return dataset, None
+        windows = qa_windows.qa_eval_windows(tokenizer, examples, **self._window_settings())
+        return dataset, windows["example_index"]
 
     def build_model(self, tokenizer, dtype=None):
         from kzoo.models import BertQuestionAnswerer
@@ -258,7 +261,7 @@ class BertQATask(_FineTuneTask):
 
     def scores(self, model, tokenizer, examples):
         data = self.config["data"]
-        answers = qa_windows.predict_answers(
+        answers = qa_answers.predict_answers(
             model, tokenizer, examples, max_answer_tokens=data["max_answer_tokens"],
             batch_size=data["batch_size"], **self._window_settings())
-        return qa_windows.qa_metrics(answers, examples)
+        return qa_answers.qa_metrics(answers, examples)
