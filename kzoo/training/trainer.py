@@ -111,6 +111,9 @@ def train(config, run_dir, verbose="auto"):
     with warnings.catch_warnings():
         # Stopping at train.steps / the time budget mid-epoch is intended.
         warnings.filterwarnings("ignore", message="Your input ran out of data")
+        # BERT tagging and QA heads do not use the pooler.
+        warnings.filterwarnings("ignore", message="Gradients do not exist for variables "
+                                                  r"\['pooled_dense")
         history = model.fit(
             plan.train,
             epochs=epochs,
