@@ -1,0 +1,82 @@
+"""BERT token classification (tagging): a dense layer on every token's output."""
+
+import keras
+from keras import ops
+
+from kzoo.models.bert.bert_backbone import BertBackbone
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class BertTokenClassifier(keras.Model):
+    """Tags every token (e.g. named entities) from a `BertBackbone`'s sequence output.
+
+    Takes the backbone's input dict and returns float32 logits
+    `(batch, length, len(labels))`: sequence output -> dropout -> dense. Train
+    with `SparseCategoricalCrossentropy(from_logits=True)` on `(batch, length)`
+    tag indices, passing the padding mask (or a mask of first sub-tokens) as
+    `sample_weight` so padding is not scored. The tag names are saved with the
+    model, so `tagger.labels[i]` names tag `i`.
+
+    Args:
+        backbone: A `kzoo.models.BertBackbone`, e.g. `pretrainer.backbone` or one
+            loaded from a `.keras` file; its weights are shared, not copied.
+        labels: The tag names (e.g. `["O", "B-PER", "I-PER"]`), in index order.
+        dropout: Dropout on the sequence output.
+        tokenizer: Optional tokenizer (any Keras layer with `tokenize` and
+            `detokenize`), saved with the model.
+
+    Example:
+    >>> import numpy as np
+    >>> backbone = BertBackbone(vocabulary_size=30, num_layers=2, num_heads=2,
+    ...                         hidden_dim=8, intermediate_dim=16)
+    >>> tagger = BertTokenClassifier(backbone, labels=["O", "B-PER", "I-PER"])
+    >>> logits = tagger({"token_ids": np.ones((2, 6), "int32"),
+    ...                  "segment_ids": np.zeros((2, 6), "int32"),
+    ...                  "padding_mask": np.ones((2, 6), "int32")})
+    >>> tuple(logits.shape)
+    (2, 6, 3)
+    """
+
+    def __init__(self, backbone, labels, dropout=0.1, tokenizer=None, **kwargs):
+        if isinstance(labels, (str, int)) or len(labels) == 0:
+            raise ValueError(
+                f"labels must be a non-empty list of tag names; received {labels!r}"
+            )
+
+        # === Layers ===
+        self.backbone = backbone
+        self.tokenizer = tokenizer
+        self.output_dropout = keras.layers.Dropout(
+            dropout, dtype=backbone.dtype_policy, name="output_dropout"
+        )
+        self.output_dense = keras.layers.Dense(
+            len(labels), kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+            dtype=backbone.dtype_policy, name="logits",
+        )
+
+        # === Functional Model ===
+        inputs = backbone.input
+        sequence = backbone(inputs)["sequence_output"]
+        logits = ops.cast(self.output_dense(self.output_dropout(sequence)), "float32")
+        super().__init__(inputs=inputs, outputs=logits, **kwargs)
+
+        # === Config ===
+        self.labels = [str(label) for label in labels]
+        self.dropout = dropout
+
+    def get_config(self):
+        return {
+            "backbone": keras.saving.serialize_keras_object(self.backbone),
+            "labels": self.labels,
+            "dropout": self.dropout,
+            "tokenizer": keras.saving.serialize_keras_object(self.tokenizer),
+            "name": self.name,
+            "trainable": self.trainable,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("backbone", "tokenizer"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
