@@ -78,7 +78,8 @@ def test_cached_and_uncached_generation_agree(strategy):
     cached = lm.generate(prompts, max_new_tokens=8, strategy=strategy)
     uncached = lm.generate(prompts, max_new_tokens=8, strategy=strategy, use_cache=False)
     assert cached == uncached
-    assert all(1 <= len(row) <= 8 for row in cached)
+    # Random weights may pick the end token first: a row can be empty.
+    assert all(len(row) <= 8 for row in cached)
 
 
 def test_generate_sampling_and_argument_errors():

@@ -4,10 +4,11 @@ import keras
 from keras import ops
 
 from kzoo.models.bert.bert_backbone import BertBackbone
+from kzoo.models.task_model import TaskModel
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
-class BertClassifier(keras.Model):
+class BertClassifier(TaskModel):
     """Classifies a (pair of) sequence(s) from a `BertBackbone`'s pooled output.
 
     Takes the backbone's input dict and returns float32 logits
@@ -36,6 +37,8 @@ class BertClassifier(keras.Model):
     (3, 2)
     """
 
+    CONFIG_KEYS = ("labels", "dropout")
+
     def __init__(self, backbone, labels, dropout=0.1, tokenizer=None, **kwargs):
         if isinstance(labels, (str, int)) or len(labels) == 0:
             raise ValueError(
@@ -62,20 +65,3 @@ class BertClassifier(keras.Model):
         # === Config ===
         self.labels = [str(label) for label in labels]
         self.dropout = dropout
-
-    def get_config(self):
-        return {
-            "backbone": keras.saving.serialize_keras_object(self.backbone),
-            "labels": self.labels,
-            "dropout": self.dropout,
-            "tokenizer": keras.saving.serialize_keras_object(self.tokenizer),
-            "name": self.name,
-            "trainable": self.trainable,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("backbone", "tokenizer"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)

@@ -5,10 +5,11 @@ from keras import ops
 
 from kzoo.models.bert.bert_backbone import BertBackbone
 from kzoo.models.bert.bert_masked_lm_head import BertMaskedLMHead
+from kzoo.models.task_model import TaskModel
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
-class BertPretrainer(keras.Model):
+class BertPretrainer(TaskModel):
     """BERT's two pretraining tasks on a `BertBackbone`.
 
     Takes the backbone's inputs plus `mask_positions` (`(batch, num_positions)`
@@ -38,6 +39,8 @@ class BertPretrainer(keras.Model):
     ((1, 2, 30), (1, 2))
     """
 
+    CONFIG_KEYS = ()
+
     def __init__(self, backbone, tokenizer=None, **kwargs):
         # === Layers ===
         self.backbone = backbone
@@ -61,18 +64,3 @@ class BertPretrainer(keras.Model):
         mlm = self.mlm_head(outputs["sequence_output"], mask_positions)
         nsp = ops.cast(self.nsp_head(outputs["pooled_output"]), "float32")
         super().__init__(inputs=inputs, outputs={"mlm": mlm, "nsp": nsp}, **kwargs)
-
-    def get_config(self):
-        return {
-            "backbone": keras.saving.serialize_keras_object(self.backbone),
-            "tokenizer": keras.saving.serialize_keras_object(self.tokenizer),
-            "name": self.name,
-            "trainable": self.trainable,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("backbone", "tokenizer"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from kzoo.models.bert.bert_backbone import BertBackbone
+from kzoo.models.task_model import TaskModel
 
 # Logit of padded positions: softmax gives them exactly 0, and it stays finite
 # in float32, so losses and argmax behave.
@@ -11,7 +12,7 @@ PADDING_LOGIT = -1e9
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
-class BertQuestionAnswerer(keras.Model):
+class BertQuestionAnswerer(TaskModel):
     """Finds an answer span in the context: the start and end token of the answer.
 
     Takes the backbone's input dict (question as segment 0, context as segment
@@ -40,6 +41,8 @@ class BertQuestionAnswerer(keras.Model):
     ((1, 6), -1000000000.0)
     """
 
+    CONFIG_KEYS = ()
+
     def __init__(self, backbone, tokenizer=None, **kwargs):
         # === Layers ===
         self.backbone = backbone
@@ -59,18 +62,3 @@ class BertQuestionAnswerer(keras.Model):
         super().__init__(
             inputs=inputs, outputs={"start_logits": start, "end_logits": end}, **kwargs
         )
-
-    def get_config(self):
-        return {
-            "backbone": keras.saving.serialize_keras_object(self.backbone),
-            "tokenizer": keras.saving.serialize_keras_object(self.tokenizer),
-            "name": self.name,
-            "trainable": self.trainable,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        for key in ("backbone", "tokenizer"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)

@@ -7,6 +7,7 @@ from keras import ops
 from kzoo.layers.write_at import write_at
 from kzoo.models import generation
 from kzoo.models.gpt.gpt_backbone import GPTBackbone
+from kzoo.models.task_model import TaskModel
 
 STRATEGIES = ("greedy", "sample", "beam")
 
@@ -20,7 +21,7 @@ class _CompiledFunctions:
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
-class GPTCausalLM(keras.Model):
+class GPTCausalLM(TaskModel):
     """Next-token prediction on a `GPTBackbone`, with generation.
 
     Outputs float32 logits `(batch, length, vocabulary_size)` from the token
@@ -45,6 +46,8 @@ class GPTCausalLM(keras.Model):
     >>> len(out[0]) <= 4
     True
     """
+
+    CONFIG_KEYS = ("end_token_id",)
 
     def __init__(self, backbone, tokenizer=None, end_token_id=None, **kwargs):
         # === Layers ===
@@ -249,20 +252,3 @@ class GPTCausalLM(keras.Model):
 
             functions[key] = jit_function(fn, self.variables)
         return functions[key]
-
-    def get_config(self):
-        return {
-            "backbone": keras.saving.serialize_keras_object(self.backbone),
-            "tokenizer": keras.saving.serialize_keras_object(self.tokenizer),
-            "end_token_id": self.end_token_id,
-            "name": self.name,
-            "trainable": self.trainable,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
-        if config.get("tokenizer") is not None:
-            config["tokenizer"] = keras.saving.deserialize_keras_object(config["tokenizer"])
-        return cls(**config)
