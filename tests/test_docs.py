@@ -31,6 +31,7 @@ DOCTEST_MODULES = [
     "kzoo.data.builtin_tasks",
     "kzoo.data.task_metrics",
     "kzoo.data.masked_lm",
+    "kzoo.models.bert.bert_presets",
     "kzoo.data.next_sentence_pairs",
     "kzoo.data.bert_pretraining",
     "kzoo.data.bert_inputs",

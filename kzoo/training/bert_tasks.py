@@ -69,6 +69,10 @@ class BertTask(Task):
 
         model = self.config["model"]
         init_from = self.config["train"]["init_from"]
+        if model["size"] and not init_from:
+            from kzoo.models.bert import BERT_SIZES
+
+            model.update(BERT_SIZES[model["size"]])
         if not init_from:
             return BertBackbone(
                 vocabulary_size=int(tokenizer.vocabulary_size), dtype=dtype,
@@ -94,6 +98,7 @@ class BertTask(Task):
                              f"{type(model).__name__}, not a BERT model")
         for key in ENCODER_KEYS:
             self.config["model"][key] = getattr(backbone, key)
+        self.config["model"]["size"] = None
         if self.config["data"]["sequence_length"] > backbone.max_sequence_length:
             raise ValueError(
                 f"data.sequence_length: {self.config['data']['sequence_length']} exceeds "

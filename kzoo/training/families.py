@@ -25,6 +25,10 @@ MODEL_SCHEMAS = {
         "family": FAMILY_KEY,
         "task": Field((str,), "pretrain", choices=BERT_TASKS,
                       doc="pretrain (MLM + NSP), classify, tag (BIO) or qa (spans)"),
+        "size": Field((str,), None, nullable=True,
+                      choices=("tiny", "mini", "small", "medium", "base", "large"),
+                      doc="a named encoder size (kzoo.models.bert.BERT_SIZES); "
+                          "replaces num_layers/num_heads/hidden_dim/intermediate_dim"),
         "num_layers": Field((int,), 2, positive),
         "num_heads": Field((int,), 2, positive),
         "hidden_dim": Field((int,), 64, positive),

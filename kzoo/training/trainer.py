@@ -74,16 +74,18 @@ def train(config, run_dir, verbose="auto"):
         tokenizer = task.make_tokenizer(run_dir)
         plan = task.make_data(tokenizer)
         total_steps, steps_per_epoch, epochs = plan_steps(config, plan.steps_per_epoch)
+        precision = config["train"]["precision"]
+        model = task.build_model(tokenizer,
+                                 dtype=None if precision == "float32" else precision)
     except BaseException:
         # A failed set-up leaves nothing behind, so the same command can be retried.
         if created:
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
+    # After the build: a task may fill model keys (named sizes, `train.init_from`).
     write_yaml_atomic(config, os.path.join(run_dir, run_files.CONFIG))
 
     train_config = config["train"]
-    precision = train_config["precision"]
-    model = task.build_model(tokenizer, dtype=None if precision == "float32" else precision)
     model.compile(
         optimizer=make_optimizer(train_config, total_steps),
         jit_compile=train_config["jit_compile"],

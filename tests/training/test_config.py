@@ -82,3 +82,26 @@ def test_every_shipped_recipe_validates():
     for path in recipes:
         config = load_recipe(path)
         assert config["export"]["name"] == os.path.splitext(os.path.basename(path))[0]
+
+
+def test_bert_recipes_validate_and_reject_mismatches():
+    import os
+
+    from tests.conftest import ROOT
+
+    for name in ("pretrain", "classify", "tagging", "qa"):
+        config = load_recipe(os.path.join(ROOT, "recipes", f"bert_tiny_{name}.yaml"))
+        assert config["model"]["family"] == "bert"
+    base = {"model": {"family": "bert", "task": "classify"}, "tokenizer": {"kind": "wordpiece"}}
+    with pytest.raises(ConfigError, match="tokenizer.kind: 'bpe' does not suit"):
+        validate({**base, "tokenizer": {"kind": "bpe"}})
+    with pytest.raises(ConfigError, match="train.init_from: only BERT fine-tuning"):
+        validate({**base, "model": {"family": "bert", "task": "pretrain"},
+                  "train": {"init_from": "runs/x"}})
+    with pytest.raises(ConfigError, match="data.max_query_tokens"):
+        validate({**base, "model": {"family": "bert", "task": "qa"},
+                  "data": {"sequence_length": 32, "max_query_tokens": 24}})
+    with pytest.raises(ConfigError, match="data.label_column"):  # BERT-only data key
+        validate({"data": {"label_column": "y"}})
+    with pytest.raises(ConfigError, match="model.size"):
+        validate({**base, "model": {"family": "bert", "size": "huge"}})
