@@ -112,6 +112,9 @@ def run_generate(args):
         from kzoo.training.evaluate import load_run_model
 
         model = load_run_model(args.model)
+        if not hasattr(model, "generate"):
+            raise ValueError(f"{args.model}: holds a {type(model).__name__}, which does "
+                             "not generate text; kzoo generate takes GPT and LSTM runs")
         outputs = model.generate(
             args.prompt, max_new_tokens=args.max_new_tokens, strategy=args.strategy,
             temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
