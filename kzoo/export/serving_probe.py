@@ -153,8 +153,8 @@ def compare_values(name, got, expected, tolerance):
     >>> import numpy as np
     >>> compare_values("classify.label", np.array([b"good"]), ["good"], {})
     []
-    >>> compare_values("embed.embedding", np.array([[1.0]]), [[1.1]], {"rtol": 1e-4})
-    ['embed.embedding: [[1.0]] != [[1.1]] ({'rtol': 0.0001})']
+    >>> print(compare_values("embed.embedding", np.array([[1.0]]), [[1.1]], {"rtol": 1e-4}))
+    ["embed.embedding: [[1.0]] != [[1.1]] ({'rtol': 0.0001})"]
     """
     import numpy as np
 
