@@ -7,8 +7,47 @@ from kzoo.models.bert.bert_backbone import BertBackbone
 from kzoo.models.task_model import TaskModel
 
 
+class LabelledOutputModel(TaskModel):
+    """Dropout and a dense layer over one backbone output, with named labels.
+
+    The shared body of `BertClassifier` (over `pooled_output`) and
+    `BertTokenClassifier` (over `sequence_output`); `labels` are saved with the
+    model, so `model.labels[i]` names output `i`.
+    """
+
+    CONFIG_KEYS = ("labels", "dropout")
+    BACKBONE_OUTPUT = "pooled_output"
+
+    def __init__(self, backbone, labels, dropout=0.1, tokenizer=None, **kwargs):
+        if isinstance(labels, (str, int)) or len(labels) == 0:
+            raise ValueError(
+                f"labels must be a non-empty list of names; received {labels!r}"
+            )
+
+        # === Layers ===
+        self.backbone = backbone
+        self.tokenizer = tokenizer
+        self.output_dropout = keras.layers.Dropout(
+            dropout, dtype=backbone.dtype_policy, name="output_dropout"
+        )
+        self.output_dense = keras.layers.Dense(
+            len(labels), kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+            dtype=backbone.dtype_policy, name="logits",
+        )
+
+        # === Functional Model ===
+        inputs = backbone.input
+        features = backbone(inputs)[self.BACKBONE_OUTPUT]
+        logits = ops.cast(self.output_dense(self.output_dropout(features)), "float32")
+        super().__init__(inputs=inputs, outputs=logits, **kwargs)
+
+        # === Config ===
+        self.labels = [str(label) for label in labels]
+        self.dropout = dropout
+
+
 @keras.saving.register_keras_serializable(package="kzoo")
-class BertClassifier(TaskModel):
+class BertClassifier(LabelledOutputModel):
     """Classifies a (pair of) sequence(s) from a `BertBackbone`'s pooled output.
 
     Takes the backbone's input dict and returns float32 logits
@@ -37,31 +76,4 @@ class BertClassifier(TaskModel):
     (3, 2)
     """
 
-    CONFIG_KEYS = ("labels", "dropout")
-
-    def __init__(self, backbone, labels, dropout=0.1, tokenizer=None, **kwargs):
-        if isinstance(labels, (str, int)) or len(labels) == 0:
-            raise ValueError(
-                f"labels must be a non-empty list of class names; received {labels!r}"
-            )
-
-        # === Layers ===
-        self.backbone = backbone
-        self.tokenizer = tokenizer
-        self.output_dropout = keras.layers.Dropout(
-            dropout, dtype=backbone.dtype_policy, name="output_dropout"
-        )
-        self.output_dense = keras.layers.Dense(
-            len(labels), kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
-            dtype=backbone.dtype_policy, name="logits",
-        )
-
-        # === Functional Model ===
-        inputs = backbone.input
-        pooled = backbone(inputs)["pooled_output"]
-        logits = ops.cast(self.output_dense(self.output_dropout(pooled)), "float32")
-        super().__init__(inputs=inputs, outputs=logits, **kwargs)
-
-        # === Config ===
-        self.labels = [str(label) for label in labels]
-        self.dropout = dropout
+    BACKBONE_OUTPUT = "pooled_output"

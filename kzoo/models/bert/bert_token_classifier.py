@@ -1,14 +1,13 @@
 """BERT token classification (tagging): a dense layer on every token's output."""
 
 import keras
-from keras import ops
 
 from kzoo.models.bert.bert_backbone import BertBackbone
-from kzoo.models.task_model import TaskModel
+from kzoo.models.bert.bert_classifier import LabelledOutputModel
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
-class BertTokenClassifier(TaskModel):
+class BertTokenClassifier(LabelledOutputModel):
     """Tags every token (e.g. named entities) from a `BertBackbone`'s sequence output.
 
     Takes the backbone's input dict and returns float32 logits
@@ -38,31 +37,4 @@ class BertTokenClassifier(TaskModel):
     (2, 6, 3)
     """
 
-    CONFIG_KEYS = ("labels", "dropout")
-
-    def __init__(self, backbone, labels, dropout=0.1, tokenizer=None, **kwargs):
-        if isinstance(labels, (str, int)) or len(labels) == 0:
-            raise ValueError(
-                f"labels must be a non-empty list of tag names; received {labels!r}"
-            )
-
-        # === Layers ===
-        self.backbone = backbone
-        self.tokenizer = tokenizer
-        self.output_dropout = keras.layers.Dropout(
-            dropout, dtype=backbone.dtype_policy, name="output_dropout"
-        )
-        self.output_dense = keras.layers.Dense(
-            len(labels), kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
-            dtype=backbone.dtype_policy, name="logits",
-        )
-
-        # === Functional Model ===
-        inputs = backbone.input
-        sequence = backbone(inputs)["sequence_output"]
-        logits = ops.cast(self.output_dense(self.output_dropout(sequence)), "float32")
-        super().__init__(inputs=inputs, outputs=logits, **kwargs)
-
-        # === Config ===
-        self.labels = [str(label) for label in labels]
-        self.dropout = dropout
+    BACKBONE_OUTPUT = "sequence_output"
