@@ -116,7 +116,8 @@ def labels_to_ids(examples, labels, path, field="label"):
     """Maps each example's label to its index in `labels`.
 
     `examples` are dicts with `field` and `"line"` (as the readers return), `labels` the
-    model's label vocabulary, `path` the examples' file, quoted in errors.
+    model's label vocabulary, `path` the examples' file, quoted in errors (an example
+    with its own `"path"`, from a run that read several files, names that one).
 
     Example:
     >>> labels_to_ids([{"label": "pos", "line": 2}], ["neg", "pos"], "dev.tsv")
@@ -130,7 +131,8 @@ def labels_to_ids(examples, labels, path, field="label"):
     for example in examples:
         if example[field] not in index:
             raise ValueError(
-                f"{path}:{example['line']}: unknown label {example[field]!r}; the model "
+                f"{example.get('path', path)}:{example['line']}: unknown label "
+                f"{example[field]!r}; the model "
                 f"knows {list(labels)}"
             )
     return [index[example[field]] for example in examples]

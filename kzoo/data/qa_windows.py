@@ -256,14 +256,30 @@ def qa_dataset(tokenizer, examples, *, sequence_length, max_query_tokens, doc_st
     >>> labels["start_logits"].numpy().tolist(), labels["end_logits"].numpy().tolist()
     ([6, 4], [6, 4])
     """
+    features, labels = qa_training_windows(
+        tokenizer, examples, sequence_length=sequence_length,
+        max_query_tokens=max_query_tokens, doc_stride=doc_stride,
+    )
+    return windows_dataset(features, labels, batch_size=batch_size, shuffle=shuffle,
+                           seed=seed, repeat=repeat)
+
+
+def qa_training_windows(tokenizer, examples, *, sequence_length, max_query_tokens,
+                        doc_stride):
+    """The labelled windows of `qa_dataset` as NumPy: `(features, labels)`, one row
+    per window (build them once, count them, then `windows_dataset`)."""
     windows, labels = _windows_in_chunks(
         tokenizer, examples, sequence_length, max_query_tokens, doc_stride, labels=True
     )
-    features = {key: windows[key] for key in FEATURE_KEYS}
+    return {key: windows[key] for key in FEATURE_KEYS}, labels
+
+
+def windows_dataset(features, labels, *, batch_size, shuffle=False, seed=0, repeat=False):
+    """Batches `qa_training_windows` output as `qa_dataset` does."""
     dataset = tf.data.Dataset.from_tensor_slices((features, labels))
     if shuffle:
-        dataset = dataset.shuffle(max(len(windows["example_index"]), 1), seed=seed,
-                                  reshuffle_each_iteration=True)
+        count = len(labels["start_logits"])
+        dataset = dataset.shuffle(max(count, 1), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         dataset = dataset.repeat()
     return dataset.batch(batch_size, drop_remainder=repeat).prefetch(tf.data.AUTOTUNE)

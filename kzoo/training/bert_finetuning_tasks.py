@@ -94,15 +94,6 @@ class _FineTuneTask(BertTask):
         return {**self.scores(model, tokenizer, examples), "examples": len(examples)}
 
 
-def label_ids(examples, labels):
-    """Label ids; an unknown label names its file and line."""
-    known = {label: i for i, label in enumerate(labels)}
-    for example in examples:
-        if example["label"] not in known:
-            labelled_files.labels_to_ids([example], labels, example["path"])
-    return [known[e["label"]] for e in examples]
-
-
 class BertClassifyTask(_FineTuneTask):
     """Single-text or text-pair classification (`model.task: classify`)."""
 
@@ -126,7 +117,8 @@ class BertClassifyTask(_FineTuneTask):
 
     def dataset(self, tokenizer, examples, shuffle=False, repeat=False, labels=None):
         data = self.config["data"]
-        ids = label_ids(examples, labels or self.labels())
+        # Each example names its own file ("path") in an unknown-label error.
+        ids = labelled_files.labels_to_ids(examples, labels or self.labels(), None)
         dataset = classification_dataset(
             tokenizer, examples, ids, data["sequence_length"], data["batch_size"],
             shuffle=shuffle, seed=data["seed"], repeat=repeat)
@@ -234,13 +226,12 @@ class BertQATask(_FineTuneTask):
 
     def dataset(self, tokenizer, examples, shuffle=False, repeat=False):
         data = self.config["data"]
-        dataset = qa_windows.qa_dataset(
-            tokenizer, examples, batch_size=data["batch_size"], shuffle=shuffle,
-            seed=data["seed"], repeat=repeat, **self._window_settings())
-        if not repeat:
-            return dataset, None
-        windows = qa_windows.qa_eval_windows(tokenizer, examples, **self._window_settings())
-        return dataset, windows["example_index"]
+        features, labels = qa_windows.qa_training_windows(
+            tokenizer, examples, **self._window_settings())
+        dataset = qa_windows.windows_dataset(
+            features, labels, batch_size=data["batch_size"], shuffle=shuffle,
+            seed=data["seed"], repeat=repeat)
+        return dataset, labels["start_logits"]
 
     def build_model(self, tokenizer, dtype=None):
         from kzoo.models import BertQuestionAnswerer
