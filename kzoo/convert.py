@@ -8,15 +8,21 @@ importing this module does not import KerasHub.
 
 from kzoo.models.bert.convert import from_keras_hub_bert
 from kzoo.models.gpt.convert import from_keras_hub_gpt2
+from kzoo.models.t5.convert import from_keras_hub_t5
 
-_CONVERTERS = {"BertBackbone": from_keras_hub_bert, "GPT2Backbone": from_keras_hub_gpt2}
+_CONVERTERS = {
+    "BertBackbone": from_keras_hub_bert,
+    "GPT2Backbone": from_keras_hub_gpt2,
+    "T5Backbone": from_keras_hub_t5,
+}
 
 
 def from_keras_hub(backbone):
     """Returns the kzoo equivalent of a KerasHub backbone.
 
     Args:
-        backbone: A `keras_hub.models.GPT2Backbone` or `BertBackbone` (more
+        backbone: A `keras_hub.models.GPT2Backbone`, `BertBackbone` or
+            `T5Backbone` (more
             families as they land).
 
     Raises:

@@ -75,6 +75,8 @@ class MultiHeadAttention(keras.layers.Layer):
         kernel_initializer: Initializer of the query/key/value kernels.
         output_kernel_initializer: Initializer of the output kernel; defaults to
             `kernel_initializer`.
+        query_kernel_initializer: Initializer of the query kernel; defaults to
+            `kernel_initializer`. T5 folds the logit scale into it.
 
     Example:
     >>> import numpy as np
@@ -96,6 +98,7 @@ class MultiHeadAttention(keras.layers.Layer):
         rotary_max_wavelength=None,
         kernel_initializer="glorot_uniform",
         output_kernel_initializer=None,
+        query_kernel_initializer=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -111,8 +114,13 @@ class MultiHeadAttention(keras.layers.Layer):
         self.output_kernel_initializer = keras.initializers.get(
             output_kernel_initializer or kernel_initializer
         )
+        self.query_kernel_initializer = keras.initializers.get(
+            query_kernel_initializer or kernel_initializer
+        )
 
-        self.query_dense = self._make_dense(num_heads * key_dim, self.kernel_initializer, "query")
+        self.query_dense = self._make_dense(
+            num_heads * key_dim, self.query_kernel_initializer, "query"
+        )
         self.key_dense = self._make_dense(num_heads * key_dim, self.kernel_initializer, "key")
         self.value_dense = self._make_dense(
             num_heads * self.value_dim, self.kernel_initializer, "value"
@@ -250,6 +258,9 @@ class MultiHeadAttention(keras.layers.Layer):
                 ),
                 "output_kernel_initializer": keras.initializers.serialize(
                     self.output_kernel_initializer
+                ),
+                "query_kernel_initializer": keras.initializers.serialize(
+                    self.query_kernel_initializer
                 ),
             }
         )

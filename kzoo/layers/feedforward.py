@@ -3,7 +3,15 @@
 import keras
 from keras import ops
 
-ACTIVATIONS = ("relu", "gelu", "gelu_approximate", "gated-gelu", "gated-silu")
+ACTIVATIONS = (
+    "relu",
+    "gelu",
+    "gelu_approximate",
+    "gated-gelu",
+    "gated-gelu_exact",
+    "gated-relu",
+    "gated-silu",
+)
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
@@ -16,8 +24,9 @@ class FeedForward(keras.layers.Layer):
     Args:
         intermediate_dim: Width of the hidden layer.
         activation: `"relu"`, `"gelu"` (exact, BERT), `"gelu_approximate"`
-            (tanh, GPT-2), `"gated-gelu"` (tanh gelu gate, T5 v1.1) or
-            `"gated-silu"` (SwiGLU).
+            (tanh, GPT-2), `"gated-gelu"` (tanh gelu gate, T5 v1.1),
+            `"gated-gelu_exact"` (exact gelu gate, KerasHub's gated `"gelu"`),
+            `"gated-relu"` or `"gated-silu"` (SwiGLU).
         dropout: Dropout rate on the hidden activations.
         use_bias: Whether the dense layers have biases (T5 has none).
         kernel_initializer: Initializer of the input kernels.
@@ -94,7 +103,7 @@ class FeedForward(keras.layers.Layer):
         if name == "silu":
             return ops.silu(x)
         # T5 v1.1's gated-gelu uses the tanh approximation ("gelu_new").
-        approximate = name != "gelu" or self.gated
+        approximate = name == "gelu_approximate" or (name == "gelu" and self.gated)
         return ops.gelu(x, approximate=approximate)
 
     def call(self, inputs, training=None):

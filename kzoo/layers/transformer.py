@@ -26,6 +26,8 @@ class _TransformerBlock(keras.layers.Layer):
         rotary_max_wavelength=None,
         kernel_initializer="glorot_uniform",
         output_kernel_initializer=None,
+        query_kernel_initializer=None,
+        feedforward_dropout=0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -45,6 +47,10 @@ class _TransformerBlock(keras.layers.Layer):
         self.output_kernel_initializer = keras.initializers.get(
             output_kernel_initializer or kernel_initializer
         )
+        self.query_kernel_initializer = keras.initializers.get(
+            query_kernel_initializer or kernel_initializer
+        )
+        self.feedforward_dropout = feedforward_dropout
         self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
 
     def _attention(self, hidden_dim, name, rotary=None):
@@ -57,6 +63,7 @@ class _TransformerBlock(keras.layers.Layer):
             rotary_max_wavelength=rotary,
             kernel_initializer=self.kernel_initializer.clone(),
             output_kernel_initializer=self.output_kernel_initializer.clone(),
+            query_kernel_initializer=self.query_kernel_initializer.clone(),
             dtype=self.dtype_policy,
             name=name,
         )
@@ -75,6 +82,7 @@ class _TransformerBlock(keras.layers.Layer):
         self.feedforward = FeedForward(
             self.intermediate_dim,
             activation=self.activation,
+            dropout=self.feedforward_dropout,
             use_bias=self.use_bias,
             kernel_initializer=self.kernel_initializer.clone(),
             output_kernel_initializer=self.output_kernel_initializer.clone(),
@@ -129,6 +137,10 @@ class _TransformerBlock(keras.layers.Layer):
                 "output_kernel_initializer": keras.initializers.serialize(
                     self.output_kernel_initializer
                 ),
+                "query_kernel_initializer": keras.initializers.serialize(
+                    self.query_kernel_initializer
+                ),
+                "feedforward_dropout": self.feedforward_dropout,
             }
         )
         return config
@@ -158,6 +170,9 @@ class TransformerEncoderBlock(_TransformerBlock):
         kernel_initializer: Initializer of the dense kernels.
         output_kernel_initializer: Initializer of the kernels that write into the
             residual stream (attention output, feed-forward output).
+        query_kernel_initializer: Initializer of the attention query kernels;
+            defaults to `kernel_initializer` (T5 folds the logit scale into it).
+        feedforward_dropout: Dropout rate on the feed-forward hidden layer (T5).
 
     Example:
     >>> import numpy as np

@@ -10,6 +10,13 @@ from kzoo.models.bert import (
 )
 from kzoo.models.gpt import GPTBackbone, GPTCausalLM
 from kzoo.models.lstm import LSTMLanguageModel
+from kzoo.models.t5 import T5Backbone
+from kzoo.models.seq2seq import (
+    SEQ2SEQ_SIZES,
+    LSTMSeq2Seq,
+    Seq2SeqBackbone,
+    Seq2SeqTranslator,
+)
 
 __all__ = [
     "BertBackbone",
@@ -21,4 +28,9 @@ __all__ = [
     "GPTBackbone",
     "GPTCausalLM",
     "LSTMLanguageModel",
+    "LSTMSeq2Seq",
+    "SEQ2SEQ_SIZES",
+    "Seq2SeqBackbone",
+    "Seq2SeqTranslator",
+    "T5Backbone",
 ]

@@ -1,0 +1,1 @@
+from kzoo.models.t5.t5_backbone import T5Backbone

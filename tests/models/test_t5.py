@@ -1,0 +1,124 @@
+import numpy as np
+import pytest
+
+from kzoo.models import T5Backbone
+from kzoo.testing import run_model_test, to_numpy
+
+VOCAB, SOURCE, TARGET, HIDDEN = 40, 8, 6, 16
+CONFIG = dict(vocabulary_size=VOCAB, num_layers=2, num_heads=2, hidden_dim=HIDDEN,
+              intermediate_dim=32, dropout=0.0)
+V1_0 = dict(activation="relu", use_gated_activation=False, tie_embedding_weights=True)
+V1_1 = dict(activation="gelu", use_gated_activation=True, tie_embedding_weights=False)
+RNG = np.random.default_rng(0)
+INPUTS = {
+    "encoder_token_ids": RNG.integers(2, VOCAB, (2, SOURCE)).astype("int32"),
+    "encoder_padding_mask": np.array([[1] * SOURCE, [1] * 5 + [0] * 3], "int32"),
+    "decoder_token_ids": RNG.integers(2, VOCAB, (2, TARGET)).astype("int32"),
+    "decoder_padding_mask": np.array([[1] * TARGET, [1] * 4 + [0] * 2], "int32"),
+}
+
+
+def build(dtype=None, **overrides):
+    return T5Backbone(**{**CONFIG, **overrides}, dtype=dtype)
+
+
+@pytest.mark.parametrize("version", [V1_0, V1_1], ids=["v1_0", "v1_1"])
+def test_backbone_contract(version):
+    run_model_test(
+        lambda dtype=None: build(dtype, **version),
+        INPUTS,
+        {"encoder_sequence_output": (2, SOURCE, HIDDEN),
+         "decoder_sequence_output": (2, TARGET, HIDDEN)},
+    )
+
+
+def test_architecture_details():
+    backbone = build(key_value_dim=4, **V1_1)
+    assert backbone.get_config()["key_value_dim"] == 4
+    block = backbone.decoder_transformer_layers[1]
+    assert block.norm_first and block.normalization == "rms_norm"
+    assert block.feedforward.activation == "gated-gelu_exact"
+    assert block.self_attention.scale == 1.0 and block.self_attention.key_dim == 4
+    # No biases anywhere; one relative position bias per stack.
+    assert not any("bias" in w.path and "relative" not in w.path for w in backbone.weights)
+    assert [w.path for w in backbone.weights if "relative" in w.path] == [
+        "encoder_relative_position_bias/embeddings",
+        "decoder_relative_position_bias/embeddings",
+    ]
+    assert backbone.encoder_relative_position_bias.bidirectional
+    assert backbone.decoder_relative_position_bias.bidirectional is False
+    with pytest.raises(ValueError, match="activation must be one of .* received 'swish'"):
+        build(activation="swish")
+
+
+def test_query_initialisation_folds_the_logit_scale():
+    backbone = build(hidden_dim=64, num_heads=4, intermediate_dim=256, **V1_0)
+    attention = backbone.encoder_transformer_layers[0].self_attention
+    query_std = np.std(to_numpy(attention.query_dense.kernel))
+    key_std = np.std(to_numpy(attention.key_dense.kernel))
+    assert key_std == pytest.approx(64**-0.5, rel=0.1)
+    assert query_std == pytest.approx((64 * 16) ** -0.5, rel=0.1)
+
+
+def test_encoder_ignores_padding_and_decoder_is_causal():
+    backbone = build(**V1_1)
+    base = to_numpy(backbone(INPUTS))
+    changed = {k: v.copy() for k, v in INPUTS.items()}
+    changed["encoder_token_ids"][1, 5:] = 3  # padded source tokens
+    changed["decoder_token_ids"][:, 3:] = 7  # future target tokens
+    out = to_numpy(backbone(changed))
+    np.testing.assert_allclose(out["encoder_sequence_output"][1, :5],
+                               base["encoder_sequence_output"][1, :5], atol=1e-5)
+    np.testing.assert_allclose(out["decoder_sequence_output"][:, :3],
+                               base["decoder_sequence_output"][:, :3], atol=1e-5)
+
+
+@pytest.mark.parametrize("version", [V1_0, V1_1], ids=["tied", "untied"])
+def test_logits(version):
+    backbone = build(**version)
+    hidden = to_numpy(backbone(INPUTS)["decoder_sequence_output"])
+    if version["tie_embedding_weights"]:
+        expected = hidden * HIDDEN**-0.5 @ to_numpy(backbone.token_embedding.embeddings).T
+    else:
+        expected = hidden @ to_numpy(backbone.token_embedding.reverse_embeddings)
+    np.testing.assert_allclose(to_numpy(backbone.logits(hidden)), expected,
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_decode_with_cache_matches_full_decoder():
+    backbone = build(**V1_1)
+    full = to_numpy(backbone(dict(INPUTS, decoder_padding_mask=np.ones((2, TARGET), "int32"))))
+    encoder_output = backbone.encode(INPUTS["encoder_token_ids"], INPUTS["encoder_padding_mask"])
+    np.testing.assert_allclose(to_numpy(encoder_output), full["encoder_sequence_output"],
+                               atol=1e-5)
+    cache = backbone.decoder_cache(encoder_output, INPUTS["encoder_padding_mask"], TARGET)
+    ids = INPUTS["decoder_token_ids"]
+    hidden, cache = backbone.decode_with_cache(ids[:, :2], cache, 0)
+    steps = [to_numpy(hidden)]
+    for t in range(2, TARGET):
+        hidden, cache = backbone.decode_with_cache(ids[:, t : t + 1], cache, t)
+        steps.append(to_numpy(hidden))
+    np.testing.assert_allclose(np.concatenate(steps, axis=1),
+                               full["decoder_sequence_output"], atol=1e-5)
+
+
+@pytest.mark.parametrize("version", [V1_0, V1_1], ids=["v1_0", "v1_1"])
+def test_from_keras_hub_t5_gives_identical_outputs(version):
+    keras_hub = pytest.importorskip("keras_hub")
+    from kzoo.convert import from_keras_hub
+
+    hub = keras_hub.models.T5Backbone(**CONFIG, **version)
+    # Random, non-trivial norm scales so that a misplaced norm shows.
+    for weight in hub.weights:
+        if weight.path.endswith("weight"):
+            weight.assign(RNG.uniform(0.5, 1.5, weight.shape).astype("float32"))
+    ours = from_keras_hub(hub)
+    assert isinstance(ours, T5Backbone)
+    assert ours.activation == version["activation"]
+    expected, actual = to_numpy(hub(INPUTS)), to_numpy(ours(INPUTS))
+    for key, real in (("encoder_sequence_output", 5), ("decoder_sequence_output", 4)):
+        np.testing.assert_allclose(actual[key][0], expected[key][0], atol=1e-5)
+        np.testing.assert_allclose(actual[key][1, :real], expected[key][1, :real], atol=1e-5)
+    hub_lm = keras_hub.models.T5Seq2SeqLM(backbone=hub, preprocessor=None)
+    np.testing.assert_allclose(to_numpy(ours.logits(actual["decoder_sequence_output"]))[0],
+                               to_numpy(hub_lm(INPUTS))[0], atol=1e-4)
