@@ -64,10 +64,12 @@ def test_importing_layers_and_models_on_jax_loads_no_tensorflow():
     subprocess.run([sys.executable, "-c", code], env=_jax_env(), check=True, cwd=ROOT)
 
 
-def _run_suite_on_jax(folder):
+def _run_suite_on_jax(path):
+    """Runs the tests in `path` on JAX, those marked slow (training runs, which
+    the TensorFlow run covers) excepted."""
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-         str(ROOT / "tests" / folder)],
+         "-m", "not slow", str(ROOT / "tests" / path)],
         env=_jax_env(),
         cwd=ROOT,
         capture_output=True,
@@ -82,7 +84,12 @@ def test_layer_suite_passes_on_jax():
     _run_suite_on_jax("layers")
 
 
+MODEL_TEST_FILES = sorted(p.name for p in (ROOT / "tests" / "models").glob("test_*.py"))
+
+
 @pytest.mark.slow
-def test_model_suite_passes_on_jax():
-    """Models, generation (compiled with jax.jit) and KerasHub conversion on JAX."""
-    _run_suite_on_jax("models")
+@pytest.mark.parametrize("name", MODEL_TEST_FILES)
+def test_model_suite_passes_on_jax(name):
+    """Models, generation (compiled with jax.jit) and KerasHub conversion on JAX,
+    one file per test so that workers share them."""
+    _run_suite_on_jax(f"models/{name}")

@@ -251,6 +251,71 @@ def read_squad_file(path, key="data.train"):
     return _non_empty(examples, path, key)
 
 
+def read_table_columns(
+    path, columns, *, header=None, file_format=None, key="data.train"
+):
+    """Reads the given columns of every row of a tsv, csv or jsonl file.
+
+    The part every table reader shares: resolving the path, the format, the column
+    checks and the `file:line` errors (see `read_classification_file`).
+
+    Args:
+        path: The file (a glob must match exactly one file).
+        columns: `{role: column}`, each column a header name (a key for jsonl) or a
+            0-based index; errors call it `{role}_column`.
+        header: Whether a tsv/csv file starts with a header row; `None` means it does
+            exactly when a column is given by name. Ignored for jsonl.
+        file_format: `"tsv"`, `"csv"` or `"jsonl"`; `None` infers it from the
+            extension.
+        key: The config key the path came from, quoted in errors.
+
+    Returns:
+        `(path, rows)`: the resolved path and a non-empty list of `(line, {role:
+        value})`; values are `str` from tsv/csv, any JSON value from jsonl.
+
+    Example:
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "pairs.tsv"
+    >>> _ = path.write_text("Hallo\\tHello\\n")
+    >>> read_table_columns(path, {"source": 0, "target": 1})[1]
+    [(1, {'source': 'Hallo', 'target': 'Hello'})]
+    """
+    path = _resolve_one(path, key)
+    file_format = _file_format(path, file_format, key)
+    for role, column in columns.items():
+        if file_format == "jsonl" and not isinstance(column, str):
+            raise ValueError(f"{key}: {role}_column must be a key, got {column!r}")
+        if not isinstance(column, str) and not (type(column) is int and column >= 0):
+            raise ValueError(
+                f"{key}: {role}_column must be a name or a 0-based index, got {column!r}"
+            )
+    if file_format == "jsonl":
+        records = _json_lines(path)
+    else:
+        records = _table_records(path, file_format, columns, header, key)
+    rows = []
+    for line, fields in records:
+        for role, column in columns.items():
+            if column not in fields:  # Only a JSON object can lack a column.
+                raise ValueError(
+                    f"{path}:{line}: missing key {column!r} ({role}_column); the object "
+                    f"has keys {sorted(fields)}"
+                )
+        rows.append((line, {role: fields[column] for role, column in columns.items()}))
+    return path, _non_empty(rows, path, key)
+
+
+def read_text_lines(path, key="data.train"):
+    """Reads a UTF-8 file's lines without their `"\\n"` or `"\\r\\n"` (and BOM).
+
+    Returns:
+        `(path, lines)`: the resolved path (a glob must match one file) and a list
+        of `(line, text)`; a final `"\\n"` does not start another line.
+    """
+    path = _resolve_one(path, key)
+    return path, [(line, text.rstrip("\r\n")) for line, text in _numbered_lines(path)]
+
+
 def _answers(obj, where):
     """Returns a SQuAD object's answers as a list, from any accepted layout."""
     if "answers" in obj:

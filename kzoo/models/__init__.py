@@ -10,12 +10,12 @@ from kzoo.models.bert import (
 )
 from kzoo.models.gpt import GPTBackbone, GPTCausalLM
 from kzoo.models.lstm import LSTMLanguageModel
-from kzoo.models.t5 import T5Backbone
+from kzoo.models.t5 import T5_SIZES, T5Backbone
 from kzoo.models.seq2seq import (
     SEQ2SEQ_SIZES,
-    LSTMSeq2Seq,
+    LSTMSeq2SeqBackbone,
     Seq2SeqBackbone,
-    Seq2SeqTranslator,
+    Seq2SeqLM,
 )
 
 __all__ = [
@@ -28,9 +28,10 @@ __all__ = [
     "GPTBackbone",
     "GPTCausalLM",
     "LSTMLanguageModel",
-    "LSTMSeq2Seq",
+    "LSTMSeq2SeqBackbone",
     "SEQ2SEQ_SIZES",
     "Seq2SeqBackbone",
-    "Seq2SeqTranslator",
+    "Seq2SeqLM",
     "T5Backbone",
+    "T5_SIZES",
 ]

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from kzoo.models import SEQ2SEQ_SIZES, LSTMSeq2Seq, Seq2SeqBackbone, Seq2SeqTranslator
+from kzoo.models import SEQ2SEQ_SIZES, LSTMSeq2SeqBackbone, Seq2SeqBackbone, Seq2SeqLM
 from kzoo.testing import assert_all_close, run_model_test, to_numpy
 
 VOCAB, SOURCE_LENGTH, TARGET_LENGTH = 40, 7, 5
@@ -24,15 +24,15 @@ def build_backbone(dtype=None, **overrides):
 
 
 def build_translator(dtype=None, **overrides):
-    return Seq2SeqTranslator(
+    return Seq2SeqLM(
         build_backbone(dtype, **overrides), start_token_id=START, end_token_id=END
     )
 
 
 def build_lstm(dtype=None, **overrides):
-    config = dict(vocabulary_size=VOCAB, embedding_dim=8, hidden_dim=16, num_layers=2,
-                  start_token_id=START, end_token_id=END)
-    return LSTMSeq2Seq(**{**config, **overrides}, dtype=dtype)
+    config = dict(vocabulary_size=VOCAB, embedding_dim=8, hidden_dim=16, num_layers=2)
+    backbone = LSTMSeq2SeqBackbone(**{**config, **overrides}, dtype=dtype)
+    return Seq2SeqLM(backbone, start_token_id=START, end_token_id=END)
 
 
 def with_changes(**changes):
@@ -173,7 +173,7 @@ class _CharacterTokenizer:
 @pytest.fixture(scope="module")
 def translator():
     """One translator for the generation tests, so `generate` compiles once."""
-    return Seq2SeqTranslator(build_backbone(), tokenizer=_CharacterTokenizer())
+    return Seq2SeqLM(build_backbone(), tokenizer=_CharacterTokenizer())
 
 
 def generate_eagerly(model, sources=SOURCES, max_new_tokens=6, **kwargs):
@@ -257,7 +257,7 @@ def test_generate_strings_and_argument_errors(translator):
         translator.generate(SOURCES, max_new_tokens=32)
     with pytest.raises(ValueError, match="temperature must be > 0"):
         translator.generate(SOURCES, strategy="sample", temperature=0)
-    untokenized = Seq2SeqTranslator(translator.backbone, end_token_id=END)
+    untokenized = Seq2SeqLM(translator.backbone, end_token_id=END)
     with pytest.raises(ValueError, match="need a tokenizer"):
         untokenized.generate("abc", max_new_tokens=4)
     with pytest.raises(ValueError, match="needs a start token"):
@@ -290,6 +290,7 @@ def _losses_after_fit(model, learning_rate, epochs=4):
     return history.history["loss"]
 
 
+@pytest.mark.slow
 def test_fit_on_a_copy_task_reduces_the_loss():
     keras.utils.set_random_seed(0)
     losses = _losses_after_fit(build_translator(num_layers=1), 1e-2)
@@ -305,7 +306,7 @@ def test_lstm_contract():
 
 def test_lstm_untied_head_and_odd_width_error():
     untied = build_lstm(tie_embeddings=False, num_layers=1)
-    assert tuple(untied.output_dense.kernel.shape) == (16, VOCAB)
+    assert tuple(untied.backbone.output_dense.kernel.shape) == (16, VOCAB)
     assert tuple(untied(INPUTS).shape) == (2, TARGET_LENGTH, VOCAB)
     with pytest.raises(ValueError, match="even hidden_dim"):
         build_lstm(hidden_dim=15)
@@ -328,6 +329,7 @@ def test_lstm_greedy_and_one_beam_generation_match_full_passes():
     assert generate_eagerly(model, strategy="beam", num_beams=1) == greedy
 
 
+@pytest.mark.slow
 def test_lstm_fit_on_a_copy_task_reduces_the_loss():
     keras.utils.set_random_seed(0)
     losses = _losses_after_fit(build_lstm(num_layers=1), 2e-2)

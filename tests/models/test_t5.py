@@ -122,3 +122,17 @@ def test_from_keras_hub_t5_gives_identical_outputs(version):
     hub_lm = keras_hub.models.T5Seq2SeqLM(backbone=hub, preprocessor=None)
     np.testing.assert_allclose(to_numpy(ours.logits(actual["decoder_sequence_output"]))[0],
                                to_numpy(hub_lm(INPUTS))[0], atol=1e-4)
+
+
+def test_seq2seq_lm_on_t5_generates_with_cache_as_without():
+    from kzoo.models import Seq2SeqLM
+
+    lm = Seq2SeqLM(build(**V1_1), start_token_id=0, end_token_id=1)
+    sources = INPUTS["encoder_token_ids"], INPUTS["encoder_padding_mask"]
+    cached, uncached = (
+        [to_numpy(t) for t in lm.generate_ids(*sources, 5, use_cache=use_cache)[:2]]
+        for use_cache in (True, False)
+    )
+    np.testing.assert_array_equal(cached[0], uncached[0])
+    np.testing.assert_array_equal(cached[1], uncached[1])
+    assert lm.get_config()["backbone"]["config"]["max_sequence_length"] == 512

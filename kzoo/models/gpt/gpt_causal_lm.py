@@ -5,20 +5,9 @@ import numpy as np
 from keras import ops
 
 from kzoo.layers.write_at import write_at
-from kzoo.models import generation
+from kzoo.models import generation, text_generation
 from kzoo.models.gpt.gpt_backbone import GPTBackbone
 from kzoo.models.task_model import TaskModel
-
-STRATEGIES = ("greedy", "sample", "beam")
-
-
-class _CompiledFunctions:
-    """Compiled `generate` loops by settings. A plain object, not a dict, so
-    Keras/SavedModel tracking leaves it alone (exports work after generating)."""
-
-    def __init__(self):
-        self.by_key = {}
-
 
 @keras.saving.register_keras_serializable(package="kzoo")
 class GPTCausalLM(TaskModel):
@@ -64,7 +53,7 @@ class GPTCausalLM(TaskModel):
         if end_token_id is None and tokenizer is not None:
             end_token_id = int(tokenizer.eos_id)
         self.end_token_id = end_token_id
-        self._generate_functions = _CompiledFunctions()
+        self._generate_functions = text_generation.CompiledFunctions()
 
     # --- Scoring -----------------------------------------------------------------
 
@@ -128,19 +117,12 @@ class GPTCausalLM(TaskModel):
             cache, step = token_ids, self._uncached_step
         last_prompt = ops.take(hidden, start - 1, axis=1)
         logits = ops.cast(self.backbone.token_embedding(last_prompt, reverse=True), "float32")
-        end_id, pad_id = self.end_token_id, 0
-        if strategy == "beam":
-            return generation.beam_search(
-                step, logits, cache, token_ids, prompt_lengths, max_new_tokens,
-                end_id, pad_id, num_beams=num_beams, length_penalty=length_penalty,
-            )
-        if strategy == "greedy":
-            temperature = 0.0
-        ids, mask = generation.decode(
-            step, logits, cache, token_ids, prompt_lengths, max_new_tokens, end_id,
-            pad_id, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+        return generation.decode_with_strategy(
+            step, logits, cache, token_ids, prompt_lengths, max_new_tokens,
+            self.end_token_id, strategy=strategy, temperature=temperature,
+            top_k=top_k, top_p=top_p, seed=seed, num_beams=num_beams,
+            length_penalty=length_penalty,
         )
-        return ids, mask, ops.zeros((batch,), "float32")
 
     def generate(
         self,
@@ -175,28 +157,18 @@ class GPTCausalLM(TaskModel):
             Prompts longer than `max_sequence_length - max_new_tokens` keep their
             last tokens.
         """
-        if strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {STRATEGIES}; received {strategy!r}")
-        if strategy == "sample" and temperature <= 0:
-            raise ValueError(f"temperature must be > 0 for sampling; received {temperature}")
         capacity = self.backbone.max_sequence_length
-        if not 0 < max_new_tokens < capacity:
-            raise ValueError(
-                f"max_new_tokens must be in [1, {capacity - 1}] (the context is "
-                f"{capacity} tokens); received {max_new_tokens}"
-            )
-        single = isinstance(inputs, str)
-        is_text = single or (len(inputs) > 0 and isinstance(inputs[0], str))
-        prompts = self._prompt_ids([inputs] if single else inputs, is_text)
+        text_generation.check_options(strategy, temperature, max_new_tokens, capacity)
+        single, is_text = text_generation.is_text_input(inputs)
+        prompts = text_generation.input_ids(self, [inputs] if single else inputs, is_text)
+        if is_text:
+            prompts = [[self.end_token_id] + p for p in prompts]
         prompts = [p[-(capacity - max_new_tokens):] for p in prompts]
         lengths = np.array([len(p) for p in prompts], "int32")
-        # Round the buffer up to a power of two: a bounded set of shapes, so the
-        # compiled loop is traced a few times, not once per prompt length.
         needed = int(lengths.max()) + max_new_tokens
-        max_length = min(capacity, 1 << (needed - 1).bit_length())
-        buffer = np.zeros((len(prompts), max_length), "int32")
-        for row, prompt in enumerate(prompts):
-            buffer[row, : len(prompt)] = prompt
+        buffer, _ = text_generation.right_pad(
+            prompts, text_generation.round_up(needed, capacity)
+        )
         fn = self._generate_function(strategy, num_beams, use_cache)
         ids, mask, _ = fn(
             buffer,
@@ -208,41 +180,13 @@ class GPTCausalLM(TaskModel):
             np.int32(seed),
             np.float32(length_penalty),
         )
-        ids, mask = ops.convert_to_numpy(ids), ops.convert_to_numpy(mask)
-        outputs = [
-            [int(t) for t in row[keep] if t != self.end_token_id]
-            for row, keep in zip(ids, mask)
-        ]
-        if is_text:
-            outputs = [self._detokenize(ids) for ids in outputs]
-        return outputs[0] if single else outputs
-
-    def _prompt_ids(self, inputs, is_text):
-        if not inputs:
-            raise ValueError("generate() needs at least one prompt; received none")
-        if not is_text:
-            prompts = [[int(t) for t in p] for p in inputs]
-            if any(len(p) == 0 for p in prompts):
-                raise ValueError("token-id prompts must not be empty")
-            return prompts
-        if self.tokenizer is None:
-            raise ValueError("string prompts need a tokenizer: GPTCausalLM(..., tokenizer=...)")
-        tokenized = self.tokenizer.tokenize(list(inputs))
-        tokenized = tokenized.to_list() if hasattr(tokenized, "to_list") else tokenized
-        return [[self.end_token_id] + [int(t) for t in ids] for ids in tokenized]
-
-    def _detokenize(self, ids):
-        text = self.tokenizer.detokenize([ids] if ids else [[]])
-        text = ops.convert_to_numpy(text) if not isinstance(text, (list, str)) else text
-        value = text[0] if not isinstance(text, str) else text
-        return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+        rows = text_generation.generated_ids(ids, mask, self.end_token_id)
+        return text_generation.outputs(self, rows, is_text, single)
 
     def _generate_function(self, strategy, num_beams, use_cache):
-        key = (strategy, num_beams, use_cache)
-        functions = self._generate_functions.by_key
-        if key not in functions:
-            from kzoo.jit import jit_function
+        from kzoo.jit import jit_function
 
+        def build():
             def fn(ids, lengths, new_tokens, temperature, top_k, top_p, seed, penalty):
                 return self.generate_ids(
                     ids, lengths, new_tokens, strategy=strategy, temperature=temperature,
@@ -250,5 +194,6 @@ class GPTCausalLM(TaskModel):
                     length_penalty=penalty, use_cache=use_cache,
                 )
 
-            functions[key] = jit_function(fn, self.variables)
-        return functions[key]
+            return jit_function(fn, self.variables)
+
+        return self._generate_functions.get((strategy, num_beams, use_cache), build)

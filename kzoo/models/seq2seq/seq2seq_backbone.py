@@ -232,6 +232,10 @@ class Seq2SeqBackbone(FunctionalModel):
             "encoder_padding_mask": ops.cast(encoder_padding_mask, "int32"),
         }
 
+    def logits(self, decoder_sequence_output):
+        """The output head: the shared token embedding used in reverse."""
+        return self.token_embedding(decoder_sequence_output, reverse=True)
+
     def decode_with_cache(self, token_ids, cache, index):
         """Runs target `token_ids` at positions `index..` against `cache`.
 

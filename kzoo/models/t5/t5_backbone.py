@@ -61,6 +61,8 @@ class T5Backbone(FunctionalModel):
             embedding (T5 v1.0) or a separate matrix (T5 v1.1).
         relative_attention_num_buckets: Number of relative position buckets.
         relative_attention_max_distance: Distances beyond this share a bucket.
+        max_sequence_length: Longest source or target `Seq2SeqLM.generate`
+            accepts (relative positions themselves have no limit).
         dtype: Dtype policy.
 
     Example:
@@ -86,7 +88,7 @@ class T5Backbone(FunctionalModel):
                    "intermediate_dim", "key_value_dim", "dropout", "activation",
                    "use_gated_activation", "layer_norm_epsilon",
                    "tie_embedding_weights", "relative_attention_num_buckets",
-                   "relative_attention_max_distance")
+                   "relative_attention_max_distance", "max_sequence_length")
 
     def __init__(
         self,
@@ -103,6 +105,7 @@ class T5Backbone(FunctionalModel):
         tie_embedding_weights=True,
         relative_attention_num_buckets=32,
         relative_attention_max_distance=128,
+        max_sequence_length=512,
         dtype=None,
         **kwargs,
     ):
@@ -222,6 +225,7 @@ class T5Backbone(FunctionalModel):
         self.tie_embedding_weights = tie_embedding_weights
         self.relative_attention_num_buckets = relative_attention_num_buckets
         self.relative_attention_max_distance = relative_attention_max_distance
+        self.max_sequence_length = max_sequence_length
 
     @property
     def head_dim(self):

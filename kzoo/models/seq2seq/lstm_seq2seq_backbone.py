@@ -4,26 +4,25 @@ import keras
 from keras import ops
 
 from kzoo.layers import ReversibleEmbedding
-from kzoo.models import generation
 from kzoo.models.functional_model import FunctionalModel
-from kzoo.models.seq2seq.seq2seq_translator import decode_with_strategy, start_buffer
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
-class LSTMSeq2Seq(FunctionalModel):
+class LSTMSeq2SeqBackbone(FunctionalModel):
     """LSTM encoder-decoder with global attention, the baseline the Transformer
     is compared with.
 
-    Same inputs as `Seq2SeqBackbone` (`{"encoder_token_ids", "encoder_padding_mask",
-    "decoder_token_ids", "decoder_padding_mask"}`) and the same output as
-    `Seq2SeqTranslator` (float32 logits over the target), so it trains on the same
-    pipeline. A (bi)LSTM encoder reads the source; each decoder LSTM starts from
+    Same inputs and outputs as `Seq2SeqBackbone` (`{"encoder_token_ids",
+    "encoder_padding_mask", "decoder_token_ids", "decoder_padding_mask"}` in,
+    `{"encoder_sequence_output", "decoder_sequence_output"}` out, `logits()` for
+    the head), so `Seq2SeqLM` trains, decodes and exports it on the same pipeline. A (bi)LSTM encoder reads the source; each decoder LSTM starts from
     the final state of the encoder layer below it (both directions concatenated);
     each decoder output `h_t` attends to the encoder outputs `s` with Luong's
     "general" score `h_t^T W_a s`, and `tanh(W_c [context; h_t])` feeds the output
     projection. There is no input feeding, so training runs the decoder over the
     whole target at once, and decoding caches only the LSTM states (plus the
-    encoder outputs and their attention keys, computed once).
+    encoder outputs and their attention keys, computed once); `recurrent` tells
+    `Seq2SeqLM` to feed a target prefix one token at a time.
 
     Args:
         vocabulary_size: Number of tokens (source and target share the embedding).
@@ -35,19 +34,19 @@ class LSTMSeq2Seq(FunctionalModel):
         dropout: Dropout on embeddings and between layers.
         tie_embeddings: Output projection tied to the embedding (through a
             projection to `embedding_dim`) or a separate dense layer.
-        start_token_id: First decoder token of generation.
-        end_token_id: Token that ends generation.
+        max_sequence_length: Longest target `Seq2SeqLM.generate` produces (the
+            model itself has no length limit).
         dtype: Dtype policy.
 
     Example:
     >>> import numpy as np
-    >>> model = LSTMSeq2Seq(vocabulary_size=30, embedding_dim=8, hidden_dim=16,
-    ...                     start_token_id=1, end_token_id=2)
-    >>> logits = model({"encoder_token_ids": np.ones((2, 6), "int32"),
+    >>> model = LSTMSeq2SeqBackbone(vocabulary_size=30, embedding_dim=8,
+    ...                             hidden_dim=16)
+    >>> out = model({"encoder_token_ids": np.ones((2, 6), "int32"),
     ...                 "encoder_padding_mask": np.ones((2, 6), "int32"),
     ...                 "decoder_token_ids": np.ones((2, 4), "int32"),
     ...                 "decoder_padding_mask": np.ones((2, 4), "int32")})
-    >>> tuple(logits.shape)
+    >>> tuple(model.logits(out["decoder_sequence_output"]).shape)
     (2, 4, 30)
 
     References:
@@ -56,8 +55,8 @@ class LSTMSeq2Seq(FunctionalModel):
     """
 
     CONFIG_KEYS = ("vocabulary_size", "embedding_dim", "hidden_dim", "num_layers",
-                   "bidirectional", "dropout", "tie_embeddings", "start_token_id",
-                   "end_token_id")
+                   "bidirectional", "dropout", "tie_embeddings", "max_sequence_length")
+    recurrent = True
 
     def __init__(
         self,
@@ -68,8 +67,7 @@ class LSTMSeq2Seq(FunctionalModel):
         bidirectional=True,
         dropout=0.0,
         tie_embeddings=True,
-        start_token_id=None,
-        end_token_id=None,
+        max_sequence_length=512,
         dtype=None,
         **kwargs,
     ):
@@ -115,8 +113,10 @@ class LSTMSeq2Seq(FunctionalModel):
         self.tie_embeddings = tie_embeddings
         cache = self.encode(inputs["encoder_token_ids"], inputs["encoder_padding_mask"])
         # Right-padded targets need no mask: the decoder only looks back.
-        logits, _ = self._decode(inputs["decoder_token_ids"], cache)
-        super().__init__(inputs=inputs, outputs=logits, dtype=dtype, **kwargs)
+        hidden, _ = self.decode_with_cache(inputs["decoder_token_ids"], cache, 0)
+        outputs = {"encoder_sequence_output": cache["encoder_outputs"],
+                   "decoder_sequence_output": hidden}
+        super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
 
         # === Config ===
         self.vocabulary_size = vocabulary_size
@@ -126,8 +126,7 @@ class LSTMSeq2Seq(FunctionalModel):
         self.bidirectional = bidirectional
         self.dropout = dropout
         self.tie_embeddings = tie_embeddings
-        self.start_token_id = start_token_id
-        self.end_token_id = end_token_id
+        self.max_sequence_length = max_sequence_length
 
     @staticmethod
     def _encoder_lstm(hidden_dim, bidirectional, dtype, name):
@@ -161,22 +160,31 @@ class LSTMSeq2Seq(FunctionalModel):
             "states": tuple(states),
         }
 
-    def _decode(self, token_ids, cache, training=None):
-        """Logits for `token_ids` continuing from the cached states; returns
-        `(logits, cache)` with the states after the last token."""
+    def decoder_cache(self, encoder_output, encoder_padding_mask, max_length):
+        """The decoding state: `encode()`'s output already is (the arguments after
+        it are the `Seq2SeqLM` interface)."""
+        return encoder_output
+
+    def decode_with_cache(self, token_ids, cache, cache_update_index, training=None):
+        """Decoder outputs for `token_ids` continuing from the cached states;
+        returns `(decoder_sequence_output, cache)` with the states after the last
+        token (the index is implied by the states)."""
         x = self.dropout_layer(self.token_embedding(token_ids), training=training)
         states = []
         for lstm, (h, c) in zip(self.decoder_layers, cache["states"]):
             x, h, c = lstm(x, initial_state=[h, c], training=training)
             states.append((h, c))
             x = self.dropout_layer(x, training=training)
-        x = self._attend(x, cache)
-        x = self.dropout_layer(x, training=training)
+        x = self.dropout_layer(self._attend(x, cache), training=training)
+        return x, {**cache, "states": tuple(states)}
+
+    def logits(self, decoder_sequence_output):
+        """The output projection (through the embedding when tied)."""
         if self.tie_embeddings:
-            logits = self.token_embedding(self.output_dense(x), reverse=True)
-        else:
-            logits = self.output_dense(x)
-        return ops.cast(logits, "float32"), {**cache, "states": tuple(states)}
+            return self.token_embedding(
+                self.output_dense(decoder_sequence_output), reverse=True
+            )
+        return self.output_dense(decoder_sequence_output)
 
     def _attend(self, queries, cache):
         """Luong "general" attention: `tanh(W_c [context; h_t])`."""
@@ -186,41 +194,3 @@ class LSTMSeq2Seq(FunctionalModel):
         weights = ops.cast(ops.softmax(scores, axis=-1), queries.dtype)
         context = ops.einsum("bts,bsd->btd", weights, cache["encoder_outputs"])
         return self.attention_output(ops.concatenate([context, queries], axis=-1))
-
-    def _step(self, tokens, cache, index):
-        logits, cache = self._decode(tokens[:, None], cache)
-        return logits[:, 0], cache
-
-    def generate_ids(
-        self,
-        source_ids,
-        source_padding_mask,
-        max_new_tokens,
-        strategy="greedy",
-        temperature=0.0,
-        top_k=0,
-        top_p=1.0,
-        seed=0,
-        num_beams=4,
-        length_penalty=0.0,
-        target_ids=None,
-        target_prompt_lengths=None,
-    ):
-        """Greedy, sampled or beam decoding with the LSTM states as the cache;
-        arguments and result as for `Seq2SeqTranslator.generate_ids`."""
-        if target_ids is None:
-            if self.start_token_id is None:
-                raise ValueError("generation needs LSTMSeq2Seq(..., start_token_id=...)")
-            target_ids, target_prompt_lengths = start_buffer(
-                ops.shape(source_ids)[0], max_new_tokens + 1, self.start_token_id
-            )
-        target_ids = ops.cast(target_ids, "int32")
-        cache = self.encode(ops.cast(source_ids, "int32"), source_padding_mask)
-        start = ops.min(ops.cast(target_prompt_lengths, "int32"))
-        logits, cache = generation.stepwise_prefill(self._step, cache, target_ids, start)
-        return decode_with_strategy(
-            self._step, logits, cache, target_ids, target_prompt_lengths,
-            max_new_tokens, self.end_token_id, strategy=strategy,
-            temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
-            num_beams=num_beams, length_penalty=length_penalty,
-        )

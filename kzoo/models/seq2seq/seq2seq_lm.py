@@ -1,38 +1,12 @@
-"""Sequence-to-sequence task model: tied output head, scoring and cached generation."""
+"""Sequence-to-sequence task model: output head, scoring and cached generation."""
 
 import keras
 import numpy as np
 from keras import ops
 
 from kzoo.layers.write_at import write_at
-from kzoo.models import generation
+from kzoo.models import generation, text_generation
 from kzoo.models.task_model import TaskModel
-
-STRATEGIES = ("greedy", "sample", "beam")
-
-
-def decode_with_strategy(
-    step_fn, logits, cache, token_ids, prompt_lengths, max_new_tokens, end_id,
-    strategy="greedy", temperature=0.0, top_k=0, top_p=1.0, seed=0, num_beams=4,
-    length_penalty=0.0,
-):
-    """Runs `kzoo.models.generation`'s greedy, sampling or beam loop.
-
-    Returns `(token_ids, generated_mask, scores)`; scores are the beam scores,
-    zeros for greedy and sampling.
-    """
-    if strategy == "beam":
-        return generation.beam_search(
-            step_fn, logits, cache, token_ids, prompt_lengths, max_new_tokens,
-            end_id, 0, num_beams=num_beams, length_penalty=length_penalty,
-        )
-    if strategy == "greedy":
-        temperature = 0.0
-    ids, mask = generation.decode(
-        step_fn, logits, cache, token_ids, prompt_lengths, max_new_tokens, end_id, 0,
-        temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
-    )
-    return ids, mask, ops.zeros((ops.shape(token_ids)[0],), "float32")
 
 
 def start_buffer(batch, length, start_id):
@@ -43,21 +17,16 @@ def start_buffer(batch, length, start_id):
     return ops.cast(ids, "int32"), ops.ones((batch,), "int32")
 
 
-class _CompiledFunctions:
-    """Compiled generation loops by settings. A plain object, not a dict, so
-    Keras tracking leaves it alone."""
-
-    def __init__(self):
-        self.by_key = {}
-
-
 @keras.saving.register_keras_serializable(package="kzoo")
-class Seq2SeqTranslator(TaskModel):
-    """Translation (any sequence-to-sequence task) on a `Seq2SeqBackbone`.
+class Seq2SeqLM(TaskModel):
+    """Translation or any text-to-text task on an encoder-decoder backbone.
 
-    Outputs float32 logits `(batch, target_length, vocabulary_size)` from the
-    shared token embedding used in reverse (tied weights) over the decoder
-    outputs. Training is teacher forcing: `decoder_token_ids` is the target after
+    The backbone is a `Seq2SeqBackbone`, a `T5Backbone` or an
+    `LSTMSeq2SeqBackbone`: anything with their interface (the four-key input
+    dict, `{"decoder_sequence_output", ...}` out, `logits()`, `encode()`,
+    `decoder_cache()` and `decode_with_cache()`; `recurrent = True` when the
+    decoder must be fed one token at a time). Outputs float32 logits
+    `(batch, target_length, vocabulary_size)` of the decoder outputs. Training is teacher forcing: `decoder_token_ids` is the target after
     `start_token_id`, the labels are the target followed by `end_token_id` (label
     smoothing belongs to the loss, e.g. `CategoricalCrossentropy(label_smoothing=
     0.1)`). `generate` encodes the source once, projects the cross-attention
@@ -65,7 +34,7 @@ class Seq2SeqTranslator(TaskModel):
     compiled loop: greedy, sampling (temperature, top-k, top-p) or beam search.
 
     Args:
-        backbone: A `kzoo.models.Seq2SeqBackbone`.
+        backbone: A `Seq2SeqBackbone`, `T5Backbone` or `LSTMSeq2SeqBackbone`.
         tokenizer: Optional tokenizer with `tokenize`, `detokenize`, `bos_id` and
             `eos_id`; needed for string inputs.
         start_token_id: First decoder token; defaults to the tokenizer's `bos_id`.
@@ -77,7 +46,7 @@ class Seq2SeqTranslator(TaskModel):
     >>> backbone = Seq2SeqBackbone(vocabulary_size=50, num_layers=1, num_heads=2,
     ...                            hidden_dim=8, intermediate_dim=16,
     ...                            max_sequence_length=16)
-    >>> translator = Seq2SeqTranslator(backbone, start_token_id=1, end_token_id=2)
+    >>> translator = Seq2SeqLM(backbone, start_token_id=1, end_token_id=2)
     >>> out = translator.generate([[5, 6, 7, 2]], max_new_tokens=4)
     >>> len(out[0]) <= 4
     True
@@ -95,7 +64,7 @@ class Seq2SeqTranslator(TaskModel):
         # === Functional Model ===
         inputs = backbone.input
         hidden = backbone(inputs)["decoder_sequence_output"]
-        logits = ops.cast(backbone.token_embedding(hidden, reverse=True), "float32")
+        logits = ops.cast(backbone.logits(hidden), "float32")
         super().__init__(inputs=inputs, outputs=logits, **kwargs)
 
         # === Config ===
@@ -105,7 +74,7 @@ class Seq2SeqTranslator(TaskModel):
             end_token_id = int(tokenizer.eos_id)
         self.start_token_id = start_token_id
         self.end_token_id = end_token_id
-        self._generate_functions = _CompiledFunctions()
+        self._generate_functions = text_generation.CompiledFunctions()
 
     # --- Scoring -----------------------------------------------------------------
 
@@ -133,8 +102,7 @@ class Seq2SeqTranslator(TaskModel):
 
     def _step(self, tokens, cache, index):
         hidden, cache = self.backbone.decode_with_cache(tokens[:, None], cache, index)
-        logits = self.backbone.token_embedding(hidden[:, 0], reverse=True)
-        return ops.cast(logits, "float32"), cache
+        return ops.cast(self.backbone.logits(hidden[:, 0]), "float32"), cache
 
     def _uncached_step(self, tokens, state, index):
         """The reference: the whole model re-run on everything so far."""
@@ -193,11 +161,15 @@ class Seq2SeqTranslator(TaskModel):
             cache = self.backbone.decoder_cache(
                 encoder_output, source_padding_mask, ops.shape(target_ids)[1]
             )
-            # Prefill the whole buffer once; positions past each prefix are
-            # rewritten as the loop reaches them and are causally invisible before.
-            hidden, cache = self.backbone.decode_with_cache(target_ids, cache, 0)
-            hidden = ops.take(hidden, start - 1, axis=1)
-            logits = self.backbone.token_embedding(hidden, reverse=True)
+            if getattr(self.backbone, "recurrent", False):
+                logits, cache = generation.stepwise_prefill(
+                    self._step, cache, target_ids, start
+                )
+            else:
+                # Prefill the whole buffer once; positions past each prefix are
+                # rewritten as the loop reaches them and are causally invisible.
+                hidden, cache = self.backbone.decode_with_cache(target_ids, cache, 0)
+                logits = self.backbone.logits(ops.take(hidden, start - 1, axis=1))
             step = self._step
         else:
             cache = {
@@ -208,7 +180,7 @@ class Seq2SeqTranslator(TaskModel):
             }
             logits = ops.take(self(cache), start - 1, axis=1)
             step = self._uncached_step
-        return decode_with_strategy(
+        return generation.decode_with_strategy(
             step, ops.cast(logits, "float32"), cache, target_ids, target_prompt_lengths,
             max_new_tokens, self.end_token_id, strategy=strategy,
             temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
@@ -248,23 +220,20 @@ class Seq2SeqTranslator(TaskModel):
             strings for string inputs, else lists of ids. Sources longer than
             `max_sequence_length` keep their first tokens.
         """
-        if strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {STRATEGIES}; received {strategy!r}")
-        if strategy == "sample" and temperature <= 0:
-            raise ValueError(f"temperature must be > 0 for sampling; received {temperature}")
         capacity = self.backbone.max_sequence_length
-        if not 0 < max_new_tokens < capacity:
-            raise ValueError(
-                f"max_new_tokens must be in [1, {capacity - 1}] (max_sequence_length "
-                f"is {capacity}); received {max_new_tokens}"
-            )
-        single = isinstance(inputs, str)
-        is_text = single or (len(inputs) > 0 and isinstance(inputs[0], str))
-        sources = [s[:capacity] for s in self._source_ids([inputs] if single else inputs, is_text)]
+        text_generation.check_options(strategy, temperature, max_new_tokens, capacity)
+        single, is_text = text_generation.is_text_input(inputs)
+        sources = text_generation.input_ids(
+            self, [inputs] if single else inputs, is_text, what="source"
+        )
+        if is_text:
+            sources = [s + [self.end_token_id] for s in sources]
+        sources = [s[:capacity] for s in sources]
         start_id = self._require_start_id()
-        # Powers of two bound the set of shapes the compiled loop is traced for.
-        source_ids, source_mask = _right_pad(sources, _round_up(max(map(len, sources)), capacity))
-        target_length = _round_up(max_new_tokens + 1, capacity)
+        source_ids, source_mask = text_generation.right_pad(
+            sources, text_generation.round_up(max(map(len, sources)), capacity)
+        )
+        target_length = text_generation.round_up(max_new_tokens + 1, capacity)
         target_ids = np.zeros((len(sources), target_length), "int32")
         target_ids[:, 0] = start_id
         fn = self._generate_function(strategy, num_beams, use_cache)
@@ -273,51 +242,21 @@ class Seq2SeqTranslator(TaskModel):
             np.int32(max_new_tokens), np.float32(temperature), np.int32(top_k),
             np.float32(top_p), np.int32(seed), np.float32(length_penalty),
         )
-        ids, mask = ops.convert_to_numpy(ids), ops.convert_to_numpy(mask)
-        outputs = [
-            [int(t) for t in row[keep] if t != self.end_token_id]
-            for row, keep in zip(ids, mask)
-        ]
-        if is_text:
-            outputs = [self._detokenize(ids) for ids in outputs]
-        return outputs[0] if single else outputs
+        rows = text_generation.generated_ids(ids, mask, self.end_token_id)
+        return text_generation.outputs(self, rows, is_text, single)
 
     def _require_start_id(self):
         if self.start_token_id is None:
             raise ValueError(
-                "generation needs a start token: Seq2SeqTranslator(..., "
+                "generation needs a start token: Seq2SeqLM(..., "
                 "start_token_id=...) or a tokenizer with bos_id"
             )
         return self.start_token_id
 
-    def _source_ids(self, inputs, is_text):
-        if not inputs:
-            raise ValueError("generate() needs at least one source; received none")
-        if not is_text:
-            sources = [[int(t) for t in s] for s in inputs]
-            if any(len(s) == 0 for s in sources):
-                raise ValueError("token-id sources must not be empty")
-            return sources
-        if self.tokenizer is None:
-            raise ValueError(
-                "string sources need a tokenizer: Seq2SeqTranslator(..., tokenizer=...)"
-            )
-        tokenized = self.tokenizer.tokenize(list(inputs))
-        tokenized = tokenized.to_list() if hasattr(tokenized, "to_list") else tokenized
-        return [[int(t) for t in ids] + [self.end_token_id] for ids in tokenized]
-
-    def _detokenize(self, ids):
-        text = self.tokenizer.detokenize([ids] if ids else [[]])
-        text = ops.convert_to_numpy(text) if not isinstance(text, (list, str)) else text
-        value = text[0] if not isinstance(text, str) else text
-        return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
     def _generate_function(self, strategy, num_beams, use_cache):
-        key = (strategy, num_beams, use_cache)
-        functions = self._generate_functions.by_key
-        if key not in functions:
-            from kzoo.jit import jit_function
+        from kzoo.jit import jit_function
 
+        def build():
             def fn(source_ids, source_mask, target_ids, target_lengths, new_tokens,
                    temperature, top_k, top_p, seed, penalty):
                 return self.generate_ids(
@@ -327,18 +266,6 @@ class Seq2SeqTranslator(TaskModel):
                     target_prompt_lengths=target_lengths, use_cache=use_cache,
                 )
 
-            functions[key] = jit_function(fn, self.variables)
-        return functions[key]
+            return jit_function(fn, self.variables)
 
-
-def _round_up(length, capacity):
-    """The next power of two, capped at `capacity`."""
-    return min(capacity, 1 << (length - 1).bit_length())
-
-
-def _right_pad(rows, length):
-    ids = np.zeros((len(rows), length), "int32")
-    mask = np.zeros((len(rows), length), "int32")
-    for i, row in enumerate(rows):
-        ids[i, : len(row)], mask[i, : len(row)] = row, 1
-    return ids, mask
+        return self._generate_functions.get((strategy, num_beams, use_cache), build)
