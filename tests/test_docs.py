@@ -35,6 +35,7 @@ DOCTEST_MODULES = [
     "kzoo.data.builtin_translation",
     "kzoo.data.parallel_files",
     "kzoo.data.seq2seq_pipeline",
+    "kzoo.data.text_metrics",
     "kzoo.data.builtin_corpus",
     "kzoo.data.text_files",
     "kzoo.data.causal_lm",

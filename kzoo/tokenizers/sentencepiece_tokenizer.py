@@ -16,6 +16,7 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 from kzoo.tokenizers.model_file import read_model_file, write_model_file
+from kzoo.tokenizers.sentencepiece_trainer import SENTINEL_PIECE
 from kzoo.tokenizers.wordpiece_tokenizer import load_wordpiece_tokenizer
 from kzoo.tokenizers.wordpiece_trainer import VOCAB_FILENAME
 
@@ -27,6 +28,13 @@ class SentencePieceTokenizer(keras.layers.Layer):
     Calling the layer is `tokenize`. The trained model (the `tokenizer.model`
     bytes) is embedded in `get_config()` as base64, so the tokenizer survives
     `keras.saving` round trips and `tf.saved_model.save` on its own.
+
+    `sentinel_ids` lists the ids of T5's span-corruption sentinels `<extra_id_0>`,
+    `<extra_id_1>`, ... in that order, looked up by piece, so nothing assumes where
+    they sit (kzoo puts them right after `"\\n"`, T5's released vocabulary last
+    and in descending order); it is empty for a vocabulary trained without
+    `num_sentinels`. A sentinel is always one token: the text `"<extra_id_0>"`
+    tokenizes to `sentinel_ids[0]` and detokenizes back.
 
     Args:
         proto: The serialized SentencePiece model, `bytes` (the content of a
@@ -47,6 +55,18 @@ class SentencePieceTokenizer(keras.layers.Layer):
     [b'to be', b'not']
     >>> tokenizer.pad_id, tokenizer.unk_id, tokenizer.bos_id, tokenizer.eos_id
     (0, 1, 2, 3)
+    >>> tokenizer.sentinel_ids
+    []
+    >>> _ = train_sentencepiece(texts=["to be or not to be\\n"], model_type="char",
+    ...                         num_sentinels=2, output_dir=run_dir)
+    >>> tokenizer = load_tokenizer(run_dir)
+    >>> tokenizer.sentinel_ids
+    [5, 6]
+    >>> ids = tokenizer.tokenize("to<extra_id_1> be")
+    >>> ids.numpy().tolist()
+    [9, 8, 6, 7, 10, 11]
+    >>> tokenizer.detokenize(ids).numpy()
+    b'to<extra_id_1> be'
     """
 
     def __init__(self, proto, **kwargs):
@@ -62,6 +82,7 @@ class SentencePieceTokenizer(keras.layers.Layer):
         self._sentencepiece = tf_text.SentencepieceTokenizer(
             model=proto, out_type=tf.int32
         )
+        self._sentinel_ids = _find_sentinel_ids(self._processor)
         # Strings are not backend tensors: keep Keras from converting the inputs.
         self._convert_input_args = False
         self._allow_non_tensor_positional_args = True
@@ -91,6 +112,11 @@ class SentencePieceTokenizer(keras.layers.Layer):
     def eos_id(self):
         """The id of `</s>`, which ends every document (end-of-document token)."""
         return self._processor.eos_id()
+
+    @property
+    def sentinel_ids(self):
+        """The ids of `<extra_id_0>`, `<extra_id_1>`, ... in that order; [] if none."""
+        return list(self._sentinel_ids)
 
     def get_vocabulary(self):
         """Returns the pieces, a list of `str` indexed by id."""
@@ -152,6 +178,18 @@ class SentencePieceTokenizer(keras.layers.Layer):
         config = dict(config)
         config["proto"] = base64.b64decode(config["proto"])
         return cls(**config)
+
+
+def _find_sentinel_ids(processor):
+    """Looks up `<extra_id_0>`, `<extra_id_1>`, ... until one is missing."""
+    ids = []
+    while True:
+        piece = SENTINEL_PIECE.format(len(ids))
+        piece_id = processor.piece_to_id(piece)
+        # piece_to_id gives the <unk> id for a piece the vocabulary lacks.
+        if processor.id_to_piece(piece_id) != piece:
+            return tuple(ids)
+        ids.append(piece_id)
 
 
 def load_tokenizer(directory):

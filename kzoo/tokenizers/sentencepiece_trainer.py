@@ -7,6 +7,13 @@ seen in training (emoji, other scripts) become UTF-8 byte tokens instead of `<un
 
 One caveat comes from SentencePiece itself: it stores spaces as `"▁"` (U+2581), so a
 literal `"▁"` in the text comes back as a space.
+
+With `num_sentinels=n` the vocabulary also holds T5's span-corruption sentinels
+`<extra_id_0>` ... `<extra_id_{n-1}>` right after `"\\n"`, so their ids are 5 to
+4 + n for every model type. (T5's released vocabulary appends them after its
+32,000 pieces, `<extra_id_0>` last, so code should not assume either layout and
+look them up with `SentencePieceTokenizer.sentinel_ids`.) The literal text
+`"<extra_id_0>"` is then always that one token.
 """
 
 import io
@@ -26,6 +33,8 @@ SPECIAL_PIECES = {"pad": "<pad>", "unk": "<unk>", "bos": "<s>", "eos": "</s>"}
 # SentencePiece trains on sentences without "\n", so the newline is added as a
 # user-defined symbol: always one token, never merged, and encodable by every type.
 NEWLINE = "\n"
+# T5's sentinel pieces, user-defined symbols like the newline (so never merged).
+SENTINEL_PIECE = "<extra_id_{}>"
 _SPACE = "\u2581"  # How SentencePiece stores " ".
 _TOO_HIGH = re.compile(
     r"Vocabulary size too high \((\d+)\)\. Please set it to a value <= (\d+)"
@@ -49,20 +58,23 @@ def train_sentencepiece(
     max_sentence_length=8192,
     seed=0,
     num_threads=None,
+    num_sentinels=0,
 ):
     """Trains a SentencePiece model and writes it to `output_dir/tokenizer.model`.
 
     The corpus is streamed line by line (SentencePiece trains on "sentences"); lines
     longer than `max_sentence_length` bytes are cut into pieces rather than dropped,
     so one-long-line documents still count. Special ids are fixed: `<pad>` 0,
-    `<unk>` 1, `<s>` 2 (bos), `</s>` 3 (eos, used as end-of-document), then `"\\n"`.
+    `<unk>` 1, `<s>` 2 (bos), `</s>` 3 (eos, used as end-of-document), then `"\\n"`
+    4, then the sentinels `<extra_id_0>` 5, `<extra_id_1>` 6, ... if any.
 
     Args:
         output_dir: The run directory; the model is written there atomically.
         vocab_size: The number of pieces, specials and byte pieces included
-            (config key `tokenizer.vocab_size`). Ignored for `"char"`, whose
-            vocabulary is every character of the corpus plus the specials (plus
-            256 byte pieces with `byte_fallback=True`).
+            (config key `tokenizer.vocab_size`); the sentinels count too. Ignored
+            for `"char"`, whose vocabulary is every character of the corpus plus
+            the specials and sentinels (plus 256 byte pieces with
+            `byte_fallback=True`).
         model_type: `"bpe"`, `"unigram"` or `"char"`.
         files: Paths or glob patterns of UTF-8 text files (see
             `kzoo.data.text_files.resolve_text_files`).
@@ -80,6 +92,8 @@ def train_sentencepiece(
         max_sentence_length: Lines are cut into pieces of at most this many bytes.
         seed: Seeds the sampling of lines, so training is reproducible.
         num_threads: Trainer threads; defaults to the number of CPUs.
+        num_sentinels: How many T5 sentinels `<extra_id_0>`, `<extra_id_1>`, ...
+            to reserve as single, never-merged tokens (T5 uses 100).
 
     Returns:
         The path of the written `tokenizer.model`.
@@ -112,8 +126,16 @@ def train_sentencepiece(
             f"tokenizer.vocab_size: expected a positive int for model_type "
             f"{model_type!r}, got {vocab_size!r}"
         )
+    if not isinstance(num_sentinels, int) or num_sentinels < 0:
+        raise ValueError(
+            f"tokenizer.num_sentinels: expected an int >= 0, got {num_sentinels!r}"
+        )
     if byte_fallback is None:
         byte_fallback = model_type != "char"
+    sentinels = [SENTINEL_PIECE.format(index) for index in range(num_sentinels)]
+    # No sentinel is a prefix of another, so matching left to right finds the
+    # same ones as SentencePiece's longest match. "(?!)" never matches.
+    sentinel_pattern = re.compile("|".join(map(re.escape, sentinels)) or "(?!)")
     lines, source = _corpus_lines(files, texts, files_key)
     sentences = (
         piece
@@ -123,7 +145,7 @@ def train_sentencepiece(
     )
     characters = set()
     if model_type == "char":
-        sentences = _recording_characters(sentences, characters)
+        sentences = _recording_characters(sentences, characters, sentinel_pattern)
     sample = _reservoir_sample(sentences, max_sentences, random.Random(seed))
     if not sample:
         raise ValueError(
@@ -133,10 +155,20 @@ def train_sentencepiece(
     if model_type == "char":
         # Spaces are stored as U+2581, so the two are one piece.
         characters = {_SPACE if c == " " else c for c in characters}
-        vocab_size = len(characters) + len(SPECIAL_PIECES) + 1 + 256 * byte_fallback
+        vocab_size = (
+            len(characters)
+            + len(SPECIAL_PIECES)
+            + 1
+            + num_sentinels
+            + 256 * byte_fallback
+        )
         # Characters only in lines left out of the sample. (Listing characters
         # the sample has too makes SentencePiece drop the others.)
-        in_sample = {_SPACE if c == " " else c for s in sample for c in s}
+        in_sample = {
+            _SPACE if c == " " else c
+            for s in sample
+            for c in sentinel_pattern.sub("", s)
+        }
         required_chars = "".join(sorted(characters - in_sample))
 
     model = io.BytesIO()
@@ -157,7 +189,7 @@ def train_sentencepiece(
             split_by_whitespace=True,
             allow_whitespace_only_pieces=True,
             split_digits=False,
-            user_defined_symbols=[NEWLINE],
+            user_defined_symbols=[NEWLINE, *sentinels],
             pad_id=PAD_ID,
             unk_id=UNK_ID,
             bos_id=BOS_ID,
@@ -174,7 +206,9 @@ def train_sentencepiece(
             minloglevel=2,
         )
     except RuntimeError as error:
-        raise _explain(error, vocab_size, model_type, byte_fallback, source) from error
+        raise _explain(
+            error, vocab_size, model_type, byte_fallback, num_sentinels, source
+        ) from error
     proto = model.getvalue()
     trained_size = spm.SentencePieceProcessor(model_proto=proto).vocab_size()
     if model_type == "char" and trained_size != vocab_size:
@@ -210,9 +244,11 @@ def _reservoir_sample(items, size, rng):
     return [item for _, item in sorted(sample, key=lambda pair: pair[0])]
 
 
-def _recording_characters(sentences, characters):
+def _recording_characters(sentences, characters, sentinel_pattern):
+    # SentencePiece does not count the characters of user-defined symbols: a
+    # literal "<extra_id_0>" in the corpus is one token, not 12 characters.
     for sentence in sentences:
-        characters.update(sentence)
+        characters.update(sentinel_pattern.sub("", sentence))
         yield sentence
 
 
@@ -226,7 +262,7 @@ def _cut(line, max_bytes):
         yield line[start : start + step]
 
 
-def _explain(error, vocab_size, model_type, byte_fallback, source):
+def _explain(error, vocab_size, model_type, byte_fallback, num_sentinels, source):
     """Turns SentencePiece's RuntimeError into a ValueError naming the config key."""
     message = str(error)
     too_high = _TOO_HIGH.search(message)
@@ -242,6 +278,7 @@ def _explain(error, vocab_size, model_type, byte_fallback, source):
             f"tokenizer.vocab_size: {vocab_size} is too small; SentencePiece "
             f"({model_type}) needs at least {too_small.group(2)} pieces for the "
             "specials"
+            f"{f', the {num_sentinels} sentinels' if num_sentinels else ''}"
             f"{', the 256 byte pieces' if byte_fallback else ''} and the characters "
             f"of {source}."
         )
