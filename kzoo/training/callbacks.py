@@ -115,7 +115,29 @@ class TensorBoard(keras.callbacks.TensorBoard):
             super().on_epoch_end(epoch, logs)
 
 
-class TextSamples(keras.callbacks.Callback):
+class _TextTable(keras.callbacks.Callback):
+    """Writes a markdown table as TensorBoard text (the writer opens lazily)."""
+
+    def __init__(self, log_dir):
+        super().__init__()
+        self.log_dir = log_dir
+        self.writer = None
+
+    def write_table(self, tag, header, rows, step):
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
+        if self.writer is None:
+            self.writer = tf.summary.create_file_writer(self.log_dir)
+        with self.writer.as_default(), tf.summary.record_if(True):
+            tf.summary.text(tag, "\n".join(lines), step=step)
+        self.writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self.writer is not None:
+            self.writer.close()
+
+
+class TextSamples(_TextTable):
     """Generates from fixed prompts every epoch and logs them as TensorBoard text.
 
     Args:
@@ -125,29 +147,52 @@ class TextSamples(keras.callbacks.Callback):
     """
 
     def __init__(self, log_dir, prompts, max_new_tokens):
-        super().__init__()
-        self.log_dir = log_dir
+        super().__init__(log_dir)
         self.prompts = list(prompts)
         self.max_new_tokens = max_new_tokens
-        self.writer = None
 
     def on_epoch_end(self, epoch, logs=None):
         generate = getattr(self.model, "generate", None)
         if generate is None or not self.prompts:
             return
         samples = generate(self.prompts, max_new_tokens=self.max_new_tokens)
-        if self.writer is None:
-            self.writer = tf.summary.create_file_writer(self.log_dir)
-        rows = ["| prompt | sample |", "|---|---|"] + [
-            f"| {_cell(p)} | {_cell(s)} |" for p, s in zip(self.prompts, samples)
-        ]
-        with self.writer.as_default(), tf.summary.record_if(True):
-            tf.summary.text("samples", "\n".join(rows), step=epoch + 1)
-        self.writer.flush()
+        self.write_table("samples", ("prompt", "sample"), zip(self.prompts, samples),
+                         epoch + 1)
 
-    def on_train_end(self, logs=None):
-        if self.writer is not None:
-            self.writer.close()
+
+class GenerationMetrics(_TextTable):
+    """Decodes validation sources every epoch (greedy), adds `score(predictions,
+    references)` to the epoch logs as `val_{name}`, and logs the first pairs as a
+    source | reference | output table (TensorBoard text, tag `translations`).
+
+    Placed before the TensorBoard callback, so the scores are written with the
+    losses.
+
+    Args:
+        log_dir: Event directory of the table (e.g. `RUN/tensorboard/samples`).
+        pairs: `[{"source", "target"}]` to decode.
+        decode: `decode(model, sources) -> predictions`.
+        score: `score(predictions, references) -> {name: float}`.
+        num_samples: Pairs shown in the table.
+    """
+
+    def __init__(self, log_dir, pairs, decode, score, num_samples=8):
+        super().__init__(log_dir)
+        self.pairs = list(pairs)
+        self.decode = decode
+        self.score = score
+        self.num_samples = num_samples
+
+    def on_epoch_end(self, epoch, logs=None):
+        predictions = self.decode(self.model, [p["source"] for p in self.pairs])
+        references = [p["target"] for p in self.pairs]
+        if logs is not None:
+            for name, value in self.score(predictions, references).items():
+                logs[f"val_{name}"] = float(value)
+        rows = [(p["source"], p["target"], o) for p, o in
+                zip(self.pairs[: self.num_samples], predictions)]
+        self.write_table("translations", ("source", "reference", "output"), rows,
+                         epoch + 1)
 
 
 def _cell(text):

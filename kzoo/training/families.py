@@ -8,8 +8,13 @@ import keras
 
 from kzoo.training.config import ConfigError, Field, fraction, in_range, positive
 
-FAMILY_KEY = Field((str,), "gpt", choices=("gpt", "lstm", "bert"), doc="model family")
+FAMILY_KEY = Field((str,), "gpt", choices=("gpt", "lstm", "bert", "seq2seq", "t5"),
+                   doc="model family")
 BERT_TASKS = ("pretrain", "classify", "tag", "qa")
+T5_TASKS = ("pretrain", "finetune")
+ENCODER_DECODER_FAMILIES = ("seq2seq", "t5")
+_LABEL_SMOOTHING = Field((float,), 0.1, in_range(0.0, 0.99),
+                         doc="share of the target probability spread over the vocabulary")
 
 MODEL_SCHEMAS = {
     "gpt": {
@@ -37,6 +42,44 @@ MODEL_SCHEMAS = {
         "max_sequence_length": Field((int,), 128, positive, doc="positions"),
         "num_segments": Field((int,), 2, positive),
         "classifier_dropout": Field((float,), 0.1, fraction, doc="dropout before a task head"),
+    },
+    "seq2seq": {
+        "family": FAMILY_KEY,
+        "architecture": Field((str,), "transformer", choices=("transformer", "lstm"),
+                              doc="the Transformer or the LSTM-with-attention baseline"),
+        "size": Field((str,), None, nullable=True, choices=("tiny", "small", "base", "big"),
+                      doc="transformer: a named size (kzoo.models.SEQ2SEQ_SIZES)"),
+        "num_layers": Field((int,), 2, positive, doc="blocks (LSTMs) per stack"),
+        "num_heads": Field((int,), 2, positive),
+        "hidden_dim": Field((int,), 128, positive),
+        "intermediate_dim": Field((int,), 512, positive),
+        "embedding_dim": Field((int,), 128, positive, doc="lstm: token embedding width"),
+        "bidirectional": Field((bool,), True, doc="lstm: bidirectional encoder"),
+        "dropout": Field((float,), 0.1, fraction),
+        "norm_first": Field((bool,), False, doc="transformer: pre-norm blocks"),
+        "max_sequence_length": Field((int,), 128, positive,
+                                     doc="longest source or generated target"),
+        "label_smoothing": _LABEL_SMOOTHING,
+    },
+    "t5": {
+        "family": FAMILY_KEY,
+        "task": Field((str,), "pretrain", choices=T5_TASKS,
+                      doc="pretrain (span corruption) or finetune (text-to-text)"),
+        "size": Field((str,), None, nullable=True, choices=("tiny", "small", "base", "large"),
+                      doc="a named size (kzoo.models.T5_SIZES)"),
+        "num_layers": Field((int,), 2, positive),
+        "num_heads": Field((int,), 4, positive),
+        "hidden_dim": Field((int,), 128, positive),
+        "intermediate_dim": Field((int,), 512, positive),
+        "key_value_dim": Field((int,), None, positive, nullable=True),
+        "dropout": Field((float,), 0.1, fraction),
+        "activation": Field((str,), "gelu_approximate",
+                            choices=("relu", "gelu", "gelu_approximate")),
+        "use_gated_activation": Field((bool,), True, doc="T5 v1.1 (true) or v1.0"),
+        "tie_embedding_weights": Field((bool,), False, doc="T5 v1.0 (true) or v1.1"),
+        "max_sequence_length": Field((int,), 512, positive,
+                                     doc="longest source or generated target"),
+        "label_smoothing": Field((float,), 0.0, in_range(0.0, 0.99)),
     },
     "lstm": {
         "family": FAMILY_KEY,
@@ -76,6 +119,51 @@ DATA_EXTRAS = {
 }
 
 
+_SEQ2SEQ_DATA = {
+    "format": Field((str,), None, choices=("tsv", "csv", "jsonl"), nullable=True,
+                    doc="parallel table files; null: from the file extension"),
+    "source_column": Field((str, int), "source", doc="column name or 0-based index"),
+    "target_column": Field((str, int), "target"),
+    "header": Field((bool,), None, nullable=True,
+                    doc="tsv/csv header row; null: yes iff columns are names"),
+    "train_source": Field((str,), None, nullable=True,
+                          doc="line-aligned source file (with data.train_target)"),
+    "train_target": Field((str,), None, nullable=True),
+    "validation_source": Field((str,), None, nullable=True),
+    "validation_target": Field((str,), None, nullable=True),
+    "task_prefix": Field((str,), None, nullable=True,
+                         doc="text-to-text prefix put before each source ('prefix: ')"),
+    "max_source_length": Field((int,), 64, positive, doc="tokens, end token included"),
+    "max_target_length": Field((int,), 64, positive, doc="tokens, start token included"),
+    "bucket_boundaries": Field((list,), None, nullable=True,
+                               doc="batch by length into these padded lengths; "
+                                   "null: pad every batch to the maximum lengths"),
+    "builtin_task": Field((str,), "translate", choices=("translate", "plural", "subject"),
+                          doc="built-in text-to-text task (kzoo.data.builtin_translation)"),
+    "builtin_train_examples": Field((int,), 20000, positive),
+    "builtin_validation_examples": Field((int,), 500, positive),
+    "eval_examples": Field((int,), 200, positive,
+                           doc="validation examples decoded for BLEU/ROUGE each epoch"),
+}
+
+_T5_DATA = {
+    **_SEQ2SEQ_DATA,
+    "mixture": Field((dict,), None, nullable=True,
+                     doc="finetune: built-in tasks and their sampling rates, e.g. "
+                         "{translate: 2, plural: 1}; null: data.builtin_task alone"),
+    "noise_density": Field((float,), 0.15, in_range(0.01, 0.9),
+                           doc="pretrain: share of tokens corrupted"),
+    "mean_noise_span_length": Field((float,), 3.0, in_range(1.0, 100.0)),
+    "num_sentinels": Field((int,), 32, positive,
+                           doc="sentinel tokens reserved in the vocabulary"),
+    "builtin_train_documents": Field((int,), 4000, positive),
+    "builtin_validation_documents": Field((int,), 200, positive),
+}
+
+DATA_EXTRAS["seq2seq"] = _SEQ2SEQ_DATA
+DATA_EXTRAS["t5"] = _T5_DATA
+
+
 def data_extras(raw_model_section):
     family = (raw_model_section or {}).get("family", FAMILY_KEY.default)
     return DATA_EXTRAS.get(family, {})
@@ -110,7 +198,10 @@ def build_model(model_config, tokenizer, dtype=None):
 
 
 def context_length(model_config):
-    """The longest sequence the model accepts (None: unbounded)."""
+    """The longest sequence a decoder-only model accepts (None: unbounded, or an
+    encoder-decoder, whose lengths are checked against its own keys)."""
+    if model_config["family"] in ENCODER_DECODER_FAMILIES:
+        return None
     return model_config.get("max_sequence_length")
 
 

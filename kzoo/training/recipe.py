@@ -84,6 +84,8 @@ EXPORT_SCHEMA = {
                                doc="longer prompts keep their last tokens"),
     "xla": Field((bool,), False, doc="jit_compile the exported functions"),
     "top_k": Field((int,), 5, positive, doc="fill_mask: candidates per [MASK]"),
+    "num_beams": Field((int,), 4, positive,
+                       doc="seq2seq/t5: beams of beam search (evaluate and export)"),
 }
 
 SCHEMAS = {
@@ -120,15 +122,19 @@ def _check_consistency(config):
     if bert != (kind == "wordpiece"):
         raise ConfigError(
             f"tokenizer.kind: {kind!r} does not suit model.family "
-            f"{config['model']['family']!r}; bert takes 'wordpiece', gpt and lstm take "
+            f"{config['model']['family']!r}; bert takes 'wordpiece', the other families "
             "'bpe', 'unigram' or 'char'"
         )
-    if config["train"]["init_from"] is not None and (
-            not bert or config["model"]["task"] == "pretrain"):
-        raise ConfigError("train.init_from: only BERT fine-tuning recipes (model.task "
-                          "classify, tag or qa) start from a pretrained run")
+    fine_tuning = (bert or config["model"]["family"] == "t5") and (
+        config["model"]["task"] not in ("pretrain",))
+    if config["train"]["init_from"] is not None and not fine_tuning:
+        raise ConfigError("train.init_from: only fine-tuning recipes (BERT model.task "
+                          "classify, tag or qa; T5 model.task finetune) start from a "
+                          "pretrained run")
     if bert:
         _check_bert(config)
+    elif config["model"]["family"] in families.ENCODER_DECODER_FAMILIES:
+        _check_encoder_decoder(config)
     elif context is not None:
         for key in ("sample_max_new_tokens",):
             if config["train"][key] >= context:
@@ -165,6 +171,35 @@ def _check_bert(config):
             f"{data['doc_stride']} leave no room for a context window in "
             f"data.sequence_length {data['sequence_length']} (3 special tokens)"
         )
+
+
+def _check_encoder_decoder(config):
+    data, export = config["data"], config["export"]
+    context = config["model"]["max_sequence_length"]
+    for key, value in (("data.max_source_length", data["max_source_length"]),
+                       ("data.max_target_length", data["max_target_length"]),
+                       ("export.max_prompt_tokens", export["max_prompt_tokens"]),
+                       ("export.max_new_tokens", export["max_new_tokens"] + 1)):
+        if value > context:
+            raise ConfigError(f"{key}: {value} exceeds model.max_sequence_length "
+                              f"{context}")
+    boundaries = data["bucket_boundaries"]
+    if boundaries is not None and (
+            not all(isinstance(b, int) and not isinstance(b, bool) and b > 0
+                    for b in boundaries)
+            or list(boundaries) != sorted(set(boundaries))):
+        raise ConfigError(f"data.bucket_boundaries: must be increasing positive "
+                          f"integers, got {boundaries!r}")
+    if data["max_target_length"] < 2:
+        raise ConfigError("data.max_target_length: must be >= 2 (the start token and "
+                          "at least one target token)")
+    if config["model"]["family"] == "t5":
+        from kzoo.training.parallel_source import check_mixture
+
+        try:
+            check_mixture(data["mixture"])
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
 
 
 def recipe_name(path):

@@ -40,6 +40,8 @@ class Task:
 
     # The loss is a language model's (perplexity is meaningful).
     reports_perplexity = False
+    # `train.sample_prompts` make sense for the model (TensorBoard text samples).
+    generates_from_prompts = True
 
     def __init__(self, config):
         self.config = config
@@ -77,7 +79,13 @@ class Task:
 
 def task_for(config):
     """The `Task` of a validated recipe."""
-    from kzoo.training import bert_finetuning_tasks, bert_tasks, causal_lm_task
+    from kzoo.training import (
+        bert_finetuning_tasks,
+        bert_tasks,
+        causal_lm_task,
+        seq2seq_tasks,
+        t5_pretrain_task,
+    )
 
     family = config["model"]["family"]
     if family in ("gpt", "lstm"):
@@ -90,4 +98,8 @@ def task_for(config):
             "qa": bert_finetuning_tasks.BertQATask,
         }
         return tasks[config["model"]["task"]](config)
+    if family == "seq2seq" or (family == "t5" and config["model"]["task"] == "finetune"):
+        return seq2seq_tasks.Seq2SeqTask(config)
+    if family == "t5":
+        return t5_pretrain_task.T5PretrainTask(config)
     raise ValueError(f"model.family: no task for {family!r}")

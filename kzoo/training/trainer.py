@@ -100,11 +100,11 @@ def train(config, run_dir, verbose="auto"):
         *task.callbacks(run_dir, model, plan),
         kzoo_callbacks.LanguageModelMetrics(plan.tokens_per_step,
                                             perplexity=task.reports_perplexity),
-        kzoo_callbacks.TextSamples(
+        *([kzoo_callbacks.TextSamples(
             os.path.join(board, "samples"),
             train_config["sample_prompts"],
             train_config["sample_max_new_tokens"],
-        ),
+        )] if task.generates_from_prompts else []),
         kzoo_callbacks.TensorBoard(board, update_freq=train_config["log_every"],
                                    write_graph=False),
         EpochCheckpoint(os.path.join(run_dir, run_files.CHECKPOINTS)),

@@ -211,6 +211,13 @@ class T5Backbone(FunctionalModel):
             **kwargs,
         )
 
+        if not tie_embedding_weights:
+            # An untied head is a dense layer: fan-in init (std hidden_dim**-0.5),
+            # as Mesh TensorFlow's T5 v1.1; the embedding's std of 1 would start
+            # with logits of std sqrt(hidden_dim) and a loss of tens of nats.
+            head = self.token_embedding.reverse_embeddings
+            head.assign(_fan_in_normal()(head.shape, head.dtype))
+
         # === Config ===
         self.vocabulary_size = vocabulary_size
         self.num_layers = num_layers

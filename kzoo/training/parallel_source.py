@@ -1,0 +1,114 @@
+"""Where an encoder-decoder run's (source, target) pairs come from.
+
+One of: the built-in generated tasks (`data.train: builtin`, one task or a
+`data.mixture` of several with sampling rates), parallel tables (`data.train`:
+TSV/CSV/JSONL paths with `data.source_column` / `data.target_column`), or two
+line-aligned files (`data.train_source` + `data.train_target`). Validation pairs
+come from the matching validation keys, or else the last
+`data.validation_fraction` of the training pairs.
+"""
+
+import dataclasses
+
+from kzoo.data import builtin_translation, parallel_files
+from kzoo.data.text_files import resolve_files
+from kzoo.training.bert_tasks import split_examples
+from kzoo.training.recipe import BUILTIN
+
+
+@dataclasses.dataclass
+class ParallelSource:
+    """Training pairs per task and validation pairs.
+
+    Attributes:
+        tasks: `[(prefix, pairs)]`; prefixes are already in the sources (the
+            prefix is kept to report per-task metrics). One entry unless a mixture.
+        rates: Sampling rate of each task (None: one task).
+        validation: `[{"source", "target"}]` of every task, prefixed.
+    """
+
+    tasks: list
+    rates: list | None
+    validation: list
+
+    @property
+    def train(self):
+        return [pair for _, pairs in self.tasks for pair in pairs]
+
+
+def resolve_pairs(data):
+    """Reads (or generates) the pairs a recipe's `data` section names."""
+    if data["train_source"] or data["train_target"]:
+        train = _line_aligned(data, "train")
+        validation = _line_aligned(data, "validation") if (
+            data["validation_source"] or data["validation_target"]) else None
+    elif data["train"] == BUILTIN:
+        return _builtin(data)
+    else:
+        train = _tables(data, data["train"], "data.train")
+        validation = (_tables(data, data["validation"], "data.validation")
+                      if data["validation"] is not None else None)
+    if validation is None:
+        train, validation = split_examples(train, data["validation_fraction"])
+    prefix = data["task_prefix"]
+    train, validation = _prefixed(train, prefix), _prefixed(validation, prefix)
+    return ParallelSource([(prefix or "", train)], None, validation)
+
+
+def _line_aligned(data, split):
+    source, target = data[f"{split}_source"], data[f"{split}_target"]
+    if not (source and target):
+        missing = f"data.{split}_target" if source else f"data.{split}_source"
+        raise ValueError(f"{missing}: required with data.{split}_source/"
+                         f"data.{split}_target (two line-aligned files)")
+    return parallel_files.read_line_aligned(source, target, key=f"data.{split}")
+
+
+def _tables(data, patterns, key):
+    pairs = []
+    for path in resolve_files(patterns, key):
+        pairs += parallel_files.read_parallel_table(
+            path, source_column=data["source_column"], target_column=data["target_column"],
+            header=data["header"], file_format=data["format"], key=key)
+    return pairs
+
+
+def _builtin(data):
+    mixture = data["mixture"] or {data["builtin_task"]: 1.0}
+    tasks, validation = [], []
+    for task, rate in mixture.items():
+        prefix = builtin_translation.TASK_PREFIXES[task] if data["mixture"] else None
+        train = builtin_translation.text_to_text_examples(
+            task, data["builtin_train_examples"], seed=data["seed"], split="train")
+        held_out = builtin_translation.text_to_text_examples(
+            task, data["builtin_validation_examples"], seed=data["seed"],
+            split="validation")
+        tasks.append((prefix or "", _prefixed(_dicts(train), prefix)))
+        validation += _prefixed(_dicts(held_out), prefix)
+    rates = [float(rate) for rate in mixture.values()] if data["mixture"] else None
+    return ParallelSource(tasks, rates, validation)
+
+
+def check_mixture(mixture):
+    """Raises a ValueError for unknown tasks or bad rates in `data.mixture`."""
+    if mixture is None:
+        return
+    for task, rate in mixture.items():
+        if task not in builtin_translation.TEXT_TO_TEXT_TASKS:
+            raise ValueError(f"data.mixture: unknown built-in task {task!r}; choose from "
+                             f"{list(builtin_translation.TEXT_TO_TEXT_TASKS)}")
+        if not isinstance(rate, (int, float)) or isinstance(rate, bool) or rate < 0:
+            raise ValueError(f"data.mixture.{task}: the rate must be a number >= 0, "
+                             f"got {rate!r}")
+    if not any(mixture.values()):
+        raise ValueError("data.mixture: at least one rate must be > 0")
+
+
+def _dicts(pairs):
+    return [{"source": source, "target": target} for source, target in pairs]
+
+
+def _prefixed(pairs, prefix):
+    if not prefix:
+        return pairs
+    return [{**pair, "source": f"{prefix}: {pair['source']}"} for pair in pairs]
