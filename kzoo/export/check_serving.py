@@ -124,16 +124,20 @@ def _run_probe(version_dir, expected, work, timeout):
 
 
 def _recompute_expected(version_dir, work):
-    from kzoo.export.keras_reference import reference_outputs
     from kzoo.export.saved_model import load_run_model
-    from kzoo.export.signatures import GenerationLimits
     from kzoo.training.run_files import read_json, write_json
 
     extra = os.path.join(version_dir, layout.ASSETS_EXTRA)
     info = read_json(os.path.join(extra, layout.EXPORT_INFO_FILE))
     stored = read_json(os.path.join(extra, layout.EXPECTED_FILE))
     model, tokenizer = load_run_model(info["run_dir"])
-    limits = GenerationLimits(**info["limits"])
+    if info["model_class"] == "Seq2SeqLM":
+        from kzoo.export.seq2seq_export import reference_outputs
+        from kzoo.export.seq2seq_signatures import Seq2SeqLimits as Limits
+    else:
+        from kzoo.export.keras_reference import reference_outputs
+        from kzoo.export.signatures import GenerationLimits as Limits
+    limits = Limits(**info["limits"])
     stored["requests"] = [
         dict(r, expected=reference_outputs(model, tokenizer, limits, r))
         for r in stored["requests"]

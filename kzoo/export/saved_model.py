@@ -6,6 +6,9 @@
     OUT/NAME/VERSION/assets.extra/     warmup requests, REST examples, expected
                                        outputs, kzoo_export.json
 
+for a causal LM; BERT and seq2seq/T5 runs have their own signatures
+(`bert_signatures`, `seq2seq_signatures`).
+
 The version is written into a hidden temporary directory next to it
 (`OUT/NAME/.tmp-VERSION-*`, which TF Serving ignores: not a number) and renamed
 into place only when complete, so a crash never leaves a partial version for TF
@@ -22,7 +25,7 @@ import keras
 import tensorflow as tf
 import yaml
 
-from kzoo.export import bert_export, layout, serving_files
+from kzoo.export import bert_export, layout, seq2seq_export, serving_files
 from kzoo.export.archive import signature_names, write_saved_model
 from kzoo.export.keras_reference import SCORE_TOLERANCE, document_ids, reference_outputs
 from kzoo.export.names import validate_model_name, validate_version
@@ -90,6 +93,14 @@ def export_run(run_dir, out_dir="saved_models", name=None, version=None, xla=Non
             bert_export.write_bert_assets(tmp, signatures, name)
             _write_export_info(tmp, run_dir, config, name, version, xla, model,
                                bert_export.signature_specs(signatures))
+        elif seq2seq_export.is_seq2seq_model(model):
+            signatures = seq2seq_export.seq2seq_signatures(model, tokenizer, config,
+                                                           settings, xla=xla)
+            seq2seq_export.write_seq2seq_saved_model(tmp, signatures)
+            seq2seq_export.write_seq2seq_assets(tmp, signatures, name)
+            _write_export_info(tmp, run_dir, config, name, version, xla, model,
+                               seq2seq_export.signature_specs(signatures),
+                               limits=dataclasses.asdict(signatures.limits))
         else:
             limits = GenerationLimits.for_model(
                 model, settings["max_new_tokens"], settings["max_prompt_tokens"]
@@ -116,8 +127,8 @@ def load_run_model(run_dir):
     if not (hasattr(model, "generate_ids") and getattr(model, "end_token_id", None) is not None):
         raise ValueError(
             f"{run_dir}: holds a {type(model).__name__}; kzoo export supports causal "
-            "LMs with generate_ids and end_token_id (GPTCausalLM, LSTMLanguageModel) "
-            "and BERT task models"
+            "LMs with generate_ids and end_token_id (GPTCausalLM, LSTMLanguageModel), "
+            "Seq2SeqLM and BERT task models"
         )
     tokenizer = getattr(model, "tokenizer", None) or load_tokenizer(run_dir)
     return model, tokenizer

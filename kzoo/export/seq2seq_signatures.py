@@ -1,0 +1,285 @@
+"""The serving signatures of a `Seq2SeqLM`: source strings in, target strings out.
+
+Tokenization and detokenization run in the graph, so a client sends text. Every
+input and output is dense and batch-first (REST encodes no ragged tensors); the
+endpoint names follow `model.family`: `translate` / `translate_ids` for
+`seq2seq`, `generate` / `generate_ids` for `t5`.
+
+    translate (= serving_default; `generate` for T5)
+        sources         string  [B]   tokenized in the graph, end token appended
+        max_new_tokens  int32   [1|B] clipped into [1, cap] (cap: export.max_new_tokens)
+        strategy        string  [1|B] "greedy", "sample" or "beam"
+        temperature     float32 [1|B] sampling; <= 0 samples greedily
+        top_k           int32   [1|B] sampling; 0: no top-k filter
+        top_p           float32 [1|B] sampling; >= 1: no nucleus filter
+        seed            int32   [1|B] sampling; the same seed gives the same tokens
+        length_penalty  float32 [1|B] beam; scores divided by length ** penalty
+      ->  targets       string  [B]   the generated text
+          target_ids    int32   [B, N] its ids (end token excluded), 0-padded to
+                                       N = the largest clipped max_new_tokens
+          num_tokens    int32   [B]   the number of ids in each row
+    score
+        sources, targets string [B]
+      ->  log_likelihood float32 [B]  sum of log p(token | source, previous), in
+                                      nats, over the target's tokens and its end token
+          num_tokens    int32   [B]   the number of tokens scored
+    translate_ids (`generate_ids` for T5)
+        source_ids      int32   [B, L] right-padded with 0, used as given (append
+                                       the end token as string sources get it)
+        (the decoding inputs of translate)
+      ->  target_ids, num_tokens  as for translate
+
+Decoding inputs take one value for the whole request or one per source (a REST
+"instances" request repeats them in every instance). `max_new_tokens` may differ
+per source; the other settings are shared by the batch, so their values must all
+be equal (else InvalidArgument names the input). An unknown `strategy` is an
+InvalidArgument naming the valid ones. Beam search keeps `export.num_beams` beams
+(default 4), fixed at export.
+
+Sources keep their first `max_source_tokens - 1` tokens before the end token
+(`max_source_tokens` = `export.max_prompt_tokens`, at most the model's
+`max_sequence_length`); ids sources keep their first `max_source_tokens` ids.
+Targets to score keep their first `max_sequence_length - 2` tokens. Buffers are
+padded as `Seq2SeqLM.generate` pads them (to powers of two, at most
+`max_sequence_length`), so greedy and beam outputs equal its outputs.
+"""
+
+import dataclasses
+
+import tensorflow as tf
+
+from kzoo.export.signatures import _next_power_of_two, _per_prompt, _shared
+from kzoo.models.seq2seq.seq2seq_lm import start_buffer
+from kzoo.models.text_generation import STRATEGIES
+
+DEFAULT_NUM_BEAMS = 4
+# The generation endpoint and its ids variant, by `model.family`.
+ENDPOINTS = {"seq2seq": ("translate", "translate_ids"),
+             "t5": ("generate", "generate_ids")}
+
+
+def _vector(name, dtype):
+    return tf.TensorSpec([None], dtype, name=name)
+
+
+_DECODING_SPECS = {
+    "max_new_tokens": _vector("max_new_tokens", tf.int32),
+    "strategy": _vector("strategy", tf.string),
+    "temperature": _vector("temperature", tf.float32),
+    "top_k": _vector("top_k", tf.int32),
+    "top_p": _vector("top_p", tf.float32),
+    "seed": _vector("seed", tf.int32),
+    "length_penalty": _vector("length_penalty", tf.float32),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Seq2SeqLimits:
+    """Bounds fixed at export time.
+
+    Attributes:
+        max_new_tokens: The cap requested `max_new_tokens` are clipped to.
+        max_source_tokens: Longer sources are cut (end token included).
+        num_beams: Beams of the `"beam"` strategy.
+        capacity: The model's `max_sequence_length`.
+    """
+
+    max_new_tokens: int
+    max_source_tokens: int
+    num_beams: int
+    capacity: int
+
+    @classmethod
+    def for_model(cls, model, export_config):
+        """Limits from the run's `export` section, within the model's capacity.
+
+        Example:
+        >>> from kzoo.models import Seq2SeqBackbone, Seq2SeqLM
+        >>> model = Seq2SeqLM(Seq2SeqBackbone(20, 1, 2, 8, 16, max_sequence_length=16),
+        ...                   start_token_id=2, end_token_id=3)
+        >>> Seq2SeqLimits.for_model(model, {"max_new_tokens": 64,
+        ...                                 "max_prompt_tokens": 8})
+        Seq2SeqLimits(max_new_tokens=15, max_source_tokens=8, num_beams=4, capacity=16)
+        """
+        capacity = int(model.backbone.max_sequence_length)
+        num_beams = export_config.get("num_beams")
+        num_beams = DEFAULT_NUM_BEAMS if num_beams is None else num_beams
+        if isinstance(num_beams, bool) or not isinstance(num_beams, int) or num_beams < 1:
+            raise ValueError(
+                f"export.num_beams: expected a positive int, got {num_beams!r}")
+        return cls(
+            max_new_tokens=min(int(export_config["max_new_tokens"]), capacity - 1),
+            max_source_tokens=min(int(export_config["max_prompt_tokens"]), capacity),
+            num_beams=num_beams,
+            capacity=capacity,
+        )
+
+
+class Seq2SeqSignatures:
+    """Builds the signature functions of a `Seq2SeqLM` and its tokenizer.
+
+    The methods are plain functions of tensors, to be wrapped by
+    `keras.export.ExportArchive.add_endpoint` with `input_specs()`.
+
+    Args:
+        model: A `Seq2SeqLM` (any of its backbones).
+        tokenizer: Its `SentencePieceTokenizer`.
+        limits: A `Seq2SeqLimits`.
+        family: `model.family` of the run: `"t5"` names the endpoints
+            `generate`/`generate_ids`, anything else `translate`/`translate_ids`.
+        xla: Compile the decoding and scoring cores with XLA (tokenization stays
+            outside: the SentencePiece ops have no XLA kernels).
+    """
+
+    def __init__(self, model, tokenizer, limits, family="seq2seq", xla=False):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.limits = limits
+        self.endpoints = ENDPOINTS.get(family, ENDPOINTS["seq2seq"])
+        self.start_id = int(model.start_token_id)
+        self.end_id = int(model.end_token_id)
+        # One function each, traced once and shared by the signatures that call it.
+        self._decode = tf.function(self._decode, jit_compile=xla, autograph=False)
+        self._score = tf.function(model.score, jit_compile=xla, autograph=False)
+
+    def input_specs(self):
+        """`{signature: {input: TensorSpec}}`, the default signature first."""
+        generate, generate_ids = self.endpoints
+        return {
+            generate: {"sources": _vector("sources", tf.string), **_DECODING_SPECS},
+            "score": {"sources": _vector("sources", tf.string),
+                      "targets": _vector("targets", tf.string)},
+            generate_ids: {"source_ids": tf.TensorSpec([None, None], tf.int32,
+                                                       name="source_ids"),
+                           **_DECODING_SPECS},
+        }
+
+    # --- Signatures ------------------------------------------------------------
+
+    def translate(self, sources, max_new_tokens, strategy, temperature, top_k, top_p,
+                  seed, length_penalty):
+        outputs = self._generate(self._source_ids(sources), max_new_tokens, strategy,
+                                 temperature, top_k, top_p, seed, length_penalty)
+        return {"targets": self.tokenizer.detokenize(outputs["target_ids"]), **outputs}
+
+    def translate_ids(self, source_ids, max_new_tokens, strategy, temperature, top_k,
+                      top_p, seed, length_penalty):
+        present = tf.cast(source_ids != 0, tf.int32)
+        positions = tf.range(1, tf.shape(source_ids)[1] + 1)[None, :]
+        lengths = tf.reduce_max(present * positions, axis=1)  # up to the last id
+        check = tf.debugging.Assert(
+            tf.reduce_all(lengths >= 1),
+            ["source_ids: every row needs at least one non-zero id; got lengths",
+             lengths],
+        )
+        with tf.control_dependencies([check]):
+            sources = tf.RaggedTensor.from_tensor(source_ids, lengths=lengths)
+        sources = sources[:, : self.limits.max_source_tokens]
+        return self._generate(sources, max_new_tokens, strategy, temperature, top_k,
+                              top_p, seed, length_penalty)
+
+    # T5 names its endpoints like the causal LMs.
+    generate = translate
+    generate_ids = translate_ids
+
+    def score(self, sources, targets):
+        source = self._source_ids(sources)
+        target = tf.cast(self.tokenizer.tokenize(targets), tf.int32)
+        target = target[:, : self.limits.capacity - 2]
+        batch = tf.shape(targets)[0]
+        decoder = tf.concat([_column(batch, self.start_id), target,
+                             _column(batch, self.end_id)], axis=1)
+        source_ids, source_mask = _dense(source)
+        decoder_ids, decoder_mask = _dense(decoder)
+        log_likelihood = self._score({
+            "encoder_token_ids": source_ids, "encoder_padding_mask": source_mask,
+            "decoder_token_ids": decoder_ids, "decoder_padding_mask": decoder_mask,
+        })
+        return {"log_likelihood": tf.cast(log_likelihood, tf.float32),
+                "num_tokens": tf.cast(decoder.row_lengths(), tf.int32) - 1}
+
+    # --- Shared steps -----------------------------------------------------------
+
+    def _source_ids(self, texts):
+        """Ragged ids of each text, cut, with the end token appended."""
+        ids = tf.cast(self.tokenizer.tokenize(texts), tf.int32)
+        ids = ids[:, : self.limits.max_source_tokens - 1]
+        return tf.concat([ids, _column(tf.shape(texts)[0], self.end_id)], axis=1)
+
+    def _generate(self, sources, max_new_tokens, strategy, temperature, top_k, top_p,
+                  seed, length_penalty):
+        """Pads the ragged `sources` as `Seq2SeqLM.generate` does and decodes."""
+        batch = tf.cast(sources.nrows(), tf.int32)
+        new_tokens = tf.clip_by_value(
+            _per_prompt(max_new_tokens, batch, "max_new_tokens"),
+            1, self.limits.max_new_tokens,
+        )
+        source_ids, source_mask = _dense(sources, self._round_up(
+            tf.reduce_max(tf.cast(sources.row_lengths(), tf.int32))))
+        target_ids, target_lengths = start_buffer(
+            batch, self._round_up(tf.reduce_max(new_tokens) + 1), self.start_id)
+        strategy = _checked_strategy(_shared(strategy, batch, "strategy"))
+        # Greedy is the sampling loop at temperature 0 (the same argmax).
+        temperature = tf.where(strategy == "greedy", 0.0,
+                               _shared(temperature, batch, "temperature"))
+        ids, mask = self._decode(
+            source_ids, source_mask, target_ids, target_lengths, new_tokens,
+            strategy == "beam", temperature,
+            tf.maximum(_shared(top_k, batch, "top_k"), 0),
+            tf.clip_by_value(_shared(top_p, batch, "top_p"), 1e-6, 1.0),
+            _shared(seed, batch, "seed"),
+            _shared(length_penalty, batch, "length_penalty"),
+        )
+        generated = tf.ragged.boolean_mask(ids, mask & (ids != self.end_id))
+        target_ids, _ = _dense(generated, tf.reduce_max(new_tokens))
+        return {"target_ids": target_ids,
+                "num_tokens": tf.cast(generated.row_lengths(), tf.int32)}
+
+    def _decode(self, source_ids, source_mask, target_ids, target_lengths, new_tokens,
+                beam, temperature, top_k, top_p, seed, length_penalty):
+        """`Seq2SeqLM.generate_ids` with beam search or the greedy/sampling loop,
+        chosen in the graph."""
+
+        def decode_with(strategy):
+            def branch():
+                ids, mask, _ = self.model.generate_ids(
+                    source_ids, source_mask, new_tokens, strategy=strategy,
+                    temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+                    num_beams=self.limits.num_beams, length_penalty=length_penalty,
+                    target_ids=target_ids, target_prompt_lengths=target_lengths,
+                )
+                return tf.convert_to_tensor(ids), tf.cast(mask, tf.bool)
+
+            return branch
+
+        return tf.cond(beam, decode_with("beam"), decode_with("sample"))
+
+    def _round_up(self, length):
+        """`text_generation.round_up` on a tensor: a power of two, at most capacity."""
+        power = _next_power_of_two(tf.maximum(length, 1))
+        return tf.minimum(power, self.limits.capacity)
+
+
+def _checked_strategy(strategy):
+    """`strategy` if it is one of `STRATEGIES`, else InvalidArgument naming them."""
+    check = tf.debugging.Assert(
+        tf.reduce_any(tf.equal(tf.constant(STRATEGIES), strategy)),
+        [f"strategy: expected one of {', '.join(STRATEGIES)}; got", strategy],
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(strategy)
+
+
+def _column(batch, value):
+    """A ragged `[batch, 1]` column of `value`."""
+    column = tf.fill([batch, 1], tf.constant(value, tf.int32))
+    return tf.RaggedTensor.from_tensor(column)
+
+
+def _dense(ragged, width=None):
+    """Right-padded ids and their int32 mask; `width` defaults to the longest row."""
+    lengths = tf.cast(ragged.row_lengths(), tf.int32)
+    ids = ragged.to_tensor(default_value=0)
+    if width is not None:
+        ids = tf.pad(ids, [[0, 0], [0, width - tf.shape(ids)[1]]])
+    return ids, tf.sequence_mask(lengths, tf.shape(ids)[1], tf.int32)
