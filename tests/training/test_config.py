@@ -95,7 +95,7 @@ def test_bert_recipes_validate_and_reject_mismatches():
     base = {"model": {"family": "bert", "task": "classify"}, "tokenizer": {"kind": "wordpiece"}}
     with pytest.raises(ConfigError, match="tokenizer.kind: 'bpe' does not suit"):
         validate({**base, "tokenizer": {"kind": "bpe"}})
-    with pytest.raises(ConfigError, match="train.init_from: only BERT fine-tuning"):
+    with pytest.raises(ConfigError, match="train.init_from: only fine-tuning"):
         validate({**base, "model": {"family": "bert", "task": "pretrain"},
                   "train": {"init_from": "runs/x"}})
     with pytest.raises(ConfigError, match="data.max_query_tokens"):
@@ -105,3 +105,43 @@ def test_bert_recipes_validate_and_reject_mismatches():
         validate({"data": {"label_column": "y"}})
     with pytest.raises(ConfigError, match="model.size"):
         validate({**base, "model": {"family": "bert", "size": "huge"}})
+
+
+@pytest.mark.parametrize("raw,message", [
+    ({"model": {"family": "seq2seq"}, "tokenizer": {"kind": "wordpiece"}},
+     "tokenizer.kind: 'wordpiece' does not suit model.family 'seq2seq'"),
+    ({"model": {"family": "seq2seq"}, "train": {"init_from": "runs/x"}},
+     "train.init_from: only fine-tuning"),
+    ({"model": {"family": "t5", "task": "pretrain"}, "train": {"init_from": "runs/x"}},
+     "train.init_from: only fine-tuning"),
+    ({"model": {"family": "seq2seq", "max_sequence_length": 32},
+      "data": {"max_source_length": 40}},
+     "data.max_source_length: 40 exceeds model.max_sequence_length 32"),
+    ({"model": {"family": "seq2seq", "max_sequence_length": 64},
+      "export": {"max_new_tokens": 64, "max_prompt_tokens": 32}},
+     "export.max_new_tokens: 65 exceeds"),
+    ({"model": {"family": "seq2seq"}, "data": {"bucket_boundaries": [16, 8]}},
+     "data.bucket_boundaries: must be increasing"),
+    ({"model": {"family": "t5", "task": "finetune"}, "data": {"mixture": {"sing": 1}}},
+     "data.mixture: unknown built-in task 'sing'"),
+    ({"model": {"family": "t5", "task": "finetune"},
+      "data": {"mixture": {"translate": -1}}},
+     "data.mixture.translate: the rate must be a number >= 0"),
+    ({"model": {"family": "t5", "task": "finetune"}, "data": {"mixture": {"plural": 0}}},
+     "data.mixture: at least one rate must be > 0"),
+    ({"model": {"family": "seq2seq", "architecture": "gru"}}, "model.architecture"),
+    ({"model": {"family": "gpt"}, "data": {"source_column": "en"}}, "data.source_column"),
+])
+def test_encoder_decoder_recipes_reject_mismatches(raw, message):
+    with pytest.raises(ConfigError, match=message):
+        validate(raw)
+
+
+def test_t5_pretraining_target_length_must_fit_the_spans():
+    from kzoo.training.task import task_for
+
+    config = validate({"model": {"family": "t5", "task": "pretrain"},
+                       "data": {"max_source_length": 64, "max_target_length": 12}})
+    with pytest.raises(ValueError, match="data.max_target_length: 12 is too short .* "
+                                         "at least 15"):
+        task_for(config).lengths()

@@ -218,7 +218,8 @@ class Seq2SeqLM(TaskModel):
         Returns:
             The targets without the start and end tokens: a string or list of
             strings for string inputs, else lists of ids. Sources longer than
-            `max_sequence_length` keep their first tokens.
+            `max_sequence_length` keep their first tokens (and, for strings, the
+            end token).
         """
         capacity = self.backbone.max_sequence_length
         text_generation.check_options(strategy, temperature, max_new_tokens, capacity)
@@ -227,7 +228,8 @@ class Seq2SeqLM(TaskModel):
             self, [inputs] if single else inputs, is_text, what="source"
         )
         if is_text:
-            sources = [s + [self.end_token_id] for s in sources]
+            # Cut before the end token, as the exported signature does.
+            sources = [s[: capacity - 1] + [self.end_token_id] for s in sources]
         sources = [s[:capacity] for s in sources]
         start_id = self._require_start_id()
         source_ids, source_mask = text_generation.right_pad(
