@@ -124,7 +124,11 @@ class EncoderDecoderTask(Task):
 
     def compile_args(self):
         return {
-            "loss": SparseCrossentropyWithSmoothing(self.config["model"]["label_smoothing"]),
+            # Mean over real target tokens (Keras' default divides by every
+            # position, padding included): nats per token, whatever the padding.
+            "loss": SparseCrossentropyWithSmoothing(
+                self.config["model"]["label_smoothing"],
+                reduction="mean_with_sample_weight"),
             "weighted_metrics": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         }
 

@@ -145,3 +145,16 @@ def test_t5_pretraining_target_length_must_fit_the_spans():
     with pytest.raises(ValueError, match="data.max_target_length: 12 is too short .* "
                                          "at least 15"):
         task_for(config).lengths()
+
+
+def test_seq2seq_loss_is_a_mean_over_real_target_tokens():
+    import numpy as np
+
+    from kzoo.training.task import task_for
+
+    loss = task_for(validate({"model": {"family": "seq2seq", "label_smoothing": 0.0}})
+                    ).compile_args()["loss"]
+    labels = np.array([[0, 1]])
+    logits = np.log(np.array([[[0.5, 0.5], [0.9, 0.1]]], "float32"))
+    weights = np.array([[1.0, 0.0]])  # the second position is padding
+    assert float(loss(labels, logits, weights)) == pytest.approx(np.log(2.0), rel=1e-5)
