@@ -48,7 +48,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from kzoo.export.signatures import _next_power_of_two, _per_prompt, _shared
+from kzoo.export.signatures import next_power_of_two, per_row, shared_value
 from kzoo.models.seq2seq.seq2seq_lm import start_buffer
 from kzoo.models.text_generation import STRATEGIES
 
@@ -211,24 +211,24 @@ class Seq2SeqSignatures:
         """Pads the ragged `sources` as `Seq2SeqLM.generate` does and decodes."""
         batch = tf.cast(sources.nrows(), tf.int32)
         new_tokens = tf.clip_by_value(
-            _per_prompt(max_new_tokens, batch, "max_new_tokens"),
+            per_row(max_new_tokens, batch, "max_new_tokens"),
             1, self.limits.max_new_tokens,
         )
         source_ids, source_mask = _dense(sources, self._round_up(
             tf.reduce_max(tf.cast(sources.row_lengths(), tf.int32))))
         target_ids, target_lengths = start_buffer(
             batch, self._round_up(tf.reduce_max(new_tokens) + 1), self.start_id)
-        strategy = _checked_strategy(_shared(strategy, batch, "strategy"))
+        strategy = _checked_strategy(shared_value(strategy, batch, "strategy"))
         # Greedy is the sampling loop at temperature 0 (the same argmax).
         temperature = tf.where(strategy == "greedy", 0.0,
-                               _shared(temperature, batch, "temperature"))
+                               shared_value(temperature, batch, "temperature"))
         ids, mask = self._decode(
             source_ids, source_mask, target_ids, target_lengths, new_tokens,
             strategy == "beam", temperature,
-            tf.maximum(_shared(top_k, batch, "top_k"), 0),
-            tf.clip_by_value(_shared(top_p, batch, "top_p"), 1e-6, 1.0),
-            _shared(seed, batch, "seed"),
-            _shared(length_penalty, batch, "length_penalty"),
+            tf.maximum(shared_value(top_k, batch, "top_k"), 0),
+            tf.clip_by_value(shared_value(top_p, batch, "top_p"), 1e-6, 1.0),
+            shared_value(seed, batch, "seed"),
+            shared_value(length_penalty, batch, "length_penalty"),
         )
         generated = tf.ragged.boolean_mask(ids, mask & (ids != self.end_id))
         target_ids, _ = _dense(generated, tf.reduce_max(new_tokens))
@@ -256,7 +256,7 @@ class Seq2SeqSignatures:
 
     def _round_up(self, length):
         """`text_generation.round_up` on a tensor: a power of two, at most capacity."""
-        power = _next_power_of_two(tf.maximum(length, 1))
+        power = next_power_of_two(tf.maximum(length, 1))
         return tf.minimum(power, self.limits.capacity)
 
 

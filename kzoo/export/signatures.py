@@ -198,13 +198,13 @@ class CausalLMSignatures:
 
     def _decoding_settings(self, batch, max_new_tokens, temperature, top_k, top_p, seed):
         new_tokens = tf.clip_by_value(
-            _per_prompt(max_new_tokens, batch, "max_new_tokens"),
+            per_row(max_new_tokens, batch, "max_new_tokens"),
             1, self.limits.max_new_tokens,
         )
-        temperature = _shared(temperature, batch, "temperature")
-        top_k = tf.maximum(_shared(top_k, batch, "top_k"), 0)
-        top_p = tf.clip_by_value(_shared(top_p, batch, "top_p"), 1e-6, 1.0)
-        return new_tokens, temperature, top_k, top_p, _shared(seed, batch, "seed")
+        temperature = shared_value(temperature, batch, "temperature")
+        top_k = tf.maximum(shared_value(top_k, batch, "top_k"), 0)
+        top_p = tf.clip_by_value(shared_value(top_p, batch, "top_p"), 1e-6, 1.0)
+        return new_tokens, temperature, top_k, top_p, shared_value(seed, batch, "seed")
 
     def _decode(self, prompts, new_tokens, temperature, top_k, top_p, seed):
         """Keeps each prompt's last tokens, pads into a buffer and decodes."""
@@ -215,7 +215,7 @@ class CausalLMSignatures:
         kept = tf.minimum(lengths, limit)
         starts = prompts.row_starts() + tf.cast(lengths - kept, tf.int64)
         trimmed = tf.gather(prompts.values, tf.ragged.range(starts, starts + tf.cast(kept, tf.int64)))
-        width = _next_power_of_two(tf.reduce_max(kept) + tf.reduce_max(new_tokens))
+        width = next_power_of_two(tf.reduce_max(kept) + tf.reduce_max(new_tokens))
         if self.limits.context is not None:
             width = tf.minimum(width, self.limits.context)
         buffer = trimmed.to_tensor(default_value=0)
@@ -233,8 +233,8 @@ class CausalLMSignatures:
         return sequence_log_likelihood(self.model, token_ids, padding_mask)
 
 
-def _per_prompt(values, batch, name):
-    """Broadcasts one value, or checks there is one per prompt."""
+def per_row(values, batch, name):
+    """Broadcasts one value, or checks there is one per row (prompt or source)."""
     size = tf.size(values)
     check = tf.debugging.Assert(
         tf.logical_or(tf.equal(size, 1), tf.equal(size, batch)),
@@ -245,9 +245,9 @@ def _per_prompt(values, batch, name):
         return tf.broadcast_to(values, [batch])
 
 
-def _shared(values, batch, name):
+def shared_value(values, batch, name):
     """The value shared by the whole batch; rows that disagree are an error."""
-    values = _per_prompt(values, batch, name)
+    values = per_row(values, batch, name)
     check = tf.debugging.Assert(
         tf.reduce_all(tf.equal(values, values[0])),
         [f"{name}: every prompt of a request must use the same value; got", values],
@@ -256,7 +256,7 @@ def _shared(values, batch, name):
         return tf.identity(values[0])
 
 
-def _next_power_of_two(n):
+def next_power_of_two(n):
     """The smallest power of two >= n (n >= 1), for an int32 scalar tensor."""
     x = n - 1
     for shift in (1, 2, 4, 8, 16):
