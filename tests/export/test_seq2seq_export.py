@@ -223,16 +223,3 @@ def test_sample_pairs_fall_back_to_the_vocabulary(tmp_path):
 def test_docstring_examples():
     result = doctest.testmod(seq2seq_signatures, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
-
-
-@pytest.mark.slow
-def test_t5_run_exports_generate(tmp_path):
-    run_dir = build_run(tmp_path / "t5_run", "t5")
-    served = tf.saved_model.load(export_run(run_dir, out_dir=str(tmp_path / "saved")))
-    assert set(served.signatures) == {"generate", "score", "generate_ids",
-                                      "serving_default"}
-    model = load_run_model(run_dir)[0]
-    for strategy in ("greedy", "beam"):
-        out = translate(served, SOURCES, signature="generate", strategy=[strategy])
-        assert strings(out["targets"]) == model.generate(SOURCES, max_new_tokens=8,
-                                                         strategy=strategy)
