@@ -45,13 +45,13 @@ def resolve_pairs(data):
     elif data["train"] == BUILTIN:
         return _builtin(data)
     else:
-        train = _tables(data, data["train"], "data.train")
-        validation = (_tables(data, data["validation"], "data.validation")
+        train = read_tables(data, data["train"], "data.train")
+        validation = (read_tables(data, data["validation"], "data.validation")
                       if data["validation"] is not None else None)
     if validation is None:
         train, validation = split_examples(train, data["validation_fraction"])
     prefix = data["task_prefix"]
-    train, validation = _prefixed(train, prefix), _prefixed(validation, prefix)
+    train, validation = with_prefix(train, prefix), with_prefix(validation, prefix)
     return ParallelSource([(prefix or "", train)], None, validation)
 
 
@@ -64,7 +64,8 @@ def _line_aligned(data, split):
     return parallel_files.read_line_aligned(source, target, key=f"data.{split}")
 
 
-def _tables(data, patterns, key):
+def read_tables(data, patterns, key):
+    """Pairs of every parallel table that `patterns` match (columns from `data`)."""
     pairs = []
     for path in resolve_files(patterns, key):
         pairs += parallel_files.read_parallel_table(
@@ -83,8 +84,8 @@ def _builtin(data):
         held_out = builtin_translation.text_to_text_examples(
             task, data["builtin_validation_examples"], seed=data["seed"],
             split="validation")
-        tasks.append((prefix or "", _prefixed(_dicts(train), prefix)))
-        validation += _prefixed(_dicts(held_out), prefix)
+        tasks.append((prefix or "", with_prefix(_dicts(train), prefix)))
+        validation += with_prefix(_dicts(held_out), prefix)
     rates = [float(rate) for rate in mixture.values()] if data["mixture"] else None
     return ParallelSource(tasks, rates, validation)
 
@@ -108,7 +109,8 @@ def _dicts(pairs):
     return [{"source": source, "target": target} for source, target in pairs]
 
 
-def _prefixed(pairs, prefix):
+def with_prefix(pairs, prefix):
+    """`pairs` with `"prefix: "` before each source (unchanged without a prefix)."""
     if not prefix:
         return pairs
     return [{**pair, "source": f"{prefix}: {pair['source']}"} for pair in pairs]

@@ -235,8 +235,8 @@ class Seq2SeqTask(EncoderDecoderTask):
         """Loss, token accuracy, and BLEU / ROUGE / exact match with beam search
         (`bleu`, ...) and greedy decoding (`greedy_bleu`, ...)."""
         if data:
-            pairs = parallel_source._tables(self.config["data"], data, "--data")
-            pairs = parallel_source._prefixed(pairs, self.config["data"]["task_prefix"])
+            pairs = parallel_source.read_tables(self.config["data"], data, "--data")
+            pairs = parallel_source.with_prefix(pairs, self.config["data"]["task_prefix"])
         else:
             pairs = self.resolve_data().validation
             if not pairs:
