@@ -14,6 +14,9 @@ from kzoo.export import export_run, load_run_model
 from kzoo.export import saved_model as saved_model_module
 from kzoo.export.serving_files import read_warmup_requests, update_models_config
 
+# One worker builds the exports once: session fixtures, tests kept together.
+pytestmark = pytest.mark.xdist_group("gpt_export")
+
 SIGNATURES = {"serving_default", "generate", "score", "generate_ids"}
 # The last prompt keeps its last 32 - 12 = 20 tokens, here as in GPTCausalLM.generate.
 PROMPTS = ["", "ta", "molan teriv, ki sato. " * 3]
@@ -21,19 +24,19 @@ NEW_TOKENS = 12
 GREEDY = {"temperature": [0.0], "top_k": [0], "top_p": [1.0], "seed": [0]}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def exported(make_run, tmp_path_factory):
     run_dir = make_run("gpt")
     out_dir = str(tmp_path_factory.mktemp("saved_models"))
     return run_dir, out_dir, export_run(run_dir, out_dir=out_dir)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def keras_model(exported):
     return load_run_model(exported[0])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def served(exported):
     return tf.saved_model.load(exported[2])
 

@@ -8,22 +8,25 @@ import tensorflow as tf
 
 from kzoo.export import export_run, load_run_model
 
+# One worker builds the exports once: session fixtures, tests kept together.
+pytestmark = pytest.mark.xdist_group("lstm_export")
+
 PROMPTS = ["", "ta", "molan teriv"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def exported(make_run, tmp_path_factory):
     run_dir = make_run("lstm")
     path = export_run(run_dir, out_dir=str(tmp_path_factory.mktemp("saved_models")))
     return run_dir, path
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def keras_model(exported):
     return load_run_model(exported[0])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def served(exported):
     return tf.saved_model.load(exported[1]).signatures
 

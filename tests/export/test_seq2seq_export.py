@@ -25,6 +25,9 @@ from kzoo.tokenizers import load_tokenizer, train_sentencepiece
 from kzoo.training import run_files
 from kzoo.training.config import write_yaml_atomic
 
+# One worker builds the exports once: session fixtures, tests kept together.
+pytestmark = pytest.mark.xdist_group("seq2seq_export")
+
 TINY = dict(num_layers=1, num_heads=2, hidden_dim=16, intermediate_dim=32, dropout=0.0,
             max_sequence_length=64)
 EXPORT = {"max_new_tokens": 10, "max_prompt_tokens": 24}
@@ -59,18 +62,18 @@ def build_run(run_dir, family):
     return str(run_dir)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def exported(tmp_path_factory):
     run_dir = build_run(tmp_path_factory.mktemp("seq2seq_run"), "seq2seq")
     return run_dir, export_run(run_dir, out_dir=str(tmp_path_factory.mktemp("saved")))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def keras_model(exported):
     return load_run_model(exported[0])[0]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def served(exported):
     return tf.saved_model.load(exported[1])
 

@@ -39,7 +39,7 @@ def _train(recipe, run_dir, overrides):
     return train(config, str(run_dir), verbose=0)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("bert")
     pretrain = root / "pretrain"
