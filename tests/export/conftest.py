@@ -51,7 +51,7 @@ def build_run(run_dir, family):
     return str(run_dir)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def make_run(tmp_path_factory):
     return lambda family: build_run(tmp_path_factory.mktemp(f"{family}_run"), family)
 
