@@ -64,12 +64,12 @@ def test_importing_layers_and_models_on_jax_loads_no_tensorflow():
     subprocess.run([sys.executable, "-c", code], env=_jax_env(), check=True, cwd=ROOT)
 
 
-def _run_suite_on_jax(path):
+def _run_suite_on_jax(*paths):
     """Runs the tests in `path` on JAX, those marked slow (training runs, which
     the TensorFlow run covers) excepted."""
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-         "-m", "not slow", str(ROOT / "tests" / path)],
+         "-m", "not slow", *(str(ROOT / "tests" / path) for path in paths)],
         env=_jax_env(),
         cwd=ROOT,
         capture_output=True,
@@ -88,8 +88,8 @@ MODEL_TEST_FILES = sorted(p.name for p in (ROOT / "tests" / "models").glob("test
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", MODEL_TEST_FILES)
-def test_model_suite_passes_on_jax(name):
+@pytest.mark.parametrize("half", [0, 1])
+def test_model_suite_passes_on_jax(half):
     """Models, generation (compiled with jax.jit) and KerasHub conversion on JAX,
-    one file per test so that workers share them."""
-    _run_suite_on_jax(f"models/{name}")
+    in two halves so that both workers share them."""
+    _run_suite_on_jax(*[f"models/{name}" for name in MODEL_TEST_FILES[half::2]])

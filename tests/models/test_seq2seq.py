@@ -212,6 +212,7 @@ def test_cached_greedy_generation_matches_full_passes(translator):
     assert generate_eagerly(translator, use_cache=False) == expected
 
 
+@pytest.mark.slow  # TensorFlow only: the JAX run skips slow tests
 def test_beam_search_with_one_beam_is_greedy_and_caching_does_not_matter(translator):
     greedy = translator.generate(SOURCES, max_new_tokens=6)  # compiled once per module
     assert generate_eagerly(translator, strategy="beam", num_beams=1) == greedy
@@ -220,6 +221,7 @@ def test_beam_search_with_one_beam_is_greedy_and_caching_does_not_matter(transla
                                      use_cache=False)
 
 
+@pytest.mark.slow  # TensorFlow only: the JAX run skips slow tests
 def test_beam_search_finds_at_least_the_greedy_score(translator):
     ids, mask = right_pad(SOURCES)
     _, _, beam_scores = translator.generate_ids(ids, mask, 5, strategy="beam",
@@ -237,6 +239,7 @@ def test_beam_search_finds_at_least_the_greedy_score(translator):
     assert np.all(to_numpy(beam_scores) >= np.array(greedy_scores) - 1e-4)
 
 
+@pytest.mark.slow  # TensorFlow only: the JAX run skips slow tests
 def test_sampling_is_reproducible_with_a_seed(translator):
     kwargs = dict(max_new_tokens=6, strategy="sample", temperature=2.0)
     first = generate_eagerly(translator, seed=1, **kwargs)
@@ -322,6 +325,7 @@ def test_lstm_is_causal_and_ignores_encoder_padding(bidirectional):
     np.testing.assert_allclose(padded, base, atol=1e-5)
 
 
+@pytest.mark.slow  # TensorFlow only: the JAX run skips slow tests
 def test_lstm_greedy_and_one_beam_generation_match_full_passes():
     model = build_lstm()
     greedy = generate_eagerly(model)
