@@ -303,10 +303,12 @@ def test_fit_on_a_copy_task_reduces_the_loss():
 # --- LSTM baseline -----------------------------------------------------------------
 
 
+@pytest.mark.slow  # TensorFlow only: the JAX run skips slow tests
 def test_lstm_contract():
     run_model_test(build_lstm, INPUTS, (2, TARGET_LENGTH, VOCAB))
 
 
+@pytest.mark.slow  # TensorFlow only: the JAX run skips slow tests
 def test_lstm_untied_head_and_odd_width_error():
     untied = build_lstm(tie_embeddings=False, num_layers=1)
     assert tuple(untied.backbone.output_dense.kernel.shape) == (16, VOCAB)
