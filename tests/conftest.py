@@ -48,3 +48,17 @@ def tiny_run(tmp_path_factory):
 def kzoo_command(*args):
     """argv that runs the kzoo CLI with this interpreter."""
     return [sys.executable, "-m", "kzoo.cli", *args]
+
+
+def tensorboard_tags(run_dir):
+    """Every scalar and tensor tag written under `RUN/tensorboard/*/`."""
+    import glob
+
+    from tensorboard.backend.event_processing import event_accumulator
+
+    tags = set()
+    for events in glob.glob(os.path.join(run_dir, "tensorboard", "*", "events.*")):
+        accumulator = event_accumulator.EventAccumulator(events)
+        accumulator.Reload()
+        tags |= set(accumulator.Tags()["tensors"]) | set(accumulator.Tags()["scalars"])
+    return tags

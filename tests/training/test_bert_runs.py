@@ -4,7 +4,6 @@ One tiny pretraining run feeds the fine-tuning runs (`train.init_from`); the tes
 share them (xdist group), so each is trained once.
 """
 
-import glob
 import json
 import os
 
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 
 from kzoo.data import builtin_tasks
-from tests.conftest import ROOT
+from tests.conftest import ROOT, tensorboard_tags
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("bert_runs")]
 
@@ -58,15 +57,6 @@ def runs(tmp_path_factory):
     return runs
 
 
-def _scalars(run_dir):
-    from tensorboard.backend.event_processing import event_accumulator
-
-    tags = set()
-    for events in glob.glob(os.path.join(run_dir, "tensorboard", "*", "events.*")):
-        accumulator = event_accumulator.EventAccumulator(events)
-        accumulator.Reload()
-        tags |= set(accumulator.Tags()["tensors"]) | set(accumulator.Tags()["scalars"])
-    return tags
 
 
 @pytest.mark.parametrize("task,metrics", [
@@ -77,7 +67,7 @@ def _scalars(run_dir):
 ])
 def test_task_metrics_reach_tensorboard(runs, task, metrics):
     # Keras writes val_* logs to the validation/ writer without the prefix.
-    assert metrics <= _scalars(runs[task])
+    assert metrics <= tensorboard_tags(runs[task])
 
 
 @pytest.mark.parametrize("task,keys", [

@@ -4,7 +4,6 @@ pretraining and fine-tuning from it, evaluate, TensorBoard, export, check-servin
 The tiny runs are trained once and shared (xdist group).
 """
 
-import glob
 import json
 import os
 
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 
 from kzoo.data import builtin_translation
-from tests.conftest import ROOT
+from tests.conftest import ROOT, tensorboard_tags
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("seq2seq_runs")]
 
@@ -69,15 +68,6 @@ def runs(tmp_path_factory):
     return runs
 
 
-def _tags(run_dir):
-    from tensorboard.backend.event_processing import event_accumulator
-
-    tags = set()
-    for events in glob.glob(os.path.join(run_dir, "tensorboard", "*", "events.*")):
-        accumulator = event_accumulator.EventAccumulator(events)
-        accumulator.Reload()
-        tags |= set(accumulator.Tags()["tensors"]) | set(accumulator.Tags()["scalars"])
-    return tags
 
 
 @pytest.mark.parametrize("name", ["lstm", "t5"])
@@ -85,11 +75,11 @@ def test_generation_metrics_and_samples_reach_tensorboard(runs, name):
     # Keras writes val_* logs to the validation/ writer without the prefix.
     expected = {"epoch_bleu", "epoch_rouge1", "epoch_rougeL", "epoch_exact_match",
                 "epoch_accuracy", "epoch_learning_rate", "translations"}
-    assert expected <= _tags(runs[name])
+    assert expected <= tensorboard_tags(runs[name])
 
 
 def test_pretraining_logs_its_loss_and_no_samples(runs):
-    tags = _tags(runs["t5_pretrain"])
+    tags = tensorboard_tags(runs["t5_pretrain"])
     assert {"epoch_loss", "epoch_accuracy"} <= tags
     assert "translations" not in tags and "samples" not in tags
 
