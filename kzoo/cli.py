@@ -1,6 +1,7 @@
 """The `kzoo` command line: one command per step of the workflow.
 
     kzoo train CONFIG [--run-dir DIR] [--set key.sub=value ...]
+    kzoo train --resume RUN_DIR
     kzoo evaluate RUN_DIR [--data PATH] [--json]
     kzoo generate RUN_DIR_OR_SAVEDMODEL --prompt TEXT [--max-new-tokens N]
                   [--strategy greedy|sample|beam] [--temperature T] [--top-k K]
@@ -32,8 +33,12 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     train = commands.add_parser("train", help="train a recipe into a run directory")
-    train.add_argument("config", help="recipe YAML, e.g. recipes/gpt_tiny.yaml")
-    train.add_argument("--run-dir", help="output directory (default: runs/<recipe name>)")
+    train.add_argument("config", nargs="?",
+                       help="recipe YAML, e.g. recipes/gpt_tiny.yaml")
+    train.add_argument("--run-dir", help="output directory (default: runs/<recipe name>); "
+                       "an unfinished run there is resumed from its last checkpoint")
+    train.add_argument("--resume", metavar="RUN_DIR",
+                       help="continue an interrupted run with its saved recipe")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a recipe key, e.g. --set train.steps=100")
 
@@ -74,12 +79,27 @@ def _quiet_tensorflow():
 
 def run_train(args):
     from kzoo.training.recipe import load_recipe, recipe_name
+    from kzoo.training.resume import TrainingInterrupted
     from kzoo.training.trainer import train
 
-    config = load_recipe(args.config, args.set)
-    run_dir = args.run_dir or os.path.join("runs", recipe_name(args.config))
+    if args.resume:
+        if args.config or args.run_dir or args.set:
+            raise ValueError("--resume RUN_DIR takes no CONFIG, --run-dir or --set: the "
+                             "run continues with its saved config.yaml")
+        if not os.path.isfile(os.path.join(args.resume, "config.yaml")):
+            raise FileNotFoundError(f"--resume {args.resume}: no run there (no config.yaml)")
+        config, run_dir = None, args.resume
+    elif args.config is None:
+        raise ValueError("give a recipe (kzoo train CONFIG) or --resume RUN_DIR")
+    else:
+        config = load_recipe(args.config, args.set)
+        run_dir = args.run_dir or os.path.join("runs", recipe_name(args.config))
     # The Keras progress bar on a terminal; one line per epoch in logs.
-    summary = train(config, run_dir, verbose=1 if sys.stdout.isatty() else 2)
+    try:
+        summary = train(config, run_dir, verbose=1 if sys.stdout.isatty() else 2)
+    except TrainingInterrupted as interrupted:
+        print(f"\nkzoo train: {interrupted}", file=sys.stderr)
+        return interrupted.exit_status
     print(f"\nTrained {summary['steps']} steps in {summary['train_seconds']:.0f} s"
           + (" (stopped by train.max_minutes)" if summary["stopped_by_time_budget"] else ""))
     print(f"Run directory: {run_dir}")

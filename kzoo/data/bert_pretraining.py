@@ -22,13 +22,23 @@ import numpy as np
 import tensorflow as tf
 
 from kzoo.data import masked_lm
+from kzoo.data.bad_records import BadRecords
 from kzoo.data.next_sentence_pairs import pack_pairs, sentence_pairs
 
 TOKENIZE_BATCH = 1024
 
 
-def read_documents(files):
+def read_documents(files, bad_records=None):
     """Documents of text files: blank lines separate documents, lines are sentences.
+
+    Args:
+        files: Paths of UTF-8 text files.
+        bad_records: The `kzoo.data.bad_records.BadRecords` that bad lines (invalid
+            UTF-8, too long) go to; a skipped line is left out, as if it were not
+            in the file. `None` stops at the first.
+
+    Returns:
+        A list of documents, each a list of stripped, non-empty lines.
 
     Example:
     >>> import os, tempfile
@@ -37,17 +47,19 @@ def read_documents(files):
     >>> read_documents([path])
     [['one.', 'two.'], ['three.']]
     """
+    records = bad_records or BadRecords()
     documents = []
     for path in files:
         current = []
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                line = line.strip()
-                if line:
-                    current.append(line)
-                elif current:
-                    documents.append(current)
-                    current = []
+        for _, line in records.lines(path):
+            if line is None:
+                continue
+            line = line.strip()
+            if line:
+                current.append(line)
+            elif current:
+                documents.append(current)
+                current = []
         if current:
             documents.append(current)
     return documents

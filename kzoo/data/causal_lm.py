@@ -19,7 +19,13 @@ import tensorflow as tf
 _NEWLINE = "\n"
 
 
-def document_dataset(*, files=None, texts=None, num_parallel_calls=tf.data.AUTOTUNE):
+def document_dataset(
+    *,
+    files=None,
+    texts=None,
+    num_parallel_calls=tf.data.AUTOTUNE,
+    max_line_bytes=None,
+):
     """Yields each document as a scalar string; empty documents are skipped.
 
     Args:
@@ -28,6 +34,12 @@ def document_dataset(*, files=None, texts=None, num_parallel_calls=tf.data.AUTOT
             names are held in memory; `tf.io.read_file` reads each file when needed.
         texts: In-memory documents, a list of `str`. Give `files` or `texts`.
         num_parallel_calls: Files read in parallel.
+        max_line_bytes: `None` keeps every line (the files were checked). An int
+            drops, in the graph, each line that is not valid UTF-8 or has more
+            bytes than this (`"\\n"` not counted), with its `"\\n"`: the document
+            is then the file without its bad lines, as
+            `kzoo.data.bad_records.scan_lines` finds them (`data.on_bad_record:
+            skip`); a document left empty is skipped.
 
     Returns:
         A `tf.data.Dataset` of scalar `tf.string`.
@@ -35,6 +47,9 @@ def document_dataset(*, files=None, texts=None, num_parallel_calls=tf.data.AUTOT
     Example:
     >>> [d.numpy() for d in document_dataset(texts=["a", "", "b c"])]
     [b'a', b'b c']
+    >>> texts = [b"ok\\n\\xff\\nlong line\\nend", b"too long"]
+    >>> [d.numpy() for d in document_dataset(texts=texts, max_line_bytes=4)]
+    [b'ok\\nend']
     """
     if (files is None) == (texts is None):
         raise ValueError("give exactly one of `files` or `texts`")
@@ -47,7 +62,34 @@ def document_dataset(*, files=None, texts=None, num_parallel_calls=tf.data.AUTOT
     else:
         texts = [texts] if isinstance(texts, str) else list(texts)
         documents = tf.data.Dataset.from_tensor_slices(tf.constant(texts, tf.string))
+    if max_line_bytes is not None:
+        documents = documents.map(
+            lambda document: drop_bad_lines(document, max_line_bytes),
+            num_parallel_calls=num_parallel_calls,
+        )
     return documents.filter(lambda document: tf.strings.length(document) > 0)
+
+
+def drop_bad_lines(document, max_line_bytes):
+    """`document` without its lines that are not UTF-8 or longer than `max_line_bytes`.
+
+    Each bad line goes with its `"\\n"`, so the result is the text of the file with
+    those lines deleted. Invalid UTF-8 shows as a line that transcoding with
+    `errors="ignore"` changes; the length is in bytes, like `scan_lines`'.
+
+    Example:
+    >>> drop_bad_lines(tf.constant(b"a\\nb\\xff\\nc"), 8).numpy()
+    b'a\\nc'
+    """
+    lines = tf.strings.split(document, _NEWLINE)
+    valid = tf.equal(
+        tf.strings.unicode_transcode(lines, "UTF-8", "UTF-8", errors="ignore"), lines
+    )
+    good = tf.logical_and(valid, tf.strings.length(lines) <= max_line_bytes)
+    count = tf.size(lines)
+    ends = tf.where(tf.range(count) < count - 1, _NEWLINE, "")
+    pieces = tf.strings.join([lines, ends])
+    return tf.strings.reduce_join(tf.boolean_mask(pieces, good))
 
 
 def token_stream(
@@ -161,6 +203,7 @@ def causal_lm_dataset(
     num_parallel_calls=tf.data.AUTOTUNE,
     repeat=False,
     drop_remainder=True,
+    max_line_bytes=None,
 ):
     """Builds `(features, labels)` batches for next-token prediction.
 
@@ -184,6 +227,7 @@ def causal_lm_dataset(
         num_parallel_calls: Parallelism of file reading and tokenization.
         repeat: Whether to repeat forever (for `fit(steps_per_epoch=...)`).
         drop_remainder: Whether to drop the last, smaller batch (static shapes).
+        max_line_bytes: Drop bad lines in the graph (see `document_dataset`).
 
     Returns:
         A prefetched `tf.data.Dataset`.
@@ -207,7 +251,10 @@ def causal_lm_dataset(
             raise ValueError(f"{name}: expected a positive int, got {value!r}")
     def one_pass(offset):
         documents = document_dataset(
-            files=files, texts=texts, num_parallel_calls=num_parallel_calls
+            files=files,
+            texts=texts,
+            num_parallel_calls=num_parallel_calls,
+            max_line_bytes=max_line_bytes,
         )
         chunks = token_stream(documents, tokenizer, num_parallel_calls)
         return pack_into_blocks(skip_tokens(chunks, offset), sequence_length)
@@ -244,7 +291,12 @@ def causal_lm_dataset(
 
 
 def count_tokens(
-    tokenizer, *, files=None, texts=None, num_parallel_calls=tf.data.AUTOTUNE
+    tokenizer,
+    *,
+    files=None,
+    texts=None,
+    num_parallel_calls=tf.data.AUTOTUNE,
+    max_line_bytes=None,
 ):
     """Counts the tokens of the stream (end-of-document ids included) in one pass.
 
@@ -253,6 +305,7 @@ def count_tokens(
         files: UTF-8 text files. Give `files` or `texts`.
         texts: In-memory documents.
         num_parallel_calls: Parallelism of reading and tokenization.
+        max_line_bytes: Drop bad lines in the graph (see `document_dataset`).
 
     Returns:
         The number of tokens, `int`; `num_blocks(count, T)` gives the examples.
@@ -267,7 +320,10 @@ def count_tokens(
     """
     chunks = token_stream(
         document_dataset(
-            files=files, texts=texts, num_parallel_calls=num_parallel_calls
+            files=files,
+            texts=texts,
+            num_parallel_calls=num_parallel_calls,
+            max_line_bytes=max_line_bytes,
         ),
         tokenizer,
         num_parallel_calls,

@@ -5,11 +5,20 @@ Both readers return a list of `{"source": str, "target": str, "line": int}`, the
 name `file:line`. Texts are kept as written (only line ends are removed): the
 tokenizers are lossless, and what the user wrote is what the model learns.
 
-Tables (tsv, csv, jsonl) are read by `kzoo.data.labelled_files.read_table_columns`,
-with the same formats, header detection and errors as the classification files.
+Tables (tsv, csv, jsonl) are read by `kzoo.data.table_files.read_table_columns`,
+with the same formats, header detection and errors as the classification files. Bad
+records (a bad row, an empty text, a line that is not UTF-8 or longer than
+`data.max_line_bytes`) go to a `kzoo.data.bad_records.BadRecords`: by default they
+stop with `file:line`; skipped, they drop their pair.
 """
 
-from kzoo.data.labelled_files import read_table_columns, read_text_lines
+from kzoo.data.bad_records import BadRecord, BadRecords
+from kzoo.data.table_files import (
+    numbered_lines,
+    read_table_columns,
+    resolve_one,
+    string_value,
+)
 
 
 def read_parallel_table(
@@ -20,6 +29,7 @@ def read_parallel_table(
     header=None,
     file_format=None,
     key="data.train",
+    bad_records=None,
 ):
     """Reads translation pairs from two columns of a tsv, csv or jsonl file.
 
@@ -33,13 +43,15 @@ def read_parallel_table(
         file_format: `"tsv"`, `"csv"` or `"jsonl"`; `None` infers it from the
             extension (`.tsv`, `.csv`, `.jsonl`, `.json`).
         key: The config key the path came from, quoted in errors.
+        bad_records: The `BadRecords` bad rows go to; `None` stops at the first.
 
     Returns:
         A list of `{"source": str, "target": str, "line": int}`.
 
     Raises:
-        ValueError: `"{path}:{line}: ..."` for a missing column or an empty (or
-            blank) source or target; `"{key}: ..."` for a file without pairs.
+        ValueError: `"{path}:{line}: ..."` for a bad row (a missing column, an
+            empty or blank source or target, ...) unless `bad_records` skips it;
+            `"{key}: ..."` for a file without pairs.
 
     Example:
     >>> import pathlib, tempfile
@@ -49,27 +61,24 @@ def read_parallel_table(
     [{'source': 'Hallo, Welt.', 'target': 'Hello, world.', 'line': 2}]
     """
     columns = {"source": source_column, "target": target_column}
-    path, rows = read_table_columns(
-        path, columns, header=header, file_format=file_format, key=key
-    )
-    pairs = []
-    for line, fields in rows:
+
+    def check(fields):
         for role, value in fields.items():
-            if not isinstance(value, str):
-                raise ValueError(
-                    f"{path}:{line}: expected a string for {columns[role]!r} "
-                    f"({role}_column), got {value!r}"
+            if not string_value(value, role, columns[role]).strip():
+                raise BadRecord(
+                    f"empty {role} text (column {columns[role]!r}); every pair needs "
+                    "a source and a target"
                 )
-            if not value.strip():
-                raise ValueError(
-                    f"{path}:{line}: empty {role} text (column {columns[role]!r}); "
-                    "every pair needs a source and a target"
-                )
-        pairs.append({**fields, "line": line})
-    return pairs
+        return fields
+
+    path, rows = read_table_columns(
+        path, columns, header=header, file_format=file_format, key=key,
+        bad_records=bad_records, check=check,
+    )
+    return [{**fields, "line": line} for line, fields in rows]
 
 
-def read_line_aligned(source_path, target_path, *, key="data.train"):
+def read_line_aligned(source_path, target_path, *, key="data.train", bad_records=None):
     """Reads translation pairs from two line-aligned UTF-8 files.
 
     Line `i` of `source_path` translates to line `i` of `target_path` (the layout
@@ -82,14 +91,17 @@ def read_line_aligned(source_path, target_path, *, key="data.train"):
         source_path: The source-language file (a glob must match one file).
         target_path: The target-language file, likewise.
         key: The config section, e.g. `"data.train"` or `"data.validation"`.
+        bad_records: The `BadRecords` that bad lines (empty or blank, invalid
+            UTF-8, too long) go to; a skipped line drops its pair. `None` stops at
+            the first.
 
     Returns:
         A list of `{"source": str, "target": str, "line": int}`, in file order.
 
     Raises:
         ValueError: The files have different numbers of lines (the message names
-            both files and both counts), a line is empty or blank (`"{file}:{line}:
-            ..."`), or both files are empty.
+            both files and both counts), a line is bad (`"{file}:{line}: ..."`)
+            and not skipped, or both files are empty.
 
     Example:
     >>> import pathlib, tempfile
@@ -105,8 +117,9 @@ def read_line_aligned(source_path, target_path, *, key="data.train"):
     ...
     ValueError: data.train_source and data.train_target are not line-aligned: ...
     """
-    source_path, source_lines = read_text_lines(source_path, f"{key}_source")
-    target_path, target_lines = read_text_lines(target_path, f"{key}_target")
+    records = bad_records or BadRecords()
+    source_path, source_lines = _lines(source_path, f"{key}_source", records)
+    target_path, target_lines = _lines(target_path, f"{key}_target", records)
     if len(source_lines) != len(target_lines):
         raise ValueError(
             f"{key}_source and {key}_target are not line-aligned: {source_path} has "
@@ -118,15 +131,30 @@ def read_line_aligned(source_path, target_path, *, key="data.train"):
             "expected one sentence per line"
         )
     pairs = []
-    for (line, source), (_, target) in zip(source_lines, target_lines):
+    for line, (source, target) in enumerate(zip(source_lines, target_lines), start=1):
+        good = source is not None and target is not None  # Bad lines were reported.
         for path, text, other in (
             (source_path, source, target_path),
             (target_path, target, source_path),
         ):
-            if not text.strip():
-                raise ValueError(
-                    f"{path}:{line}: empty line; every line must hold the "
-                    f"translation of the same line of {other}"
+            if text is not None and not text.strip():
+                records.found(
+                    path,
+                    line,
+                    "empty line; every line must hold the translation of the same "
+                    f"line of {other}",
                 )
-        pairs.append({"source": source, "target": target, "line": line})
+                good = False
+        if good:
+            pairs.append({"source": source, "target": target, "line": line})
     return pairs
+
+
+def _lines(path, key, records):
+    """`(path, texts)`: the resolved path and its lines without `"\\n"` or `"\\r\\n"`
+    (`None` for a bad line); a final `"\\n"` does not start another line."""
+    path = resolve_one(path, key)
+    return path, [
+        None if text is None else text.rstrip("\r\n")
+        for _, text in numbered_lines(path, records)
+    ]

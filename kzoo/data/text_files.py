@@ -2,12 +2,16 @@
 
 Every error names the config key the paths came from (e.g. `data.train`), so a typo
 in a recipe points straight at the line to fix. Files are read in chunks or line by
-line, never whole, so validating a corpus of any size needs little memory.
+line, never whole, so validating a corpus of any size needs little memory. Given a
+`kzoo.data.bad_records.BadRecords` (recipe key `data.on_bad_record`), bad lines
+(invalid UTF-8, longer than `data.max_line_bytes`) are skipped and counted instead.
 """
 
 import codecs
 import glob
 import os
+
+from kzoo.data.bad_records import invalid_utf8
 
 _CHUNK_BYTES = 1 << 20
 _GLOB_CHARS = frozenset("*?[")
@@ -139,13 +143,17 @@ def read_lines(path):
             offset += len(raw)
 
 
-def resolve_text_files(patterns, key, validate=True):
+def resolve_text_files(patterns, key, validate=True, bad_records=None):
     """Resolves `patterns` (see `resolve_files`) and checks the files hold a corpus.
 
     Args:
         patterns: A path or glob, or a list of them.
         key: The config key the patterns came from, quoted in errors.
         validate: Whether to stream every file through `check_utf8`.
+        bad_records: A `kzoo.data.bad_records.BadRecords`: when given (and
+            `validate`), every file is streamed through `bad_records.check`
+            instead, which also finds over-long lines and may skip and count
+            bad lines rather than raise.
 
     Returns:
         The sorted, deduplicated absolute paths.
@@ -164,9 +172,12 @@ def resolve_text_files(patterns, key, validate=True):
     ValueError: data.train: empty corpus: every file matched by [...] is empty ...
     """
     files = resolve_files(patterns, key)
-    if validate:
+    if validate and bad_records is None:
         sizes = [check_utf8(path) for path in files]
     else:
+        if validate:
+            for path in files:
+                bad_records.check(path)
         sizes = [os.path.getsize(path) for path in files]
     if not any(sizes):
         raise ValueError(
@@ -203,7 +214,9 @@ def split_text(text, validation_fraction, key="data.validation_fraction"):
     return text[:cut], text[cut:]
 
 
-def split_text_file(path, validation_fraction, key="data.validation_fraction"):
+def split_text_file(
+    path, validation_fraction, key="data.validation_fraction", bad_records=None
+):
     """Reads one UTF-8 file and splits it with `split_text`.
 
     For the single-big-file corpora (e.g. tinyshakespeare, 90/10); the file is read
@@ -213,6 +226,9 @@ def split_text_file(path, validation_fraction, key="data.validation_fraction"):
         path: The file.
         validation_fraction: The share of characters for validation, in (0, 1).
         key: The config key of the fraction, quoted in errors.
+        bad_records: A `kzoo.data.bad_records.BadRecords` the file's bad lines
+            are reported to; skipped lines (with their `"\\n"`) are left out of
+            the text. `None`: the file must be valid UTF-8.
 
     Returns:
         `(train_text, validation_text)`.
@@ -224,6 +240,9 @@ def split_text_file(path, validation_fraction, key="data.validation_fraction"):
     >>> split_text_file(path, 0.2)
     ('abcdefgh', 'ij')
     """
+    if bad_records is not None:
+        text = "".join(text for _, text in bad_records.lines(path) if text is not None)
+        return split_text(text, validation_fraction, key)
     check_utf8(path)
     with open(path, encoding="utf-8", newline="") as file:
         return split_text(file.read(), validation_fraction, key)
@@ -236,8 +255,4 @@ def _as_list(patterns):
 
 
 def _utf8_error(path, line, offset, error):
-    bad = error.object[error.start : error.end].hex()
-    return ValueError(
-        f"{path}:{line}: invalid UTF-8 at byte offset {offset} (0x{bad}): "
-        f"{error.reason}; the corpus must be UTF-8 text"
-    )
+    return ValueError(f"{path}:{line}: {invalid_utf8(error, offset)}")

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 
 from kzoo.data import builtin_tasks, labelled_files, qa_answers, qa_windows, task_metrics
+from kzoo.data.bad_records import BadRecords
 from kzoo.data.bert_finetuning import classification_dataset, tagging_batches, tagging_dataset
 from kzoo.data.text_files import resolve_files
 from kzoo.training.bert_tasks import BertTask, split_examples, steps_in
@@ -23,13 +24,21 @@ class _FineTuneTask(BertTask):
 
     builtin = None  # examples(num, seed) of the built-in task
 
-    def read_file(self, path, key):
+    def __init__(self, config):
+        super().__init__(config)
+        self.bad_records = {}  # config key -> BadRecords of its files
+
+    def read_file(self, path, key, bad_records):
         raise NotImplementedError
 
     def read(self, patterns, key):
+        """Examples of every file of `patterns`; bad records go to
+        `self.bad_records[key]` (`data.on_bad_record`)."""
+        records = BadRecords.from_config(self.config["data"], key)
+        self.bad_records[key] = records
         examples = []
         for path in resolve_files(patterns, key):
-            for example in self.read_file(path, key):
+            for example in self.read_file(path, key, records):
                 examples.append({**example, "path": path})
         return examples
 
@@ -39,6 +48,7 @@ class _FineTuneTask(BertTask):
     def resolve_data(self):
         self.resolve_init_from()
         data = self.config["data"]
+        self.bad_records = {}
         if data["train"] == BUILTIN:
             seed = data["seed"]
             self.train_examples = self.builtin_examples(data["builtin_train_examples"],
@@ -70,7 +80,7 @@ class _FineTuneTask(BertTask):
         if self.validation_examples:
             validation = self.dataset(tokenizer, self.validation_examples)[0]
         return DataPlan(train[0], validation, None, per_epoch,
-                        batch * data["sequence_length"])
+                        batch * data["sequence_length"], bad_records=self.bad_records)
 
     def dataset(self, tokenizer, examples, shuffle=False, repeat=False):
         """`(dataset, rows)`: the rows count the training units (windows for QA)."""
@@ -97,12 +107,12 @@ class _FineTuneTask(BertTask):
 class BertClassifyTask(_FineTuneTask):
     """Single-text or text-pair classification (`model.task: classify`)."""
 
-    def read_file(self, path, key):
+    def read_file(self, path, key, bad_records):
         data = self.config["data"]
         return labelled_files.read_classification_file(
             path, text_column=data["text_column"], label_column=data["label_column"],
             text_pair_column=data["text_pair_column"], header=data["header"],
-            file_format=data["format"], key=key)
+            file_format=data["format"], key=key, bad_records=bad_records)
 
     def builtin(self, count, seed):
         if self.config["data"]["builtin_task"] == "next_sentence":
@@ -146,8 +156,8 @@ class BertClassifyTask(_FineTuneTask):
 class BertTagTask(_FineTuneTask):
     """BIO token tagging, first sub-word labelled (`model.task: tag`)."""
 
-    def read_file(self, path, key):
-        return labelled_files.read_conll_file(path, key=key)
+    def read_file(self, path, key, bad_records):
+        return labelled_files.read_conll_file(path, key=key, bad_records=bad_records)
 
     def builtin(self, count, seed):
         return builtin_tasks.tagging_examples(count, seed)
@@ -209,8 +219,8 @@ class BertTagTask(_FineTuneTask):
 class BertQATask(_FineTuneTask):
     """Extractive question answering over context windows (`model.task: qa`)."""
 
-    def read_file(self, path, key):
-        return labelled_files.read_squad_file(path, key=key)
+    def read_file(self, path, key, bad_records):
+        return labelled_files.read_squad_file(path, key=key, bad_records=bad_records)
 
     def builtin(self, count, seed):
         return builtin_tasks.qa_examples(count, seed)

@@ -12,6 +12,7 @@ import shutil
 import keras
 
 from kzoo.data import builtin_tasks, text_files
+from kzoo.data.bad_records import BadRecords
 from kzoo.data.bert_pretraining import (
     bert_pretraining_dataset,
     pretraining_examples,
@@ -122,6 +123,7 @@ class BertPretrainTask(BertTask):
 
     def resolve_data(self):
         data = self.config["data"]
+        self.bad_records = {}
         if data["train"] == BUILTIN:
             seed = data["seed"]
             self.train_documents = builtin_tasks.pretraining_documents(
@@ -129,16 +131,22 @@ class BertPretrainTask(BertTask):
             self.validation_documents = builtin_tasks.pretraining_documents(
                 data["builtin_validation_documents"], seed=2 * seed + 1)
             return
-        files = text_files.resolve_text_files(data["train"], "data.train")
-        self.train_documents = read_documents(files)
+        self.train_documents = self._read_documents(data["train"], "data.train")
         if data["validation"] is not None:
-            self.validation_documents = read_documents(
-                text_files.resolve_text_files(data["validation"], "data.validation"))
+            self.validation_documents = self._read_documents(
+                data["validation"], "data.validation")
         else:
             self.train_documents, self.validation_documents = split_examples(
                 self.train_documents, data["validation_fraction"])
         if not self.train_documents:
             raise ValueError(f"data.train: {data['train']!r} holds no text")
+
+    def _read_documents(self, patterns, key):
+        """Documents of the files of `key`; bad lines go to `self.bad_records[key]`."""
+        records = BadRecords.from_config(self.config["data"], key)
+        self.bad_records[key] = records
+        files = text_files.resolve_text_files(patterns, key, validate=False)
+        return read_documents(files, records)
 
     def tokenizer_texts(self):
         return [sentence for doc in self.train_documents for sentence in doc]
@@ -173,7 +181,8 @@ class BertPretrainTask(BertTask):
             steps = min(steps, self.config["train"]["validation_steps"] or steps)
             validation = self._dataset(examples, tokenizer, seed + 1, shuffle=False)
         return DataPlan(self._dataset(train, tokenizer, seed, shuffle=True), validation,
-                        steps, per_epoch, batch * data["sequence_length"])
+                        steps, per_epoch, batch * data["sequence_length"],
+                        bad_records=self.bad_records)
 
     def build_model(self, tokenizer, dtype=None):
         from kzoo.models import BertPretrainer

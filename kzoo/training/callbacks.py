@@ -20,7 +20,9 @@ class TimeBudget(keras.callbacks.Callback):
         self.stopped_early = False
 
     def on_train_begin(self, logs=None):
-        self.start = time.monotonic()
+        # A resumed run calls `fit` up to twice; the budget spans both.
+        if not hasattr(self, "start"):
+            self.start = time.monotonic()
 
     def on_train_batch_end(self, batch, logs=None):
         if time.monotonic() - self.start >= self.max_seconds:
@@ -31,10 +33,10 @@ class TimeBudget(keras.callbacks.Callback):
 class StepLimit(keras.callbacks.Callback):
     """Stops after exactly `steps` optimizer steps (epochs are logging periods)."""
 
-    def __init__(self, steps):
+    def __init__(self, steps, taken=0):
         super().__init__()
         self.steps = steps
-        self.taken = 0
+        self.taken = taken  # Batches trained so far (a resumed run starts above 0).
 
     def on_train_batch_end(self, batch, logs=None):
         self.taken += 1
@@ -108,7 +110,18 @@ class TensorBoard(keras.callbacks.TensorBoard):
     update_freq == 0)` active during `fit`, so epoch-end scalars are silently
     dropped whenever an epoch's last step is not a multiple of `update_freq`
     (Keras 3.15). Epoch summaries are forced on here.
+
+    Step-level scalars continue from the optimizer's iteration count, so a
+    resumed run (and the second `fit` of a resume) does not restart them at 0.
     """
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        iterations = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        self._global_train_batch = iterations
+        self._previous_epoch_iterations = iterations
+        self._pop_writer()  # The one Keras pushed at step 0.
+        self._push_writer(self._train_writer, self._global_train_batch)
 
     def on_epoch_end(self, epoch, logs=None):
         with tf.summary.record_if(True):

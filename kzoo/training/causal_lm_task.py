@@ -29,19 +29,20 @@ class CausalLMTask(Task):
     def make_tokenizer(self, run_dir):
         settings = self.config["tokenizer"]
         kind = settings["kind"]
-        train_sentencepiece(
-            output_dir=run_dir,
-            vocab_size=None if kind == "char" else settings["vocab_size"],
-            model_type=kind,
-            files=self.source.train.get("files"),
-            texts=self.source.train.get("texts"),
-            files_key="data.train",
-            seed=self.config["data"]["seed"],
-        )
+        with self.source.tokenizer_documents() as documents:
+            train_sentencepiece(
+                output_dir=run_dir,
+                vocab_size=None if kind == "char" else settings["vocab_size"],
+                model_type=kind,
+                **documents,
+                files_key="data.train",
+                seed=self.config["data"]["seed"],
+            )
         return load_tokenizer(run_dir)
 
     def count_batches(self, tokenizer, documents):
-        """Full batches in `documents` (`{"files"|"texts": ...}`), as packed."""
+        """Full batches in `documents` (`{"files"|"texts": ...}`, see
+        `CorpusSource`), as packed."""
         data = self.config["data"]
         tokens = count_tokens(tokenizer, **documents, num_parallel_calls=parallel_calls(data))
         return (tokens - 1) // data["sequence_length"] // data["batch_size"]
@@ -87,7 +88,8 @@ class CausalLMTask(Task):
             steps = min(batches, self.config["train"]["validation_steps"] or batches)
             validation = causal_lm_dataset(**common, **source.validation, shuffle=False)
         return DataPlan(train, validation, steps, per_epoch,
-                        data["batch_size"] * data["sequence_length"])
+                        data["batch_size"] * data["sequence_length"],
+                        bad_records=source.bad_records)
 
     def build_model(self, tokenizer, dtype=None):
         return families.build_model(self.config["model"], tokenizer, dtype=dtype)

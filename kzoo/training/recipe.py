@@ -45,6 +45,16 @@ DATA_SCHEMA = {
     "num_parallel_calls": Field((int,), None, positive, nullable=True,
                                 doc="null: tf.data.AUTOTUNE"),
     "seed": Field((int,), 0, non_negative),
+    "on_bad_record": Field((str,), "stop", choices=("stop", "skip"),
+                           doc="a bad record in the data files (a line that is not "
+                               "UTF-8 or longer than data.max_line_bytes, a table "
+                               "row with the wrong number of fields, an empty field "
+                               "or invalid JSON): stop with file:line, or skip it "
+                               "(a bad line drops its row, pair or CoNLL sentence) "
+                               "and count it in the log and TensorBoard"),
+    "max_line_bytes": Field((int,), 1_048_576, positive,
+                            doc="a line of more bytes than this (its newline not "
+                                "counted) is a bad record"),
 }
 
 TRAIN_SCHEMA = {
@@ -72,6 +82,13 @@ TRAIN_SCHEMA = {
                            "a fine-tuning run starts from"),
     "validation_steps": Field((int,), None, positive, nullable=True),
     "log_every": Field((int,), 50, positive, doc="steps between step-level scalars"),
+    "checkpoint_every": Field((int,), 500, positive, nullable=True,
+                              doc="steps between resumable checkpoints (also written "
+                                  "at every epoch end and on SIGTERM/SIGINT); null: "
+                                  "epoch ends only"),
+    "deterministic": Field((bool,), False,
+                           doc="TensorFlow op determinism: bit-identical reruns and "
+                               "resumes, somewhat slower"),
     "sample_prompts": Field((list,), [""], doc="prompts for TensorBoard text samples"),
     "sample_max_new_tokens": Field((int,), 48, positive),
 }

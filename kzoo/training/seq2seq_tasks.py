@@ -10,6 +10,7 @@ epoch logs (TensorBoard) and a table of samples to TensorBoard text.
 `kzoo evaluate` reports the same metrics with beam search and greedy decoding.
 """
 
+import contextlib
 import os
 import shutil
 
@@ -48,7 +49,9 @@ class EncoderDecoderTask(Task):
         return 0
 
     def tokenizer_corpus(self):
-        """`{"texts": [...]}` or `{"files": [...]}` the vocabulary is learned from."""
+        """A context manager giving the `{"texts": [...]}` or `{"files": [...]}` the
+        vocabulary is learned from (files may be temporary copies without their
+        skipped bad lines)."""
         raise NotImplementedError
 
     def make_tokenizer(self, run_dir):
@@ -59,10 +62,12 @@ class EncoderDecoderTask(Task):
             return load_tokenizer(run_dir)
         settings = self.config["tokenizer"]
         kind = settings["kind"]
-        train_sentencepiece(
-            output_dir=run_dir, vocab_size=None if kind == "char" else settings["vocab_size"],
-            model_type=kind, **self.tokenizer_corpus(), files_key="data.train",
-            seed=self.config["data"]["seed"], num_sentinels=self.num_sentinels())
+        with self.tokenizer_corpus() as corpus:
+            train_sentencepiece(
+                output_dir=run_dir,
+                vocab_size=None if kind == "char" else settings["vocab_size"],
+                model_type=kind, **corpus, files_key="data.train",
+                seed=self.config["data"]["seed"], num_sentinels=self.num_sentinels())
         return load_tokenizer(run_dir)
 
     def build_backbone(self, tokenizer, dtype=None):
@@ -189,8 +194,8 @@ class Seq2SeqTask(EncoderDecoderTask):
 
     def tokenizer_corpus(self):
         pairs = self.source.train
-        return {"texts": [text for pair in pairs for text in (pair["source"],
-                                                                 pair["target"])]}
+        return contextlib.nullcontext(
+            {"texts": [text for pair in pairs for text in (pair["source"], pair["target"])]})
 
     def make_data(self, tokenizer):
         data, source = self.config["data"], self.source
@@ -209,7 +214,8 @@ class Seq2SeqTask(EncoderDecoderTask):
             steps = min(steps, self.config["train"]["validation_steps"] or steps)
             validation = self.batches(tokenizer, source.validation, repeat=True)
         tokens = data["batch_size"] * (data["max_source_length"] + data["max_target_length"])
-        return DataPlan(train, validation, steps, per_epoch, tokens)
+        return DataPlan(train, validation, steps, per_epoch, tokens,
+                        bad_records=source.bad_records)
 
     def max_new_tokens(self):
         return self.config["data"]["max_target_length"] - 1

@@ -66,7 +66,7 @@ class T5PretrainTask(EncoderDecoderTask):
         return self.config["data"]["num_sentinels"]
 
     def tokenizer_corpus(self):
-        return self.source.train
+        return self.source.tokenizer_documents()
 
     def count_batches(self, tokenizer, documents, key):
         data = self.config["data"]
@@ -102,7 +102,7 @@ class T5PretrainTask(EncoderDecoderTask):
             validation = self.dataset(tokenizer, self.source.validation, seed + 1, False)
         tokens = data["batch_size"] * (data["max_source_length"] + data["max_target_length"])
         return DataPlan(self.dataset(tokenizer, self.source.train, seed, True), validation,
-                        steps, per_epoch, tokens)
+                        steps, per_epoch, tokens, bad_records=self.source.bad_records)
 
     def evaluate(self, run_dir, model, tokenizer, data=None, batch_size=None):
         """Span-corruption loss and target-token accuracy on `data` (text files)

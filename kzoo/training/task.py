@@ -22,6 +22,12 @@ class DataPlan:
         validation_steps: Batches per validation (None: the whole dataset).
         steps_per_epoch: Batches in one pass over the training data.
         tokens_per_step: Tokens in a training batch (for tokens/s).
+        bad_records: `{config key: kzoo.data.bad_records.BadRecords}` for each key
+            whose files were read (`"data.train"`, `"data.validation"`), empty for
+            built-in data. Each has `count` (records skipped under
+            `data.on_bad_record: skip`; always 0 under `stop`, which raises
+            instead), `locations` (the first few `"file:line: problem"`) and
+            `summary()` (one line for the log).
     """
 
     train: object
@@ -29,6 +35,7 @@ class DataPlan:
     validation_steps: int | None
     steps_per_epoch: int
     tokens_per_step: int
+    bad_records: dict = dataclasses.field(default_factory=dict)
 
 
 class Task:

@@ -9,9 +9,11 @@ import warnings
 import keras
 import tensorflow as tf
 
+from kzoo.tokenizers import load_tokenizer
 from kzoo.training import callbacks as kzoo_callbacks
-from kzoo.training import families, run_files
-from kzoo.training.config import write_yaml_atomic
+from kzoo.training import checkpoints, families, resume, run_files
+from kzoo.training.config import ConfigError, read_yaml, write_yaml_atomic
+from kzoo.training.recipe import validate
 from kzoo.training.task import task_for
 
 # Not decayed: biases, normalization scales/offsets (GPT-2 / nanoGPT practice).
@@ -58,20 +60,29 @@ def plan_steps(config, steps_per_epoch):
 def train(config, run_dir, verbose="auto"):
     """Trains the recipe `config` (validated) into `run_dir`; returns the summary.
 
-    Refuses a directory that already holds a run, so nothing is overwritten.
+    A directory holding a finished run is refused, so nothing is overwritten. A
+    directory holding an unfinished run (killed or interrupted) is resumed from its
+    last checkpoint, step-exactly (`kzoo.training.resume`); its saved config is
+    used, and `config` must agree with it.
+
+    Raises:
+        TrainingInterrupted: SIGTERM or SIGINT arrived; a checkpoint was written.
     """
-    if os.path.exists(os.path.join(run_dir, run_files.CONFIG)):
-        raise FileExistsError(
-            f"{run_dir}: already holds a run ({run_files.CONFIG}); choose another "
-            "--run-dir or delete it"
-        )
+    resuming = os.path.exists(os.path.join(run_dir, run_files.CONFIG))
+    if resuming:
+        config = resumable_config(config, run_dir)
     task = task_for(config)
     task.resolve_data()  # validates the files before any write
     created = not os.path.exists(run_dir)
     os.makedirs(run_dir, exist_ok=True)
     try:
         keras.utils.set_random_seed(config["train"]["seed"])
-        tokenizer = task.make_tokenizer(run_dir)
+        if config["train"]["deterministic"]:
+            tf.config.experimental.enable_op_determinism()
+        if resuming:
+            tokenizer = load_tokenizer(run_dir)
+        else:
+            tokenizer = task.make_tokenizer(run_dir)
         plan = task.make_data(tokenizer)
         total_steps, steps_per_epoch, epochs = plan_steps(config, plan.steps_per_epoch)
         precision = config["train"]["precision"]
@@ -83,7 +94,8 @@ def train(config, run_dir, verbose="auto"):
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
     # After the build: a task may fill model keys (named sizes, `train.init_from`).
-    write_yaml_atomic(config, os.path.join(run_dir, run_files.CONFIG))
+    if not resuming:
+        write_yaml_atomic(config, os.path.join(run_dir, run_files.CONFIG))
 
     train_config = config["train"]
     model.compile(
@@ -91,10 +103,28 @@ def train(config, run_dir, verbose="auto"):
         jit_compile=train_config["jit_compile"],
         **task.compile_args(),
     )
+    checkpoint_dir = os.path.join(run_dir, run_files.CHECKPOINTS)
+    checkpoints.remove_unfinished(checkpoint_dir)
+    state = {"step": 0, "history": []}
+    last = checkpoints.latest(checkpoint_dir)
+    if last is not None:
+        state = checkpoints.restore(last, model)
+        print(f"Resuming {run_dir} from step {state['step']} ({last})")
     board = os.path.join(run_dir, run_files.TENSORBOARD)
+    skipped = report_bad_records(plan.bad_records, os.path.join(board, "train"),
+                                 write_summary=last is None)
     budget = kzoo_callbacks.TimeBudget(train_config["max_minutes"] or math.inf)
+    step_limit = kzoo_callbacks.StepLimit(total_steps, taken=state["step"])
+    signals = resume.SignalFlag()
+    checkpointer = resume.StepCheckpoint(
+        checkpoint_dir, run_dir, train_config["checkpoint_every"], steps_per_epoch,
+        step_limit, signals, history=state["history"],
+        state={"total_steps": total_steps, "steps_per_epoch": steps_per_epoch},
+    )
+    tensorboard = kzoo_callbacks.TensorBoard(
+        board, update_freq=train_config["log_every"], write_graph=False)
     fit_callbacks = [
-        kzoo_callbacks.StepLimit(total_steps),
+        step_limit,
         budget,
         keras.callbacks.TerminateOnNaN(),
         *task.callbacks(run_dir, model, plan),
@@ -105,49 +135,113 @@ def train(config, run_dir, verbose="auto"):
             train_config["sample_prompts"],
             train_config["sample_max_new_tokens"],
         )] if task.generates_from_prompts else []),
-        kzoo_callbacks.TensorBoard(board, update_freq=train_config["log_every"],
-                                   write_graph=False),
-        EpochCheckpoint(os.path.join(run_dir, run_files.CHECKPOINTS)),
+        tensorboard,
+        checkpointer,
     ]
     start = time.monotonic()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), signals:
         # Stopping at train.steps / the time budget mid-epoch is intended.
         warnings.filterwarnings("ignore", message="Your input ran out of data")
         # BERT tagging and QA heads do not use the pooler.
         warnings.filterwarnings("ignore", message="Gradients do not exist for variables "
                                                   r"\['pooled_dense")
-        history = model.fit(
-            plan.train,
-            epochs=epochs,
-            steps_per_epoch=steps_per_epoch,
-            validation_data=plan.validation,
-            validation_steps=plan.validation_steps,
-            callbacks=fit_callbacks,
-            shuffle=False,  # the pipeline shuffles, with its own seed
-            verbose=verbose,
-        )
+        phases = resume.fit_phases(state["step"], total_steps, steps_per_epoch, epochs)
+        for index, phase in enumerate(phases):
+            if budget.stopped_early or step_limit.taken >= total_steps:
+                break
+            if index:
+                # A second iterator of the same dataset would reshuffle differently
+                # (`reshuffle_each_iteration`); a rebuilt pipeline's first iterator
+                # gives the uninterrupted run's stream.
+                plan = task.make_data(tokenizer)
+            try:
+                model.fit(
+                    plan.train.skip(phase.skip_batches),
+                    initial_epoch=phase.initial_epoch,
+                    epochs=phase.epochs,
+                    steps_per_epoch=phase.steps_per_epoch,
+                    validation_data=plan.validation,
+                    validation_steps=plan.validation_steps,
+                    callbacks=fit_callbacks,
+                    shuffle=False,  # the pipeline shuffles, with its own seed
+                    verbose=verbose,
+                )
+            except resume.TrainingInterrupted:
+                tensorboard.on_train_end()  # Flush and close the event files.
+                raise
     seconds = time.monotonic() - start
     run_files.save_atomically(model.save, os.path.join(run_dir, run_files.MODEL))
     summary = {
-        "steps": int(fit_callbacks[0].taken),
+        "steps": int(step_limit.taken),
         "planned_steps": total_steps,
+        "resumed_from_step": state["step"] if last is not None else None,
+        "skipped_records": skipped,
         "stopped_by_time_budget": budget.stopped_early,
         "train_seconds": round(seconds, 2),
         "parameters": families.count_parameters(model),
-        "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+        "history": _history_columns(checkpointer.history),
     }
     run_files.write_json(summary, os.path.join(run_dir, run_files.SUMMARY))
     return summary
 
 
-class EpochCheckpoint(keras.callbacks.Callback):
-    """Writes `last.weights.h5` at the end of every epoch (atomically)."""
+def report_bad_records(bad_records, event_dir, write_summary=True):
+    """Prints one line per data key with skipped records (`data.on_bad_record:
+    skip`) and writes the counts as TensorBoard scalars `data/skipped_records/KEY`
+    (step 0); returns `{key: count}`."""
+    counts = {key: records.count for key, records in bad_records.items()}
+    for records in bad_records.values():
+        if records.count:
+            print(records.summary())
+    if counts and write_summary:
+        writer = tf.summary.create_file_writer(event_dir)
+        with writer.as_default(), tf.summary.record_if(True):
+            for key, count in counts.items():
+                tf.summary.scalar(f"data/skipped_records/{key}", count, step=0)
+        writer.close()
+    return counts
 
-    def __init__(self, directory):
-        super().__init__()
-        self.directory = directory
 
-    def on_epoch_end(self, epoch, logs=None):
-        os.makedirs(self.directory, exist_ok=True)
-        path = os.path.join(self.directory, "last.weights.h5")
-        run_files.save_atomically(self.model.save_weights, path)
+def resumable_config(config, run_dir):
+    """The saved config of the unfinished run in `run_dir`, checked against `config`.
+
+    Keys the user set (not None) must equal the saved ones, except those in
+    `RESUME_MAY_CHANGE`; keys the run filled in (named sizes) are taken as saved.
+    """
+    if os.path.exists(os.path.join(run_dir, run_files.SUMMARY)):
+        raise FileExistsError(
+            f"{run_dir}: already holds a finished run ({run_files.SUMMARY}); choose "
+            "another --run-dir or delete it"
+        )
+    path = os.path.join(run_dir, run_files.CONFIG)
+    saved = validate(read_yaml(path))
+    if config is None:
+        return saved
+    for section, values in config.items():
+        for key, value in (values or {}).items() if isinstance(values, dict) else ():
+            name = f"{section}.{key}"
+            if value is None or name in RESUME_MAY_CHANGE:
+                continue
+            if saved.get(section, {}).get(key) != value:
+                raise ConfigError(
+                    f"{name}: {value!r} differs from {saved.get(section, {}).get(key)!r} "
+                    f"in the unfinished run {path}; resume with the same recipe "
+                    "(kzoo train --resume RUN_DIR) or choose another --run-dir"
+                )
+    for name in RESUME_MAY_CHANGE:
+        section, key = name.split(".")
+        saved[section][key] = config[section][key]
+    return saved
+
+
+# Keys a resumed run may change: the time budget of this attempt.
+RESUME_MAY_CHANGE = ("train.max_minutes",)
+
+
+def _history_columns(epoch_logs):
+    """`[{name: value}]` per epoch -> `{name: [values]}` (as Keras' History)."""
+    columns = {}
+    for logs in epoch_logs:
+        for key, value in logs.items():
+            columns.setdefault(key, []).append(float(value))
+    return columns

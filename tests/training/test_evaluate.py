@@ -59,7 +59,7 @@ def test_cli_errors_name_the_problem(tmp_path, tiny_run):
     run_dir, _, _ = tiny_run
     cases = [
         (["train", "recipes/gpt_tiny.yaml", "--set", "train.stepz=1"], "train.stepz: unknown key"),
-        (["train", "recipes/gpt_tiny.yaml", "--run-dir", run_dir], "already holds a run"),
+        (["train", "recipes/gpt_tiny.yaml", "--run-dir", run_dir], "already holds a finished run"),
         (["train", "recipes/gpt_tiny.yaml", "--run-dir", str(tmp_path / "r"),
           "--set", f"data.train={tmp_path}/nothing/*.txt"], "data.train: no files match"),
         (["evaluate", str(tmp_path)], "not a kzoo run directory"),

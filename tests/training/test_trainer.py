@@ -31,7 +31,9 @@ def test_run_directory_layout(tiny_run):
     run_dir, config, summary = tiny_run
     for name in (run_files.CONFIG, run_files.MODEL, run_files.SUMMARY, "tokenizer.model"):
         assert os.path.isfile(os.path.join(run_dir, name)), name
-    assert os.path.isfile(os.path.join(run_dir, run_files.CHECKPOINTS, "last.weights.h5"))
+    # Step checkpoints (every 500 steps, each epoch end): the two newest are kept.
+    assert sorted(os.listdir(os.path.join(run_dir, run_files.CHECKPOINTS))) == [
+        "step-00000003", "step-00000006"]
     assert not glob.glob(os.path.join(run_dir, "**", ".tmp-*"), recursive=True)
     assert summary["steps"] == summary["planned_steps"] == 6
     assert not summary["stopped_by_time_budget"]

@@ -1,0 +1,162 @@
+"""Step checkpoints of a run: everything needed to continue training exactly.
+
+    RUN/checkpoints/step-00000120/
+        variables.npz   model variables (weights and dropout seed states) and
+                        optimizer variables (moments, iteration count, loss scale)
+        state.json      step, epoch, the input position, the epoch logs so far
+
+A checkpoint is written into a temporary directory, flushed to disk and renamed
+into place, so a crash (even SIGKILL) during a write leaves the previous
+checkpoint untouched; the two newest are kept. `latest(directory)` ignores
+unfinished writes.
+
+The input position is the number of batches trained: every kzoo pipeline is a
+deterministic function of its seed, so a resumed run rebuilds it and skips that
+many batches (`dataset.skip`) — nothing replayed, nothing skipped. Unlike a
+serialized `tf.data` iterator, this does not depend on prefetch buffers and keeps
+shuffle buffers out of the checkpoint; skipping re-reads the input but trains on
+none of it.
+
+Arrays are stored with `numpy.savez` and read with `allow_pickle=False`: no code
+is ever deserialized.
+"""
+
+import json
+import os
+import re
+import shutil
+import tempfile
+
+import keras
+import numpy as np
+
+STATE = "state.json"
+VARIABLES = "variables.npz"
+KEEP = 2
+_NAME = re.compile(r"step-(\d{8})")
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that does not fit the run; the message names the file."""
+
+
+def checkpoint_name(step):
+    return f"step-{step:08d}"
+
+
+def list_checkpoints(directory):
+    """`[(step, path)]` of the complete checkpoints in `directory`, oldest first."""
+    if not os.path.isdir(directory):
+        return []
+    found = []
+    for name in os.listdir(directory):
+        match = _NAME.fullmatch(name)
+        path = os.path.join(directory, name)
+        if match and os.path.isfile(os.path.join(path, STATE)):
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def latest(directory):
+    """The path of the newest complete checkpoint in `directory`, or None."""
+    found = list_checkpoints(directory)
+    return found[-1][1] if found else None
+
+
+def _variables(model):
+    optimizer = model.optimizer
+    variables = {f"model/{i}": v for i, v in enumerate(model.variables)}
+    if optimizer is not None:
+        variables.update({f"optimizer/{i}": v for i, v in enumerate(optimizer.variables)})
+    return variables
+
+
+def write(directory, model, state, keep=KEEP):
+    """Writes a checkpoint of `model` (and its optimizer) at `state["step"]`.
+
+    Args:
+        directory: `RUN/checkpoints`.
+        model: A compiled model whose optimizer is built.
+        state: JSON-serializable dict; must hold `"step"`.
+        keep: How many checkpoints to keep (the newest).
+
+    Returns:
+        The checkpoint's path.
+    """
+    os.makedirs(directory, exist_ok=True)
+    final = os.path.join(directory, checkpoint_name(state["step"]))
+    tmp = tempfile.mkdtemp(dir=directory, prefix=".tmp-")
+    try:
+        variables = _variables(model)
+        arrays = {key: keras.ops.convert_to_numpy(v) for key, v in variables.items()}
+        paths = {key: v.path for key, v in variables.items()}
+        with open(os.path.join(tmp, VARIABLES), "wb") as f:
+            np.savez(f, **arrays)
+            _sync(f)
+        full_state = dict(state, format=FORMAT_VERSION, variable_paths=paths)
+        with open(os.path.join(tmp, STATE), "w", encoding="utf-8") as f:
+            json.dump(full_state, f, indent=1, sort_keys=True)
+            _sync(f)
+        if os.path.exists(final):  # Re-written at the same step (e.g. after a signal).
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        if os.path.exists(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+    for _, old in list_checkpoints(directory)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def read_state(path):
+    with open(os.path.join(path, STATE), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def restore(path, model):
+    """Loads a checkpoint into `model` and its optimizer; returns its state.
+
+    The optimizer is built first (Keras builds it lazily at the first step).
+
+    Raises:
+        CheckpointError: The checkpoint was written by a different model (variable
+            count or shape differ); the message names the first mismatch.
+    """
+    state = read_state(path)
+    optimizer = model.optimizer
+    if optimizer is not None and not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    variables = _variables(model)
+    file = os.path.join(path, VARIABLES)
+    with np.load(file, allow_pickle=False) as arrays:
+        stored = set(arrays.files)
+        if stored != set(variables):
+            raise CheckpointError(
+                f"{file}: holds {len(stored)} variables, the model has "
+                f"{len(variables)}; the checkpoint belongs to a different model"
+            )
+        for key, variable in variables.items():
+            value = arrays[key]
+            # Shapes, not paths: Keras numbers auto-named layers per process.
+            if tuple(value.shape) != tuple(variable.shape):
+                raise CheckpointError(
+                    f"{file}: {key} ({state['variable_paths'][key]}) has shape "
+                    f"{tuple(value.shape)}, the model's {variable.path} has "
+                    f"{tuple(variable.shape)}"
+                )
+            variable.assign(value)
+    return state
+
+
+def remove_unfinished(directory):
+    """Deletes temporary directories left by writes that never finished."""
+    if os.path.isdir(directory):
+        for name in os.listdir(directory):
+            if name.startswith(".tmp-"):
+                shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+
+
+def _sync(file):
+    file.flush()
+    os.fsync(file.fileno())

@@ -1,0 +1,243 @@
+"""Step-exact resume: checkpoint files, fit phases, signals, and SIGKILL."""
+
+import math
+import os
+import random
+import shutil
+import signal
+import subprocess
+import time
+
+import keras
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kzoo.training import checkpoints, resume, run_files
+from tests.conftest import ROOT, TINY_OVERRIDES, kzoo_command
+
+# The interrupted runs share one reference run (module fixture): one worker.
+pytestmark = pytest.mark.xdist_group("resume")
+
+# Dropout on, so the dropout seed state must be restored too.
+RESUMABLE = TINY_OVERRIDES + [
+    "model.dropout=0.1", "train.sample_prompts=[]", "train.steps=12",
+    "train.steps_per_epoch=5", "train.checkpoint_every=2",
+]
+
+
+# --- Fit phases ---------------------------------------------------------------------
+
+
+def _batches(phases, total_steps):
+    """(epoch, input position) of every batch `phases` train, as `fit` would."""
+    trained = []
+    for phase in phases:
+        position = phase.skip_batches
+        for epoch in range(phase.initial_epoch, phase.epochs):
+            for _ in range(phase.steps_per_epoch):
+                if position >= total_steps:  # StepLimit stops the run.
+                    return trained
+                trained.append((epoch, position))
+                position += 1
+    return trained
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 9), st.data())
+def test_fit_phases_continue_the_uninterrupted_schedule(total_steps, per_epoch, data):
+    epochs = math.ceil(total_steps / per_epoch)
+    step = data.draw(st.integers(0, total_steps))
+    uninterrupted = _batches(resume.fit_phases(0, total_steps, per_epoch, epochs),
+                             total_steps)
+    assert [position for _, position in uninterrupted] == list(range(total_steps))
+    assert all(epoch == position // per_epoch for epoch, position in uninterrupted)
+    resumed = _batches(resume.fit_phases(step, total_steps, per_epoch, epochs),
+                       total_steps)
+    assert resumed == uninterrupted[step:]
+
+
+# --- Checkpoint files ---------------------------------------------------------------
+
+
+def _model(width=4, seed=0):
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(width),
+                              keras.layers.Dropout(0.5), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.AdamW(1e-2), loss="mse")
+    model.fit(np.ones((8, 3)), np.ones((8, 1)), epochs=1, verbose=0)
+    return model
+
+
+def _state(model):
+    return [keras.ops.convert_to_numpy(v)
+            for v in model.variables + model.optimizer.variables]
+
+
+def test_restore_gives_back_weights_optimizer_and_seed_state(tmp_path):
+    model = _model()
+    saved = _state(model)
+    path = checkpoints.write(str(tmp_path), model, {"step": 7, "history": []})
+    model.fit(np.zeros((8, 3)), np.zeros((8, 1)), epochs=1, verbose=0)
+    assert any(not np.array_equal(a, b) for a, b in zip(saved, _state(model)))
+    assert checkpoints.restore(path, model)["step"] == 7
+    for before, after in zip(saved, _state(model)):
+        np.testing.assert_array_equal(before, after)
+    fresh = _model(seed=1)  # an unbuilt optimizer is built first
+    checkpoints.restore(path, fresh)
+    for before, after in zip(saved, _state(fresh)):
+        np.testing.assert_array_equal(before, after)
+
+
+def test_a_crash_during_a_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    model = _model()
+    directory = str(tmp_path)
+    checkpoints.write(directory, model, {"step": 2})
+    good = checkpoints.write(directory, model, {"step": 4})
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoints.json, "dump", crash)
+    with pytest.raises(OSError, match="disk full"):
+        checkpoints.write(directory, model, {"step": 6})
+    assert checkpoints.latest(directory) == good
+    assert sorted(os.listdir(directory)) == ["step-00000002", "step-00000004"]
+    # What SIGKILL during a write leaves: an unfinished temporary directory.
+    os.makedirs(os.path.join(directory, ".tmp-killed"))
+    open(os.path.join(directory, ".tmp-killed", checkpoints.VARIABLES), "wb").close()
+    assert checkpoints.latest(directory) == good
+    checkpoints.remove_unfinished(directory)
+    assert sorted(os.listdir(directory)) == ["step-00000002", "step-00000004"]
+
+
+def test_only_the_two_newest_checkpoints_are_kept(tmp_path):
+    model = _model()
+    for step in (1, 2, 3, 4):
+        checkpoints.write(str(tmp_path), model, {"step": step})
+    assert [s for s, _ in checkpoints.list_checkpoints(str(tmp_path))] == [3, 4]
+
+
+def test_a_checkpoint_of_another_model_is_refused(tmp_path):
+    path = checkpoints.write(str(tmp_path), _model(width=4), {"step": 1})
+    with pytest.raises(checkpoints.CheckpointError, match=r"variables\.npz: .* shape"):
+        checkpoints.restore(path, _model(width=5))
+
+
+# --- Interrupted runs ---------------------------------------------------------------
+
+
+def _train(run_dir, overrides=()):
+    from kzoo.training.recipe import load_recipe
+    from kzoo.training.trainer import train
+
+    config = load_recipe(os.path.join(ROOT, "recipes", "gpt_tiny.yaml"),
+                         RESUMABLE + list(overrides))
+    return train(config, str(run_dir), verbose=0)
+
+
+def _weights(run_dir):
+    model = keras.saving.load_model(os.path.join(run_dir, run_files.MODEL),
+                                    safe_mode=True, compile=False)
+    return [keras.ops.convert_to_numpy(w) for w in model.weights]
+
+
+def _assert_same_weights(run_a, run_b, atol=1e-6):
+    for a, b in zip(_weights(run_a), _weights(run_b), strict=True):
+        np.testing.assert_allclose(a, b, atol=atol, rtol=0)
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("reference") / "run"
+    return run_dir, _train(run_dir)
+
+
+def test_signals_checkpoint_then_resume_gives_the_uninterrupted_run(
+        tmp_path, monkeypatch, reference_run):
+    reference_dir, reference = reference_run
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    # SIGTERM mid-epoch (step 3), SIGINT at an epoch's last batch (step 10).
+    pending = {3: signal.SIGTERM, 10: signal.SIGINT}
+    batch_end = resume.StepCheckpoint.on_train_batch_end
+
+    def send_signal(self, batch, logs=None):
+        signum = pending.pop(self.counter.taken, None)
+        if signum is not None:
+            os.kill(os.getpid(), signum)
+        return batch_end(self, batch, logs)
+
+    monkeypatch.setattr(resume.StepCheckpoint, "on_train_batch_end", send_signal)
+    run_dir = tmp_path / "run"
+    for step, signum in [(3, signal.SIGTERM), (10, signal.SIGINT)]:
+        with pytest.raises(resume.TrainingInterrupted) as interrupted:
+            _train(run_dir)
+        assert interrupted.value.step == step
+        assert interrupted.value.exit_status == 128 + signum
+        assert f"kzoo train --resume {run_dir}" in str(interrupted.value)
+        assert checkpoints.latest(str(run_dir / "checkpoints")).endswith(f"{step:08d}")
+        assert not (run_dir / run_files.MODEL).exists()
+    assert {s: signal.getsignal(s) for s in handlers} == handlers  # restored
+    summary = _train(run_dir)
+    assert summary["resumed_from_step"] == 10 and summary["steps"] == 12
+    # Same epoch boundaries: validation saw the same weights at the same steps.
+    assert summary["history"]["val_loss"] == pytest.approx(
+        reference["history"]["val_loss"], abs=1e-6)
+    assert summary["history"]["loss"][-1] == pytest.approx(
+        reference["history"]["loss"][-1], abs=1e-6)
+    _assert_same_weights(reference_dir, run_dir)
+
+
+def test_resuming_with_a_different_recipe_names_the_key(tmp_path, reference_run):
+    from kzoo.training.config import ConfigError
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(reference_run[0], run_dir)
+    os.remove(run_dir / run_files.SUMMARY)  # as if killed before the end
+    with pytest.raises(ConfigError, match=r"train\.learning_rate: 0\.5 differs from"):
+        _train(run_dir, ["train.learning_rate=0.5"])
+    with pytest.raises(FileExistsError, match="already holds a finished run"):
+        _train(reference_run[0])
+
+
+# --- SIGKILL ------------------------------------------------------------------------
+
+
+def _kill_after(args, run_dir, step, seed):
+    """Starts `kzoo train ARGS`; SIGKILLs it once a checkpoint >= `step` exists."""
+    process = subprocess.Popen(kzoo_command(*args), cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    directory = os.path.join(run_dir, run_files.CHECKPOINTS)
+    deadline = time.monotonic() + 300
+    while process.poll() is None and time.monotonic() < deadline:
+        found = checkpoints.list_checkpoints(directory)
+        if found and found[-1][0] >= step:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            return found[-1][0]
+        time.sleep(0.002)
+    stderr = process.communicate()[1]
+    pytest.fail(f"(seed {seed}) the run ended before step {step}: {stderr[-2000:]}")
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_steps_then_resume_equals_an_uninterrupted_run(tmp_path):
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)
+    overrides = [o for o in RESUMABLE if not o.startswith(("train.steps=",
+                                                            "train.checkpoint_every"))]
+    overrides += ["train.steps=40", "train.checkpoint_every=1", "train.deterministic=true"]
+    sets = [arg for o in overrides for arg in ("--set", o)]
+    reference, run_dir = str(tmp_path / "reference"), str(tmp_path / "run")
+    recipe = os.path.join(ROOT, "recipes", "gpt_tiny.yaml")
+    subprocess.run(kzoo_command("train", recipe, "--run-dir", reference, *sets),
+                   cwd=ROOT, check=True, capture_output=True)
+    args = ["train", recipe, "--run-dir", run_dir, *sets]
+    first = _kill_after(args, run_dir, rng.randrange(2, 15), seed)
+    _kill_after(args, run_dir, rng.randrange(first + 2, 30), seed)
+    finish = subprocess.run(kzoo_command("train", "--resume", run_dir), cwd=ROOT,
+                            capture_output=True, text=True)
+    assert finish.returncode == 0, (seed, finish.stderr[-2000:])
+    assert "Resuming" in finish.stdout
+    _assert_same_weights(reference, run_dir)
