@@ -8,6 +8,7 @@
                   [--top-p P] [--seed S]
     kzoo export RUN_DIR [--out saved_models] [--name NAME] [--version N]
     kzoo check-serving saved_models/NAME/VERSION [--json]
+    kzoo tensorboard RUN_DIR [--host 127.0.0.1] [--port 6006]
 
 Errors in the user's input (config keys, files, names) print one line naming the
 problem and exit with status 2; nothing is imported before it is needed.
@@ -66,6 +67,13 @@ def build_parser():
     export.add_argument("--version", type=int)
     export.add_argument("--xla", action="store_true", help="jit_compile the signatures")
     export.add_argument("--overwrite", action="store_true")
+
+    board = commands.add_parser(
+        "tensorboard", help="serve a run's TensorBoard (on 127.0.0.1 unless --host)")
+    board.add_argument("run_dir", help="a run directory (or any event directory)")
+    board.add_argument("--host", default="127.0.0.1",
+                       help="address to bind; 0.0.0.0 exposes it to the network")
+    board.add_argument("--port", type=int, default=6006)
 
     check = commands.add_parser("check-serving", help="check an export as TF Serving loads it")
     check.add_argument("export_dir")
@@ -168,12 +176,28 @@ def run_check_serving(args):
     return 0 if report["ok"] else 1
 
 
+def run_tensorboard(args):
+    import subprocess
+
+    logdir = os.path.join(args.run_dir, "tensorboard")
+    if not os.path.isdir(logdir):
+        logdir = args.run_dir
+    if not os.path.isdir(logdir):
+        raise FileNotFoundError(f"{args.run_dir}: no such run directory")
+    print(f"TensorBoard: http://{args.host}:{args.port}/  (Ctrl-C stops it)", flush=True)
+    # The server binds `--host` only: loopback unless the user asks otherwise.
+    return subprocess.call([sys.executable, "-m", "tensorboard.main", "--logdir", logdir,
+                            "--host", args.host, "--port", str(args.port),
+                            "--load_fast", "false"])
+
+
 COMMANDS = {
     "train": run_train,
     "evaluate": run_evaluate,
     "generate": run_generate,
     "export": run_export,
     "check-serving": run_check_serving,
+    "tensorboard": run_tensorboard,
 }
 
 

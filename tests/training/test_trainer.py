@@ -2,6 +2,7 @@ import glob
 import json
 import math
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -88,15 +89,24 @@ def _get_json(url, timeout):
             time.sleep(0.5)
 
 
+def _non_loopback_address():
+    """This machine's address on its default route, or None."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("10.255.255.255", 1))  # no packet is sent
+            address = s.getsockname()[0]
+        except OSError:
+            return None
+    return None if address.startswith("127.") else address
+
+
 @pytest.mark.slow
-def test_real_tensorboard_server_serves_the_scalars(tiny_run):
+def test_kzoo_tensorboard_serves_the_scalars_on_loopback_only(tiny_run):
     run_dir, _, summary = tiny_run
     port = _free_port()
-    tensorboard = os.path.join(os.path.dirname(sys.executable), "tensorboard")
     server = subprocess.Popen(
-        [tensorboard, "--logdir", os.path.join(run_dir, run_files.TENSORBOARD),
-         "--host", "127.0.0.1", "--port", str(port), "--load_fast", "false"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "kzoo.cli", "tensorboard", run_dir, "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -111,8 +121,12 @@ def test_real_tensorboard_server_serves_the_scalars(tiny_run):
         )
         assert [p[1] for p in points] == [0, 1]
         np.testing.assert_allclose([p[2] for p in points], summary["history"]["loss"], rtol=1e-5)
+        address = _non_loopback_address()
+        if address is not None:  # Not reachable from the network.
+            with pytest.raises(OSError):
+                socket.create_connection((address, port), timeout=5).close()
     finally:
-        server.terminate()
+        os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
 
 
