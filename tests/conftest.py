@@ -62,3 +62,41 @@ def tensorboard_tags(run_dir):
         accumulator.Reload()
         tags |= set(accumulator.Tags()["tensors"]) | set(accumulator.Tags()["scalars"])
     return tags
+
+
+def interrupt_at(monkeypatch, signals):
+    """Training sends itself `signals[step]` once it has trained `step` batches, as a
+    scheduler would (`{3: signal.SIGTERM}`); the trainer checkpoints and raises
+    `TrainingInterrupted`."""
+    import signal  # noqa: F401  (callers pass signal.SIG*)
+
+    from kzoo.training import resume
+
+    pending = dict(signals)
+    batch_end = resume.StepCheckpoint.on_train_batch_end
+
+    def send_signal(self, batch, logs=None):
+        signum = pending.pop(self.counter.taken, None)
+        if signum is not None:
+            os.kill(os.getpid(), signum)
+        return batch_end(self, batch, logs)
+
+    monkeypatch.setattr(resume.StepCheckpoint, "on_train_batch_end", send_signal)
+
+
+def assert_same_weights(run_a, run_b, atol=1e-6):
+    """The `model.keras` weights of two run directories agree to `atol`."""
+    import keras
+    import numpy as np
+
+    import kzoo.models  # noqa: F401  (registers the model classes)
+    import kzoo.tokenizers  # noqa: F401
+
+    def weights(run_dir):
+        model = keras.saving.load_model(os.path.join(run_dir, "model.keras"),
+                                        safe_mode=True, compile=False)
+        return [keras.ops.convert_to_numpy(w) for w in model.weights]
+
+    for a, b in zip(weights(run_a), weights(run_b), strict=True):
+        np.testing.assert_allclose(a, b, atol=atol, rtol=0)
+

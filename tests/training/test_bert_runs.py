@@ -6,12 +6,13 @@ share them (xdist group), so each is trained once.
 
 import json
 import os
+import signal
 
 import numpy as np
 import pytest
 
 from kzoo.data import builtin_tasks
-from tests.conftest import ROOT, tensorboard_tags
+from tests.conftest import ROOT, assert_same_weights, interrupt_at, tensorboard_tags
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("bert_runs")]
 
@@ -26,6 +27,8 @@ TINY_BERT = [
     "data.batch_size=8",
     "train.warmup_steps=1",
 ]
+PRETRAIN = ["data.builtin_train_documents=40", "data.builtin_validation_documents=10",
+            "train.steps=4", "train.steps_per_epoch=2"]
 FINE_TUNE = ["data.builtin_train_examples=48", "data.builtin_validation_examples=16",
              "train.epochs=1"]
 
@@ -42,9 +45,7 @@ def _train(recipe, run_dir, overrides):
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("bert")
     pretrain = root / "pretrain"
-    _train("bert_tiny_pretrain.yaml", pretrain, [
-        "data.builtin_train_documents=40", "data.builtin_validation_documents=10",
-        "train.steps=4", "train.steps_per_epoch=2"])
+    _train("bert_tiny_pretrain.yaml", pretrain, PRETRAIN)
     runs = {"pretrain": pretrain}
     init = [f"train.init_from={pretrain}"]
     for task, recipe in (("classify", "bert_tiny_classify.yaml"),
@@ -134,3 +135,16 @@ def test_export_passes_check_serving(runs, tmp_path, task, signature):
     assert result["ok"], result["checks"]
     info = json.load(open(os.path.join(version, "assets.extra", "kzoo_export.json")))
     assert {signature, "embed", "serving_default"} <= set(info["signatures"])
+
+
+def test_pretraining_interrupted_mid_epoch_resumes_to_the_same_weights(
+        runs, tmp_path, monkeypatch):
+    from kzoo.training.resume import TrainingInterrupted
+
+    interrupt_at(monkeypatch, {1: signal.SIGTERM})
+    with pytest.raises(TrainingInterrupted):
+        _train("bert_tiny_pretrain.yaml", tmp_path / "run", PRETRAIN)
+    assert _train("bert_tiny_pretrain.yaml", tmp_path / "run",
+                  PRETRAIN)["resumed_from_step"] == 1
+    assert_same_weights(runs["pretrain"], tmp_path / "run")
+

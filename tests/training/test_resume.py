@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kzoo.training import checkpoints, resume, run_files
-from tests.conftest import ROOT, TINY_OVERRIDES, kzoo_command
+from tests.conftest import (ROOT, TINY_OVERRIDES, assert_same_weights, interrupt_at,
+                            kzoo_command)
 
 # The interrupted runs share one reference run (module fixture): one worker.
 pytestmark = pytest.mark.xdist_group("resume")
@@ -137,17 +138,6 @@ def _train(run_dir, overrides=()):
     return train(config, str(run_dir), verbose=0)
 
 
-def _weights(run_dir):
-    model = keras.saving.load_model(os.path.join(run_dir, run_files.MODEL),
-                                    safe_mode=True, compile=False)
-    return [keras.ops.convert_to_numpy(w) for w in model.weights]
-
-
-def _assert_same_weights(run_a, run_b, atol=1e-6):
-    for a, b in zip(_weights(run_a), _weights(run_b), strict=True):
-        np.testing.assert_allclose(a, b, atol=atol, rtol=0)
-
-
 @pytest.fixture(scope="module")
 def reference_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("reference") / "run"
@@ -159,16 +149,7 @@ def test_signals_checkpoint_then_resume_gives_the_uninterrupted_run(
     reference_dir, reference = reference_run
     handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     # SIGTERM mid-epoch (step 3), SIGINT at an epoch's last batch (step 10).
-    pending = {3: signal.SIGTERM, 10: signal.SIGINT}
-    batch_end = resume.StepCheckpoint.on_train_batch_end
-
-    def send_signal(self, batch, logs=None):
-        signum = pending.pop(self.counter.taken, None)
-        if signum is not None:
-            os.kill(os.getpid(), signum)
-        return batch_end(self, batch, logs)
-
-    monkeypatch.setattr(resume.StepCheckpoint, "on_train_batch_end", send_signal)
+    interrupt_at(monkeypatch, {3: signal.SIGTERM, 10: signal.SIGINT})
     run_dir = tmp_path / "run"
     for step, signum in [(3, signal.SIGTERM), (10, signal.SIGINT)]:
         with pytest.raises(resume.TrainingInterrupted) as interrupted:
@@ -186,7 +167,7 @@ def test_signals_checkpoint_then_resume_gives_the_uninterrupted_run(
         reference["history"]["val_loss"], abs=1e-6)
     assert summary["history"]["loss"][-1] == pytest.approx(
         reference["history"]["loss"][-1], abs=1e-6)
-    _assert_same_weights(reference_dir, run_dir)
+    assert_same_weights(reference_dir, run_dir)
 
 
 def test_resuming_with_a_different_recipe_names_the_key(tmp_path, reference_run):
@@ -240,4 +221,4 @@ def test_sigkill_at_random_steps_then_resume_equals_an_uninterrupted_run(tmp_pat
                             capture_output=True, text=True)
     assert finish.returncode == 0, (seed, finish.stderr[-2000:])
     assert "Resuming" in finish.stdout
-    _assert_same_weights(reference, run_dir)
+    assert_same_weights(reference, run_dir)

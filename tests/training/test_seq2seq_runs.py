@@ -6,12 +6,13 @@ The tiny runs are trained once and shared (xdist group).
 
 import json
 import os
+import signal
 
 import numpy as np
 import pytest
 
 from kzoo.data import builtin_translation
-from tests.conftest import ROOT, tensorboard_tags
+from tests.conftest import ROOT, assert_same_weights, interrupt_at, tensorboard_tags
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("seq2seq_runs")]
 
@@ -47,6 +48,11 @@ def _line_aligned_files(directory, count=60):
     return source, target
 
 
+def t5_fine_tuning(pretrained):
+    return T5_TINY + ["data.max_target_length=40", f"train.init_from={pretrained}",
+                      "data.builtin_train_examples=60"]
+
+
 @pytest.fixture(scope="session")
 def runs(tmp_path_factory):
     """An LSTM seq2seq run on line-aligned files, a T5 pretraining run and a T5
@@ -62,9 +68,7 @@ def runs(tmp_path_factory):
         "model.architecture=lstm", "model.embedding_dim=8"])
     _train("t5_tiny_pretrain.yaml", runs["t5_pretrain"],
            T5_TINY + ["data.max_source_length=32", "data.max_target_length=12"])
-    _train("t5_tiny_finetune.yaml", runs["t5"], T5_TINY + [
-        "data.max_target_length=40", f"train.init_from={runs['t5_pretrain']}",
-        "data.builtin_train_examples=60"])
+    _train("t5_tiny_finetune.yaml", runs["t5"], t5_fine_tuning(runs["t5_pretrain"]))
     return runs
 
 
@@ -163,3 +167,17 @@ def test_t5_run_exports_generate(runs, tmp_path):
     version = export_run(str(runs["t5"]), out_dir=str(tmp_path), name="t5")
     info = json.load(open(os.path.join(version, "assets.extra", "kzoo_export.json")))
     assert {"generate", "generate_ids", "score", "serving_default"} <= set(info["signatures"])
+
+
+def test_t5_fine_tuning_interrupted_mid_epoch_resumes_to_the_same_weights(
+        runs, tmp_path, monkeypatch):
+    from kzoo.training.resume import TrainingInterrupted
+
+    overrides = t5_fine_tuning(runs["t5_pretrain"])
+    interrupt_at(monkeypatch, {1: signal.SIGINT})
+    with pytest.raises(TrainingInterrupted):
+        _train("t5_tiny_finetune.yaml", tmp_path / "run", overrides)
+    assert _train("t5_tiny_finetune.yaml", tmp_path / "run",
+                  overrides)["resumed_from_step"] == 1
+    assert_same_weights(runs["t5"], tmp_path / "run")
+
