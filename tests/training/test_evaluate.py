@@ -1,5 +1,6 @@
 import json
 import math
+import os
 import subprocess
 
 import numpy as np
@@ -7,7 +8,7 @@ import numpy as np
 from kzoo.data.causal_lm import causal_lm_dataset
 from kzoo.training.corpus_source import resolve_corpus
 from kzoo.training.evaluate import evaluate_run, load_run_model
-from tests.conftest import kzoo_command
+from tests.conftest import ROOT, kzoo_command
 
 
 def manual_mean_nll(model, dataset):
@@ -55,27 +56,38 @@ def test_cli_evaluate_json_and_generate(tiny_run):
     assert out.stdout.startswith("zo")
 
 
-def test_cli_errors_name_the_problem(tmp_path, tiny_run):
+def _cli(capsys, *args):
+    """Runs the CLI in this process (no interpreter start-up): (status, stderr)."""
+    from kzoo.cli import main
+
+    status = main(list(args))
+    return status, capsys.readouterr().err
+
+
+def test_cli_errors_name_the_problem(tmp_path, tiny_run, capsys):
     run_dir, _, _ = tiny_run
+    recipe = os.path.join(ROOT, "recipes", "gpt_tiny.yaml")
     cases = [
-        (["train", "recipes/gpt_tiny.yaml", "--set", "train.stepz=1"], "train.stepz: unknown key"),
-        (["train", "recipes/gpt_tiny.yaml", "--run-dir", run_dir], "already holds a finished run"),
-        (["train", "recipes/gpt_tiny.yaml", "--run-dir", str(tmp_path / "r"),
+        (["train", recipe, "--set", "train.stepz=1"], "train.stepz: unknown key"),
+        (["train", recipe, "--run-dir", run_dir], "already holds a finished run"),
+        (["train", recipe, "--run-dir", str(tmp_path / "r"),
           "--set", f"data.train={tmp_path}/nothing/*.txt"], "data.train: no files match"),
+        (["train", "--resume", str(tmp_path)], "no run there (no config.yaml)"),
+        (["train", recipe, "--resume", run_dir], "--resume RUN_DIR takes no CONFIG"),
+        (["train"], "give a recipe (kzoo train CONFIG) or --resume RUN_DIR"),
         (["evaluate", str(tmp_path)], "not a kzoo run directory"),
     ]
     for args, message in cases:
-        out = subprocess.run(kzoo_command(*args), capture_output=True, text=True)
-        assert out.returncode == 2, (args, out.stderr[-500:])
-        assert message in out.stderr, (message, out.stderr[-500:])
+        status, stderr = _cli(capsys, *args)
+        assert status == 2, (args, stderr[-500:])
+        assert message in stderr, (message, stderr[-500:])
 
 
-def test_a_failed_set_up_leaves_no_run_behind(tmp_path):
+def test_a_failed_set_up_leaves_no_run_behind(tmp_path, capsys):
     run_dir = tmp_path / "run"
-    args = ["train", "recipes/gpt_tiny.yaml", "--run-dir", str(run_dir),
-            "--set", "tokenizer.vocab_size=100000",
-            "--set", "data.builtin_train_documents=20"]
-    out = subprocess.run(kzoo_command(*args), capture_output=True, text=True)
-    assert out.returncode == 2
-    assert "tokenizer.vocab_size: 100000 is more than this corpus supports" in out.stderr
+    status, stderr = _cli(capsys, "train", os.path.join(ROOT, "recipes", "gpt_tiny.yaml"),
+                          "--run-dir", str(run_dir), "--set", "tokenizer.vocab_size=100000",
+                          "--set", "data.builtin_train_documents=20")
+    assert status == 2
+    assert "tokenizer.vocab_size: 100000 is more than this corpus supports" in stderr
     assert not run_dir.exists()
