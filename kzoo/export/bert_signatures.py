@@ -24,13 +24,22 @@ Which exist depends on the model: a pretraining run serves `fill_mask` (its
 default) and `embed`; a classifier `classify`, a tagger `tag`, a QA model `answer`
 (each its default), and `embed`. Texts are cut to the run's
 `data.sequence_length` (pairs round-robin, questions to `data.max_query_tokens`,
-long contexts split into windows of stride `data.doc_stride`).
+long contexts split into windows of stride `data.doc_stride`); `tag` still returns
+every word, `fill_mask` only the [MASK]s that fit.
+
+Unusual inputs follow `input_policy`: invalid UTF-8 becomes U+FFFD (so `tokens`,
+`answer` and the byte offsets refer to the text after that replacement); an empty
+or whitespace-only text (or either side of a pair, a question or a context) packs
+an empty segment and is answered like any other (`tag`: 0 words; `answer`: "" from
+an empty context); 0 rows give 0 rows; `text_pairs` not one per text and
+`contexts` not one per question are InvalidArgument naming the input.
 """
 
 import tensorflow as tf
 
 from kzoo.data import qa_answers, qa_windows
 from kzoo.data.bert_inputs import pack_segments, split_words, text_inputs, word_inputs
+from kzoo.export.input_policy import one_per_row, valid_utf8
 
 MASK_TOKEN = "[MASK]"
 _TEXTS = tf.TensorSpec([None], tf.string, name="texts")
@@ -84,11 +93,14 @@ class BertSignatures:
     # --- Signatures ------------------------------------------------------------
 
     def embed(self, texts):
-        inputs = text_inputs(self.tokenizer, self.length, texts)
+        inputs = text_inputs(self.tokenizer, self.length, valid_utf8(texts))
         return {"embedding": tf.cast(self._embed(inputs), tf.float32)}
 
     def classify(self, texts, text_pairs=None):
-        inputs = text_inputs(self.tokenizer, self.length, texts, text_pairs)
+        if text_pairs is not None:
+            text_pairs = valid_utf8(one_per_row(text_pairs, tf.shape(texts)[0],
+                                                "text_pairs", "text"))
+        inputs = text_inputs(self.tokenizer, self.length, valid_utf8(texts), text_pairs)
         probabilities = tf.nn.softmax(tf.cast(self._call(inputs), tf.float32), axis=-1)
         label_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
         labels = tf.constant(list(self.model.labels))
@@ -96,7 +108,7 @@ class BertSignatures:
                 "probabilities": probabilities}
 
     def tag(self, texts):
-        words = split_words(texts)
+        words = split_words(valid_utf8(texts))
         inputs, first = word_inputs(self.tokenizer, self.length, words)
         best = tf.argmax(self._call(inputs), axis=-1, output_type=tf.int32)  # [B, L]
         positions = first.flat_values
@@ -111,6 +123,9 @@ class BertSignatures:
 
     def answer(self, questions, contexts):
         data = self.data
+        questions = valid_utf8(questions)
+        contexts = valid_utf8(one_per_row(contexts, tf.shape(questions)[0], "contexts",
+                                          "question"))
         windows = qa_windows.qa_windows(
             self.tokenizer, questions, contexts, sequence_length=self.length,
             max_query_tokens=data["max_query_tokens"], doc_stride=data["doc_stride"])
@@ -144,7 +159,8 @@ class BertSignatures:
 
     def _tokenize_with_masks(self, texts):
         """Ragged ids of `texts` with each literal "[MASK]" as the [MASK] id."""
-        parts = tf.strings.split(texts, MASK_TOKEN)  # [B, S]: S - 1 masks per row
+        # [B, S]: S - 1 masks per row
+        parts = tf.strings.split(valid_utf8(texts), MASK_TOKEN)
         rows = parts.value_rowids()
         index = tf.range(tf.size(rows, tf.int64)) - tf.gather(parts.row_starts(), rows)
         followed_by_mask = index < tf.gather(parts.row_lengths(), rows) - 1

@@ -7,7 +7,8 @@
                                        outputs, kzoo_export.json
 
 for a causal LM; BERT and seq2seq/T5 runs have their own signatures
-(`bert_signatures`, `seq2seq_signatures`).
+(`bert_signatures`, `seq2seq_signatures`). What every signature does with unusual
+input (invalid UTF-8, empty batches, out-of-range or NaN options) is `input_policy`.
 
 The version is written into a hidden temporary directory next to it
 (`OUT/NAME/.tmp-VERSION-*`, which TF Serving ignores: not a number) and renamed

@@ -9,11 +9,13 @@ endpoint names follow `model.family`: `translate` / `translate_ids` for
         sources         string  [B]   tokenized in the graph, end token appended
         max_new_tokens  int32   [1|B] clipped into [1, cap] (cap: export.max_new_tokens)
         strategy        string  [1|B] "greedy", "sample" or "beam"
-        temperature     float32 [1|B] sampling; <= 0 samples greedily
-        top_k           int32   [1|B] sampling; 0: no top-k filter
-        top_p           float32 [1|B] sampling; >= 1: no nucleus filter
+        temperature     float32 [1|B] sampling; <= 0 samples greedily (finite)
+        top_k           int32   [1|B] sampling; <= 0 or >= vocabulary: no top-k filter
+        top_p           float32 [1|B] sampling; >= 1: no nucleus filter; <= 0 keeps
+                                      the best token (finite)
         seed            int32   [1|B] sampling; the same seed gives the same tokens
         length_penalty  float32 [1|B] beam; scores divided by length ** penalty
+                                      (finite)
       ->  targets       string  [B]   the generated text
           target_ids    int32   [B, N] its ids (end token excluded), 0-padded to
                                        N = the largest clipped max_new_tokens
@@ -42,13 +44,21 @@ Sources keep their first `max_source_tokens - 1` tokens before the end token
 Targets to score keep their first `max_sequence_length - 2` tokens. Buffers are
 padded as `Seq2SeqLM.generate` pads them (to powers of two, at most
 `max_sequence_length`), so greedy and beam outputs equal its outputs.
+
+Unusual inputs follow `input_policy`: invalid UTF-8 becomes U+FFFD; an empty or
+whitespace-only source is translated from the end token alone and an empty target
+scores its end token alone (`num_tokens` 1); 0 sources give 0 rows; `targets` not
+one per source, NaN or infinite float options, ids outside the vocabulary and
+`source_ids` rows with no non-zero id are InvalidArgument naming the input.
 """
 
 import dataclasses
 
 import tensorflow as tf
 
-from kzoo.export.signatures import next_power_of_two, per_row, shared_value
+from kzoo.export.input_policy import (checked_ids, one_per_row, per_row, shared_value,
+                                     unless_empty, valid_utf8)
+from kzoo.export.signatures import next_power_of_two
 from kzoo.models.seq2seq.seq2seq_lm import start_buffer
 from kzoo.models.text_generation import STRATEGIES
 
@@ -138,6 +148,7 @@ class Seq2SeqSignatures:
         self.endpoints = ENDPOINTS.get(family, ENDPOINTS["seq2seq"])
         self.start_id = int(model.start_token_id)
         self.end_id = int(model.end_token_id)
+        self.vocabulary_size = int(model.backbone.vocabulary_size)
         # One function each, traced once and shared by the signatures that call it.
         self._decode = tf.function(self._decode, jit_compile=xla, autograph=False)
         self._score = tf.function(model.score, jit_compile=xla, autograph=False)
@@ -158,15 +169,24 @@ class Seq2SeqSignatures:
 
     def translate(self, sources, max_new_tokens, strategy, temperature, top_k, top_p,
                   seed, length_penalty):
-        outputs = self._generate(self._source_ids(sources), max_new_tokens, strategy,
-                                 temperature, top_k, top_p, seed, length_penalty)
-        return {"targets": self.tokenizer.detokenize(outputs["target_ids"]), **outputs}
+        batch = tf.shape(sources)[0]
+        settings = self._decoding_settings(batch, max_new_tokens, strategy, temperature,
+                                           top_k, top_p, seed, length_penalty)
+
+        def run():
+            outputs = self._generate(self._source_ids(sources), *settings)
+            return {"targets": self.tokenizer.detokenize(outputs["target_ids"]),
+                    **outputs}
+
+        return unless_empty(batch, run)
 
     def translate_ids(self, source_ids, max_new_tokens, strategy, temperature, top_k,
                       top_p, seed, length_penalty):
+        batch = tf.shape(source_ids)[0]
         present = tf.cast(source_ids != 0, tf.int32)
         positions = tf.range(1, tf.shape(source_ids)[1] + 1)[None, :]
-        lengths = tf.reduce_max(present * positions, axis=1)  # up to the last id
+        # Up to the last non-zero id (0 for a row of zeros, or no columns).
+        lengths = tf.reduce_max(tf.pad(present * positions, [[0, 0], [0, 1]]), axis=1)
         check = tf.debugging.Assert(
             tf.reduce_all(lengths >= 1),
             ["source_ids: every row needs at least one non-zero id; got lengths",
@@ -174,61 +194,76 @@ class Seq2SeqSignatures:
         )
         with tf.control_dependencies([check]):
             sources = tf.RaggedTensor.from_tensor(source_ids, lengths=lengths)
+        sources = checked_ids(sources, self.vocabulary_size, "source_ids")
         sources = sources[:, : self.limits.max_source_tokens]
-        return self._generate(sources, max_new_tokens, strategy, temperature, top_k,
-                              top_p, seed, length_penalty)
+        settings = self._decoding_settings(batch, max_new_tokens, strategy, temperature,
+                                           top_k, top_p, seed, length_penalty)
+        return unless_empty(batch, lambda: self._generate(sources, *settings))
 
     # T5 names its endpoints like the causal LMs.
     generate = translate
     generate_ids = translate_ids
 
     def score(self, sources, targets):
-        source = self._source_ids(sources)
-        target = tf.cast(self.tokenizer.tokenize(targets), tf.int32)
-        target = target[:, : self.limits.capacity - 2]
-        batch = tf.shape(targets)[0]
-        decoder = tf.concat([_column(batch, self.start_id), target,
-                             _column(batch, self.end_id)], axis=1)
-        source_ids, source_mask = _dense(source)
-        decoder_ids, decoder_mask = _dense(decoder)
-        log_likelihood = self._score({
-            "encoder_token_ids": source_ids, "encoder_padding_mask": source_mask,
-            "decoder_token_ids": decoder_ids, "decoder_padding_mask": decoder_mask,
-        })
-        return {"log_likelihood": tf.cast(log_likelihood, tf.float32),
-                "num_tokens": tf.cast(decoder.row_lengths(), tf.int32) - 1}
+        batch = tf.shape(sources)[0]
+        targets = one_per_row(targets, batch, "targets", "source")
+
+        def run():
+            source = self._source_ids(sources)
+            target = tf.cast(self.tokenizer.tokenize(valid_utf8(targets)), tf.int32)
+            target = target[:, : self.limits.capacity - 2]
+            decoder = tf.concat([_column(batch, self.start_id), target,
+                                 _column(batch, self.end_id)], axis=1)
+            source_ids, source_mask = _dense(source)
+            decoder_ids, decoder_mask = _dense(decoder)
+            log_likelihood = self._score({
+                "encoder_token_ids": source_ids, "encoder_padding_mask": source_mask,
+                "decoder_token_ids": decoder_ids, "decoder_padding_mask": decoder_mask,
+            })
+            return {"log_likelihood": tf.cast(log_likelihood, tf.float32),
+                    "num_tokens": tf.cast(decoder.row_lengths(), tf.int32) - 1}
+
+        return unless_empty(batch, run)
 
     # --- Shared steps -----------------------------------------------------------
 
     def _source_ids(self, texts):
         """Ragged ids of each text, cut, with the end token appended."""
-        ids = tf.cast(self.tokenizer.tokenize(texts), tf.int32)
+        ids = tf.cast(self.tokenizer.tokenize(valid_utf8(texts)), tf.int32)
         ids = ids[:, : self.limits.max_source_tokens - 1]
         return tf.concat([ids, _column(tf.shape(texts)[0], self.end_id)], axis=1)
 
-    def _generate(self, sources, max_new_tokens, strategy, temperature, top_k, top_p,
-                  seed, length_penalty):
-        """Pads the ragged `sources` as `Seq2SeqLM.generate` does and decodes."""
-        batch = tf.cast(sources.nrows(), tf.int32)
+    def _decoding_settings(self, batch, max_new_tokens, strategy, temperature, top_k,
+                           top_p, seed, length_penalty):
+        """The checked decoding inputs: per-row `max_new_tokens` clipped into
+        [1, cap], then the shared strategy, temperature, top_k, top_p, seed and
+        length penalty."""
         new_tokens = tf.clip_by_value(
             per_row(max_new_tokens, batch, "max_new_tokens"),
             1, self.limits.max_new_tokens,
         )
+        strategy = _checked_strategy(shared_value(strategy, batch, "strategy", "greedy"))
+        # Greedy is the sampling loop at temperature 0 (the same argmax).
+        temperature = tf.where(strategy == "greedy", 0.0,
+                               shared_value(temperature, batch, "temperature", 0.0))
+        return (new_tokens, strategy,
+                temperature,
+                tf.maximum(shared_value(top_k, batch, "top_k", 0), 0),
+                tf.clip_by_value(shared_value(top_p, batch, "top_p", 1.0), 1e-6, 1.0),
+                shared_value(seed, batch, "seed", 0),
+                shared_value(length_penalty, batch, "length_penalty", 0.0))
+
+    def _generate(self, sources, new_tokens, strategy, temperature, top_k, top_p, seed,
+                  length_penalty):
+        """Pads the ragged `sources` as `Seq2SeqLM.generate` does and decodes."""
+        batch = tf.cast(sources.nrows(), tf.int32)
         source_ids, source_mask = _dense(sources, self._round_up(
             tf.reduce_max(tf.cast(sources.row_lengths(), tf.int32))))
         target_ids, target_lengths = start_buffer(
             batch, self._round_up(tf.reduce_max(new_tokens) + 1), self.start_id)
-        strategy = _checked_strategy(shared_value(strategy, batch, "strategy"))
-        # Greedy is the sampling loop at temperature 0 (the same argmax).
-        temperature = tf.where(strategy == "greedy", 0.0,
-                               shared_value(temperature, batch, "temperature"))
         ids, mask = self._decode(
             source_ids, source_mask, target_ids, target_lengths, new_tokens,
-            strategy == "beam", temperature,
-            tf.maximum(shared_value(top_k, batch, "top_k"), 0),
-            tf.clip_by_value(shared_value(top_p, batch, "top_p"), 1e-6, 1.0),
-            shared_value(seed, batch, "seed"),
-            shared_value(length_penalty, batch, "length_penalty"),
+            strategy == "beam", temperature, top_k, top_p, seed, length_penalty,
         )
         generated = tf.ragged.boolean_mask(ids, mask & (ids != self.end_id))
         target_ids, _ = _dense(generated, tf.reduce_max(new_tokens))

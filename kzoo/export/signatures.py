@@ -8,9 +8,10 @@ and over gRPC; every output is `string`, `int32` or `float32` with the batch fir
     generate / serving_default
         prompts         string  [B]   prompts; tokenized in the graph
         max_new_tokens  int32   [1|B] clipped into [1, cap] (cap: export.max_new_tokens)
-        temperature     float32 [1|B] <= 0: greedy
-        top_k           int32   [1|B] 0: no top-k filter
-        top_p           float32 [1|B] >= 1: no nucleus filter; <= 0 keeps the best token
+        temperature     float32 [1|B] <= 0: greedy (finite)
+        top_k           int32   [1|B] <= 0 or >= vocabulary: no top-k filter
+        top_p           float32 [1|B] >= 1: no nucleus filter; <= 0 keeps the best
+                                      token (finite)
         seed            int32   [1|B] the same seed gives the same tokens
       ->  generated     string  [B]   the continuation only, stopped before the end token
           token_count   int32   [B]   its number of tokens
@@ -34,9 +35,16 @@ the batch, so their values must all be equal (else InvalidArgument names the inp
 
 String prompts start with the end-of-document token, as in `GPTCausalLM.generate`;
 a prompt keeps its last `min(export.max_prompt_tokens, context - max_new_tokens)`
-tokens. Texts to score keep their first `context` tokens (start token included).
-The token buffer is `max(prompt) + max_new_tokens` rounded up to a power of two
-(at most the context), like `GPTCausalLM.generate`, so greedy outputs are the same.
+tokens. Texts to score keep their first `context` tokens (start token included);
+an LSTM has no context limit. The token buffer is `max(prompt) + max_new_tokens`
+rounded up to a power of two (at most the context), like `GPTCausalLM.generate`, so
+greedy outputs are the same.
+
+Unusual inputs follow `input_policy`: invalid UTF-8 becomes U+FFFD; "" and
+whitespace-only prompts continue the start token alone (a score of 0 over 0 tokens
+for "" in `score`); 0 prompts give 0 rows; NaN or infinite `temperature`/`top_p`,
+`token_ids` outside the vocabulary and `prompt_lengths` not one per row of
+`token_ids` are InvalidArgument naming the input.
 """
 
 import dataclasses
@@ -44,6 +52,8 @@ import inspect
 
 import tensorflow as tf
 
+from kzoo.export.input_policy import (checked_ids, one_per_row, per_row, shared_value,
+                                     unless_empty, valid_utf8)
 from kzoo.export.scoring import sequence_log_likelihood
 
 _DECODING_SPECS = {
@@ -138,6 +148,7 @@ class CausalLMSignatures:
         self.tokenizer = tokenizer
         self.limits = limits
         self.end_id = int(model.end_token_id)
+        self.vocabulary_size = int(getattr(model, "backbone", model).vocabulary_size)
         self._takes_strategy = "strategy" in inspect.signature(model.generate_ids).parameters
         # One function each, traced once and called by every signature that needs it
         # (generate, serving_default and generate_ids share the decoding loop).
@@ -149,50 +160,66 @@ class CausalLMSignatures:
     # --- Signatures ------------------------------------------------------------
 
     def generate(self, prompts, max_new_tokens, temperature, top_k, top_p, seed):
+        batch = tf.shape(prompts)[0]
         settings = self._decoding_settings(
-            tf.shape(prompts)[0], max_new_tokens, temperature, top_k, top_p, seed
+            batch, max_new_tokens, temperature, top_k, top_p, seed
         )
-        ids, mask = self._decode(self._tokenize_documents(prompts), *settings)
-        continuation = tf.logical_and(mask, ids != self.end_id)
-        return {
-            "generated": self.tokenizer.detokenize(tf.ragged.boolean_mask(ids, continuation)),
-            "token_count": tf.reduce_sum(tf.cast(continuation, tf.int32), axis=1),
-        }
+
+        def run():
+            ids, mask = self._decode(self._tokenize_documents(prompts), *settings)
+            continuation = tf.logical_and(mask, ids != self.end_id)
+            return {
+                "generated": self.tokenizer.detokenize(
+                    tf.ragged.boolean_mask(ids, continuation)),
+                "token_count": tf.reduce_sum(tf.cast(continuation, tf.int32), axis=1),
+            }
+
+        return unless_empty(batch, run)
 
     def score(self, texts):
-        ids = self._tokenize_documents(texts)
-        if self.limits.context is not None:
-            ids = ids[:, : self.limits.context]
-        lengths = tf.cast(ids.row_lengths(), tf.int32)
-        token_ids = ids.to_tensor(default_value=0)
-        padding_mask = tf.sequence_mask(lengths, tf.shape(token_ids)[1], tf.int32)
-        return {
-            "log_likelihood": self._log_likelihood(token_ids, padding_mask),
-            "num_tokens": lengths - 1,
-        }
+        def run():
+            ids = self._tokenize_documents(texts)
+            if self.limits.context is not None:
+                ids = ids[:, : self.limits.context]
+            lengths = tf.cast(ids.row_lengths(), tf.int32)
+            token_ids = ids.to_tensor(default_value=0)
+            padding_mask = tf.sequence_mask(lengths, tf.shape(token_ids)[1], tf.int32)
+            return {
+                "log_likelihood": self._log_likelihood(token_ids, padding_mask),
+                "num_tokens": lengths - 1,
+            }
+
+        return unless_empty(tf.shape(texts)[0], run)
 
     def generate_ids(self, token_ids, prompt_lengths, max_new_tokens, temperature,
                      top_k, top_p, seed):
         batch, width = tf.shape(token_ids)[0], tf.shape(token_ids)[1]
+        prompt_lengths = one_per_row(prompt_lengths, batch, "prompt_lengths",
+                                     "row of token_ids")
         valid = tf.logical_and(prompt_lengths >= 1, prompt_lengths <= width)
         check = tf.debugging.Assert(
             tf.reduce_all(valid),
-            ["prompt_lengths: each must be in [1, token_ids width", width, "]; got",
-             prompt_lengths],
+            ["prompt_lengths: each must be in [1, width of token_ids]; got width",
+             width, "and prompt_lengths", prompt_lengths],
         )
         with tf.control_dependencies([check]):
             prompts = tf.RaggedTensor.from_tensor(token_ids, lengths=prompt_lengths)
+        prompts = checked_ids(prompts, self.vocabulary_size, "token_ids")
         settings = self._decoding_settings(
             batch, max_new_tokens, temperature, top_k, top_p, seed
         )
-        ids, mask = self._decode(prompts, *settings)
-        return {"token_ids": ids, "generated_mask": tf.cast(mask, tf.int32)}
+
+        def run():
+            ids, mask = self._decode(prompts, *settings)
+            return {"token_ids": ids, "generated_mask": tf.cast(mask, tf.int32)}
+
+        return unless_empty(batch, run)
 
     # --- Shared steps -----------------------------------------------------------
 
     def _tokenize_documents(self, texts):
         """Ragged ids, each row starting with the end-of-document token."""
-        ids = tf.cast(self.tokenizer.tokenize(texts), tf.int32)
+        ids = tf.cast(self.tokenizer.tokenize(valid_utf8(texts)), tf.int32)
         start = tf.fill([tf.shape(texts)[0], 1], self.end_id)
         return tf.concat([tf.RaggedTensor.from_tensor(start), ids], axis=1)
 
@@ -201,10 +228,10 @@ class CausalLMSignatures:
             per_row(max_new_tokens, batch, "max_new_tokens"),
             1, self.limits.max_new_tokens,
         )
-        temperature = shared_value(temperature, batch, "temperature")
-        top_k = tf.maximum(shared_value(top_k, batch, "top_k"), 0)
-        top_p = tf.clip_by_value(shared_value(top_p, batch, "top_p"), 1e-6, 1.0)
-        return new_tokens, temperature, top_k, top_p, shared_value(seed, batch, "seed")
+        temperature = shared_value(temperature, batch, "temperature", 0.0)
+        top_k = tf.maximum(shared_value(top_k, batch, "top_k", 0), 0)
+        top_p = tf.clip_by_value(shared_value(top_p, batch, "top_p", 1.0), 1e-6, 1.0)
+        return new_tokens, temperature, top_k, top_p, shared_value(seed, batch, "seed", 0)
 
     def _decode(self, prompts, new_tokens, temperature, top_k, top_p, seed):
         """Keeps each prompt's last tokens, pads into a buffer and decodes."""
@@ -231,29 +258,6 @@ class CausalLMSignatures:
 
     def _log_likelihood(self, token_ids, padding_mask):
         return sequence_log_likelihood(self.model, token_ids, padding_mask)
-
-
-def per_row(values, batch, name):
-    """Broadcasts one value, or checks there is one per row (prompt or source)."""
-    size = tf.size(values)
-    check = tf.debugging.Assert(
-        tf.logical_or(tf.equal(size, 1), tf.equal(size, batch)),
-        [f"{name}: expected 1 value or one per prompt; got", size, "values for",
-         batch, "prompts"],
-    )
-    with tf.control_dependencies([check]):
-        return tf.broadcast_to(values, [batch])
-
-
-def shared_value(values, batch, name):
-    """The value shared by the whole batch; rows that disagree are an error."""
-    values = per_row(values, batch, name)
-    check = tf.debugging.Assert(
-        tf.reduce_all(tf.equal(values, values[0])),
-        [f"{name}: every prompt of a request must use the same value; got", values],
-    )
-    with tf.control_dependencies([check]):
-        return tf.identity(values[0])
 
 
 def next_power_of_two(n):
