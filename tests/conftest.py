@@ -68,8 +68,6 @@ def interrupt_at(monkeypatch, signals):
     """Training sends itself `signals[step]` once it has trained `step` batches, as a
     scheduler would (`{3: signal.SIGTERM}`); the trainer checkpoints and raises
     `TrainingInterrupted`."""
-    import signal  # noqa: F401  (callers pass signal.SIG*)
-
     from kzoo.training import resume
 
     pending = dict(signals)

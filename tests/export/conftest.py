@@ -83,8 +83,9 @@ BERT_TAGS = ["O", "B-NP", "I-NP"]
 BERT_TOP_K = 3
 
 
-def build_seq2seq_run(run_dir, family):
-    """Writes a run directory holding an untrained `family` ("seq2seq"/"t5") model."""
+def build_seq2seq_run(run_dir, family, kernel_scale=1.0):
+    """Writes a run directory holding an untrained `family` ("seq2seq"/"t5") model
+    (the seq2seq model's kernels multiplied by `kernel_scale`)."""
     from kzoo.data.builtin_translation import translation_pairs
     from kzoo.models import Seq2SeqBackbone, Seq2SeqLM, T5Backbone
 
@@ -99,6 +100,9 @@ def build_seq2seq_run(run_dir, family):
                           start_token_id=0)
     else:
         model = Seq2SeqLM(Seq2SeqBackbone(size, **SEQ2SEQ_MODEL), tokenizer=tokenizer)
+        for weight in model.weights:
+            if "kernel" in weight.path:
+                weight.assign(weight * kernel_scale)
     config = {"model": {"family": family, **SEQ2SEQ_MODEL}, "tokenizer": {"kind": "char"},
               "data": {"train": "builtin"},
               "export": {"name": f"tiny_{family}", **SEQ2SEQ_EXPORT}}

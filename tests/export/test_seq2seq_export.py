@@ -16,21 +16,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kzoo.data.builtin_translation import translation_pairs
 from kzoo.export import export_run, layout, seq2seq_export, seq2seq_signatures
 from kzoo.export.check_serving import _recompute_expected, check_serving
 from kzoo.export.saved_model import load_run_model
-from kzoo.models import Seq2SeqBackbone, Seq2SeqLM, T5Backbone
 from kzoo.tokenizers import load_tokenizer, train_sentencepiece
 from kzoo.training import run_files
-from kzoo.training.config import write_yaml_atomic
+from tests.export.conftest import SEQ2SEQ_EXPORT, build_seq2seq_run
 
 # One worker builds the exports once: session fixtures, tests kept together.
 pytestmark = pytest.mark.xdist_group("seq2seq_export")
 
-TINY = dict(num_layers=1, num_heads=2, hidden_dim=16, intermediate_dim=32, dropout=0.0,
-            max_sequence_length=64)
-EXPORT = {"max_new_tokens": 10, "max_prompt_tokens": 24}
+EXPORT = SEQ2SEQ_EXPORT
 SOURCES = ["some kings help", "the dog", "a red apple sees"]
 TARGETS = ["san rekoek jute", "", "ko varo"]
 GREEDY = dict(strategy=["greedy"], temperature=[0.0], top_k=[0], top_p=[1.0], seed=[0],
@@ -38,28 +34,8 @@ GREEDY = dict(strategy=["greedy"], temperature=[0.0], top_k=[0], top_p=[1.0], se
 
 
 def build_run(run_dir, family):
-    """Writes a run directory holding an untrained `family` Seq2SeqLM."""
-    # Seed before the tokenizer exists: reseeding TensorFlow invalidates the
-    # SentencePiece resources of tokenizers created earlier in the process.
-    keras.utils.set_random_seed(0)
-    pairs = translation_pairs(200)
-    train_sentencepiece(texts=[text for pair in pairs for text in pair], model_type="char",
-                        output_dir=run_dir)
-    tokenizer = load_tokenizer(run_dir)
-    size = tokenizer.vocabulary_size
-    if family == "t5":  # T5 starts decoding with <pad>.
-        model = Seq2SeqLM(T5Backbone(size, **TINY), tokenizer=tokenizer, start_token_id=0)
-    else:
-        model = Seq2SeqLM(Seq2SeqBackbone(size, **TINY), tokenizer=tokenizer)
-        for weight in model.weights:
-            if "kernel" in weight.path:
-                weight.assign(weight * 8.0)
-    config = {"model": {"family": family, **TINY}, "tokenizer": {"kind": "char"},
-              "data": {"train": "builtin"},
-              "export": {"name": f"tiny_{family}", **EXPORT}}
-    write_yaml_atomic(config, os.path.join(run_dir, run_files.CONFIG))
-    run_files.save_atomically(model.save, os.path.join(run_dir, run_files.MODEL))
-    return str(run_dir)
+    """An untrained `family` run; the seq2seq kernels scaled up (module docstring)."""
+    return build_seq2seq_run(run_dir, family, kernel_scale=8.0)
 
 
 @pytest.fixture(scope="session")
