@@ -145,20 +145,26 @@ def reference_run(tmp_path_factory):
 
 
 def test_signals_checkpoint_then_resume_gives_the_uninterrupted_run(
-        tmp_path, monkeypatch, reference_run):
+        tmp_path, monkeypatch, capsys, reference_run):
+    from kzoo.cli import main
+
     reference_dir, reference = reference_run
     handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     # SIGTERM mid-epoch (step 3), SIGINT at an epoch's last batch (step 10).
     interrupt_at(monkeypatch, {3: signal.SIGTERM, 10: signal.SIGINT})
     run_dir = tmp_path / "run"
-    for step, signum in [(3, signal.SIGTERM), (10, signal.SIGINT)]:
-        with pytest.raises(resume.TrainingInterrupted) as interrupted:
-            _train(run_dir)
-        assert interrupted.value.step == step
-        assert interrupted.value.exit_status == 128 + signum
-        assert f"kzoo train --resume {run_dir}" in str(interrupted.value)
-        assert checkpoints.latest(str(run_dir / "checkpoints")).endswith(f"{step:08d}")
-        assert not (run_dir / run_files.MODEL).exists()
+    # `kzoo train` (in this process): message and exit status 128 + SIGTERM.
+    sets = [arg for override in RESUMABLE for arg in ("--set", override)]
+    assert main(["train", os.path.join(ROOT, "recipes", "gpt_tiny.yaml"),
+                 "--run-dir", str(run_dir), *sets]) == 128 + signal.SIGTERM
+    assert (f"SIGTERM received: checkpoint written at step 3. Resume with\n"
+            f"    kzoo train --resume {run_dir}") in capsys.readouterr().err
+    with pytest.raises(resume.TrainingInterrupted) as interrupted:
+        _train(run_dir)
+    assert interrupted.value.step == 10
+    assert interrupted.value.exit_status == 128 + signal.SIGINT
+    assert checkpoints.latest(str(run_dir / "checkpoints")).endswith("00000010")
+    assert not (run_dir / run_files.MODEL).exists()
     assert {s: signal.getsignal(s) for s in handlers} == handlers  # restored
     summary = _train(run_dir)
     assert summary["resumed_from_step"] == 10 and summary["steps"] == 12
