@@ -22,6 +22,7 @@ generator are those of tests/export/conftest.py.
 import argparse
 import faulthandler
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -76,20 +77,30 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=1000, help="requests per signature")
     parser.add_argument("--families", nargs="+", default=list(DEFAULT_FAMILIES),
-                        choices=DEFAULT_FAMILIES + ("bert",),
-                        help="tiny exports to fuzz (bert: every BERT signature in one "
-                             "SavedModel, as the tests use)")
+                        choices=DEFAULT_FAMILIES + ("bert", "bert_pairs"),
+                        help="tiny exports to fuzz (bert, bert_pairs: every BERT "
+                             "signature, or classify and answer, in one SavedModel)")
     parser.add_argument("--seed", type=int, default=0, help="hypothesis seed")
     parser.add_argument("--call-timeout", type=float, default=120.0,
                         help="seconds before a single call counts as a hang")
     parser.add_argument("--out", default=None, help="where to export (default: a "
-                                                    "temporary directory)")
+                                                    "temporary directory, removed)")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.path.insert(0, ROOT)
+    out = args.out or tempfile.mkdtemp(prefix="fuzz_serving_")
+    try:
+        _, failures = fuzz_families(args, out)
+    finally:
+        if args.out is None:
+            shutil.rmtree(out, ignore_errors=True)
+    return 1 if failures else 0
+
+
+def fuzz_families(args, out):
+    """Exports and fuzzes each family; prints the table; returns rows and failures."""
     from tests.export.conftest import TinyExport, build_export
 
-    out = args.out or tempfile.mkdtemp(prefix="fuzz_serving_")
     rows, all_failures = [], []
     started = time.monotonic()
     for family in args.families:
@@ -121,7 +132,7 @@ def main(argv=None):
         print(f"\n{len(all_failures)} failures:")
         for failure in all_failures[:50]:
             print(f"- {failure}")
-    return 1 if all_failures else 0
+    return rows, all_failures
 
 
 if __name__ == "__main__":
