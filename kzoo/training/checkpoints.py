@@ -46,7 +46,20 @@ def checkpoint_name(step):
 
 
 def list_checkpoints(directory):
-    """`[(step, path)]` of the complete checkpoints in `directory`, oldest first."""
+    """`[(step, path)]` of the complete checkpoints in `directory`, oldest first.
+
+    Example:
+    >>> import tempfile
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    >>> model.compile(optimizer="adamw", loss="mse")
+    >>> directory = tempfile.mkdtemp()
+    >>> for step in (10, 20, 30):
+    ...     _ = write(directory, model, {"step": step})
+    >>> [(step, os.path.basename(path)) for step, path in list_checkpoints(directory)]
+    [(20, 'step-00000020'), (30, 'step-00000030')]
+    >>> restore(latest(directory), model)["step"]
+    30
+    """
     if not os.path.isdir(directory):
         return []
     found = []
@@ -65,7 +78,11 @@ def latest(directory):
 
 
 def _variables(model):
+    """Model and optimizer variables by key; builds an unbuilt optimizer (Keras
+    builds it lazily at the first step), so a checkpoint always holds its state."""
     optimizer = model.optimizer
+    if optimizer is not None and not optimizer.built:
+        optimizer.build(model.trainable_variables)
     variables = {f"model/{i}": v for i, v in enumerate(model.variables)}
     if optimizer is not None:
         variables.update({f"optimizer/{i}": v for i, v in enumerate(optimizer.variables)})
@@ -124,9 +141,6 @@ def restore(path, model):
             count or shape differ); the message names the first mismatch.
     """
     state = read_state(path)
-    optimizer = model.optimizer
-    if optimizer is not None and not optimizer.built:
-        optimizer.build(model.trainable_variables)
     variables = _variables(model)
     file = os.path.join(path, VARIABLES)
     with np.load(file, allow_pickle=False) as arrays:
