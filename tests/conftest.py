@@ -98,3 +98,17 @@ def assert_same_weights(run_a, run_b, atol=1e-6):
     for a, b in zip(weights(run_a), weights(run_b), strict=True):
         np.testing.assert_allclose(a, b, atol=atol, rtol=0)
 
+
+def assert_interrupted_run_resumes_to(reference_dir, run_dir, train, monkeypatch, signals):
+    """`train(run_dir)` is interrupted by `signals` (see `interrupt_at`), once per
+    signal, then run again: it resumes from the last signal's step and ends with the
+    weights of the uninterrupted run in `reference_dir`."""
+    from kzoo.training.resume import TrainingInterrupted
+
+    interrupt_at(monkeypatch, signals)
+    for _ in signals:
+        with pytest.raises(TrainingInterrupted):
+            train(run_dir)
+    assert train(run_dir)["resumed_from_step"] == max(signals)
+    assert_same_weights(reference_dir, run_dir)
+

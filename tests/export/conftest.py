@@ -339,6 +339,24 @@ def draw_request(draw, export, name):
     return inputs
 
 
+def call(served, signature, **inputs):
+    """Calls `served.signatures[signature]` with lists/arrays cast to its input
+    dtypes; returns NumPy outputs."""
+    import tensorflow as tf
+
+    fn = served.signatures[signature]
+    specs = fn.structured_input_signature[1]
+    outputs = fn(**{k: tf.constant(v, specs[k].dtype) for k, v in inputs.items()})
+    return {k: v.numpy() for k, v in outputs.items()}
+
+
+def strings(values):
+    """A string output as a list of `str`."""
+    import numpy as np
+
+    return [v.decode("utf-8") for v in np.asarray(values).ravel().tolist()]
+
+
 def call_signature(export, name, inputs):
     """Calls signature `name` with `draw_request`'s inputs; returns NumPy outputs."""
     import numpy as np

@@ -13,6 +13,7 @@ from tensorflow_serving.config import model_server_config_pb2
 from kzoo.export import export_run, load_run_model
 from kzoo.export import saved_model as saved_model_module
 from kzoo.export.serving_files import read_warmup_requests, update_models_config
+from tests.export.conftest import call, strings
 
 # One worker builds the exports once: session fixtures, tests kept together.
 pytestmark = pytest.mark.xdist_group("gpt_export")
@@ -39,17 +40,6 @@ def keras_model(exported):
 @pytest.fixture(scope="session")
 def served(exported):
     return tf.saved_model.load(exported[2])
-
-
-def call(served, signature, **inputs):
-    fn = served.signatures[signature]
-    specs = fn.structured_input_signature[1]
-    outputs = fn(**{k: tf.constant(v, specs[k].dtype) for k, v in inputs.items()})
-    return {k: v.numpy() for k, v in outputs.items()}
-
-
-def strings(values):
-    return [v.decode("utf-8") for v in values.tolist()]
 
 
 # --- Files ------------------------------------------------------------------------

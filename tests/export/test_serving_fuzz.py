@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kzoo.export import input_policy
-from tests.export.conftest import draw_request, fuzz_once
+from tests.export.conftest import call, draw_request, fuzz_once, strings
 
 LONG = "molan teriv, ki sato. " * 20  # longer than any tiny model's limit
 GREEDY = {"max_new_tokens": [4], "temperature": [0.0], "top_k": [0], "top_p": [1.0],
@@ -48,17 +48,6 @@ def fuzz_test(family, signatures, max_examples=12):
 
     test.__doc__ = f"A request to a {family} signature is answered or names a bad input."
     return test
-
-
-def call(export, signature, **inputs):
-    fn = export.signatures[signature]
-    specs = fn.structured_input_signature[1]
-    outputs = fn(**{k: tf.constant(v, specs[k].dtype) for k, v in inputs.items()})
-    return {k: v.numpy() for k, v in outputs.items()}
-
-
-def strings(values):
-    return [v.decode("utf-8") for v in np.asarray(values).ravel().tolist()]
 
 
 def assert_concurrent_calls_answer_like_sequential_ones(export, signature, requests):

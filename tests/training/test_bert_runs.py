@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from kzoo.data import builtin_tasks
-from tests.conftest import ROOT, assert_same_weights, interrupt_at, tensorboard_tags
+from tests.conftest import ROOT, assert_interrupted_run_resumes_to, tensorboard_tags
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("bert_runs")]
 
@@ -139,12 +139,7 @@ def test_export_passes_check_serving(runs, tmp_path, task, signature):
 
 def test_pretraining_interrupted_mid_epoch_resumes_to_the_same_weights(
         runs, tmp_path, monkeypatch):
-    from kzoo.training.resume import TrainingInterrupted
-
-    interrupt_at(monkeypatch, {1: signal.SIGTERM})
-    with pytest.raises(TrainingInterrupted):
-        _train("bert_tiny_pretrain.yaml", tmp_path / "run", PRETRAIN)
-    assert _train("bert_tiny_pretrain.yaml", tmp_path / "run",
-                  PRETRAIN)["resumed_from_step"] == 1
-    assert_same_weights(runs["pretrain"], tmp_path / "run")
-
+    assert_interrupted_run_resumes_to(
+        runs["pretrain"], tmp_path / "run",
+        lambda run_dir: _train("bert_tiny_pretrain.yaml", run_dir, PRETRAIN),
+        monkeypatch, {1: signal.SIGTERM})

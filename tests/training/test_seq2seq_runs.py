@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from kzoo.data import builtin_translation
-from tests.conftest import ROOT, assert_same_weights, interrupt_at, tensorboard_tags
+from tests.conftest import ROOT, assert_interrupted_run_resumes_to, tensorboard_tags
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("seq2seq_runs")]
 
@@ -171,13 +171,8 @@ def test_t5_run_exports_generate(runs, tmp_path):
 
 def test_t5_fine_tuning_interrupted_mid_epoch_resumes_to_the_same_weights(
         runs, tmp_path, monkeypatch):
-    from kzoo.training.resume import TrainingInterrupted
-
     overrides = t5_fine_tuning(runs["t5_pretrain"])
-    interrupt_at(monkeypatch, {1: signal.SIGINT})
-    with pytest.raises(TrainingInterrupted):
-        _train("t5_tiny_finetune.yaml", tmp_path / "run", overrides)
-    assert _train("t5_tiny_finetune.yaml", tmp_path / "run",
-                  overrides)["resumed_from_step"] == 1
-    assert_same_weights(runs["t5"], tmp_path / "run")
-
+    assert_interrupted_run_resumes_to(
+        runs["t5"], tmp_path / "run",
+        lambda run_dir: _train("t5_tiny_finetune.yaml", run_dir, overrides),
+        monkeypatch, {1: signal.SIGINT})
