@@ -21,7 +21,7 @@ from kzoo.export.check_serving import _recompute_expected, check_serving
 from kzoo.export.saved_model import load_run_model
 from kzoo.tokenizers import load_tokenizer, train_sentencepiece
 from kzoo.training import run_files
-from tests.export.conftest import SEQ2SEQ_EXPORT, build_seq2seq_run
+from tests.export.tiny_runs import SEQ2SEQ_EXPORT, build_seq2seq_run
 
 # One worker builds the exports once: session fixtures, tests kept together.
 pytestmark = pytest.mark.xdist_group("seq2seq_export")

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kzoo.export import input_policy
-from tests.export.conftest import call, draw_request, fuzz_once, strings
+from tests.export.serving_fuzz import call, draw_request, fuzz_once, strings
 
 LONG = "molan teriv, ki sato. " * 20  # longer than any tiny model's limit
 GREEDY = {"max_new_tokens": [4], "temperature": [0.0], "top_k": [0], "top_p": [1.0],
