@@ -217,8 +217,8 @@ def resumable_config(config, run_dir):
     saved = validate(read_yaml(path))
     if config is None:
         return saved
-    for section, values in config.items():
-        for key, value in (values or {}).items() if isinstance(values, dict) else ():
+    for section, values in config.items():  # validated: every section is a dict
+        for key, value in values.items():
             name = f"{section}.{key}"
             if value is None or name in RESUME_MAY_CHANGE:
                 continue
