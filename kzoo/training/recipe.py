@@ -1,5 +1,8 @@
 """The recipe schema: what `tokenizer`, `data`, `train` and `export` accept.
 
+Sections: `model` (per family, `kzoo.training.families`), `tokenizer`, `data`,
+`train`, `monitor` (what TensorBoard shows beyond losses) and `export`.
+
 `load_recipe(path, overrides)` reads a YAML recipe, applies `--set` overrides and
 returns the validated config with every default filled in, ready to be written as
 the run's `config.yaml`.
@@ -76,6 +79,15 @@ TRAIN_SCHEMA = {
     "precision": Field((str,), "float32",
                        choices=("float32", "mixed_bfloat16", "mixed_float16")),
     "jit_compile": Field((bool,), False),
+    "strategy": Field((str,), "auto",
+                      choices=("auto", "default", "mirrored", "multi_worker", "tpu",
+                               "data_parallel"),
+                      doc="distribution (kzoo.training.distribute): auto picks "
+                          "multi_worker under a multi-task TF_CONFIG, mirrored on "
+                          "several GPUs (TensorFlow), data_parallel on several "
+                          "devices (JAX), else default"),
+    "tpu": Field((str,), "", doc="strategy tpu: the TPU name or grpc:// address "
+                                 "('' : the local TPU or TPU_NAME)"),
     "seed": Field((int,), 0, non_negative),
     "init_from": Field((str,), None, nullable=True,
                        doc="a pretraining run directory whose encoder and tokenizer "
@@ -91,6 +103,22 @@ TRAIN_SCHEMA = {
                                "resumes, somewhat slower"),
     "sample_prompts": Field((list,), [""], doc="prompts for TensorBoard text samples"),
     "sample_max_new_tokens": Field((int,), 48, positive),
+}
+
+MONITOR_SCHEMA = {
+    "graph": Field((bool,), True, doc="the traced forward pass's op graph (TensorFlow)"),
+    "projector": Field((bool,), True,
+                       doc="token embeddings for TensorBoard's projector, with "
+                           "token metadata, at the end of every epoch"),
+    "attention_maps": Field((bool,), True,
+                            doc="attention heatmaps of a fixed probe input every epoch"),
+    "histograms": Field((bool,), True, doc="weight histograms every epoch"),
+    "gradient_norms": Field((bool,), True,
+                            doc="global gradient norm (before clipping) every "
+                                "train.log_every steps"),
+    "profile_steps": Field((list,), None, nullable=True,
+                           doc="[first, last]: a profiler trace of these steps "
+                               "(tensorboard-plugin-profile)"),
 }
 
 EXPORT_SCHEMA = {
@@ -109,6 +137,7 @@ SCHEMAS = {
     "tokenizer": TOKENIZER_SCHEMA,
     "data": DATA_SCHEMA,
     "train": TRAIN_SCHEMA,
+    "monitor": MONITOR_SCHEMA,
     "export": EXPORT_SCHEMA,
 }
 

@@ -11,41 +11,18 @@ import tensorflow as tf
 
 from kzoo.tokenizers import load_tokenizer
 from kzoo.training import callbacks as kzoo_callbacks
-from kzoo.training import checkpoints, families, resume, run_files
+from kzoo.training import (
+    checkpoints,
+    distribute,
+    families,
+    monitoring,
+    resume,
+    run_files,
+)
 from kzoo.training.config import ConfigError, read_yaml, write_yaml_atomic
+from kzoo.training.optimizer import make_optimizer
 from kzoo.training.recipe import validate
 from kzoo.training.task import task_for
-
-# Not decayed: biases, normalization scales/offsets (GPT-2 / nanoGPT practice).
-NO_WEIGHT_DECAY = ["bias", "gamma", "beta", "scale"]
-
-
-def learning_rate_schedule(train_config, total_steps):
-    """Linear warmup to `learning_rate`, then cosine decay to `min_learning_rate`
-    at `total_steps` (or constant, for `decay: constant`)."""
-    peak = train_config["learning_rate"]
-    warmup = min(train_config["warmup_steps"], max(total_steps - 1, 0))
-    floor = peak if train_config["decay"] == "constant" else train_config["min_learning_rate"]
-    return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0 if warmup else peak,
-        decay_steps=max(total_steps - warmup, 1),
-        alpha=min(floor / peak, 1.0),
-        warmup_target=peak if warmup else None,
-        warmup_steps=warmup,
-    )
-
-
-def make_optimizer(train_config, total_steps):
-    optimizer = keras.optimizers.AdamW(
-        learning_rate=learning_rate_schedule(train_config, total_steps),
-        weight_decay=train_config["weight_decay"],
-        beta_1=train_config["beta_1"],
-        beta_2=train_config["beta_2"],
-        clipnorm=train_config["clipnorm"],
-    )
-    optimizer.exclude_from_weight_decay(var_names=NO_WEIGHT_DECAY)
-    return optimizer
-
 
 def plan_steps(config, steps_per_epoch):
     """`(total_steps, steps_per_epoch, epochs)` from `train.steps` or `train.epochs`
@@ -83,11 +60,13 @@ def train(config, run_dir, verbose="auto"):
             tokenizer = load_tokenizer(run_dir)
         else:
             tokenizer = task.make_tokenizer(run_dir)
+        placement = distribute.placement_for(config)
         plan = task.make_data(tokenizer)
         total_steps, steps_per_epoch, epochs = plan_steps(config, plan.steps_per_epoch)
         precision = config["train"]["precision"]
-        model = task.build_model(tokenizer,
-                                 dtype=None if precision == "float32" else precision)
+        with placement.scope():
+            model = task.build_model(tokenizer,
+                                     dtype=None if precision == "float32" else precision)
     except BaseException:
         # A failed set-up leaves nothing behind, so the same command can be retried.
         if created:
@@ -98,18 +77,19 @@ def train(config, run_dir, verbose="auto"):
         write_yaml_atomic(config, os.path.join(run_dir, run_files.CONFIG))
 
     train_config = config["train"]
-    model.compile(
-        optimizer=make_optimizer(train_config, total_steps),
-        jit_compile=train_config["jit_compile"],
-        **task.compile_args(),
-    )
     checkpoint_dir = os.path.join(run_dir, run_files.CHECKPOINTS)
     checkpoints.remove_unfinished(checkpoint_dir)
     state = {"step": 0, "history": []}
     last = checkpoints.latest(checkpoint_dir)
-    if last is not None:
-        state = checkpoints.restore(last, model)
-        print(f"Resuming {run_dir} from step {state['step']} ({last})")
+    with placement.scope():
+        model.compile(
+            optimizer=make_optimizer(train_config, total_steps),
+            jit_compile=train_config["jit_compile"],
+            **task.compile_args(),
+        )
+        if last is not None:
+            state = checkpoints.restore(last, model)
+            print(f"Resuming {run_dir} from step {state['step']} ({last})")
     board = os.path.join(run_dir, run_files.TENSORBOARD)
     skipped = report_bad_records(plan.bad_records, os.path.join(board, "train"),
                                  write_summary=last is None)
@@ -122,12 +102,14 @@ def train(config, run_dir, verbose="auto"):
         state={"total_steps": total_steps, "steps_per_epoch": steps_per_epoch},
     )
     tensorboard = kzoo_callbacks.TensorBoard(
-        board, update_freq=train_config["log_every"], write_graph=False)
+        board, update_freq=train_config["log_every"], write_graph=False,
+        **monitoring.tensorboard_options(config))
     fit_callbacks = [
         step_limit,
         budget,
         keras.callbacks.TerminateOnNaN(),
         *task.callbacks(run_dir, model, plan),
+        *monitoring.callbacks(config, run_dir, model, plan, tokenizer),
         kzoo_callbacks.LanguageModelMetrics(plan.tokens_per_step,
                                             perplexity=task.reports_perplexity),
         *([kzoo_callbacks.TextSamples(

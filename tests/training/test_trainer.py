@@ -147,7 +147,7 @@ def test_time_budget_stops_cleanly_and_saves(tmp_path, tiny_overrides):
 
 
 def test_learning_rate_schedule_warms_up_then_decays():
-    from kzoo.training.trainer import learning_rate_schedule
+    from kzoo.training.optimizer import learning_rate_schedule
 
     config = {"learning_rate": 1e-3, "warmup_steps": 10, "decay": "cosine",
               "min_learning_rate": 1e-4}
