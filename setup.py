@@ -16,6 +16,8 @@ INSTALL_REQUIRES = [
     "tensorflow>=2.21,<2.22",
     "tensorflow-text>=2.21,<2.22",
     "tensorboard>=2.21,<2.22",
+    # The Profile tab (`monitor.profile_steps`); tested with protobuf 7 beside TF 2.21.
+    "tensorboard-plugin-profile>=2.24,<2.25",
     "tensorflow-serving-api>=2.21,<2.22",
     "keras>=3.15,<3.16",
     "keras-hub>=0.32,<0.33",

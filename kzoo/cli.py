@@ -2,6 +2,8 @@
 
     kzoo train CONFIG [--run-dir DIR] [--set key.sub=value ...]
     kzoo train --resume RUN_DIR
+    kzoo sweep CONFIG --grid KEY=V1,V2 [--grid KEY=V1,V2 ...] [--set KEY=VALUE ...]
+               [--out DIR]
     kzoo evaluate RUN_DIR [--data PATH] [--json]
     kzoo generate RUN_DIR_OR_SAVEDMODEL --prompt TEXT [--max-new-tokens N]
                   [--strategy greedy|sample|beam] [--temperature T] [--top-k K]
@@ -17,6 +19,7 @@ problem and exit with status 2; nothing is imported before it is needed.
 import argparse
 import json
 import os
+import signal
 import sys
 
 from kzoo.version import __version__
@@ -42,6 +45,20 @@ def build_parser():
                        help="continue an interrupted run with its saved recipe")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a recipe key, e.g. --set train.steps=100")
+
+    sweep = commands.add_parser(
+        "sweep", help="train every combination of grid values, compared in "
+                      "TensorBoard's HPARAMS tab")
+    sweep.add_argument("config", help="recipe YAML, e.g. recipes/gpt_tiny.yaml")
+    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                       help="values of a recipe key to try, e.g. --grid "
+                            "train.learning_rate=0.001,0.003 (repeat for more keys)")
+    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a recipe key in every trial")
+    sweep.add_argument("--out", metavar="DIR",
+                       help="sweep directory, one run directory per trial (default: "
+                            "runs/<recipe name>-sweep); re-running the same sweep "
+                            "skips finished trials and resumes an unfinished one")
 
     evaluate = commands.add_parser("evaluate", help="held-out loss and perplexity")
     evaluate.add_argument("run_dir")
@@ -112,6 +129,27 @@ def run_train(args):
           + (" (stopped by train.max_minutes)" if summary["stopped_by_time_budget"] else ""))
     print(f"Run directory: {run_dir}")
     print(f"TensorBoard:   tensorboard --logdir {os.path.join(run_dir, 'tensorboard')} --host 127.0.0.1")
+    return 0
+
+
+def run_sweep(args):
+    from kzoo.training import sweep
+    from kzoo.training.resume import TrainingInterrupted
+
+    plan = sweep.plan_sweep(args.config, args.grid, args.set, args.out)
+    print(f"Sweep of {len(plan.trials)} trials in {plan.out_dir}", flush=True)
+    try:
+        sweep.run_sweep(plan, verbose=1 if sys.stdout.isatty() else 2)
+    except TrainingInterrupted as interrupted:
+        print(f"\nkzoo sweep: {signal.Signals(interrupted.signum).name} received: "
+              f"{interrupted.run_dir} checkpointed at step {interrupted.step}. Re-run "
+              "the same kzoo sweep command to resume it", file=sys.stderr)
+        return interrupted.exit_status
+    print()
+    print(sweep.format_table(plan))
+    print(f"\nSweep file:  {os.path.join(plan.out_dir, sweep.SWEEP_FILE)}")
+    print(f"TensorBoard: kzoo tensorboard {plan.out_dir}   (the HPARAMS tab compares "
+          "the trials)")
     return 0
 
 
@@ -193,6 +231,7 @@ def run_tensorboard(args):
 
 COMMANDS = {
     "train": run_train,
+    "sweep": run_sweep,
     "evaluate": run_evaluate,
     "generate": run_generate,
     "export": run_export,

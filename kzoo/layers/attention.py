@@ -1,5 +1,8 @@
 """Multi-head attention: masks, additive bias, rotary positions and a KV cache."""
 
+import contextlib
+import contextvars
+
 import keras
 from keras import ops
 
@@ -226,20 +229,30 @@ class MultiHeadAttention(keras.layers.Layer):
         mask = None if mask is None else mask[:, None, :, :]
         keys = ops.cast(keys, queries.dtype)
         values = ops.cast(values, queries.dtype)
+        recording = [records[self] for records in _RECORDS.get() if self in records]
+        if recording:  # Beside the output, which stays exactly what it would be.
+            probabilities = self._probabilities(queries, keys, mask, bias, scale)
+            for calls in recording:
+                calls.append(probabilities)
         if not (training and self.dropout > 0):
             return ops.dot_product_attention(
                 queries, keys, values, bias=bias, mask=mask, scale=scale
             )
         # Dropout on the probabilities needs the explicit form; same float32 math.
+        probs = self._probabilities(queries, keys, mask, bias, scale)
+        probs = self.dropout_layer(ops.cast(probs, queries.dtype), training=training)
+        return ops.einsum("bnts,bsnh->btnh", probs, values)
+
+    @staticmethod
+    def _probabilities(queries, keys, mask, bias, scale):
+        """float32 `softmax(Q K^T * scale + bias, masked)`: `(batch, heads, query, key)`."""
         logits = ops.einsum("btnh,bsnh->bnts", queries, keys)
         logits = ops.cast(logits, "float32") * scale
         if bias is not None:
             logits = logits + ops.cast(bias, "float32")
         if mask is not None:
             logits = ops.where(mask, logits, -1e9)
-        probs = ops.cast(ops.softmax(logits, axis=-1), queries.dtype)
-        probs = self.dropout_layer(probs, training=training)
-        return ops.einsum("bnts,bsnh->btnh", probs, values)
+        return ops.softmax(logits, axis=-1)
 
     def get_config(self):
         config = super().get_config()
@@ -265,3 +278,47 @@ class MultiHeadAttention(keras.layers.Layer):
             }
         )
         return config
+
+
+# The `{layer: [probabilities, ...]}` of each active `record_attention`.
+_RECORDS = contextvars.ContextVar("kzoo_attention_records", default=())
+
+
+def attention_layers(layer):
+    """Every `MultiHeadAttention` under `layer` (itself included), in build order."""
+    return [sublayer for sublayer in layer._flatten_layers(include_self=True)
+            if isinstance(sublayer, MultiHeadAttention)]
+
+
+@contextlib.contextmanager
+def record_attention(layer):
+    """Records the attention probabilities of every `MultiHeadAttention` under
+    `layer` (a built layer or model) while the block runs.
+
+    Yields `{attention_layer: [probabilities, ...]}`, one entry per layer found,
+    with one float32 tensor of shape `(batch, num_heads, query_length,
+    key_length)` appended per call: `softmax(Q K^T * scale + bias)` with masked
+    keys at exactly 0, before attention dropout. Outputs are unchanged (they are
+    still computed by `keras.ops.dot_product_attention`); the probabilities are
+    computed beside them, so recording costs one more attention per layer. Record
+    eager calls only: a call traced inside `tf.function` or `jax.jit` would
+    record symbolic tensors.
+
+    Example:
+    >>> import numpy as np
+    >>> attention = MultiHeadAttention(num_heads=2, key_dim=4)
+    >>> x = np.random.rand(1, 3, 8).astype("float32")
+    >>> with record_attention(attention) as records:
+    ...     _ = attention(x, use_causal_mask=True)
+    >>> probabilities = keras.ops.convert_to_numpy(records[attention][0])
+    >>> probabilities.shape
+    (1, 2, 3, 3)
+    >>> bool(np.allclose(probabilities.sum(-1), 1.0)), float(probabilities[0, 0, 0, 2])
+    (True, 0.0)
+    """
+    records = {sublayer: [] for sublayer in attention_layers(layer)}
+    token = _RECORDS.set(_RECORDS.get() + (records,))
+    try:
+        yield records
+    finally:
+        _RECORDS.reset(token)

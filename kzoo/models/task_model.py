@@ -9,9 +9,17 @@ class TaskModel(keras.Model):
     `get_config` holds the serialized `backbone` and `tokenizer` (any Keras layer,
     or None) and the attributes named in `CONFIG_KEYS`; `from_config` rebuilds them.
     Subclasses build their functional graph in `__init__` and set those attributes.
+
+    The task model takes its backbone's dtype policy (a functional model would take
+    the global one), so a `mixed_float16` model reports it and `compile` wraps the
+    optimizer in a `LossScaleOptimizer`.
     """
 
     CONFIG_KEYS = ()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.dtype_policy = self.backbone.dtype_policy
 
     def get_config(self):
         return {

@@ -1,10 +1,18 @@
 """Keras callbacks of the trainer, one job each."""
 
+import functools
 import math
 import time
+import warnings
 
 import keras
+import numpy as np
 import tensorflow as tf
+from tensorboard.compat.proto import summary_pb2
+from tensorboard.plugins.histogram import metadata as histogram_metadata
+from tensorboard.util import tensor_util
+
+from kzoo.training.optimizer import recorded_gradient_norm
 
 
 class TimeBudget(keras.callbacks.Callback):
@@ -126,6 +134,122 @@ class TensorBoard(keras.callbacks.TensorBoard):
     def on_epoch_end(self, epoch, logs=None):
         with tf.summary.record_if(True):
             super().on_epoch_end(epoch, logs)
+
+    def _log_weights(self, epoch):
+        """Weight histograms (`histogram_freq`), as Keras' tags, but each weight
+        once (Keras loops over `model.layers`, where a tied embedding is a layer
+        of both the backbone and the task head, and writes it twice) and counted
+        in NumPy, all in one write (`tf.summary.histogram` runs ~20 eager ops per
+        weight: a second per epoch for a one-layer model)."""
+        summary = summary_pb2.Summary()
+        for weight in self.model.weights:  # deduplicated
+            name = weight.path.replace(":", "_")
+            summary.value.append(histogram_value(
+                f"{name}/histogram", keras.ops.convert_to_numpy(weight)))
+        with self._train_writer.as_default():
+            tf.summary.experimental.write_raw_pb(summary.SerializeToString(), step=epoch)
+        self._train_writer.flush()
+
+
+def histogram_value(tag, data, buckets=30):
+    """A `Summary.Value` of TensorBoard's histogram plugin: `buckets` equal-width
+    buckets from the minimum to the maximum of `data`, as `tf.summary.histogram`
+    writes them (`[left edge, right edge, count]` rows).
+
+    Example:
+    >>> value = histogram_value("w", np.array([0.0, 1.0, 1.0, 3.0]), buckets=3)
+    >>> tensor_util.make_ndarray(value.tensor).tolist()
+    [[0.0, 1.0, 1.0], [1.0, 2.0, 2.0], [2.0, 3.0, 1.0]]
+    """
+    data = np.asarray(data, np.float64).ravel()
+    low, high = (float(data.min()), float(data.max())) if data.size else (0.0, 0.0)
+    if not data.size:
+        counts = np.zeros(buckets)
+    elif high == low:  # All in the last bucket, as TensorBoard's own summary op.
+        counts = np.zeros(buckets)
+        counts[-1] = data.size
+    else:
+        width = (high - low) / buckets
+        index = np.minimum(np.floor((data - low) / width).astype(np.int64), buckets - 1)
+        counts = np.bincount(index, minlength=buckets)
+    edges = np.linspace(low, high, buckets + 1)
+    rows = np.stack([edges[:-1], edges[1:], counts], axis=1).astype(np.float64)
+    return summary_pb2.Summary.Value(
+        tag=tag, metadata=histogram_metadata.create_summary_metadata(None, None),
+        tensor=tensor_util.make_tensor_proto(rows))
+
+
+def warns_instead_of_failing(what):
+    """Decorates a monitoring callback's hook so that an error in it warns (once
+    per callback) instead of stopping training: a heatmap that cannot be written
+    must not end a 10-hour run. `what` completes "could not ...".
+
+    Example:
+    >>> class Flaky(keras.callbacks.Callback):
+    ...     @warns_instead_of_failing("draw the weather")
+    ...     def on_epoch_end(self, epoch, logs=None):
+    ...         raise OSError("disk full")
+    >>> callback = Flaky()
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     for epoch in range(3):
+    ...         callback.on_epoch_end(epoch)
+    >>> len(caught), str(caught[0].message)
+    (1, 'Flaky could not draw the weather (OSError: disk full); training goes on without it')
+    """
+
+    def decorate(hook):
+        @functools.wraps(hook)
+        def guarded(self, *args, **kwargs):
+            try:
+                return hook(self, *args, **kwargs)
+            except Exception as error:  # noqa: BLE001 (monitoring must not stop training)
+                if not getattr(self, "_reported_failure", False):
+                    self._reported_failure = True
+                    warnings.warn(
+                        f"{type(self).__name__} could not {what} "
+                        f"({type(error).__name__}: {error}); training goes on without it",
+                        RuntimeWarning, stacklevel=2,
+                    )
+
+        return guarded
+
+    return decorate
+
+
+class GradientNorm(keras.callbacks.Callback):
+    """Adds `gradient_norm` to the batch logs every `every` steps, so the
+    TensorBoard callback after it writes `batch_gradient_norm` next to
+    `batch_loss`.
+
+    The value is the global norm of the step's gradients before clipping, as the
+    optimizer recorded it (`kzoo.training.optimizer.AdamWWithGradientNorm`);
+    with an optimizer that records none, nothing is added. Steps count from the
+    optimizer's iterations, as the TensorBoard callback's do, so a resumed run
+    logs at the same steps as an uninterrupted one.
+
+    Args:
+        every: Steps between values (`train.log_every`).
+    """
+
+    def __init__(self, every):
+        super().__init__()
+        self.every = every
+        self.step = 0
+
+    @warns_instead_of_failing("read the gradient norm")
+    def on_train_begin(self, logs=None):
+        self.step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+
+    @warns_instead_of_failing("read the gradient norm")
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        if logs is None or self.step % self.every:
+            return
+        # Looked up here: the optimizer creates its variables at the first step.
+        norm = recorded_gradient_norm(self.model.optimizer)
+        if norm is not None:
+            logs["gradient_norm"] = float(keras.ops.convert_to_numpy(norm))
 
 
 class _TextTable(keras.callbacks.Callback):

@@ -14,7 +14,7 @@ import tempfile
 
 import yaml
 
-SECTIONS = ("model", "tokenizer", "data", "train", "export")
+SECTIONS = ("model", "tokenizer", "data", "train", "monitor", "export")
 _NUMBER = (int, float)
 
 

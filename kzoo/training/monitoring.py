@@ -1,15 +1,60 @@
 """What TensorBoard shows beyond losses (the recipe's `monitor` section).
 
-Stub: issue 7 fills in the op graph, the embedding projector, attention maps,
-gradient norms, weight histograms and profiling.
+Every key is on by default; each writes under `RUN/tensorboard/`:
+
+    monitor.graph           train/      the forward pass's op graph (Graphs;
+                                        TensorFlow backend only)
+    monitor.projector       projector/  the token embedding after every epoch,
+                                        with each row's token (Projector)
+    monitor.attention_maps  attention/  heatmaps of every attention layer on a
+                                        fixed probe input, every epoch (Images)
+    monitor.histograms      train/      weight histograms every epoch
+                                        (Histograms, Distributions)
+    monitor.gradient_norms  train/      `batch_gradient_norm`: the global norm of
+                                        the gradients before clipping, every
+                                        `train.log_every` steps (Scalars)
+    monitor.profile_steps   train/plugins/profile/
+                                        a profiler trace of steps [first, last]
+                                        (Profile; off by default)
+
+The callbacks only observe: an error in one of them warns once and training
+goes on (`kzoo.training.callbacks.warns_instead_of_failing`).
 """
+
+import os
+
+from kzoo.training import run_files
+from kzoo.training.attention_maps import AttentionMaps
+from kzoo.training.callbacks import GradientNorm
+from kzoo.training.embedding_projector import EmbeddingProjector
+from kzoo.training.graph_summary import GraphSummary
+from kzoo.training.profiling import profile_batch
 
 
 def tensorboard_options(config):
     """Extra keyword arguments of the TensorBoard callback."""
-    return {}
+    return {
+        "histogram_freq": 1 if config["monitor"]["histograms"] else 0,
+        "profile_batch": profile_batch(config),
+    }
 
 
 def callbacks(config, run_dir, model, plan, tokenizer):
     """Monitoring callbacks, run before TensorBoard writes the epoch logs."""
-    return []
+    monitor = config["monitor"]
+    board = os.path.join(run_dir, run_files.TENSORBOARD)
+    chosen = []
+    if monitor["graph"]:
+        spec = getattr(plan.train, "element_spec", None)
+        chosen.append(GraphSummary(os.path.join(board, "train"),
+                                   spec[0] if isinstance(spec, tuple) else None))
+    if monitor["gradient_norms"]:
+        chosen.append(GradientNorm(config["train"]["log_every"]))
+    if monitor["attention_maps"]:
+        probe_data = plan.validation if plan.validation is not None else plan.train
+        chosen.append(AttentionMaps(os.path.join(board, "attention"), probe_data,
+                                    tokenizer.get_vocabulary()))
+    if monitor["projector"]:
+        chosen.append(EmbeddingProjector(os.path.join(board, "projector"),
+                                         tokenizer.get_vocabulary()))
+    return chosen

@@ -10,6 +10,8 @@ the run's `config.yaml`.
 
 import os
 
+import keras
+
 from kzoo.training import families
 from kzoo.training.config import (
     ConfigError,
@@ -22,6 +24,7 @@ from kzoo.training.config import (
     read_yaml,
     validate_section,
 )
+from kzoo.training.profiling import check_profile_steps, profile_steps_problem
 
 BUILTIN = "builtin"
 
@@ -60,6 +63,21 @@ DATA_SCHEMA = {
                                 "counted) is a bad record"),
 }
 
+
+def precision_problem(precision):
+    """`train.precision` check: JAX cannot compile float16 attention on CPU."""
+    if precision != "mixed_float16" or keras.backend.backend() != "jax":
+        return None
+    import jax
+
+    if jax.default_backend() != "cpu":
+        return None
+    return ("cannot train on the JAX backend on CPU: keras.ops.dot_product_attention "
+            "(jax.nn.dot_product_attention) does not compile float16 there (no "
+            "F16_F16_F32 dot on XLA:CPU); use 'mixed_bfloat16' or 'float32', or "
+            "KERAS_BACKEND=tensorflow")
+
+
 TRAIN_SCHEMA = {
     "steps": Field((int,), None, positive, nullable=True,
                    doc="total optimizer steps; null: train.epochs passes over the data"),
@@ -76,18 +94,26 @@ TRAIN_SCHEMA = {
     "beta_1": Field((float,), 0.9, in_range(0.0, 0.9999)),
     "beta_2": Field((float,), 0.99, in_range(0.0, 0.9999)),
     "clipnorm": Field((float,), 1.0, positive, nullable=True),
-    "precision": Field((str,), "float32",
-                       choices=("float32", "mixed_bfloat16", "mixed_float16")),
-    "jit_compile": Field((bool,), False),
+    "precision": Field((str,), "float32", precision_problem,
+                       choices=("float32", "mixed_bfloat16", "mixed_float16"),
+                       doc="Keras dtype policy: mixed_* keep float32 variables and "
+                           "losses and compute in bfloat16 (TPUs, recent GPUs) or "
+                           "float16 (GPUs), slower on CPU; mixed_float16 adds "
+                           "dynamic loss scaling (saved in checkpoints) and is "
+                           "refused on JAX on CPU"),
+    "jit_compile": Field((bool,), False,
+                         doc="compile the training and evaluation steps with XLA "
+                             "(any precision); on JAX false runs them op by op"),
     "strategy": Field((str,), "auto",
                       choices=("auto", "default", "mirrored", "multi_worker", "tpu",
                                "data_parallel"),
                       doc="distribution (kzoo.training.distribute): auto picks "
-                          "multi_worker under a multi-task TF_CONFIG, mirrored on "
-                          "several GPUs (TensorFlow), data_parallel on several "
-                          "devices (JAX), else default"),
-    "tpu": Field((str,), "", doc="strategy tpu: the TPU name or grpc:// address "
-                                 "('' : the local TPU or TPU_NAME)"),
+                          "multi_worker under a TF_CONFIG of several tasks, mirrored "
+                          "on several GPUs (TensorFlow), data_parallel on several "
+                          "devices (JAX), else default; data.batch_size is the "
+                          "global batch, split evenly over the replicas"),
+    "tpu": Field((str,), "", doc="strategy tpu: the TPU's name or grpc:// address, "
+                                 "'local' on a TPU VM, '': $TPU_NAME"),
     "seed": Field((int,), 0, non_negative),
     "init_from": Field((str,), None, nullable=True,
                        doc="a pretraining run directory whose encoder and tokenizer "
@@ -116,9 +142,11 @@ MONITOR_SCHEMA = {
     "gradient_norms": Field((bool,), True,
                             doc="global gradient norm (before clipping) every "
                                 "train.log_every steps"),
-    "profile_steps": Field((list,), None, nullable=True,
+    "profile_steps": Field((list,), None, profile_steps_problem, nullable=True,
                            doc="[first, last]: a profiler trace of these steps "
-                               "(tensorboard-plugin-profile)"),
+                               "(counted from 1, at most train.steps) into "
+                               "tensorboard/train/plugins/profile "
+                               "(tensorboard-plugin-profile); null: none"),
 }
 
 EXPORT_SCHEMA = {
@@ -157,6 +185,7 @@ def validate(raw, name="recipe"):
 
 
 def _check_consistency(config):
+    check_profile_steps(config)
     context = families.context_length(config["model"])
     length = config["data"]["sequence_length"]
     if context is not None and length > context:

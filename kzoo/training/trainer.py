@@ -5,6 +5,7 @@ import os
 import shutil
 import time
 import warnings
+import zlib
 
 import keras
 import tensorflow as tf
@@ -42,14 +43,33 @@ def train(config, run_dir, verbose="auto"):
     last checkpoint, step-exactly (`kzoo.training.resume`); its saved config is
     used, and `config` must agree with it.
 
+    `train.strategy` spreads the run over devices or hosts
+    (`kzoo.training.distribute`); on a cluster only the chief writes `run_dir`,
+    the other workers write into a temporary directory, deleted at the end.
+
     Raises:
         TrainingInterrupted: SIGTERM or SIGINT arrived; a checkpoint was written.
     """
+    if os.path.exists(os.path.join(run_dir, run_files.CONFIG)):
+        config = resumable_config(config, run_dir)
+    # First: a multi-worker strategy configures TensorFlow before it runs anything.
+    placement = distribute.placement_for(config)
+    if placement.is_chief:
+        return _train(config, run_dir, placement, verbose)
+    with distribute.worker_directory(run_dir) as scratch:
+        return _train(config, scratch, placement, verbose)
+
+
+def _train(config, run_dir, placement, verbose):
     resuming = os.path.exists(os.path.join(run_dir, run_files.CONFIG))
     if resuming:
         config = resumable_config(config, run_dir)
     task = task_for(config)
     task.resolve_data()  # validates the files before any write
+    checkpoint_dir = os.path.join(run_dir, run_files.CHECKPOINTS)
+    # Before the chief writes anything, so no worker sees a half-made run.
+    placement.agree("the step to start from",
+                    _start_step(checkpoint_dir) if resuming else -1)
     created = not os.path.exists(run_dir)
     os.makedirs(run_dir, exist_ok=True)
     try:
@@ -60,7 +80,7 @@ def train(config, run_dir, verbose="auto"):
             tokenizer = load_tokenizer(run_dir)
         else:
             tokenizer = task.make_tokenizer(run_dir)
-        placement = distribute.placement_for(config)
+        placement.agree("the tokenizer's vocabulary (CRC-32)", _vocabulary_crc(tokenizer))
         plan = task.make_data(tokenizer)
         total_steps, steps_per_epoch, epochs = plan_steps(config, plan.steps_per_epoch)
         precision = config["train"]["precision"]
@@ -77,14 +97,13 @@ def train(config, run_dir, verbose="auto"):
         write_yaml_atomic(config, os.path.join(run_dir, run_files.CONFIG))
 
     train_config = config["train"]
-    checkpoint_dir = os.path.join(run_dir, run_files.CHECKPOINTS)
     checkpoints.remove_unfinished(checkpoint_dir)
     state = {"step": 0, "history": []}
     last = checkpoints.latest(checkpoint_dir)
     with placement.scope():
         model.compile(
             optimizer=make_optimizer(train_config, total_steps),
-            jit_compile=train_config["jit_compile"],
+            jit_compile=placement.jit_compile(train_config["jit_compile"]),
             **task.compile_args(),
         )
         if last is not None:
@@ -137,17 +156,18 @@ def train(config, run_dir, verbose="auto"):
                 # gives the uninterrupted run's stream.
                 plan = task.make_data(tokenizer)
             try:
-                model.fit(
-                    plan.train.skip(phase.skip_batches),
-                    initial_epoch=phase.initial_epoch,
-                    epochs=phase.epochs,
-                    steps_per_epoch=phase.steps_per_epoch,
-                    validation_data=plan.validation,
-                    validation_steps=plan.validation_steps,
-                    callbacks=fit_callbacks,
-                    shuffle=False,  # the pipeline shuffles, with its own seed
-                    verbose=verbose,
-                )
+                with placement.scope():
+                    model.fit(
+                        placement.prepare(plan.train.skip(phase.skip_batches)),
+                        initial_epoch=phase.initial_epoch,
+                        epochs=phase.epochs,
+                        steps_per_epoch=phase.steps_per_epoch,
+                        validation_data=placement.prepare(plan.validation),
+                        validation_steps=plan.validation_steps,
+                        callbacks=fit_callbacks,
+                        shuffle=False,  # the pipeline shuffles, with its own seed
+                        verbose=verbose,
+                    )
             except resume.TrainingInterrupted:
                 tensorboard.on_train_end()  # Flush and close the event files.
                 raise
@@ -160,11 +180,22 @@ def train(config, run_dir, verbose="auto"):
         "skipped_records": skipped,
         "stopped_by_time_budget": budget.stopped_early,
         "train_seconds": round(seconds, 2),
+        "strategy": placement.name,
+        "replicas": placement.num_replicas,
         "parameters": families.count_parameters(model),
         "history": _history_columns(checkpointer.history),
     }
     run_files.write_json(summary, os.path.join(run_dir, run_files.SUMMARY))
     return summary
+
+
+def _start_step(checkpoint_dir):
+    last = checkpoints.latest(checkpoint_dir)
+    return 0 if last is None else checkpoints.read_state(last)["step"]
+
+
+def _vocabulary_crc(tokenizer):
+    return zlib.crc32("\n".join(tokenizer.get_vocabulary()).encode("utf-8"))
 
 
 def report_bad_records(bad_records, event_dir, write_summary=True):

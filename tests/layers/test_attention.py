@@ -3,7 +3,8 @@ import itertools
 import numpy as np
 import pytest
 
-from kzoo.layers import MultiHeadAttention
+from kzoo.layers import MultiHeadAttention, TransformerDecoderBlock
+from kzoo.layers.attention import record_attention
 from kzoo.testing import assert_all_close, run_layer_test, to_numpy
 
 BATCH, QUERY_LEN, KEY_LEN, HIDDEN, HEADS, HEAD_DIM = 2, 5, 7, 8, 2, 4
@@ -162,3 +163,55 @@ def test_attention_dropout_is_active_only_in_training(data):
     inference = to_numpy(layer(x))
     assert_all_close(layer(x, training=False), inference)
     assert not np.allclose(to_numpy(layer(x, training=True)), inference)
+
+
+def _recorded(layer, *args, **kwargs):
+    """`(output, probabilities)` of one eager call under `record_attention`."""
+    with record_attention(layer) as records:
+        output = layer(*args, **kwargs)
+    (probabilities,) = records[layer]
+    return to_numpy(output), to_numpy(probabilities)
+
+
+def test_record_attention_gives_the_probabilities_and_leaves_outputs_unchanged(data):
+    layer = MultiHeadAttention(HEADS, HEAD_DIM)
+    x, padding = data["query"], data["padding"]
+    plain = to_numpy(layer(x, padding_mask=padding, use_causal_mask=True))
+    output, probabilities = _recorded(layer, x, padding_mask=padding, use_causal_mask=True)
+    np.testing.assert_array_equal(output, plain)
+    assert probabilities.shape == (BATCH, HEADS, QUERY_LEN, QUERY_LEN)
+    assert probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-6)
+    above_diagonal = ~np.tril(np.ones((QUERY_LEN, QUERY_LEN), bool))
+    assert np.all(probabilities[:, :, above_diagonal] == 0.0)
+    assert np.all(probabilities[1, :, :, -2:] == 0.0)  # padded keys
+    # The reference: softmax of the scaled logits, computed in NumPy.
+    q = x @ to_numpy(layer.query_dense.kernel) + to_numpy(layer.query_dense.bias)
+    k = x @ to_numpy(layer.key_dense.kernel) + to_numpy(layer.key_dense.bias)
+    q, k = (a.reshape(BATCH, QUERY_LEN, HEADS, HEAD_DIM) for a in (q, k))
+    logits = np.einsum("btnh,bsnh->bnts", q, k) / np.sqrt(HEAD_DIM)
+    mask = ~above_diagonal[None] & padding[:, None, :]
+    logits = np.where(mask[:, None], logits, -np.inf)
+    expected = np.exp(logits - logits.max(-1, keepdims=True))
+    np.testing.assert_allclose(probabilities, expected / expected.sum(-1, keepdims=True),
+                               atol=1e-6)
+
+
+def test_record_attention_finds_every_layer_of_a_block_and_nests(data):
+    block = TransformerDecoderBlock(num_heads=HEADS, intermediate_dim=16,
+                                    cross_attention=True)
+    encoder_padding = np.ones((BATCH, KEY_LEN), bool)
+    encoder_padding[0, -3:] = False
+    block(data["query"], data["value"])  # Built: its attention layers exist.
+    with record_attention(block) as outer:
+        with record_attention(block.self_attention) as inner:
+            block(data["query"], data["value"], encoder_padding_mask=encoder_padding)
+    assert list(outer) == [block.self_attention, block.cross_attention_layer]
+    assert list(inner) == [block.self_attention]
+    assert inner[block.self_attention] == outer[block.self_attention]
+    (cross,) = (to_numpy(p) for p in outer[block.cross_attention_layer])
+    assert cross.shape == (BATCH, HEADS, QUERY_LEN, KEY_LEN)
+    np.testing.assert_allclose(cross.sum(-1), 1.0, atol=1e-6)
+    assert np.all(cross[0, :, :, -3:] == 0.0) and np.all(cross[1] > 0.0)
+    block(data["query"], data["value"])  # Outside the `with`: not recorded.
+    assert len(outer[block.self_attention]) == 1

@@ -71,6 +71,101 @@ def test_tensorboard_has_text_samples(tiny_run):
     assert texts[0][1].startswith("| prompt | sample |")
 
 
+def read_events(event_dir):
+    """`[(event, value)]` of every summary value (and `(event, None)` for a graph)."""
+    found = []
+    for path in sorted(glob.glob(os.path.join(event_dir, "events.out.tfevents.*"))):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            found += [(event, value) for value in event.summary.value]
+            if event.graph_def:
+                found.append((event, None))
+    return found
+
+
+def final_variables(run_dir):
+    """`{variable path: array}` of the model in the run's last checkpoint."""
+    last = sorted(glob.glob(os.path.join(run_dir, run_files.CHECKPOINTS, "step-*")))[-1]
+    with open(os.path.join(last, "state.json")) as f:
+        paths = json.load(f)["variable_paths"]
+    with np.load(os.path.join(last, "variables.npz")) as arrays:
+        return {paths[key]: arrays[key] for key in arrays.files if key.startswith("model/")}
+
+
+def test_tensorboard_has_the_op_graph_histograms_and_gradient_norms(tiny_run):
+    run_dir, config, _ = tiny_run
+    events = read_events(os.path.join(run_dir, run_files.TENSORBOARD, "train"))
+    (graph_event,) = [event for event, value in events if value is None]
+    graph = tf.compat.v1.GraphDef.FromString(graph_event.graph_def)
+    attention_ops = {node.op for node in graph.node
+                     if "/transformer_layer_0" in node.name and "/self_attention" in node.name}
+    assert {"MatMul", "Einsum", "Softmax"} <= attention_ops  # Q/K/V, Q.K^T, softmax
+    inputs = {node.name: [d.size for d in node.attr["shape"].shape.dim]
+              for node in graph.node if node.op == "Placeholder" and "/" not in node.name}
+    data = config["data"]
+    assert inputs == {"token_ids": [data["batch_size"], data["sequence_length"]],
+                      "padding_mask": [data["batch_size"], data["sequence_length"]]}
+
+    histograms = {}
+    for event, value in events:
+        if value is not None and value.metadata.plugin_data.plugin_name == "histograms":
+            histograms.setdefault(value.tag, []).append(event.step)
+            assert tf.make_ndarray(value.tensor)[:, 2].sum() > 0
+    weights = {path for path in final_variables(run_dir) if "seed_generator" not in path}
+    assert histograms == {f"{path}/histogram": [0, 1] for path in weights}
+
+    scalars = read_scalars(os.path.join(run_dir, run_files.TENSORBOARD, "train"))
+    norms = scalars["batch_gradient_norm"]
+    assert [step for step, _ in norms] == [step for step, _ in scalars["batch_loss"]]
+    assert [step for step, _ in norms] == [2, 4, 6]  # every train.log_every steps
+    assert all(0 < norm < math.inf for _, norm in norms)
+
+
+def test_tensorboard_has_attention_heatmaps_of_a_fixed_probe(tiny_run):
+    from kzoo.training.attention_maps import GAP, MAX_CELL
+
+    run_dir, config, _ = tiny_run
+    events = read_events(os.path.join(run_dir, run_files.TENSORBOARD, "attention"))
+    images = [(event.step, tf.image.decode_png(tf.make_ndarray(value.tensor)[2]).numpy())
+              for event, value in events if value.metadata.plugin_data.plugin_name == "images"
+              and value.tag == "transformer_layer_0/self_attention"]
+    (probe,) = [tf.make_ndarray(value.tensor).item().decode() for _, value in events
+                if value.tag == "probe"]
+    length, heads = config["data"]["sequence_length"], config["model"]["num_heads"]
+    assert probe.startswith(f"**token_ids** ({length} tokens): ")
+    assert [step for step, _ in images] == [0, 1]
+    for _, image in images:
+        cell = MAX_CELL
+        assert image.shape == (length * cell, heads * length * cell + (heads - 1) * GAP, 3)
+        for head in range(heads):
+            left = head * (length * cell + GAP)
+            block = image[:, left:left + length * cell]
+            assert block[0, 0].tolist() == [255, 255, 255]  # the first token sees itself
+            above = np.triu(np.ones((length, length), bool), 1).repeat(cell, 0).repeat(cell, 1)
+            assert not block[above].any()  # causal: nothing above the diagonal
+
+
+def test_projector_files_hold_the_final_token_embedding(tiny_run):
+    from google.protobuf import text_format
+    from tensorboard.plugins.projector import ProjectorConfig
+
+    from kzoo.tokenizers import load_tokenizer
+    from kzoo.training.embedding_projector import TENSOR_NAME, metadata_label
+
+    run_dir, _, _ = tiny_run
+    projector = os.path.join(run_dir, run_files.TENSORBOARD, "projector")
+    config = text_format.Parse(
+        open(os.path.join(projector, "projector_config.pbtxt")).read(), ProjectorConfig())
+    assert [(e.tensor_name, e.metadata_path) for e in config.embeddings] == [
+        (TENSOR_NAME, "metadata.tsv")]
+    stored = tf.train.load_checkpoint(projector).get_tensor(TENSOR_NAME)
+    np.testing.assert_array_equal(stored, final_variables(run_dir)["token_embedding/embeddings"])
+    vocabulary = load_tokenizer(run_dir).get_vocabulary()
+    with open(os.path.join(projector, "metadata.tsv"), encoding="utf-8") as f:
+        rows = f.read().split("\n")
+    assert rows.pop() == "" and len(rows) == len(vocabulary) == stored.shape[0]
+    assert rows == [metadata_label(token) for token in vocabulary]
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -121,6 +216,7 @@ def test_kzoo_tensorboard_serves_the_scalars_on_loopback_only(tiny_run):
         )
         assert [p[1] for p in points] == [0, 1]
         np.testing.assert_allclose([p[2] for p in points], summary["history"]["loss"], rtol=1e-5)
+        _check_monitoring_dashboards(base, run_dir)
         address = _non_loopback_address()
         if address is not None:  # Not reachable from the network.
             with pytest.raises(OSError):
@@ -128,6 +224,35 @@ def test_kzoo_tensorboard_serves_the_scalars_on_loopback_only(tiny_run):
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def _get_bytes(url):
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return response.read()
+
+
+def _check_monitoring_dashboards(base, run_dir):
+    """The Projector, Graphs and Images dashboards' data, as the browser gets it."""
+    from urllib.parse import quote
+
+    from kzoo.training.embedding_projector import TENSOR_NAME
+
+    assert _get_json(f"{base}/data/plugin/projector/runs", timeout=30) == ["projector"]
+    info = _get_json(f"{base}/data/plugin/projector/info?run=projector", timeout=30)
+    embedding = final_variables(run_dir)["token_embedding/embeddings"]
+    assert info["embeddings"] == [{"tensorName": TENSOR_NAME, "metadataPath": "metadata.tsv",
+                                   "tensorShape": list(embedding.shape)}]
+    query = f"run=projector&name={quote(TENSOR_NAME)}"
+    tensor = np.frombuffer(_get_bytes(f"{base}/data/plugin/projector/tensor?{query}"),
+                           "float32").reshape(embedding.shape)
+    np.testing.assert_array_equal(tensor, embedding)
+    metadata = _get_bytes(f"{base}/data/plugin/projector/metadata?{query}").decode()
+    assert metadata.count("\n") == embedding.shape[0]
+    assert _get_json(f"{base}/data/plugin/graphs/info", timeout=30)["train"]["run_graph"]
+    graph = _get_bytes(f"{base}/data/plugin/graphs/graph?run=train").decode()
+    assert 'op: "Softmax"' in graph and "self_attention" in graph
+    images = _get_json(f"{base}/data/plugin/images/tags", timeout=30)
+    assert images["attention"]["transformer_layer_0/self_attention"]["samples"] == 1
 
 
 def test_time_budget_stops_cleanly_and_saves(tmp_path, tiny_overrides):

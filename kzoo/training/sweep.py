@@ -1,0 +1,413 @@
+"""`kzoo sweep`: a grid of runs, compared in TensorBoard's HPARAMS dashboard.
+
+Every combination of the grid values is trained, one after the other, into its own
+run directory (`kzoo.training.trainer.train`):
+
+    DIR/sweep.json                    recipe, overrides, grid; per trial its hparams,
+                                      final metrics, run directory and status
+    DIR/events.*                      the hparams config: a Discrete HParam per grid
+                                      key, and the metrics
+    DIR/<trial>/                      a run directory (`kzoo.training.run_files`)
+    DIR/<trial>/tensorboard/events.*  the trial's hparams (a session summary)
+
+The hparams plugin takes each run holding a session summary as a session, and reads
+its metric `(group, tag)` as the last value of the scalar `tag` in the run
+`<session run>/<group>`. With the session summary in `<trial>/tensorboard`, the
+metric `("validation", "epoch_loss")` is the trial's final validation loss (in
+`<trial>/tensorboard/validation`), so `kzoo tensorboard DIR` shows every trial in
+one HPARAMS table.
+
+Everything is validated before anything is written: the grid, each combination's
+config (the recipe validator) and data files. Re-running the same sweep skips the
+finished trials and resumes an unfinished one (the trainer resumes a run directory
+step-exactly); another recipe or grid into the same directory is refused.
+"""
+
+import collections
+import copy
+import dataclasses
+import functools
+import glob
+import hashlib
+import itertools
+import json
+import os
+import re
+
+import keras
+import tensorflow as tf
+from tensorboard.plugins.hparams import api as hp
+
+from kzoo.training import run_files, trainer
+from kzoo.training.config import (
+    SECTIONS,
+    ConfigError,
+    apply_overrides,
+    parse_override,
+    read_yaml,
+)
+from kzoo.training.recipe import recipe_name, validate
+from kzoo.training.task import task_for
+
+SWEEP_FILE = "sweep.json"
+# Epoch logs that are settings, not results: left out of the hparams metrics.
+NOT_METRICS = ("learning_rate",)
+MAX_NAME_LENGTH = 120
+
+
+@dataclasses.dataclass(frozen=True)
+class GridKey:
+    """One `--grid KEY=V1,V2,...`: the key, its values as typed and as parsed.
+
+    Example:
+    >>> parse_grid(["model.hidden_dim=32,64"])
+    [GridKey(key='model.hidden_dim', texts=('32', '64'), values=(32, 64))]
+    """
+
+    key: str
+    texts: tuple
+    values: tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class Trial:
+    """One combination of grid values (`choice[i]` indexes `grid[i].values`)."""
+
+    name: str
+    choice: tuple
+    config: dict
+    run_dir: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    """A validated sweep (`plan_sweep`), ready to run (`run_sweep`)."""
+
+    recipe: str
+    out_dir: str
+    grid: list
+    overrides: list
+    base: dict  # The recipe with the --set overrides, before validation.
+    trials: list
+
+    def hparams(self, trial):
+        """`{key: parsed value}` of a trial."""
+        return {g.key: g.values[i] for g, i in zip(self.grid, trial.choice)}
+
+
+def split_values(text):
+    """Splits `V1,V2,...` at the commas outside brackets, braces and quotes.
+
+    Example:
+    >>> split_values("0.1,[a, b],'x,y', 3")
+    ['0.1', '[a, b]', "'x,y'", ' 3']
+    """
+    items, depth, quote, start = [], 0, None, 0
+    for i, char in enumerate(text):
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "'\"" and (depth or not text[start:i].strip()):
+            quote = char  # YAML quotes a scalar only from its first character.
+        elif char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth = max(depth - 1, 0)
+        elif char == "," and not depth:
+            items.append(text[start:i])
+            start = i + 1
+    items.append(text[start:])
+    return [] if items == [""] else items
+
+
+def parse_grid(texts, overrides=()):
+    """`["train.learning_rate=0.001,0.003", ...]` -> `[GridKey]`; values are parsed
+    as `--set` values are (YAML scalars)."""
+    if not texts:
+        raise ConfigError("give at least one --grid KEY=V1,V2,..., e.g. "
+                          "--grid train.learning_rate=0.001,0.003")
+    set_keys = {text.split("=", 1)[0].strip() for text in overrides}
+    grid = []
+    for text in texts:
+        where = f"--grid {text!r}"
+        key, equals, raw = text.partition("=")
+        key = key.strip()
+        section, _, name = key.partition(".")
+        if not equals:
+            raise ConfigError(f"{where}: expected KEY=V1,V2,..., e.g. "
+                              "train.learning_rate=0.001,0.003")
+        if not section or not name or "." in name:
+            raise ConfigError(f"{where}: key must be SECTION.KEY, e.g. train.learning_rate")
+        if section not in SECTIONS:
+            raise ConfigError(f"{where}: unknown section {section!r}; valid: {list(SECTIONS)}")
+        if key in (g.key for g in grid):
+            raise ConfigError(f"{where}: {key} is given by two --grid options; list its "
+                              "values in one")
+        if key in set_keys:
+            raise ConfigError(f"{where}: {key} is also given with --set; give it in one place")
+        items = [item.strip() for item in split_values(raw)]
+        if not items:
+            raise ConfigError(f"{where}: no values; expected {key}=V1,V2,...")
+        values = []
+        for position, item in enumerate(items, 1):
+            if not item:
+                raise ConfigError(f"{where}: value {position} is empty (an empty string "
+                                  "is written \"\")")
+            value = parse_override(f"{key}={item}")[1]
+            if any(type(value) is type(v) and value == v for v in values):
+                raise ConfigError(f"{where}: value {item!r} is given twice")
+            values.append(value)
+        grid.append(GridKey(key, tuple(items), tuple(values)))
+    return grid
+
+
+def trial_names(grid):
+    """Directory names of the trials, in `itertools.product` order of the grid.
+
+    `KEY=VALUE` pairs joined by commas (the key's last part unless two grid keys
+    share it), characters outside `[A-Za-z0-9._+-]` replaced by `_`. A name that is
+    too long or not unique (case-insensitively) gets a hash of its values.
+
+    Example:
+    >>> grid = parse_grid(["train.learning_rate=0.001,0.003", "model.hidden_dim=32"])
+    >>> trial_names(grid)
+    ['learning_rate=0.001,hidden_dim=32', 'learning_rate=0.003,hidden_dim=32']
+    """
+    last_parts = collections.Counter(g.key.split(".")[1] for g in grid)
+    labels = [g.key.split(".")[1] if last_parts[g.key.split(".")[1]] == 1 else g.key
+              for g in grid]
+    combinations = list(itertools.product(*(g.texts for g in grid)))
+    names = [",".join(f"{label}={re.sub(r'[^A-Za-z0-9._+-]', '_', text)}"
+                      for label, text in zip(labels, texts))
+             for texts in combinations]
+    counts = collections.Counter(name.lower() for name in names)
+    for index, (name, texts) in enumerate(zip(names, combinations)):
+        if counts[name.lower()] > 1 or len(name) > MAX_NAME_LENGTH:
+            digest = hashlib.sha1(json.dumps(texts).encode()).hexdigest()[:8]
+            names[index] = f"{name[:MAX_NAME_LENGTH - 9]}-{digest}"
+    return names
+
+
+def plan_sweep(recipe, grid_texts, overrides=(), out_dir=None):
+    """Validates a sweep and returns it as a `Sweep`; nothing is written.
+
+    Raises:
+        ConfigError: a bad grid, or a combination the recipe validator refuses.
+        FileNotFoundError: a combination's data files are missing.
+        FileExistsError: `out_dir` holds a run or a different sweep.
+    """
+    overrides = list(overrides)
+    grid = parse_grid(grid_texts, overrides)
+    out_dir = out_dir or os.path.join("runs", f"{recipe_name(recipe)}-sweep")
+    base = apply_overrides(read_yaml(recipe), overrides)
+    trials = []
+    choices = itertools.product(*(range(len(g.values)) for g in grid))
+    for name, choice in zip(trial_names(grid), choices):
+        grid_overrides = [f"{g.key}={g.texts[i]}" for g, i in zip(grid, choice)]
+        try:
+            config = validate(apply_overrides(base, grid_overrides),
+                              name=recipe_name(recipe))
+        except ConfigError as error:
+            raise ConfigError(f"{recipe} with {' '.join(grid_overrides)}: {error}") from None
+        trials.append(Trial(name, choice, config, os.path.join(out_dir, name)))
+    _check_data(trials)
+    base = json.loads(json.dumps(base, default=str))  # As sweep.json holds it.
+    sweep = Sweep(recipe, out_dir, grid, overrides, base, trials)
+    _check_same_sweep(sweep)
+    return sweep
+
+
+def run_sweep(sweep, verbose="auto"):
+    """Trains the unfinished trials one after the other; returns `{trial name:
+    summary}` (each run's `summary.json`).
+
+    Raises:
+        TrainingInterrupted: SIGTERM or SIGINT arrived; the trial was checkpointed
+            and re-running the sweep resumes it.
+    """
+    summaries = {}
+    write_sweep_file(sweep)
+    try:
+        for index, trial in enumerate(sweep.trials, 1):
+            progress = f"[{index}/{len(sweep.trials)}] {trial.name}"
+            write_session_summary(sweep, trial)
+            summary_path = os.path.join(trial.run_dir, run_files.SUMMARY)
+            if os.path.exists(summary_path):
+                print(f"{progress}: finished, skipped", flush=True)
+                summary = run_files.read_json(summary_path)
+            else:
+                resuming = os.path.exists(os.path.join(trial.run_dir, run_files.CONFIG))
+                print(f"{progress}: {'resuming' if resuming else 'training'} in "
+                      f"{trial.run_dir}", flush=True)
+                # A trial starts from the state a fresh `kzoo train` process has.
+                keras.backend.clear_session()
+                summary = trainer.train(copy.deepcopy(trial.config), trial.run_dir,
+                                        verbose=verbose)
+            summaries[trial.name] = summary
+            write_experiment_config(sweep, summary["history"])
+    finally:
+        write_sweep_file(sweep)
+    return summaries
+
+
+def write_session_summary(sweep, trial):
+    """Writes the trial's hparams into `RUN/tensorboard` (once)."""
+    board = os.path.join(trial.run_dir, run_files.TENSORBOARD)
+    if glob.glob(os.path.join(board, "events.out.tfevents.*")):
+        return
+    hparams = _hparams(sweep.grid)
+    values = {hparams[g.key]: _hparam_values(g)[i] for g, i in zip(sweep.grid, trial.choice)}
+    _write_summary(board, functools.partial(hp.hparams, values, trial_id=trial.name))
+
+
+def write_experiment_config(sweep, history):
+    """Writes the hparams config into the sweep directory (once): the grid keys
+    and, as metrics, the epoch logs in `history` (a run summary's, `{name: [values]}`)."""
+    if glob.glob(os.path.join(sweep.out_dir, "events.out.tfevents.*")):
+        return
+    names = [name for name, values in history.items() if values and name not in NOT_METRICS]
+    if not names:  # No epoch ended (a time budget): wait for a trial that has some.
+        return
+    headline = [name for name in ("val_loss", "loss") if name in names]
+    ordered = headline + sorted(set(names) - set(headline),
+                                key=lambda name: (not name.startswith("val_"), name))
+    metrics = []
+    for name in ordered:
+        group = "validation" if name.startswith("val_") else "train"
+        metric = name.removeprefix("val_")
+        metrics.append(hp.Metric(f"epoch_{metric}", group=group,
+                                 display_name=f"{group} {metric}",
+                                 description=f"{group} {metric} at the end of training"))
+    _write_summary(sweep.out_dir, functools.partial(
+        hp.hparams_config, hparams=list(_hparams(sweep.grid).values()), metrics=metrics))
+
+
+def trial_status(trial):
+    """`finished` (summary.json), `unfinished` (config.yaml) or `pending`."""
+    if os.path.exists(os.path.join(trial.run_dir, run_files.SUMMARY)):
+        return "finished"
+    if os.path.exists(os.path.join(trial.run_dir, run_files.CONFIG)):
+        return "unfinished"
+    return "pending"
+
+
+def final_metrics(trial):
+    """`{epoch log name: last value}` of a finished trial, else `{}`."""
+    path = os.path.join(trial.run_dir, run_files.SUMMARY)
+    if not os.path.exists(path):
+        return {}
+    history = run_files.read_json(path)["history"]
+    return {name: values[-1] for name, values in history.items() if values}
+
+
+def write_sweep_file(sweep):
+    """Writes `DIR/sweep.json` from the trials' run directories as they are now."""
+    trials = {
+        trial.name: {
+            "hparams": sweep.hparams(trial),
+            "run_dir": trial.run_dir,
+            "status": trial_status(trial),
+            "metrics": final_metrics(trial),
+        }
+        for trial in sweep.trials
+    }
+    record = {"recipe": sweep.recipe, "overrides": sweep.overrides,
+              "grid": {g.key: list(g.texts) for g in sweep.grid},
+              "base": sweep.base, "trials": trials}
+    os.makedirs(sweep.out_dir, exist_ok=True)
+
+    def dump(path):  # In sweep order: the grid's key order names the trials.
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(record, f, indent=2)
+            f.write("\n")
+
+    run_files.save_atomically(dump, os.path.join(sweep.out_dir, SWEEP_FILE))
+
+
+def format_table(sweep):
+    """The trials and their final loss and validation metrics, as a text table."""
+    metrics = {trial.name: final_metrics(trial) for trial in sweep.trials}
+    names = set().union(*metrics.values())
+    columns = [name for name in ("loss", "val_loss") if name in names]
+    columns += sorted(name for name in names if name.startswith("val_") and name not in columns)
+    rows = [["trial", "status", *columns]]
+    for trial in sweep.trials:
+        values = metrics[trial.name]
+        rows.append([trial.name, trial_status(trial),
+                     *(f"{values[c]:.4g}" if c in values else "-" for c in columns)])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
+             for row in rows]
+    best_by = next((c for c in ("val_loss", "loss") if c in columns), None)
+    if best_by:
+        best = min((t for t in sweep.trials if best_by in metrics[t.name]),
+                   key=lambda t: metrics[t.name][best_by])
+        lines.append(f"Lowest {best_by}: {best.name}")
+    return "\n".join(lines)
+
+
+def _hparams(grid):
+    """`{key: hp.HParam}` with a Discrete domain of each grid key's values."""
+    return {g.key: hp.HParam(g.key, hp.Discrete(_hparam_values(g))) for g in grid}
+
+
+def _hparam_values(grid_key):
+    """The grid key's values as the hparams plugin takes them: numbers, booleans
+    or strings of one type (other values, or mixed types: the values as typed)."""
+    values = grid_key.values
+    if all(isinstance(v, bool) for v in values) or all(isinstance(v, str) for v in values):
+        return list(values)
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return [float(v) for v in values] if any(isinstance(v, float) for v in values) \
+            else list(values)
+    return list(grid_key.texts)
+
+
+def _write_summary(directory, write):
+    writer = tf.summary.create_file_writer(directory)
+    with writer.as_default():
+        write()
+    writer.close()
+
+
+def _check_data(trials):
+    """Resolves each distinct data setting as the trainer will (a missing file
+    stops the sweep before anything is written)."""
+    seen = set()
+    for trial in trials:
+        config = trial.config
+        key = json.dumps([config["model"], config["data"], config["train"]["init_from"]],
+                         sort_keys=True, default=str)
+        if key not in seen:
+            seen.add(key)
+            task_for(copy.deepcopy(config)).resolve_data()
+
+
+def _check_same_sweep(sweep):
+    """Refuses a sweep directory that holds a run or a sweep of another recipe,
+    other overrides or another grid (their trials would be mixed up)."""
+    if os.path.exists(os.path.join(sweep.out_dir, run_files.CONFIG)):
+        raise FileExistsError(f"{sweep.out_dir}: holds a run, not a sweep; choose "
+                              "another --out")
+    path = os.path.join(sweep.out_dir, SWEEP_FILE)
+    if not os.path.exists(path):
+        return
+    try:
+        previous = run_files.read_json(path)
+        previous_grid, previous_base = previous["grid"], previous["base"]
+    except (ValueError, KeyError, TypeError):
+        raise FileExistsError(f"{path}: not a kzoo sweep file; choose another --out") \
+            from None
+    grid = {g.key: list(g.texts) for g in sweep.grid}
+    if list(previous_grid.items()) != list(grid.items()):
+        given = " ".join(f"--grid {k}={','.join(v)}" for k, v in previous_grid.items())
+        raise FileExistsError(f"{path}: holds a sweep of another grid ({given}); re-run "
+                              "it with that grid or choose another --out")
+    for section in sorted(set(previous_base) | set(sweep.base)):
+        old, new = previous_base.get(section) or {}, sweep.base.get(section) or {}
+        for key in sorted(set(old) | set(new)):
+            name = f"{section}.{key}"
+            if old.get(key) != new.get(key) and name not in trainer.RESUME_MAY_CHANGE:
+                raise FileExistsError(
+                    f"{path}: holds a sweep with {name}={old.get(key)!r}, not "
+                    f"{new.get(key)!r}; re-run it with the same recipe and --set, or "
+                    "choose another --out")
