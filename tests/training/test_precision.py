@@ -5,7 +5,7 @@ trainer does, with a stub tokenizer), compiles it with the task's `compile_args`
 and takes one step on an in-memory batch. The precision steps run eagerly: a
 compiled step costs 3-20 s of tracing per model on 2 cores, and dtype mismatches
 fail eagerly alike. An XLA step of the cheapest model to compile (the LSTM LM;
-`KZOO_TEST_XLA_ALL=1` runs every family, about 4 minutes) and one end-to-end
+`KZOO_TEST_XLA_ALL=1` runs every family: 3 minutes) and one end-to-end
 `train` run at mixed_float16 (the trainer's AdamW, the loss scale in the
 checkpoint) cover the compiled paths.
 """
