@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import types
 
 import pytest
@@ -23,11 +24,12 @@ from tests.conftest import ROOT, TINY_OVERRIDES, assert_same_weights
 pytestmark = pytest.mark.xdist_group("distribute")
 
 # Two epochs (validation, epoch-end checkpoints), no dropout (replicas would draw
-# their own masks). One step moves the weights by ~1e-3 (learning rate 3e-3); the
+# their own masks), the per-epoch monitors off (not what is tested; seconds a run). One step moves the weights by ~1e-3 (learning rate 3e-3); the
 # distributed runs agree with one device to ~1e-7, so the checks use 1e-6.
 OVERRIDES = TINY_OVERRIDES + [
     "train.steps=4", "train.steps_per_epoch=2", "train.sample_prompts=[]",
-    "train.validation_steps=1",
+    "train.validation_steps=1", "monitor.graph=false", "monitor.projector=false",
+    "monitor.attention_maps=false", "monitor.histograms=false",
 ]
 GLOBAL_BATCH = 8  # TINY_OVERRIDES' data.batch_size
 FIXED_UPSTREAM = ("keras#20585 fixed upstream: remove kzoo/training/keras_multi_worker_fix.py "
@@ -169,22 +171,18 @@ def test_docstring_examples(module):
 
 # --- Distributed runs (subprocesses) ---------------------------------------------
 
-# Trains the tiny recipe into `run_dir`: 0, or 2 and the error of a bad config.
+# `kzoo train` of the tiny recipe into `run_dir`; returns the exit status.
 TRAIN = """
 import json, os, sys
-from kzoo.training.config import ConfigError
-from kzoo.training.recipe import load_recipe
-from kzoo.training.trainer import train
+from kzoo import cli
 
 def run(run_dir, overrides):
-    try:
-        config = load_recipe("recipes/gpt_tiny.yaml", overrides)
-        config["monitor"].update(MONITORS_OFF)
-        train(config, run_dir, verbose=2)
-        return 0
-    except ConfigError as error:
-        print("ERROR", error, flush=True)
-        return 2
+    sets = [arg for override in overrides for arg in ("--set", override)]
+    return cli.main(["train", "recipes/gpt_tiny.yaml", "--run-dir", run_dir, *sets])
+
+def must(status):
+    if status:
+        sys.exit(status)
 
 out, overrides = sys.argv[1], json.loads(sys.argv[2])
 """
@@ -268,19 +266,15 @@ def recording_restore(path, model):
 distribution_lib.distribute_data_input = recording_distribute_data_input
 checkpoints.restore = recording_restore
 parallel = f"{out}/data_parallel"
-run(parallel, overrides)
+must(run(parallel, overrides))
 print("SHARDS", json.dumps(SHARDS), flush=True)
 # "Resume" from the last checkpoint: restored into sharded variables, saved again.
 os.makedirs(f"{out}/data_parallel_trained")
 os.replace(f"{parallel}/model.keras", f"{out}/data_parallel_trained/model.keras")
 os.remove(f"{parallel}/summary.json")
-train(None, parallel, verbose=2)
-run(f"{out}/one_device", overrides + ["train.strategy=default"])
+must(cli.main(["train", "--resume", parallel]))
+must(run(f"{out}/one_device", overrides + ["train.strategy=default"]))
 """
-
-# The per-epoch monitors are not what is tested here (and cost seconds per run).
-MONITORS_OFF = dict(graph=False, projector=False, attention_maps=False, histograms=False)
-PRELUDE = f"MONITORS_OFF = {MONITORS_OFF!r}\n"
 
 
 def _free_ports(count):
@@ -299,9 +293,10 @@ class Runs:
         self.out = out
         self.pids = {name: process.pid for name, process in processes.items()}
         self.statuses, self.logs = {}, {}
+        deadline = time.monotonic() + 600  # A worker whose peer died may wait forever.
         for name, process in processes.items():
             try:
-                self.statuses[name] = process.wait(timeout=500)
+                self.statuses[name] = process.wait(timeout=max(deadline - time.monotonic(), 1))
             except subprocess.TimeoutExpired:
                 process.kill()
                 self.statuses[name] = process.wait()
@@ -344,7 +339,7 @@ def runs(tmp_path_factory):
     for name, (code, where, overrides, env) in commands.items():
         with open(out / f"{name}.log", "w") as log:
             processes[name] = subprocess.Popen(
-                [sys.executable, "-c", PRELUDE + code, str(where), json.dumps(overrides)],
+                [sys.executable, "-c", code, str(where), json.dumps(overrides)],
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     return Runs(out, processes)
 
