@@ -49,8 +49,6 @@ import numpy as np
 import tensorflow as tf
 from keras.src.backend.tensorflow import trainer as tf_trainer
 
-ISSUE = "https://github.com/keras-team/keras/issues/20585"
-
 # What an unpatched `fit` raises (item 1 of the module docstring).
 KNOWN_ERRORS = {
     "multi_worker": "Attempt to convert a value (PerReplica",
