@@ -41,10 +41,12 @@ def save_atomically(save_fn, path):
             os.unlink(tmp)
 
 
-def write_json(data, path):
+def write_json(data, path, sort_keys=True):
+    """Writes `data` as indented JSON, atomically (`sort_keys=False` keeps the
+    dicts' order)."""
     def dump(tmp):
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
+            json.dump(data, f, indent=2, sort_keys=sort_keys)
             f.write("\n")
 
     save_atomically(dump, path)

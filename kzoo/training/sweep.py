@@ -315,12 +315,8 @@ def write_sweep_file(sweep):
               "base": sweep.base, "trials": trials}
     os.makedirs(sweep.out_dir, exist_ok=True)
 
-    def dump(path):  # In sweep order: the grid's key order names the trials.
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(record, f, indent=2)
-            f.write("\n")
-
-    run_files.save_atomically(dump, os.path.join(sweep.out_dir, SWEEP_FILE))
+    # In sweep order: the grid's key order names the trials.
+    run_files.write_json(record, os.path.join(sweep.out_dir, SWEEP_FILE), sort_keys=False)
 
 
 def format_table(sweep):
