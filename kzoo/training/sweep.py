@@ -23,50 +23,22 @@ finished trials and resumes an unfinished one (the trainer resumes a run directo
 step-exactly); another recipe or grid into the same directory is refused.
 """
 
-import collections
 import copy
 import dataclasses
-import functools
-import glob
-import hashlib
 import itertools
 import json
 import os
-import re
 
 import keras
-import tensorflow as tf
-from tensorboard.plugins.hparams import api as hp
 
 from kzoo.training import run_files, trainer
-from kzoo.training.config import (
-    SECTIONS,
-    ConfigError,
-    apply_overrides,
-    parse_override,
-    read_yaml,
-)
+from kzoo.training.config import ConfigError, apply_overrides, read_yaml
 from kzoo.training.recipe import recipe_name, validate
+from kzoo.training.sweep_grid import parse_grid, trial_names
+from kzoo.training.sweep_hparams import write_experiment_config, write_session_summary
 from kzoo.training.task import task_for
 
 SWEEP_FILE = "sweep.json"
-# Epoch logs that are settings, not results: left out of the hparams metrics.
-NOT_METRICS = ("learning_rate",)
-MAX_NAME_LENGTH = 120
-
-
-@dataclasses.dataclass(frozen=True)
-class GridKey:
-    """One `--grid KEY=V1,V2,...`: the key, its values as typed and as parsed.
-
-    Example:
-    >>> parse_grid(["model.hidden_dim=32,64"])
-    [GridKey(key='model.hidden_dim', texts=('32', '64'), values=(32, 64))]
-    """
-
-    key: str
-    texts: tuple
-    values: tuple
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,98 +65,6 @@ class Sweep:
     def hparams(self, trial):
         """`{key: parsed value}` of a trial."""
         return {g.key: g.values[i] for g, i in zip(self.grid, trial.choice)}
-
-
-def split_values(text):
-    """Splits `V1,V2,...` at the commas outside brackets, braces and quotes.
-
-    Example:
-    >>> split_values("0.1,[a, b],'x,y', 3")
-    ['0.1', '[a, b]', "'x,y'", ' 3']
-    """
-    items, depth, quote, start = [], 0, None, 0
-    for i, char in enumerate(text):
-        if quote:
-            quote = None if char == quote else quote
-        elif char in "'\"" and (depth or not text[start:i].strip()):
-            quote = char  # YAML quotes a scalar only from its first character.
-        elif char in "[{":
-            depth += 1
-        elif char in "]}":
-            depth = max(depth - 1, 0)
-        elif char == "," and not depth:
-            items.append(text[start:i])
-            start = i + 1
-    items.append(text[start:])
-    return [] if items == [""] else items
-
-
-def parse_grid(texts, overrides=()):
-    """`["train.learning_rate=0.001,0.003", ...]` -> `[GridKey]`; values are parsed
-    as `--set` values are (YAML scalars)."""
-    if not texts:
-        raise ConfigError("give at least one --grid KEY=V1,V2,..., e.g. "
-                          "--grid train.learning_rate=0.001,0.003")
-    set_keys = {text.split("=", 1)[0].strip() for text in overrides}
-    grid = []
-    for text in texts:
-        where = f"--grid {text!r}"
-        key, equals, raw = text.partition("=")
-        key = key.strip()
-        section, _, name = key.partition(".")
-        if not equals:
-            raise ConfigError(f"{where}: expected KEY=V1,V2,..., e.g. "
-                              "train.learning_rate=0.001,0.003")
-        if not section or not name or "." in name:
-            raise ConfigError(f"{where}: key must be SECTION.KEY, e.g. train.learning_rate")
-        if section not in SECTIONS:
-            raise ConfigError(f"{where}: unknown section {section!r}; valid: {list(SECTIONS)}")
-        if key in (g.key for g in grid):
-            raise ConfigError(f"{where}: {key} is given by two --grid options; list its "
-                              "values in one")
-        if key in set_keys:
-            raise ConfigError(f"{where}: {key} is also given with --set; give it in one place")
-        items = [item.strip() for item in split_values(raw)]
-        if not items:
-            raise ConfigError(f"{where}: no values; expected {key}=V1,V2,...")
-        values = []
-        for position, item in enumerate(items, 1):
-            if not item:
-                raise ConfigError(f"{where}: value {position} is empty (an empty string "
-                                  "is written \"\")")
-            value = parse_override(f"{key}={item}")[1]
-            if any(type(value) is type(v) and value == v for v in values):
-                raise ConfigError(f"{where}: value {item!r} is given twice")
-            values.append(value)
-        grid.append(GridKey(key, tuple(items), tuple(values)))
-    return grid
-
-
-def trial_names(grid):
-    """Directory names of the trials, in `itertools.product` order of the grid.
-
-    `KEY=VALUE` pairs joined by commas (the key's last part unless two grid keys
-    share it), characters outside `[A-Za-z0-9._+-]` replaced by `_`. A name that is
-    too long or not unique (case-insensitively) gets a hash of its values.
-
-    Example:
-    >>> grid = parse_grid(["train.learning_rate=0.001,0.003", "model.hidden_dim=32"])
-    >>> trial_names(grid)
-    ['learning_rate=0.001,hidden_dim=32', 'learning_rate=0.003,hidden_dim=32']
-    """
-    last_parts = collections.Counter(g.key.split(".")[1] for g in grid)
-    labels = [g.key.split(".")[1] if last_parts[g.key.split(".")[1]] == 1 else g.key
-              for g in grid]
-    combinations = list(itertools.product(*(g.texts for g in grid)))
-    names = [",".join(f"{label}={re.sub(r'[^A-Za-z0-9._+-]', '_', text)}"
-                      for label, text in zip(labels, texts))
-             for texts in combinations]
-    counts = collections.Counter(name.lower() for name in names)
-    for index, (name, texts) in enumerate(zip(names, combinations)):
-        if counts[name.lower()] > 1 or len(name) > MAX_NAME_LENGTH:
-            digest = hashlib.sha1(json.dumps(texts).encode()).hexdigest()[:8]
-            names[index] = f"{name[:MAX_NAME_LENGTH - 9]}-{digest}"
-    return names
 
 
 def plan_sweep(recipe, grid_texts, overrides=(), out_dir=None):
@@ -249,38 +129,6 @@ def run_sweep(sweep, verbose="auto"):
     return summaries
 
 
-def write_session_summary(sweep, trial):
-    """Writes the trial's hparams into `RUN/tensorboard` (once)."""
-    board = os.path.join(trial.run_dir, run_files.TENSORBOARD)
-    if glob.glob(os.path.join(board, "events.out.tfevents.*")):
-        return
-    hparams = _hparams(sweep.grid)
-    values = {hparams[g.key]: _hparam_values(g)[i] for g, i in zip(sweep.grid, trial.choice)}
-    _write_summary(board, functools.partial(hp.hparams, values, trial_id=trial.name))
-
-
-def write_experiment_config(sweep, history):
-    """Writes the hparams config into the sweep directory (once): the grid keys
-    and, as metrics, the epoch logs in `history` (a run summary's, `{name: [values]}`)."""
-    if glob.glob(os.path.join(sweep.out_dir, "events.out.tfevents.*")):
-        return
-    names = [name for name, values in history.items() if values and name not in NOT_METRICS]
-    if not names:  # No epoch ended (a time budget): wait for a trial that has some.
-        return
-    headline = [name for name in ("val_loss", "loss") if name in names]
-    ordered = headline + sorted(set(names) - set(headline),
-                                key=lambda name: (not name.startswith("val_"), name))
-    metrics = []
-    for name in ordered:
-        group = "validation" if name.startswith("val_") else "train"
-        metric = name.removeprefix("val_")
-        metrics.append(hp.Metric(f"epoch_{metric}", group=group,
-                                 display_name=f"{group} {metric}",
-                                 description=f"{group} {metric} at the end of training"))
-    _write_summary(sweep.out_dir, functools.partial(
-        hp.hparams_config, hparams=list(_hparams(sweep.grid).values()), metrics=metrics))
-
-
 def trial_status(trial):
     """`finished` (summary.json), `unfinished` (config.yaml) or `pending`."""
     if os.path.exists(os.path.join(trial.run_dir, run_files.SUMMARY)):
@@ -339,30 +187,6 @@ def format_table(sweep):
                    key=lambda t: metrics[t.name][best_by])
         lines.append(f"Lowest {best_by}: {best.name}")
     return "\n".join(lines)
-
-
-def _hparams(grid):
-    """`{key: hp.HParam}` with a Discrete domain of each grid key's values."""
-    return {g.key: hp.HParam(g.key, hp.Discrete(_hparam_values(g))) for g in grid}
-
-
-def _hparam_values(grid_key):
-    """The grid key's values as the hparams plugin takes them: numbers, booleans
-    or strings of one type (other values, or mixed types: the values as typed)."""
-    values = grid_key.values
-    if all(isinstance(v, bool) for v in values) or all(isinstance(v, str) for v in values):
-        return list(values)
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-        return [float(v) for v in values] if any(isinstance(v, float) for v in values) \
-            else list(values)
-    return list(grid_key.texts)
-
-
-def _write_summary(directory, write):
-    writer = tf.summary.create_file_writer(directory)
-    with writer.as_default():
-        write()
-    writer.close()
 
 
 def _check_data(trials):

@@ -109,6 +109,10 @@ def _train(config, run_dir, placement, verbose):
         if last is not None:
             state = checkpoints.restore(last, model)
             print(f"Resuming {run_dir} from step {state['step']} ({last})")
+        elif not model.optimizer.built:
+            # Built now rather than inside the first step: Keras would otherwise
+            # trace the train step twice (once to build, once to run).
+            model.optimizer.build(model.trainable_variables)
     board = os.path.join(run_dir, run_files.TENSORBOARD)
     skipped = report_bad_records(plan.bad_records, os.path.join(board, "train"),
                                  write_summary=last is None)

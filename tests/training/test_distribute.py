@@ -5,7 +5,6 @@ devices must be set before TensorFlow or JAX start), all started together by one
 module fixture: on 2 cores their start-up dominates.
 """
 
-import doctest
 import glob
 import json
 import os
@@ -162,11 +161,6 @@ def test_worker_directory_starts_with_what_a_resume_reads_and_is_removed(tmp_pat
     with distribute.worker_directory(str(tmp_path / "absent")) as scratch:
         assert os.listdir(scratch) == []
     assert not os.path.exists(scratch)
-
-
-@pytest.mark.parametrize("module", [distribute, keras_multi_worker_fix])
-def test_docstring_examples(module):
-    assert doctest.testmod(module, optionflags=doctest.ELLIPSIS).failed == 0
 
 
 # --- Distributed runs (subprocesses) ---------------------------------------------
