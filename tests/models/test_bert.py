@@ -63,3 +63,29 @@ def test_from_keras_hub_bert_gives_identical_outputs():
     sequence, hub_sequence = to_numpy(actual["sequence_output"]), to_numpy(expected["sequence_output"])
     np.testing.assert_allclose(sequence[0], hub_sequence[0], atol=1e-5)
     np.testing.assert_allclose(sequence[1, :6], hub_sequence[1, :6], atol=1e-5)
+
+
+def test_pretraining_heads_on_a_converted_keras_hub_backbone_use_tanh_gelu(tmp_path):
+    keras_hub = pytest.importorskip("keras_hub")
+    import keras
+
+    from kzoo.convert import from_keras_hub
+    from kzoo.models import BertPretrainer
+
+    hub = keras_hub.models.BertBackbone(
+        vocabulary_size=VOCAB, num_layers=1, num_heads=2, hidden_dim=HIDDEN,
+        intermediate_dim=32, max_sequence_length=16,
+    )
+    pretrainer = BertPretrainer(from_keras_hub(hub))  # activation "gelu_approximate"
+    hidden = RNG.normal(size=(2, 3, HIDDEN)).astype("float32")
+    dense = pretrainer.mlm_head.dense
+    expected = keras.activations.gelu(hidden @ to_numpy(dense.kernel) + to_numpy(dense.bias),
+                                      approximate=True)
+    np.testing.assert_allclose(to_numpy(dense(hidden)), to_numpy(expected), atol=1e-6)
+    inputs = dict(INPUTS, mask_positions=np.array([[1, 2], [0, 5]], "int32"))
+    path = str(tmp_path / "pretrainer.keras")
+    pretrainer.save(path)
+    restored = keras.models.load_model(path)
+    assert restored.mlm_head.activation == "gelu_approximate"
+    np.testing.assert_allclose(to_numpy(restored(inputs)["mlm"]),
+                               to_numpy(pretrainer(inputs)["mlm"]), atol=1e-6)

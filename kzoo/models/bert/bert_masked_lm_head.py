@@ -19,7 +19,8 @@ class BertMaskedLMHead(keras.layers.Layer):
 
     Args:
         token_embedding: The backbone's `keras.layers.ReversibleEmbedding`.
-        activation: Activation of the dense transform; BERT's is exact `"gelu"`.
+        activation: Activation of the dense transform; BERT's is exact `"gelu"`;
+            `"gelu_approximate"` (tanh GELU, as converted KerasHub BERTs) is accepted.
         layer_norm_epsilon: Epsilon of the layer norm.
         kernel_initializer: Initializer of the dense kernel; defaults to
             `TruncatedNormal(stddev=0.02)`.
@@ -54,13 +55,18 @@ class BertMaskedLMHead(keras.layers.Layer):
         if kernel_initializer is None:
             kernel_initializer = keras.initializers.TruncatedNormal(stddev=0.02)
         self.token_embedding = token_embedding
-        self.activation = keras.activations.get(activation)
+        # "gelu_approximate" (tanh GELU, as converted KerasHub BERTs use) is not a
+        # Keras activation name.
+        self.activation = activation if activation == "gelu_approximate" \
+            else keras.activations.get(activation)
         self.layer_norm_epsilon = layer_norm_epsilon
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.vocabulary_size = token_embedding.input_dim
         hidden_dim = token_embedding.output_dim
         self.dense = keras.layers.Dense(
-            hidden_dim, activation=self.activation,
+            hidden_dim,
+            activation=_gelu_approximate if activation == "gelu_approximate"
+            else self.activation,
             kernel_initializer=self.kernel_initializer, dtype=self.dtype_policy,
             name="dense",
         )
@@ -86,8 +92,13 @@ class BertMaskedLMHead(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            activation=keras.activations.serialize(self.activation),
+            activation=self.activation if isinstance(self.activation, str)
+            else keras.activations.serialize(self.activation),
             layer_norm_epsilon=self.layer_norm_epsilon,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
         )
         return config
+
+
+def _gelu_approximate(x):
+    return keras.activations.gelu(x, approximate=True)
