@@ -206,9 +206,10 @@ class MultiHeadAttention(keras.layers.Layer):
             queries = self.rotary(queries, start_index=start)
             keys = self.rotary(keys, start_index=start)
         if cache is not None and cache_update_index is not None:
-            keys = write_at(cache[:, 0], keys, cache_update_index)
-            values = write_at(cache[:, 1], values, cache_update_index)
-            cache = ops.stack([keys, values], axis=1)
+            # One write of the new entries (the cache itself is never copied).
+            cache = write_at(cache, ops.stack([keys, values], axis=1),
+                             cache_update_index, axis=2)
+            keys, values = cache[:, 0], cache[:, 1]
 
         mask = merge_masks(
             ops.shape(queries)[1],

@@ -4,21 +4,27 @@ import keras
 from keras import ops
 
 
-def write_at(buffer, update, index):
-    """Returns `buffer` with `update` written at position `index` of axis 1.
+def write_at(buffer, update, index, axis=1):
+    """Returns `buffer` with `update` written at position `index` of `axis`.
 
-    The KV cache and the token buffers of every decoding loop are updated this
-    way. `keras.ops.slice_update` would be the obvious op, but on TensorFlow it
-    lowers to `XlaDynamicUpdateSlice`, which has no kernel outside XLA: TF Serving
-    (XLA off by default) could not run an exported `generate`. Here TensorFlow
-    gets a gather and a select (ordinary kernels, same values); JAX keeps
-    `dynamic_update_slice`, which it compiles natively.
+    The KV caches and the token buffers of every decoding loop are updated this
+    way, once per generated token, so the write must cost what the update costs,
+    not what the buffer costs. JAX gets `dynamic_update_slice`. On TensorFlow,
+    `keras.ops.slice_update` lowers to `XlaDynamicUpdateSlice`, which has no
+    kernel outside XLA (TF Serving runs without XLA by default), so TensorFlow
+    gets a scatter of the update's elements (`TensorScatterUpdate`: an ordinary
+    kernel, and an in-place scatter when XLA compiles a decoding loop). An
+    earlier gather-and-select rewrote the whole buffer at every write, which made
+    the per-token cost of cached decoding grow with the buffer's length.
 
     Args:
-        buffer: `(batch, length, ...)` tensor.
-        update: `(batch, update_length, ...)` tensor, `update_length <= length`.
-        index: Scalar position of `update[:, 0]` in the buffer; the caller keeps
-            `index + update_length <= length`.
+        buffer: Tensor with at least `axis + 1` dimensions.
+        update: Tensor shaped like `buffer` except along `axis`, where it has
+            `update_length <= buffer.shape[axis]` entries.
+        index: Scalar position of the update's first entry along `axis`; the
+            caller keeps `index + update_length <= buffer.shape[axis]`.
+        axis: The axis written along (1 for `(batch, length, ...)` buffers, 2
+            for `(batch, 2, length, heads, head_dim)` key/value caches).
 
     Example:
     >>> import numpy as np
@@ -28,11 +34,13 @@ def write_at(buffer, update, index):
     """
     update = ops.cast(update, buffer.dtype)
     if keras.backend.backend() == "jax":
-        start = (0, index) + (0,) * (len(buffer.shape) - 2)
-        return ops.slice_update(buffer, start, update)
-    length, update_length = ops.shape(buffer)[1], ops.shape(update)[1]
-    offsets = ops.arange(length) - index
-    inside = ops.logical_and(offsets >= 0, offsets < update_length)
-    gathered = ops.take(update, ops.clip(offsets, 0, update_length - 1), axis=1)
-    inside = ops.reshape(inside, (1, -1) + (1,) * (len(buffer.shape) - 2))
-    return ops.where(inside, gathered, buffer)
+        start = [0] * len(buffer.shape)
+        start[axis] = index
+        return ops.slice_update(buffer, tuple(start), update)
+    # One index row (i_0, .., i_axis) per written slice of the trailing dims.
+    leading = ops.shape(update)[: axis + 1]
+    grids = ops.meshgrid(*[ops.arange(size) for size in leading], indexing="ij")
+    grids[axis] = grids[axis] + ops.cast(index, grids[axis].dtype)
+    indices = ops.stack([ops.reshape(grid, (-1,)) for grid in grids], axis=1)
+    trailing = tuple(update.shape[axis + 1:])
+    return ops.scatter_update(buffer, indices, ops.reshape(update, (-1,) + trailing))

@@ -17,3 +17,13 @@ def test_write_at_matches_numpy(index, update_length):
 def test_write_at_casts_to_the_buffer_dtype():
     out = write_at(np.zeros((1, 3), "int32"), np.array([[2.0]], "float32"), 1)
     assert to_numpy(out).tolist() == [[0, 2, 0]] and to_numpy(out).dtype == np.int32
+
+
+@pytest.mark.parametrize("index", [0, 2, 4])
+def test_write_at_along_axis_2_matches_numpy(index):
+    # A key/value cache (batch, 2, length, heads, head_dim) gets both halves at once.
+    buffer = np.arange(2 * 2 * 6 * 2 * 3, dtype="float32").reshape(2, 2, 6, 2, 3)
+    update = -np.arange(1, 2 * 2 * 2 * 2 * 3 + 1, dtype="float32").reshape(2, 2, 2, 2, 3)
+    expected = buffer.copy()
+    expected[:, :, index : index + 2] = update
+    np.testing.assert_array_equal(to_numpy(write_at(buffer, update, index, axis=2)), expected)

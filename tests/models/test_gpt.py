@@ -134,6 +134,26 @@ def test_from_keras_hub_gpt2_gives_identical_outputs():
         from_keras_hub(ours)
 
 
+def test_greedy_generation_matches_keras_hub_token_for_token():
+    # What benchmarks/generation.py times: the same weights give the same tokens.
+    keras_hub = pytest.importorskip("keras_hub")
+    from kzoo.convert import from_keras_hub
+
+    keras.utils.set_random_seed(3)
+    hub = keras_hub.models.GPT2CausalLM(
+        keras_hub.models.GPT2Backbone(**CONFIG, dropout=0.0), preprocessor=None)
+    hub.compile(sampler="greedy")
+    ours = GPTCausalLM(from_keras_hub(hub.backbone), end_token_id=-1)  # never ends
+    prompt, new = 5, 12
+    ids = np.zeros((2, prompt + new), "int32")
+    ids[:, :prompt] = RNG.integers(1, VOCAB, (2, prompt))
+    expected = hub.generate({"token_ids": ids, "padding_mask": ids > 0},
+                            stop_token_ids=None)["token_ids"]
+    actual, generated, _ = ours.generate_ids(ids, np.full((2,), prompt, "int32"), new)
+    np.testing.assert_array_equal(to_numpy(actual), np.asarray(expected))
+    assert to_numpy(generated)[:, prompt:].all()
+
+
 def test_mixed_precision_survives_saving(tmp_path):
     lm = build_lm(dtype="mixed_bfloat16")
     assert lm.backbone.dtype_policy.name == "mixed_bfloat16"

@@ -144,7 +144,11 @@ def test_decode_with_cache_matches_the_full_decoder_pass(norm_first):
     assert_all_close(encoder_output, full["encoder_sequence_output"])
     cache = backbone.decoder_cache(encoder_output, INPUTS["encoder_padding_mask"],
                                    TARGET_LENGTH)
-    assert tuple(cache["cross_attention"].shape) == (2, 2, 2, SOURCE_LENGTH, 2, 8)
+    # One tensor per decoder layer: (batch, keys/values, length, heads, head_dim).
+    assert [tuple(c.shape) for c in cache["cross_attention"]] == [
+        (2, 2, SOURCE_LENGTH, 2, 8)] * 2
+    assert [tuple(c.shape) for c in cache["self_attention"]] == [
+        (2, 2, TARGET_LENGTH, 2, 8)] * 2
     hidden, cache = backbone.decode_with_cache(ids[:, :2], cache, 0)
     steps = [to_numpy(hidden)]
     for t in range(2, TARGET_LENGTH):

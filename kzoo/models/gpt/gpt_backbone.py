@@ -140,7 +140,8 @@ class GPTBackbone(FunctionalModel):
 
         Args:
             token_ids: `(batch, length)` int tokens.
-            cache: `(batch, num_layers, 2, max_length, num_heads, head_dim)`.
+            cache: The list of `empty_cache()` (or of a previous call): one
+                `(batch, 2, max_length, num_heads, head_dim)` tensor per layer.
             cache_update_index: Position of the first token.
 
         Returns:
@@ -148,15 +149,18 @@ class GPTBackbone(FunctionalModel):
         """
         x = self.embed(token_ids, start_index=cache_update_index)
         layer_caches = []
-        for i, block in enumerate(self.transformer_layers):
+        for block, layer_cache in zip(self.transformer_layers, cache):
             x, layer_cache = block(
                 x,
-                self_attention_cache=cache[:, i],
+                self_attention_cache=layer_cache,
                 self_attention_cache_update_index=cache_update_index,
             )
             layer_caches.append(layer_cache)
-        return self.layer_norm(x), ops.stack(layer_caches, axis=1)
+        return self.layer_norm(x), layer_caches
 
     def empty_cache(self, batch_size, max_length):
-        shape = (batch_size, self.num_layers, 2, max_length, self.num_heads, self.head_dim)
-        return ops.zeros(shape, self.compute_dtype)
+        """One zero key/value cache per layer, `(batch, 2, max_length, num_heads,
+        head_dim)`. Separate tensors (not one stacked tensor) let every decoding
+        step write its new entries in place instead of re-stacking the layers."""
+        shape = (batch_size, 2, max_length, self.num_heads, self.head_dim)
+        return [ops.zeros(shape, self.compute_dtype) for _ in range(self.num_layers)]

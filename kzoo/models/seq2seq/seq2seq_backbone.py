@@ -216,19 +216,20 @@ class Seq2SeqBackbone(FunctionalModel):
         """The decoding cache: an empty self-attention KV cache of `max_length`
         target positions, and cross-attention keys/values projected once.
 
-        Every entry has the batch first, so beam search can reorder it:
-        `self_attention` `(batch, layers, 2, max_length, heads, head_dim)`,
-        `cross_attention` `(batch, layers, 2, source_length, heads, head_dim)`
-        and `encoder_padding_mask` `(batch, source_length)`.
+        Every tensor has the batch first, so beam search can reorder it:
+        `self_attention` and `cross_attention` are lists with one tensor per
+        decoder layer, `(batch, 2, max_length, heads, head_dim)` and
+        `(batch, 2, source_length, heads, head_dim)` (separate tensors, so a step
+        writes its new entries in place rather than re-stacking the layers);
+        `encoder_padding_mask` is `(batch, source_length)`.
         """
         batch = ops.shape(encoder_output)[0]
-        shape = (batch, self.num_decoder_layers, 2, max_length, self.num_heads,
-                 self.head_dim)
-        cross = [block.compute_cross_attention_cache(encoder_output)
-                 for block in self.decoder_layers]
+        shape = (batch, 2, max_length, self.num_heads, self.head_dim)
         return {
-            "self_attention": ops.zeros(shape, self.compute_dtype),
-            "cross_attention": ops.stack(cross, axis=1),
+            "self_attention": [ops.zeros(shape, self.compute_dtype)
+                               for _ in self.decoder_layers],
+            "cross_attention": [block.compute_cross_attention_cache(encoder_output)
+                                for block in self.decoder_layers],
             "encoder_padding_mask": ops.cast(encoder_padding_mask, "int32"),
         }
 
@@ -244,14 +245,16 @@ class Seq2SeqBackbone(FunctionalModel):
         """
         x = self.embed(token_ids, start_index=index)
         layer_caches = []
-        for i, block in enumerate(self.decoder_layers):
+        for block, self_cache, cross_cache in zip(
+            self.decoder_layers, cache["self_attention"], cache["cross_attention"]
+        ):
             x, layer_cache = block(
                 x,
                 encoder_padding_mask=cache["encoder_padding_mask"],
-                self_attention_cache=cache["self_attention"][:, i],
+                self_attention_cache=self_cache,
                 self_attention_cache_update_index=index,
-                cross_attention_cache=cache["cross_attention"][:, i],
+                cross_attention_cache=cross_cache,
             )
             layer_caches.append(layer_cache)
-        cache = {**cache, "self_attention": ops.stack(layer_caches, axis=1)}
+        cache = {**cache, "self_attention": layer_caches}
         return self._final_norm(self.decoder_norm, x), cache

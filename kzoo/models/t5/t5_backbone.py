@@ -274,21 +274,19 @@ class T5Backbone(FunctionalModel):
         """The decoding state for `max_length` target tokens.
 
         Returns a dict whose tensors all have the batch first: `"self_attention"`,
-        an empty `(batch, num_layers, 2, max_length, num_heads, head_dim)` cache;
-        `"cross_attention"`, each layer's keys/values of `encoder_output`
-        (`(batch, num_layers, 2, source_length, num_heads, head_dim)`), computed
-        here once; and `"encoder_padding_mask"`.
+        one empty `(batch, 2, max_length, num_heads, head_dim)` cache per decoder
+        layer; `"cross_attention"`, each layer's keys/values of `encoder_output`
+        (`(batch, 2, source_length, num_heads, head_dim)`), computed here once;
+        and `"encoder_padding_mask"`. Per-layer tensors (not one stacked tensor)
+        let every step write its new entries in place.
         """
-        cross = ops.stack(
-            [block.compute_cross_attention_cache(encoder_output)
-             for block in self.decoder_transformer_layers],
-            axis=1,
-        )
         batch_size = ops.shape(encoder_output)[0]
-        shape = (batch_size, self.num_layers, 2, max_length, self.num_heads, self.head_dim)
+        shape = (batch_size, 2, max_length, self.num_heads, self.head_dim)
         return {
-            "self_attention": ops.zeros(shape, self.compute_dtype),
-            "cross_attention": cross,
+            "self_attention": [ops.zeros(shape, self.compute_dtype)
+                               for _ in self.decoder_transformer_layers],
+            "cross_attention": [block.compute_cross_attention_cache(encoder_output)
+                                for block in self.decoder_transformer_layers],
             "encoder_padding_mask": encoder_padding_mask,
         }
 
@@ -305,24 +303,26 @@ class T5Backbone(FunctionalModel):
             updated at those positions.
         """
         x = self.decoder_embedding_dropout(self.token_embedding(token_ids))
-        self_cache = cache["self_attention"]
         # Bias of the new queries against every cache position.
         bias = self.decoder_relative_position_bias(
-            x, self_cache[:, 0, 0], query_start=cache_update_index
+            x, cache["self_attention"][0][:, 0], query_start=cache_update_index
         )
         layer_caches = []
-        for i, block in enumerate(self.decoder_transformer_layers):
+        for block, self_cache, cross_cache in zip(
+            self.decoder_transformer_layers, cache["self_attention"],
+            cache["cross_attention"],
+        ):
             x, layer_cache = block(
                 x,
                 encoder_padding_mask=cache["encoder_padding_mask"],
                 self_attention_bias=bias,
-                self_attention_cache=self_cache[:, i],
+                self_attention_cache=self_cache,
                 self_attention_cache_update_index=cache_update_index,
-                cross_attention_cache=cache["cross_attention"][:, i],
+                cross_attention_cache=cross_cache,
             )
             layer_caches.append(layer_cache)
         x = self.decoder_dropout(self.decoder_layer_norm(x))
-        return x, dict(cache, self_attention=ops.stack(layer_caches, axis=1))
+        return x, dict(cache, self_attention=layer_caches)
 
     def logits(self, decoder_sequence_output):
         """The language-model head: vocabulary logits of decoder outputs.
