@@ -76,6 +76,9 @@ def choose_tokens(logits, step, temperature=0.0, top_k=0, top_p=1.0, seed=0):
     `logits / temperature` (Gumbel-max with the hash RNG)."""
     logits = ops.cast(logits, "float32")
     greedy = ops.argmax(logits, axis=-1)
+    if isinstance(temperature, (int, float)) and temperature <= 0:
+        # Known greedy (not a serving input): no sort of the vocabulary per step.
+        return ops.cast(greedy, "int32")
     safe_temperature = ops.maximum(ops.cast(temperature, "float32"), 1e-6)
     filtered = filter_logits(logits / safe_temperature, top_k, top_p)
     uniform = hash_uniform(seed, step, ops.shape(logits))
