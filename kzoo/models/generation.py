@@ -73,18 +73,29 @@ def filter_logits(logits, top_k=0, top_p=1.0):
 
 def choose_tokens(logits, step, temperature=0.0, top_k=0, top_p=1.0, seed=0):
     """Greedy when `temperature <= 0`, else samples from the filtered softmax of
-    `logits / temperature` (Gumbel-max with the hash RNG)."""
+    `logits / temperature` (Gumbel-max with the hash RNG).
+
+    A scalar `temperature` tensor (a serving input) picks the branch with
+    `keras.ops.cond`, so greedy requests skip the sampling work (a sort of the
+    vocabulary, the hash RNG) at every step; a per-row tensor selects per row.
+    """
     logits = ops.cast(logits, "float32")
-    greedy = ops.argmax(logits, axis=-1)
-    if isinstance(temperature, (int, float)) and temperature <= 0:
-        # Known greedy (not a serving input): no sort of the vocabulary per step.
-        return ops.cast(greedy, "int32")
-    safe_temperature = ops.maximum(ops.cast(temperature, "float32"), 1e-6)
-    filtered = filter_logits(logits / safe_temperature, top_k, top_p)
-    uniform = hash_uniform(seed, step, ops.shape(logits))
-    gumbel = -ops.log(-ops.log(uniform))
-    sampled = ops.argmax(filtered + gumbel, axis=-1)
-    return ops.cast(ops.where(temperature > 0, sampled, greedy), "int32")
+
+    def greedy():
+        return ops.cast(ops.argmax(logits, axis=-1), "int32")
+
+    def sampled():
+        safe_temperature = ops.maximum(ops.cast(temperature, "float32"), 1e-6)
+        filtered = filter_logits(logits / safe_temperature, top_k, top_p)
+        uniform = hash_uniform(seed, step, ops.shape(logits))
+        gumbel = -ops.log(-ops.log(uniform))
+        return ops.cast(ops.argmax(filtered + gumbel, axis=-1), "int32")
+
+    if isinstance(temperature, (int, float)):  # Known when the loop is built.
+        return sampled() if temperature > 0 else greedy()
+    if len(ops.shape(temperature)) == 0:
+        return ops.cond(temperature > 0, sampled, greedy)
+    return ops.where(temperature > 0, sampled(), greedy())
 
 
 def stepwise_prefill(step_fn, cache, token_ids, length):

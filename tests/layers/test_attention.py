@@ -215,3 +215,28 @@ def test_record_attention_finds_every_layer_of_a_block_and_nests(data):
     assert np.all(cross[0, :, :, -3:] == 0.0) and np.all(cross[1] > 0.0)
     block(data["query"], data["value"])  # Outside the `with`: not recorded.
     assert len(outer[block.self_attention]) == 1
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_matmul_attention_equals_keras_dot_product_attention(dtype):
+    # The TensorFlow path of the layer; on TensorFlow it is bit-identical to the op.
+    import keras
+
+    from kzoo.layers.attention import _matmul_attention
+
+    rng = np.random.default_rng(1)
+    q, k, v = (keras.ops.cast(rng.normal(size=(2, length, 3, 4)), dtype)
+               for length in (5, 7, 7))
+    bias = keras.ops.cast(rng.normal(size=(1, 3, 5, 7)), dtype)
+    mask = rng.random((2, 1, 5, 7)) > 0.3
+    mask[0, 0, 1] = False  # A query that sees no key.
+    exact = keras.backend.backend() == "tensorflow"
+    for b, m in itertools.product((None, bias), (None, mask)):
+        expected = keras.ops.dot_product_attention(q, k, v, bias=b, mask=m, scale=0.5)
+        actual = _matmul_attention(q, k, v, b, m, 0.5)
+        assert keras.backend.standardize_dtype(actual.dtype) == dtype
+        expected, actual = (to_numpy(keras.ops.cast(x, "float32")) for x in (expected, actual))
+        if exact:
+            np.testing.assert_array_equal(actual, expected)
+        else:
+            np.testing.assert_allclose(actual, expected, atol=1e-6 if dtype == "float32" else 2e-2)
