@@ -98,7 +98,7 @@ def test_tensorboard_has_the_op_graph_histograms_and_gradient_norms(tiny_run):
     graph = tf.compat.v1.GraphDef.FromString(graph_event.graph_def)
     attention_ops = {node.op for node in graph.node
                      if "/transformer_layer_0" in node.name and "/self_attention" in node.name}
-    assert {"MatMul", "Einsum", "Softmax"} <= attention_ops  # Q/K/V, Q.K^T, softmax
+    assert {"MatMul", "BatchMatMulV2", "Softmax"} <= attention_ops  # Q/K/V, Q.K^T, softmax
     inputs = {node.name: [d.size for d in node.attr["shape"].shape.dim]
               for node in graph.node if node.op == "Placeholder" and "/" not in node.name}
     data = config["data"]
