@@ -8,14 +8,15 @@ def write_at(buffer, update, index, axis=1):
     """Returns `buffer` with `update` written at position `index` of `axis`.
 
     The KV caches and the token buffers of every decoding loop are updated this
-    way, once per generated token, so the write must cost what the update costs,
-    not what the buffer costs. JAX gets `dynamic_update_slice`. On TensorFlow,
-    `keras.ops.slice_update` lowers to `XlaDynamicUpdateSlice`, which has no
-    kernel outside XLA (TF Serving runs without XLA by default), so TensorFlow
-    gets a scatter of the update's elements (`TensorScatterUpdate`: an ordinary
-    kernel, and an in-place scatter when XLA compiles a decoding loop). An
-    earlier gather-and-select rewrote the whole buffer at every write, which made
-    the per-token cost of cached decoding grow with the buffer's length.
+    way, once per generated token, so the write should cost what the update
+    costs, not what the buffer costs. JAX gets `dynamic_update_slice`. On
+    TensorFlow, `keras.ops.slice_update` lowers to `XlaDynamicUpdateSlice`, which
+    has no kernel outside XLA (TF Serving runs without XLA by default), so
+    TensorFlow gets a scatter of the update's elements (`TensorScatterUpdate`: an
+    ordinary kernel; in place when XLA compiles a decoding loop, at most one
+    buffer copy without XLA). An earlier gather-and-select computed every element
+    of the buffer at every write, which made the per-token cost of cached
+    decoding grow with the buffer's length.
 
     Args:
         buffer: Tensor with at least `axis + 1` dimensions.
