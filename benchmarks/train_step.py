@@ -1,7 +1,8 @@
 """Training step time: kzoo against KerasHub (and nanoGPT), side by side in one process.
 
     TF_CPP_MIN_LOG_LEVEL=3 .venv/bin/python benchmarks/train_step.py \
-        [--models gpt bert t5] [--rounds 6] [--steps 20] [--no-xla] [--nanogpt]
+        [--models gpt bert t5] [--rounds 6] [--steps 20] [--no-xla] [--nanogpt] \
+        [--dropout 0.1]
 
 Each kzoo model is converted from the KerasHub one (`kzoo.convert.from_keras_hub`),
 so both start from the same weights; the script checks that their outputs agree
@@ -11,6 +12,10 @@ shared machine hits both alike). `--nanogpt` adds nanoGPT's PyTorch training
 step for the GPT configuration (`benchmarks/nanogpt_reference.py`; needs
 `pip install torch`). Prints one JSON object: the median step time of each
 implementation and the ratios kzoo / reference (< 1: kzoo is faster).
+`--dropout` sets every model's dropout rate (default 0; 0.1 is KerasHub's
+default for all three backbones and the usual pretraining setting): kzoo draws
+its masks with `kzoo.layers.Dropout`'s integer hash, KerasHub with
+`keras.random.dropout`, nanoGPT with PyTorch's.
 
 Configurations (issue 8): gpt = nanoGPT's CPU config (vocab 65, 4 layers, 4 heads,
 width 128, MLP 512, context 64, batch 12); bert = the same sizes at vocab 512,
@@ -43,7 +48,7 @@ def _loss():
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
-def gpt_pair():
+def gpt_pair(dropout=0.0):
     """`(kzoo model, KerasHub model, inputs, labels, losses)` at the GPT config."""
     import keras_hub
 
@@ -52,7 +57,7 @@ def gpt_pair():
 
     shape = {k: v for k, v in GPT.items() if k != "batch_size"}
     keras.utils.set_random_seed(0)
-    hub_backbone = keras_hub.models.GPT2Backbone(**shape, dropout=0.0)
+    hub_backbone = keras_hub.models.GPT2Backbone(**shape, dropout=dropout)
     theirs = keras_hub.models.GPT2CausalLM(hub_backbone, preprocessor=None)
     ours = GPTCausalLM(from_keras_hub(hub_backbone), end_token_id=0)
     tokens = RNG.integers(0, GPT["vocabulary_size"],
@@ -62,7 +67,7 @@ def gpt_pair():
     return ours, theirs, inputs, tokens[:, 1:].astype("int32"), _loss()
 
 
-def bert_pair():
+def bert_pair(dropout=0.0):
     """BERT MLM + NSP: kzoo `BertPretrainer` vs KerasHub `BertBackbone` with its
     `MaskedLMHead` on the masked positions and a dense NSP head on the pooled output."""
     import keras_hub
@@ -74,7 +79,7 @@ def bert_pair():
     length, batch = BERT["sequence_length"], BERT["batch_size"]
     hub_backbone = keras_hub.models.BertBackbone(
         **{k: BERT[k] for k in ("vocabulary_size", *SIZES)},
-        max_sequence_length=length, dropout=0.0)
+        max_sequence_length=length, dropout=dropout)
     inputs = {
         "token_ids": keras.Input((None,), dtype="int32", name="token_ids"),
         "segment_ids": keras.Input((None,), dtype="int32", name="segment_ids"),
@@ -108,7 +113,7 @@ def bert_pair():
     return ours, theirs, data, labels, {"mlm": _loss(), "nsp": _loss()}
 
 
-def t5_pair():
+def t5_pair(dropout=0.0):
     """T5 v1.1: kzoo `Seq2SeqLM` on a `T5Backbone` vs KerasHub's `T5Seq2SeqLM`."""
     import keras_hub
 
@@ -117,7 +122,7 @@ def t5_pair():
 
     keras.utils.set_random_seed(0)
     hub_backbone = keras_hub.models.T5Backbone(
-        **{k: T5[k] for k in ("vocabulary_size", *SIZES)}, dropout=0.0,
+        **{k: T5[k] for k in ("vocabulary_size", *SIZES)}, dropout=dropout,
         activation="gelu", use_gated_activation=True, tie_embedding_weights=False)
     theirs = keras_hub.models.T5Seq2SeqLM(hub_backbone, preprocessor=None)
     ours = Seq2SeqLM(from_keras_hub(hub_backbone), start_token_id=0, end_token_id=1)
@@ -165,8 +170,8 @@ def time_steps(step, steps):
     return times
 
 
-def compare(name, rounds, steps, jit_compile, nanogpt=False):
-    ours, theirs, inputs, labels, loss = PAIRS[name]()
+def compare(name, rounds, steps, jit_compile, nanogpt=False, dropout=0.0):
+    ours, theirs, inputs, labels, loss = PAIRS[name](dropout)
     max_difference = check_same_outputs(ours, theirs, inputs)
     steppers = {}
     for key, model in (("kzoo", ours), ("keras_hub", theirs)):
@@ -178,7 +183,7 @@ def compare(name, rounds, steps, jit_compile, nanogpt=False):
         from nanogpt_reference import make_trainer
 
         steppers["nanogpt"], parameters["nanogpt"] = make_trainer(
-            GPT, inputs["token_ids"], labels)
+            GPT, inputs["token_ids"], labels, dropout=dropout)
     for step in steppers.values():
         for _ in range(3):  # Trace, compile, warm up.
             step()
@@ -190,6 +195,7 @@ def compare(name, rounds, steps, jit_compile, nanogpt=False):
     result = {
         "model": name,
         "jit_compile": jit_compile,
+        "dropout": dropout,
         "first_output_max_abs_difference": max_difference,
         "parameters": parameters,
         "median_step_ms": {key: round(value, 2) for key, value in medians.items()},
@@ -210,8 +216,11 @@ def main():
     parser.add_argument("--no-xla", action="store_true")
     parser.add_argument("--nanogpt", action="store_true",
                         help="also time nanoGPT's PyTorch step (gpt only; needs torch)")
+    parser.add_argument("--dropout", type=float, default=0.0,
+                        help="dropout rate of every model (KerasHub's default is 0.1)")
     args = parser.parse_args()
-    results = [compare(name, args.rounds, args.steps, not args.no_xla, args.nanogpt)
+    results = [compare(name, args.rounds, args.steps, not args.no_xla, args.nanogpt,
+                       args.dropout)
                for name in args.models]
     print(json.dumps({"backend": keras.backend.backend(), "results": results}, indent=2))
 

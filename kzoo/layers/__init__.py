@@ -3,6 +3,7 @@
 import keras
 
 from kzoo.layers.attention import MultiHeadAttention, causal_mask, merge_masks
+from kzoo.layers.dropout import Dropout
 from kzoo.layers.feedforward import FeedForward
 from kzoo.layers.normalization import RMSNorm
 from kzoo.layers.position import (
@@ -18,6 +19,7 @@ from kzoo.layers.transformer import TransformerDecoderBlock, TransformerEncoderB
 ReversibleEmbedding = keras.layers.ReversibleEmbedding
 
 __all__ = [
+    "Dropout",
     "FeedForward",
     "MultiHeadAttention",
     "PositionEmbedding",

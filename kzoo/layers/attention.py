@@ -6,6 +6,7 @@ import contextvars
 import keras
 from keras import ops
 
+from kzoo.layers.dropout import Dropout
 from kzoo.layers.position import RotaryEmbedding
 from kzoo.layers.write_at import write_at
 
@@ -130,7 +131,7 @@ class MultiHeadAttention(keras.layers.Layer):
         self.value_dense = self._make_dense(
             num_heads * self.value_dim, self.kernel_initializer, "value"
         )
-        self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.dropout_layer = Dropout(dropout, dtype=self.dtype_policy)
         self.rotary = None
         if rotary_max_wavelength:
             self.rotary = RotaryEmbedding(

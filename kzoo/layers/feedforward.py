@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from kzoo.layers.dropout import Dropout
+
 ACTIVATIONS = (
     "relu",
     "gelu",
@@ -81,7 +83,7 @@ class FeedForward(keras.layers.Layer):
                 name="gate_dense",
                 **dense,
             )
-        self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.dropout_layer = Dropout(dropout, dtype=self.dtype_policy)
 
     def build(self, input_shape):
         self.intermediate_dense.build(input_shape)

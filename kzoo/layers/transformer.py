@@ -3,6 +3,7 @@
 import keras
 
 from kzoo.layers.attention import MultiHeadAttention
+from kzoo.layers.dropout import Dropout
 from kzoo.layers.feedforward import FeedForward
 from kzoo.layers.normalization import make_norm
 
@@ -51,7 +52,7 @@ class _TransformerBlock(keras.layers.Layer):
             query_kernel_initializer or kernel_initializer
         )
         self.feedforward_dropout = feedforward_dropout
-        self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.dropout_layer = Dropout(dropout, dtype=self.dtype_policy)
 
     def _attention(self, hidden_dim, name, rotary=None):
         return MultiHeadAttention(

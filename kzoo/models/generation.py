@@ -21,36 +21,10 @@ in the exported SavedModel.
 import keras
 from keras import ops
 
+from kzoo.layers.hash_random import hash_uniform
 from kzoo.layers.write_at import write_at
 
 _NEG_INF = -1e9
-
-
-def _hash_uint32(x):
-    """lowbias32: a well-mixed 32-bit integer hash."""
-    x = ops.bitwise_xor(x, ops.right_shift(x, ops.cast(16, "uint32")))
-    x = x * ops.cast(0x7FEB352D, "uint32")
-    x = ops.bitwise_xor(x, ops.right_shift(x, ops.cast(15, "uint32")))
-    x = x * ops.cast(0x846CA68B, "uint32")
-    return ops.bitwise_xor(x, ops.right_shift(x, ops.cast(16, "uint32")))
-
-
-def _mix(x, multiplier, offset):
-    """Spreads small integers over 32 bits before hashing (the hash alone maps
-    0 to 0 and keeps small neighbours correlated)."""
-    return _hash_uint32(
-        ops.cast(x, "uint32") * ops.cast(multiplier, "uint32") + ops.cast(offset, "uint32")
-    )
-
-
-def hash_uniform(seed, step, shape):
-    """Uniform floats in (0, 1) of a 2-D `shape`, a pure function of (seed, step)."""
-    key = _mix(_mix(seed, 0x9E3779B9, 0x632BE5AB) + _mix(step, 0x85EBCA6B, 0x2545F491), 1, 0)
-    rows = _mix(ops.arange(shape[0]), 0xC2B2AE35, 0x27D4EB2F)[:, None]
-    cols = _mix(ops.arange(shape[1]), 0x165667B1, 0x9E3779B1)[None, :]
-    bits = _hash_uint32(_hash_uint32(key + rows) ^ cols)
-    bits = ops.cast(ops.right_shift(bits, ops.cast(8, "uint32")), "float32")
-    return (bits + 0.5) / float(1 << 24)
 
 
 def filter_logits(logits, top_k=0, top_p=1.0):

@@ -3,7 +3,12 @@
 import keras
 from keras import ops
 
-from kzoo.layers import PositionEmbedding, ReversibleEmbedding, TransformerEncoderBlock
+from kzoo.layers import (
+    Dropout,
+    PositionEmbedding,
+    ReversibleEmbedding,
+    TransformerEncoderBlock,
+)
 from kzoo.models.functional_model import FunctionalModel
 
 
@@ -84,7 +89,7 @@ class BertBackbone(FunctionalModel):
         self.embeddings_layer_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_epsilon, dtype=dtype, name="embeddings_layer_norm"
         )
-        self.embeddings_dropout = keras.layers.Dropout(
+        self.embeddings_dropout = Dropout(
             dropout, dtype=dtype, name="embeddings_dropout"
         )
         self.transformer_layers = [

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from kzoo.layers import Dropout
 from kzoo.models.bert.bert_backbone import BertBackbone
 from kzoo.models.task_model import TaskModel
 
@@ -27,7 +28,7 @@ class LabelledOutputModel(TaskModel):
         # === Layers ===
         self.backbone = backbone
         self.tokenizer = tokenizer
-        self.output_dropout = keras.layers.Dropout(
+        self.output_dropout = Dropout(
             dropout, dtype=backbone.dtype_policy, name="output_dropout"
         )
         self.output_dense = keras.layers.Dense(

@@ -5,7 +5,12 @@ import math
 import keras
 from keras import ops
 
-from kzoo.layers import PositionEmbedding, ReversibleEmbedding, TransformerDecoderBlock
+from kzoo.layers import (
+    Dropout,
+    PositionEmbedding,
+    ReversibleEmbedding,
+    TransformerDecoderBlock,
+)
 from kzoo.models.functional_model import FunctionalModel
 
 
@@ -79,7 +84,7 @@ class GPTBackbone(FunctionalModel):
             dtype=dtype,
             name="position_embedding",
         )
-        self.embeddings_dropout = keras.layers.Dropout(
+        self.embeddings_dropout = Dropout(
             dropout, dtype=dtype, name="embeddings_dropout"
         )
         self.transformer_layers = [

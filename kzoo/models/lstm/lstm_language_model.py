@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from kzoo.layers import ReversibleEmbedding
+from kzoo.layers import Dropout, ReversibleEmbedding
 from kzoo.models import generation
 from kzoo.models.functional_model import FunctionalModel
 
@@ -66,7 +66,7 @@ class LSTMLanguageModel(FunctionalModel):
             )
             for i in range(num_layers)
         ]
-        self.dropout_layer = keras.layers.Dropout(dropout, dtype=dtype, name="dropout")
+        self.dropout_layer = Dropout(dropout, dtype=dtype, name="dropout")
         self.projection = keras.layers.Dense(embedding_dim, dtype=dtype, name="projection")
 
         # === Functional Model ===

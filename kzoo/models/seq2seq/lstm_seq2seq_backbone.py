@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from kzoo.layers import ReversibleEmbedding
+from kzoo.layers import Dropout, ReversibleEmbedding
 from kzoo.models.functional_model import FunctionalModel
 
 
@@ -97,7 +97,7 @@ class LSTMSeq2SeqBackbone(FunctionalModel):
             hidden_dim, activation="tanh", use_bias=False, dtype=dtype,
             name="attention_output",
         )
-        self.dropout_layer = keras.layers.Dropout(dropout, dtype=dtype, name="dropout")
+        self.dropout_layer = Dropout(dropout, dtype=dtype, name="dropout")
         self.output_dense = keras.layers.Dense(
             embedding_dim if tie_embeddings else vocabulary_size,
             dtype=dtype,

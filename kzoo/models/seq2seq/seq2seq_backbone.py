@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from kzoo.layers import (
+    Dropout,
     ReversibleEmbedding,
     SinusoidalPositionEncoding,
     TransformerDecoderBlock,
@@ -119,7 +120,7 @@ class Seq2SeqBackbone(FunctionalModel):
         self.position_encoding = SinusoidalPositionEncoding(
             dtype=dtype, name="position_encoding"
         )
-        self.embeddings_dropout = keras.layers.Dropout(
+        self.embeddings_dropout = Dropout(
             dropout, dtype=dtype, name="embeddings_dropout"
         )
         block_kwargs = dict(

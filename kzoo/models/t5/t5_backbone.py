@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from kzoo.layers import (
+    Dropout,
     RelativePositionBias,
     ReversibleEmbedding,
     RMSNorm,
@@ -156,7 +157,7 @@ class T5Backbone(FunctionalModel):
             )
 
         def dropout_layer(name):
-            return keras.layers.Dropout(dropout, dtype=dtype, name=name)
+            return Dropout(dropout, dtype=dtype, name=name)
 
         self.encoder_embedding_dropout = dropout_layer("encoder_embedding_dropout")
         self.encoder_relative_position_bias = relative_position_bias(
