@@ -2,13 +2,14 @@
 
     KERAS_BACKEND=jax python benchmarks/gpu_mfu.py \
         [--models gpt bert t5] [--rounds 5] [--steps 10] [--peak-tflops 989] [--tiny] \
-        [--profile DIR]
+        [--profile DIR] [--dropout 0.1]
 
 Needs only JAX, Keras and KerasHub (no TensorFlow): it imports `kzoo.models`
 submodules (`keras.ops` only) from the repository root and feeds NumPy batches.
 
 Each pair gets the same configuration with random weights, `mixed_bfloat16`,
-AdamW, sparse cross-entropy on float logits, `jit_compile=True` and no dropout,
+AdamW, sparse cross-entropy on float logits, `jit_compile=True` and no dropout
+(`--dropout 0.1`: KerasHub's default rate, for both),
 and is timed with `train_on_batch` on one random batch in alternating rounds after
 a warm-up. Prints one JSON object: per model, the compile time (the first
 `train_on_batch`: trace, XLA compile and one step), the median step time,
@@ -101,12 +102,12 @@ def decoder_flops_per_token(parameters, num_layers, length, width):
     return 6 * parameters + 12 * num_layers * length * width
 
 
-def gpt_pair(config):
+def gpt_pair(config, dropout=0.0):
     """(kzoo model, KerasHub model, inputs, labels, FLOPs per token)."""
     shape = _shape(config)
-    ours = GPTCausalLM(GPTBackbone(**shape, dropout=0.0), end_token_id=0)
+    ours = GPTCausalLM(GPTBackbone(**shape, dropout=dropout), end_token_id=0)
     theirs = keras_hub.models.GPT2CausalLM(
-        keras_hub.models.GPT2Backbone(**shape, dropout=0.0), preprocessor=None)
+        keras_hub.models.GPT2Backbone(**shape, dropout=dropout), preprocessor=None)
     batch, length = config["batch_size"], config["max_sequence_length"]
     tokens = _tokens(np.random.default_rng(0), config["vocabulary_size"], batch, length + 1)
     inputs = {"token_ids": tokens[:, :-1], "padding_mask": np.ones_like(tokens[:, :-1])}
@@ -115,17 +116,17 @@ def gpt_pair(config):
     return ours, theirs, inputs, tokens[:, 1:], flops
 
 
-def bert_pair(config):
+def bert_pair(config, dropout=0.0):
     """BERT masked LM with the head on every position (no masking: pure compute)."""
     shape = _shape(config)
-    backbone = BertBackbone(**shape, dropout=0.0)
+    backbone = BertBackbone(**shape, dropout=dropout)
     mask_positions = keras.Input(shape=(None,), dtype="int32", name="mask_positions")
     head = BertMaskedLMHead(backbone.token_embedding, dtype=backbone.dtype_policy,
                             name="mlm_head")
     logits = head(backbone(backbone.input)["sequence_output"], mask_positions)
     ours = keras.Model({**backbone.input, "mask_positions": mask_positions}, logits)
     theirs = keras_hub.models.BertMaskedLM(
-        keras_hub.models.BertBackbone(**shape, dropout=0.0), preprocessor=None)
+        keras_hub.models.BertBackbone(**shape, dropout=dropout), preprocessor=None)
     batch, length = config["batch_size"], config["max_sequence_length"]
     tokens = _tokens(np.random.default_rng(0), config["vocabulary_size"], batch, length)
     inputs = {
@@ -153,9 +154,9 @@ def t5_flops_per_token(backbone, source_length, target_length):
     return (weights + attention) / (s + t)
 
 
-def t5_pair(config):
+def t5_pair(config, dropout=0.0):
     """T5-small v1.0 (relu, tied head), teacher forcing."""
-    shape = dict(_shape(config, "source_length", "target_length"), dropout=0.0,
+    shape = dict(_shape(config, "source_length", "target_length"), dropout=dropout,
                  activation="relu", use_gated_activation=False,
                  tie_embedding_weights=True)
     backbone = T5Backbone(**shape)
@@ -206,11 +207,11 @@ def profile_steps(models, inputs, labels, name, profile_dir, steps=3):
             time_steps(model, inputs, labels, steps)
 
 
-def compare(name, config, rounds, steps, peak_tflops, profile_dir=None):
+def compare(name, config, rounds, steps, peak_tflops, profile_dir=None, dropout=0.0):
     keras.backend.clear_session()
     gc.collect()
     keras.utils.set_random_seed(0)
-    ours, theirs, inputs, labels, flops_per_token = PAIRS[name](config)
+    ours, theirs, inputs, labels, flops_per_token = PAIRS[name](config, dropout)
     models = {"kzoo": ours, "keras_hub": theirs}
     parameters = {key: _trainable_parameters(model) for key, model in models.items()}
     if parameters["kzoo"] != parameters["keras_hub"]:
@@ -233,6 +234,7 @@ def compare(name, config, rounds, steps, peak_tflops, profile_dir=None):
     return {
         "model": name,
         "config": config,
+        "dropout": dropout,
         "trainable_parameters": parameters["kzoo"],
         "tokens_per_step": tokens_per_step,
         "flops_per_token": round(flops_per_token),
@@ -265,13 +267,16 @@ def main():
     parser.add_argument("--tiny", action="store_true", help="tiny configs (CPU smoke test)")
     parser.add_argument("--profile", metavar="DIR", default=None,
                         help="also write a JAX profiler trace of 3 steps per model here")
+    parser.add_argument("--dropout", type=float, default=0.0,
+                        help="dropout rate of both models (KerasHub's default is 0.1)")
     args = parser.parse_args()
 
     device = jax.devices()[0]
     peak = args.peak_tflops or detect_peak_tflops(device.device_kind) or DEFAULT_PEAK_TFLOPS
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     configs = TINY_CONFIGS if args.tiny else CONFIGS
-    results = [compare(name, configs[name], args.rounds, args.steps, peak, args.profile)
+    results = [compare(name, configs[name], args.rounds, args.steps, peak, args.profile,
+                       args.dropout)
                for name in args.models]
     print(json.dumps({
         "backend": keras.backend.backend(),
