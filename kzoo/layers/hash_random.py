@@ -47,12 +47,13 @@ def hash_bits24(seed, shape):
         shape: The output shape; dimensions may be tensors (dynamic shapes on
             TensorFlow).
 
-    Each element hashes its flat position twice with two keys derived from
-    `seed`, so masks drawn with different seeds are not shifted copies of each
-    other. Positions repeat after `2**31` elements.
+    Each element hashes its flat position plus one key, then that hash xor the
+    other key, so masks drawn with different seeds are not shifted copies of
+    each other. Positions repeat after `2**31` elements. The two keys come
+    from one vector operation on `seed` (few kernels: without XLA each
+    operation is one).
     """
-    first = mix(seed[0], 0x9E3779B9, 0x632BE5AB)
-    second = mix(ops.cast(seed[1], "uint32") ^ first, 0x85EBCA6B, 0x2545F491)
+    keys = mix(seed, (0x9E3779B9, 0x85EBCA6B), (0x632BE5AB, 0x2545F491))
     positions = ops.reshape(ops.arange(math.prod(shape), dtype="int32"), shape)
-    bits = hash_uint32(hash_uint32(ops.cast(positions, "uint32") + first) ^ second)
+    bits = hash_uint32(hash_uint32(ops.cast(positions, "uint32") + keys[0]) ^ keys[1])
     return ops.cast(ops.right_shift(bits, ops.cast(8, "uint32")), "int32")
