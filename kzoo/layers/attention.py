@@ -239,6 +239,8 @@ class MultiHeadAttention(keras.layers.Layer):
             for calls in recording:
                 calls.append(probabilities)
         if not (training and self.dropout > 0):
+            if queries.shape[1] == 1:  # A decoding step.
+                return _single_query_attention(queries, keys, values, bias, mask, scale)
             if keras.backend.backend() == "tensorflow":
                 return _matmul_attention(queries, keys, values, bias, mask, scale)
             return ops.dot_product_attention(
@@ -307,6 +309,30 @@ def _matmul_attention(queries, keys, values, bias, mask, scale):
     probabilities = ops.cast(ops.softmax(logits, axis=-1), values.dtype)
     output = ops.matmul(probabilities, ops.transpose(values, (0, 2, 1, 3)))
     return ops.transpose(output, (0, 2, 1, 3))
+
+
+def _single_query_attention(queries, keys, values, bias, mask, scale):
+    """Attention of one query position (a decoding step) as products and sums
+    over the keys' and values' own `(batch, length, heads, head_dim)` layout.
+
+    Batched matmuls want head-major operands, so they transpose the whole KV
+    cache, a copy of every layer's cache at every generated token (XLA
+    materializes it); here the cache is read once, by reductions that XLA fuses
+    with the products. Float32 throughout (the matmul path rounds the
+    probabilities to the compute dtype first); same masking and bias as
+    `_matmul_attention`.
+    """
+    keys = ops.cast(keys, "float32")
+    logits = ops.sum(ops.cast(queries, "float32") * keys, axis=-1)  # (batch, key, heads)
+    logits = ops.transpose(logits, (0, 2, 1))[:, :, None, :] * ops.cast(scale, "float32")
+    if bias is not None:
+        logits = logits + ops.cast(ops.cast(bias, queries.dtype), "float32")
+    if mask is not None:
+        logits = ops.where(mask, logits, _LARGE_NEGATIVE)
+    probabilities = ops.softmax(logits, axis=-1)  # (batch, heads, 1, key)
+    weights = ops.transpose(probabilities[:, :, 0, :], (0, 2, 1))[..., None]
+    output = ops.sum(weights * ops.cast(values, "float32"), axis=1, keepdims=True)
+    return ops.cast(output, queries.dtype)
 
 
 # The `{layer: [probabilities, ...]}` of each active `record_attention`.

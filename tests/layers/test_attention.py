@@ -240,3 +240,24 @@ def test_matmul_attention_equals_keras_dot_product_attention(dtype):
             np.testing.assert_array_equal(actual, expected)
         else:
             np.testing.assert_allclose(actual, expected, atol=1e-6 if dtype == "float32" else 2e-2)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_single_query_attention_equals_keras_dot_product_attention(dtype):
+    # The decoding-step path (one query position, the cache read in its own layout).
+    import keras
+
+    from kzoo.layers.attention import _single_query_attention
+
+    rng = np.random.default_rng(2)
+    q, k, v = (keras.ops.cast(rng.normal(size=(3, length, 4, 8)), dtype)
+               for length in (1, 9, 9))
+    bias = keras.ops.cast(rng.normal(size=(1, 4, 1, 9)), dtype)
+    mask = rng.random((3, 1, 1, 9)) > 0.4
+    mask[1] = False  # A row that sees no key.
+    for b, m in itertools.product((None, bias), (None, mask)):
+        expected = keras.ops.dot_product_attention(q, k, v, bias=b, mask=m, scale=0.3)
+        actual = _single_query_attention(q, k, v, b, m, 0.3)
+        assert keras.backend.standardize_dtype(actual.dtype) == dtype
+        expected, actual = (to_numpy(keras.ops.cast(x, "float32")) for x in (expected, actual))
+        np.testing.assert_allclose(actual, expected, atol=1e-6 if dtype == "float32" else 3e-2)
