@@ -58,7 +58,9 @@ class MultiHeadAttention(keras.layers.Layer):
     softmax in float32 under mixed precision. Without attention dropout it calls
     `keras.ops.dot_product_attention`, so JAX on GPU gets the fused kernel; on
     TensorFlow the same math runs as batched matmuls (faster than that op's
-    einsums without XLA).
+    einsums without XLA). A single query position (a decoding step) attends with
+    products and sums over the cache's own layout, which reads the cache once
+    instead of transposing all of it for a matmul.
 
     Incremental decoding uses a fixed-size cache of shape
     `(batch, 2, max_length, num_heads, key_dim)` (keys, then values). With
@@ -353,9 +355,9 @@ def record_attention(layer):
     Yields `{attention_layer: [probabilities, ...]}`, one entry per layer found,
     with one float32 tensor of shape `(batch, num_heads, query_length,
     key_length)` appended per call: `softmax(Q K^T * scale + bias)` with masked
-    keys at exactly 0, before attention dropout. Outputs are unchanged (they are
-    still computed by `keras.ops.dot_product_attention`); the probabilities are
-    computed beside them, so recording costs one more attention per layer. Record
+    keys at exactly 0, before attention dropout. Outputs are unchanged (computed
+    exactly as without recording); the probabilities are computed beside them,
+    so recording costs one more attention per layer. Record
     eager calls only: a call traced inside `tf.function` or `jax.jit` would
     record symbolic tensors.
 
