@@ -10,6 +10,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCTEST_MODULES = [
     "kzoo.layers.attention",
+    "kzoo.layers.dropout",
     "kzoo.layers.feedforward",
     "kzoo.layers.normalization",
     "kzoo.layers.position",
