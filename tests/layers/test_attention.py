@@ -217,47 +217,36 @@ def test_record_attention_finds_every_layer_of_a_block_and_nests(data):
     assert len(outer[block.self_attention]) == 1
 
 
+# (function name, query length, whether it is bit-identical to the op on TensorFlow,
+# bfloat16 tolerance): the TensorFlow path of the layer, and the decoding-step path
+# (one query position, the cache read in its own layout, float32 throughout).
+ATTENTION_PATHS = [("_matmul_attention", 5, True, 2e-2),
+                   ("_single_query_attention", 1, False, 3e-2)]
+
+
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_matmul_attention_equals_keras_dot_product_attention(dtype):
-    # The TensorFlow path of the layer; on TensorFlow it is bit-identical to the op.
+@pytest.mark.parametrize("name, query_length, exact_on_tensorflow, bfloat16_atol",
+                         ATTENTION_PATHS)
+def test_attention_paths_equal_keras_dot_product_attention(
+        name, query_length, exact_on_tensorflow, bfloat16_atol, dtype):
     import keras
 
-    from kzoo.layers.attention import _matmul_attention
+    from kzoo.layers import attention
 
     rng = np.random.default_rng(1)
-    q, k, v = (keras.ops.cast(rng.normal(size=(2, length, 3, 4)), dtype)
-               for length in (5, 7, 7))
-    bias = keras.ops.cast(rng.normal(size=(1, 3, 5, 7)), dtype)
-    mask = rng.random((2, 1, 5, 7)) > 0.3
-    mask[0, 0, 1] = False  # A query that sees no key.
-    exact = keras.backend.backend() == "tensorflow"
+    q, k, v = (keras.ops.cast(rng.normal(size=(3, length, 4, 8)), dtype)
+               for length in (query_length, 9, 9))
+    bias = keras.ops.cast(rng.normal(size=(1, 4, query_length, 9)), dtype)
+    mask = rng.random((3, 1, query_length, 9)) > 0.4
+    mask[1, 0, 0] = False  # A query that sees no key.
+    exact = exact_on_tensorflow and keras.backend.backend() == "tensorflow"
     for b, m in itertools.product((None, bias), (None, mask)):
-        expected = keras.ops.dot_product_attention(q, k, v, bias=b, mask=m, scale=0.5)
-        actual = _matmul_attention(q, k, v, b, m, 0.5)
+        expected = keras.ops.dot_product_attention(q, k, v, bias=b, mask=m, scale=0.3)
+        actual = getattr(attention, name)(q, k, v, b, m, 0.3)
         assert keras.backend.standardize_dtype(actual.dtype) == dtype
         expected, actual = (to_numpy(keras.ops.cast(x, "float32")) for x in (expected, actual))
         if exact:
             np.testing.assert_array_equal(actual, expected)
         else:
-            np.testing.assert_allclose(actual, expected, atol=1e-6 if dtype == "float32" else 2e-2)
-
-
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-def test_single_query_attention_equals_keras_dot_product_attention(dtype):
-    # The decoding-step path (one query position, the cache read in its own layout).
-    import keras
-
-    from kzoo.layers.attention import _single_query_attention
-
-    rng = np.random.default_rng(2)
-    q, k, v = (keras.ops.cast(rng.normal(size=(3, length, 4, 8)), dtype)
-               for length in (1, 9, 9))
-    bias = keras.ops.cast(rng.normal(size=(1, 4, 1, 9)), dtype)
-    mask = rng.random((3, 1, 1, 9)) > 0.4
-    mask[1] = False  # A row that sees no key.
-    for b, m in itertools.product((None, bias), (None, mask)):
-        expected = keras.ops.dot_product_attention(q, k, v, bias=b, mask=m, scale=0.3)
-        actual = _single_query_attention(q, k, v, b, m, 0.3)
-        assert keras.backend.standardize_dtype(actual.dtype) == dtype
-        expected, actual = (to_numpy(keras.ops.cast(x, "float32")) for x in (expected, actual))
-        np.testing.assert_allclose(actual, expected, atol=1e-6 if dtype == "float32" else 3e-2)
+            atol = 1e-6 if dtype == "float32" else bfloat16_atol
+            np.testing.assert_allclose(actual, expected, atol=atol)
