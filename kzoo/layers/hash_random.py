@@ -3,8 +3,9 @@
 A random value here is a pure function of a key and the element's position, so
 the same key gives the same numbers on every backend, under XLA, in an exported
 SavedModel and after a resume. They cost a few integer operations per element,
-which XLA fuses into one loop: on CPU that is tens of times cheaper than the
-Philox/ThreeFry generators behind `keras.random` (see `kzoo.layers.Dropout`).
+which XLA fuses into the neighbouring kernels; the Philox generator behind
+`keras.random` on TensorFlow runs as separate kernels (12.6 ms of a 45 ms
+profiled GPT step with dropout 0.1 on the 2-core CPU; see `kzoo.layers.Dropout`).
 """
 
 import math
