@@ -64,12 +64,12 @@ def test_importing_layers_and_models_on_jax_loads_no_tensorflow():
     subprocess.run([sys.executable, "-c", code], env=_jax_env(), check=True, cwd=ROOT)
 
 
-def _run_suite_on_jax(*paths):
-    """Runs the tests in `path` on JAX, those marked slow (training runs, which
-    the TensorFlow run covers) excepted."""
+def _run_suite_on_jax(*paths, marks="not slow"):
+    """Runs the tests in `paths` (files or node ids under tests/) on JAX; by default
+    those marked slow are left out (see `JAX_SLOW_TESTS`)."""
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-         "-m", "not slow", *(str(ROOT / "tests" / path) for path in paths)],
+         "-m", marks, *(str(ROOT / "tests" / path) for path in paths)],
         env=_jax_env(),
         cwd=ROOT,
         capture_output=True,
@@ -93,3 +93,44 @@ def test_model_suite_passes_on_jax(half):
     """Models, generation (compiled with jax.jit) and KerasHub conversion on JAX,
     in two halves so that both workers share them."""
     _run_suite_on_jax(*[f"models/{name}" for name in MODEL_TEST_FILES[half::2]])
+
+
+# The slow model tests whose subject is backend-specific (compiled decoding loops,
+# the sampling RNG, weight conversion) also run on JAX. The other slow model tests
+# run on TensorFlow only: they fit models or count sampling frequencies, which is
+# backend-independent keras.ops arithmetic already covered on JAX by the fast fit
+# and generation tests, and would add minutes of op-by-op JAX execution.
+JAX_SLOW_TESTS = [
+    "models/test_seq2seq.py::test_beam_search_finds_at_least_the_greedy_score",
+    "models/test_seq2seq.py::test_sampling_is_reproducible_with_a_seed",
+    "models/test_t5.py::test_from_keras_hub_t5_gives_identical_outputs",
+]
+JAX_SKIPPED_SLOW_TESTS = [
+    "models/test_bert_tasks.py::test_fit_updates_the_model_but_not_padding_tokens",
+    "models/test_bert_tasks.py::test_pretrainer_fit_weights_the_masked_lm_loss_per_position",
+    "models/test_generation.py::test_sampled_frequencies_follow_the_softmax",
+    "models/test_seq2seq.py::test_beam_search_with_one_beam_is_greedy_and_caching_does_not_matter",
+    "models/test_seq2seq.py::test_fit_on_a_copy_task_reduces_the_loss",
+    "models/test_seq2seq.py::test_lstm_contract",
+    "models/test_seq2seq.py::test_lstm_untied_head_and_odd_width_error",
+    "models/test_seq2seq.py::test_lstm_greedy_and_one_beam_generation_match_full_passes",
+    "models/test_seq2seq.py::test_lstm_fit_on_a_copy_task_reduces_the_loss",
+]
+
+
+@pytest.mark.slow
+def test_backend_specific_slow_model_tests_pass_on_jax():
+    _run_suite_on_jax(*JAX_SLOW_TESTS, marks="slow")
+
+
+def test_every_slow_model_test_is_listed_as_run_or_skipped_on_jax():
+    """The README says which slow model tests run on JAX: a new one must be sorted."""
+    listed = {name.split("::")[1] for name in JAX_SLOW_TESTS + JAX_SKIPPED_SLOW_TESTS}
+    slow = set()
+    for path in sorted((ROOT / "tests" / "models").glob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and "slow" in ast.unparse(node):
+                # decorated with pytest.mark.slow, or a parametrized slow case
+                if any("slow" in ast.unparse(d) for d in node.decorator_list):
+                    slow.add(node.name)
+    assert slow == listed

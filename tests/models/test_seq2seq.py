@@ -216,7 +216,7 @@ def test_cached_greedy_generation_matches_full_passes(translator):
     assert generate_eagerly(translator, use_cache=False) == expected
 
 
-@pytest.mark.slow  # TensorFlow only: the JAX run skips slow tests
+@pytest.mark.slow  # TensorFlow only: JAX_SKIPPED_SLOW_TESTS in tests/test_backend_agnostic.py
 def test_beam_search_with_one_beam_is_greedy_and_caching_does_not_matter(translator):
     greedy = translator.generate(SOURCES, max_new_tokens=6)  # compiled once per module
     assert generate_eagerly(translator, strategy="beam", num_beams=1) == greedy
@@ -225,7 +225,7 @@ def test_beam_search_with_one_beam_is_greedy_and_caching_does_not_matter(transla
                                      use_cache=False)
 
 
-@pytest.mark.slow  # TensorFlow only: the JAX run skips slow tests
+@pytest.mark.slow  # also on JAX: JAX_SLOW_TESTS in tests/test_backend_agnostic.py
 def test_beam_search_finds_at_least_the_greedy_score(translator):
     ids, mask = right_pad(SOURCES)
     _, _, beam_scores = translator.generate_ids(ids, mask, 5, strategy="beam",
@@ -243,7 +243,7 @@ def test_beam_search_finds_at_least_the_greedy_score(translator):
     assert np.all(to_numpy(beam_scores) >= np.array(greedy_scores) - 1e-4)
 
 
-@pytest.mark.slow  # TensorFlow only: the JAX run skips slow tests
+@pytest.mark.slow  # also on JAX: JAX_SLOW_TESTS in tests/test_backend_agnostic.py
 def test_sampling_is_reproducible_with_a_seed(translator):
     kwargs = dict(max_new_tokens=6, strategy="sample", temperature=2.0)
     first = generate_eagerly(translator, seed=1, **kwargs)
@@ -307,12 +307,12 @@ def test_fit_on_a_copy_task_reduces_the_loss():
 # --- LSTM baseline -----------------------------------------------------------------
 
 
-@pytest.mark.slow  # TensorFlow only: the JAX run skips slow tests
+@pytest.mark.slow  # TensorFlow only: JAX_SKIPPED_SLOW_TESTS in tests/test_backend_agnostic.py
 def test_lstm_contract():
     run_model_test(build_lstm, INPUTS, (2, TARGET_LENGTH, VOCAB))
 
 
-@pytest.mark.slow  # TensorFlow only: the JAX run skips slow tests
+@pytest.mark.slow  # TensorFlow only: JAX_SKIPPED_SLOW_TESTS in tests/test_backend_agnostic.py
 def test_lstm_untied_head_and_odd_width_error():
     untied = build_lstm(tie_embeddings=False, num_layers=1)
     assert tuple(untied.backbone.output_dense.kernel.shape) == (16, VOCAB)
@@ -331,7 +331,7 @@ def test_lstm_is_causal_and_ignores_encoder_padding(bidirectional):
     np.testing.assert_allclose(padded, base, atol=1e-5)
 
 
-@pytest.mark.slow  # TensorFlow only: the JAX run skips slow tests
+@pytest.mark.slow  # TensorFlow only: JAX_SKIPPED_SLOW_TESTS in tests/test_backend_agnostic.py
 def test_lstm_greedy_and_one_beam_generation_match_full_passes():
     keras.utils.set_random_seed(0)
     model = build_lstm()

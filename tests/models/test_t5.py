@@ -102,7 +102,7 @@ def test_decode_with_cache_matches_full_decoder():
                                full["decoder_sequence_output"], atol=1e-5)
 
 
-@pytest.mark.slow  # TensorFlow only: the JAX run skips slow tests
+@pytest.mark.slow  # also on JAX: JAX_SLOW_TESTS in tests/test_backend_agnostic.py
 @pytest.mark.parametrize("version", [V1_0, V1_1], ids=["v1_0", "v1_1"])
 def test_from_keras_hub_t5_gives_identical_outputs(version):
     keras_hub = pytest.importorskip("keras_hub")
