@@ -30,6 +30,7 @@ DOCTEST_MODULES = [
     "kzoo.models.seq2seq.lstm_seq2seq_backbone",
     "kzoo.models.t5.t5_backbone",
     "kzoo.models.t5.t5_presets",
+    "kzoo.models.text_generation",
     "kzoo.training.losses",
     "kzoo.training.attention_maps",
     "kzoo.training.callbacks",

@@ -38,10 +38,39 @@ def check_options(strategy, temperature, max_new_tokens, capacity):
         )
 
 
-def is_text_input(inputs):
-    """(single, is_text) for a string, a list of strings or a list of id lists."""
-    single = isinstance(inputs, str)
-    return single, single or (len(inputs) > 0 and isinstance(inputs[0], str))
+def prompt_rows(inputs):
+    """`(rows, single, is_text)`: the prompts of `inputs` as a list of strings or
+    of id lists, whether one prompt was given, and whether they are text.
+
+    `inputs` is a string, a list of strings or of id lists, or the same as a NumPy
+    array or a tensor (bytes are decoded as UTF-8); a 1-D array of ids is one
+    prompt.
+
+    Example:
+    >>> prompt_rows(np.array([[5, 6], [7, 8]]))
+    ([[5, 6], [7, 8]], False, False)
+    >>> prompt_rows(np.array([5, 6]))
+    ([[5, 6]], True, False)
+    >>> prompt_rows(np.array([b"ab", b"c"], dtype=object))
+    (['ab', 'c'], False, True)
+    """
+    if hasattr(inputs, "to_list"):  # a tf.RaggedTensor
+        inputs = inputs.to_list()
+    elif not isinstance(inputs, (str, bytes, list, tuple)):
+        inputs = ops.convert_to_numpy(inputs).tolist()
+    if isinstance(inputs, (str, bytes)):
+        return [_text(inputs)], True, True
+    inputs = list(inputs)
+    if inputs and isinstance(inputs[0], (str, bytes)):
+        return [_text(text) for text in inputs], False, True
+    if inputs and not isinstance(inputs[0], (list, tuple)) and not hasattr(
+            inputs[0], "__len__"):
+        return [inputs], True, False  # one prompt of ids
+    return inputs, False, False
+
+
+def _text(value):
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
 def input_ids(model, inputs, is_text, what="prompt"):

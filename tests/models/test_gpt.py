@@ -96,6 +96,20 @@ def test_generate_sampling_and_argument_errors():
         lm.generate("hello", max_new_tokens=4)
 
 
+def test_generate_takes_arrays_and_tensors_of_ids():
+    lm = build_lm()
+    prompts = [[1, 5, 9], [1, 7, 8]]
+    expected = lm.generate(prompts, max_new_tokens=4)
+    assert lm.generate(np.array(prompts), max_new_tokens=4) == expected
+    assert lm.generate(keras.ops.convert_to_tensor(prompts), max_new_tokens=4) == expected
+    assert lm.generate(tuple(np.array(prompts)), max_new_tokens=4) == expected
+    # A 1-D array (or list) of ids is one prompt: one continuation back.
+    assert lm.generate(np.array(prompts[0]), max_new_tokens=4) == expected[0]
+    assert lm.generate(prompts[0], max_new_tokens=4) == expected[0]
+    with pytest.raises(ValueError, match="at least one prompt"):
+        lm.generate(np.zeros((0, 3), "int32"), max_new_tokens=4)
+
+
 def test_long_prompts_keep_their_last_tokens():
     lm = build_lm()
     long_prompt = list(RNG.integers(2, VOCAB, 40))

@@ -257,6 +257,9 @@ def test_generate_strings_and_argument_errors(translator):
     texts = translator.generate(["abcd", "ab"], max_new_tokens=6)
     ids = translator.generate([[3, 4, 5, 6, END], [3, 4, END]], max_new_tokens=6)
     assert texts == _CharacterTokenizer().detokenize(ids)
+    assert translator.generate(np.array(["abcd", "ab"]), max_new_tokens=6) == texts
+    assert translator.generate(np.array([b"abcd", b"ab"], object), max_new_tokens=6) == texts
+    assert translator.generate(np.array("abcd"), max_new_tokens=6) == texts[0]
 
     with pytest.raises(ValueError, match="strategy must be one of"):
         translator.generate(SOURCES, strategy="nucleus")

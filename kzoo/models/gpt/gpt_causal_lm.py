@@ -141,7 +141,8 @@ class GPTCausalLM(TaskModel):
 
         Args:
             inputs: A string or list of strings (needs a tokenizer), or a list of
-                token-id lists. String prompts are prefixed with the end-of-document
+                token-id lists; NumPy arrays and tensors of either work too (a 1-D
+                array of ids is one prompt). String prompts are prefixed with the end-of-document
                 token, so an empty prompt starts a new document.
             strategy: `"greedy"`, `"sample"` or `"beam"`.
             temperature, top_k, top_p: Sampling controls (`top_k=0` and `top_p=1`
@@ -159,8 +160,8 @@ class GPTCausalLM(TaskModel):
         """
         capacity = self.backbone.max_sequence_length
         text_generation.check_options(strategy, temperature, max_new_tokens, capacity)
-        single, is_text = text_generation.is_text_input(inputs)
-        prompts = text_generation.input_ids(self, [inputs] if single else inputs, is_text)
+        rows, single, is_text = text_generation.prompt_rows(inputs)
+        prompts = text_generation.input_ids(self, rows, is_text)
         if is_text:
             prompts = [[self.end_token_id] + p for p in prompts]
         prompts = [p[-(capacity - max_new_tokens):] for p in prompts]

@@ -205,7 +205,8 @@ class Seq2SeqLM(TaskModel):
         Args:
             inputs: A string or list of strings (needs a tokenizer; each source
                 gets the end token appended), or a list of token-id lists (used as
-                given).
+                given); NumPy arrays and tensors of either work too (a 1-D array
+                of ids is one source).
             max_new_tokens: Tokens to generate at most per source.
             strategy: `"greedy"`, `"sample"` or `"beam"`.
             temperature, top_k, top_p: Sampling controls (`top_k=0` and `top_p=1`
@@ -223,10 +224,8 @@ class Seq2SeqLM(TaskModel):
         """
         capacity = self.backbone.max_sequence_length
         text_generation.check_options(strategy, temperature, max_new_tokens, capacity)
-        single, is_text = text_generation.is_text_input(inputs)
-        sources = text_generation.input_ids(
-            self, [inputs] if single else inputs, is_text, what="source"
-        )
+        rows, single, is_text = text_generation.prompt_rows(inputs)
+        sources = text_generation.input_ids(self, rows, is_text, what="source")
         if is_text:
             # Cut before the end token, as the exported signature does.
             sources = [s[: capacity - 1] + [self.end_token_id] for s in sources]
