@@ -64,6 +64,24 @@ def tensorboard_tags(run_dir):
     return tags
 
 
+def tensorboard_events(log_dir):
+    """`{(event directory relative to log_dir, tag): sorted steps}` of every summary
+    in the event files under `log_dir`, a graph as tag `(graph)`; a step written
+    twice (an interrupted run's step-0 text, written again on resume) counts once."""
+    import glob
+
+    import tensorflow as tf
+
+    events = {}
+    for path in glob.glob(os.path.join(log_dir, "**", "events.*"), recursive=True):
+        directory = os.path.relpath(os.path.dirname(path), log_dir)
+        for event in tf.compat.v1.train.summary_iterator(path):
+            tags = [value.tag for value in event.summary.value]
+            for tag in tags + (["(graph)"] if event.graph_def else []):
+                events.setdefault((directory, tag), set()).add(event.step)
+    return {key: sorted(steps) for key, steps in events.items()}
+
+
 def interrupt_at(monkeypatch, signals):
     """Training sends itself `signals[step]` once it has trained `step` batches, as a
     scheduler would (`{3: signal.SIGTERM}`); the trainer checkpoints and raises
@@ -112,3 +130,51 @@ def assert_interrupted_run_resumes_to(reference_dir, run_dir, train, monkeypatch
     assert train(run_dir)["resumed_from_step"] == max(signals)
     assert_same_weights(reference_dir, run_dir)
 
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on (at the time of the call)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def listening_addresses(port):
+    """The local addresses of the TCP sockets listening on `port`, from Linux's
+    `/proc/net/tcp` and `tcp6` (e.g. `{"127.0.0.1"}`)."""
+    import socket
+
+    found = set()
+    for table, family in (("/proc/net/tcp", socket.AF_INET),
+                          ("/proc/net/tcp6", socket.AF_INET6)):
+        if not os.path.exists(table):
+            continue
+        with open(table, encoding="ascii") as f:
+            rows = [line.split() for line in f.read().splitlines()[1:]]
+        for row in rows:
+            address, hex_port = row[1].split(":")
+            if row[3] == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                raw = bytes.fromhex(address)
+                # Each 32-bit word is printed in the host's byte order.
+                words = [raw[i:i + 4] for i in range(0, len(raw), 4)]
+                if sys.byteorder == "little":
+                    words = [word[::-1] for word in words]
+                found.add(socket.inet_ntop(family, b"".join(words)))
+    return found
+
+
+def child_pids(pid):
+    """The ids of the processes whose parent is `pid` (Linux `/proc`)."""
+    children = []
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{name}/stat", encoding="ascii", errors="replace") as f:
+                stat = f.read()
+        except (FileNotFoundError, ProcessLookupError):  # It has just exited.
+            continue
+        # "pid (command) state ppid ...": the command may hold spaces and ")".
+        if int(stat.rpartition(")")[2].split()[1]) == pid:
+            children.append(int(name))
+    return children

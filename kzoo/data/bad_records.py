@@ -16,6 +16,8 @@ import codecs
 import itertools
 import os
 
+from kzoo.data.line_ends import normalize_line
+
 POLICIES = ("stop", "skip")
 MAX_LINE_BYTES = 1 << 20
 _LOCATIONS_KEPT = 5
@@ -134,8 +136,9 @@ class BadRecords:
 def scan_lines(path, max_line_bytes=MAX_LINE_BYTES):
     """Yields `(line, text, problem)` for every line of a file, streaming it.
 
-    Only `"\\n"` ends a line (a `"\\r"` stays part of the text). A good line has
-    its decoded `text` (with its `"\\n"`, if any) and `problem=None`; a bad line has
+    `"\\n"` and `"\\r\\n"` end a line (a lone `"\\r"` is text). A good line has its
+    decoded `text` (with its line end as `"\\n"`, if any; a byte-order mark at the
+    start of the file dropped: `kzoo.data.line_ends`) and `problem=None`; a bad line has
     `text=None` and says why: invalid UTF-8 (with the byte offset in the file) or
     more than `max_line_bytes` bytes. At most `max_line_bytes + 1` bytes of the file
     are in memory at once.
@@ -178,7 +181,7 @@ def scan_lines(path, max_line_bytes=MAX_LINE_BYTES):
                 )
             else:
                 try:
-                    text, problem = raw.decode("utf-8"), None
+                    text, problem = normalize_line(raw.decode("utf-8"), line == 1), None
                 except UnicodeDecodeError as error:
                     text, problem = None, invalid_utf8(error, offset + error.start)
                 yield line, text, problem

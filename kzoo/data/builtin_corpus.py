@@ -35,9 +35,10 @@ import bisect
 import math
 import os
 import shutil
-import tempfile
 
 import numpy as np
+
+from kzoo import staged_files
 
 END_OF_DOCUMENT = "<eod>"
 PUNCTUATION = (",", ".")
@@ -269,7 +270,7 @@ class BuiltinCorpus:
         os.makedirs(directory, exist_ok=True)
         width = max(5, len(str(max(counts.values()) - 1)))
         for name, split in splits.items():
-            temporary = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=directory)
+            temporary = staged_files.mkdtemp(prefix=f".{name}.tmp-", dir=directory)
             try:
                 for number, text in enumerate(split):
                     filename = os.path.join(temporary, f"doc_{number:0{width}d}.txt")

@@ -16,6 +16,8 @@ models may break exact ties between equal-score segmentations differently.
 
 import tensorflow as tf
 
+from kzoo.data.line_ends import normalize_document
+
 _NEWLINE = "\n"
 
 
@@ -32,6 +34,8 @@ def document_dataset(
         files: Paths of UTF-8 text files (e.g. from
             `kzoo.data.text_files.resolve_text_files`), one document each. Only the
             names are held in memory; `tf.io.read_file` reads each file when needed.
+            A byte-order mark at the start of a file is dropped and `"\\r\\n"`
+            read as `"\\n"` (`kzoo.data.line_ends`).
         texts: In-memory documents, a list of `str`. Give `files` or `texts`.
         num_parallel_calls: Files read in parallel.
         max_line_bytes: `None` keeps every line (the files were checked). An int
@@ -67,6 +71,8 @@ def document_dataset(
             lambda document: drop_bad_lines(document, max_line_bytes),
             num_parallel_calls=num_parallel_calls,
         )
+    if files is not None:  # After `drop_bad_lines`: line lengths count the file's bytes.
+        documents = documents.map(normalize_document, num_parallel_calls=num_parallel_calls)
     return documents.filter(lambda document: tf.strings.length(document) > 0)
 
 

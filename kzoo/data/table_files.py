@@ -17,6 +17,7 @@ import csv
 import json
 import os
 
+from kzoo.data import line_ends
 from kzoo.data.bad_records import BadRecord, BadRecords
 from kzoo.data.text_files import resolve_files
 
@@ -105,14 +106,11 @@ def string_value(value, role, column):
 def numbered_lines(path, records):
     """Yields `(line, text)` of a UTF-8 file; a UTF-8 BOM is dropped.
 
-    Only `"\\n"` ends a line; `text` keeps it. A bad line (see
+    `"\\n"` or `"\\r\\n"` ends a line; `text` keeps it as `"\\n"`. A bad line (see
     `kzoo.data.bad_records.scan_lines`) is reported to `records` and yields
     `text=None`.
     """
-    for line, text in records.lines(path):
-        if line == 1 and text is not None:
-            text = text.removeprefix("\ufeff")
-        yield line, text
+    yield from records.lines(path)
 
 
 def json_lines(path, records):
@@ -123,12 +121,8 @@ def json_lines(path, records):
         try:
             obj = json.loads(text.rstrip("\r\n"))
         except json.JSONDecodeError as error:
-            records.found(
-                path,
-                line,
-                f"invalid JSON at column {error.colno}: {error.msg}; expected JSON "
-                "Lines, one object per line",
-            )
+            records.found(path, line, f"invalid JSON: {json_problem(error)}; expected "
+                                      "JSON Lines, one object per line")
             continue
         if not isinstance(obj, dict):
             records.found(path, line, f"expected a JSON object, got {text.strip()!r}")
@@ -136,13 +130,30 @@ def json_lines(path, records):
         yield line, obj
 
 
+def json_problem(error):
+    """A `json.JSONDecodeError` of one line as `problem at column N`; the decoder's
+    message may end in "at" ("Unterminated string starting at"): the column follows.
+
+    Example:
+    >>> try:
+    ...     json.loads('{"text": "a')
+    ... except json.JSONDecodeError as error:
+    ...     print(json_problem(error))
+    Unterminated string starting at column 10
+    """
+    joint = " " if error.msg.endswith(" at") else " at "
+    return f"{error.msg}{joint}column {error.colno}"
+
+
 def resolve_one(path, key):
-    """The one file `path` names (a glob must match exactly one)."""
+    """The one file `path` names (a glob must match exactly one); prints what
+    reading it converts (`kzoo.data.line_ends.report`)."""
     files = resolve_files(path, key)
     if len(files) != 1:
         raise ValueError(
             f"{key}: {os.fspath(path)!r} matches {len(files)} files; expected one file"
         )
+    line_ends.report(files, key)
     return files[0]
 
 

@@ -11,6 +11,7 @@ import codecs
 import glob
 import os
 
+from kzoo.data import line_ends
 from kzoo.data.bad_records import invalid_utf8
 
 _CHUNK_BYTES = 1 << 20
@@ -115,7 +116,8 @@ def check_utf8(path):
 def read_lines(path):
     """Yields the lines of a UTF-8 file, each with its trailing `"\\n"` (if any).
 
-    Only `"\\n"` ends a line; a `"\\r"` stays part of the text.
+    `"\\r\\n"` ends a line too and reads as `"\\n"` (a lone `"\\r"` is text); a
+    byte-order mark at the start of the file is dropped (`kzoo.data.line_ends`).
 
     Args:
         path: The file to read.
@@ -129,15 +131,15 @@ def read_lines(path):
     Example:
     >>> import tempfile
     >>> path = tempfile.mktemp()
-    >>> _ = open(path, "wb").write(b"a\\r\\nb")
+    >>> _ = open(path, "wb").write("\\ufeffa\\r\\nb\\rc".encode())
     >>> list(read_lines(path))
-    ['a\\r\\n', 'b']
+    ['a\\n', 'b\\rc']
     """
     offset = 0
     with open(path, "rb") as file:
         for number, raw in enumerate(file, start=1):
             try:
-                yield raw.decode("utf-8")
+                yield line_ends.normalize_line(raw.decode("utf-8"), number == 1)
             except UnicodeDecodeError as error:
                 raise _utf8_error(path, number, offset + error.start, error) from None
             offset += len(raw)
@@ -145,6 +147,9 @@ def read_lines(path):
 
 def resolve_text_files(patterns, key, validate=True, bad_records=None):
     """Resolves `patterns` (see `resolve_files`) and checks the files hold a corpus.
+
+    Prints what reading them converts (byte-order marks, CRLF line ends: see
+    `kzoo.data.line_ends`), once per `key` and files.
 
     Args:
         patterns: A path or glob, or a list of them.
@@ -184,6 +189,7 @@ def resolve_text_files(patterns, key, validate=True, bad_records=None):
             f"{key}: empty corpus: every file matched by {_as_list(patterns)!r} is "
             f"empty ({len(files)} file(s))"
         )
+    line_ends.report(files, key)
     return files
 
 
@@ -220,7 +226,8 @@ def split_text_file(
     """Reads one UTF-8 file and splits it with `split_text`.
 
     For the single-big-file corpora (e.g. tinyshakespeare, 90/10); the file is read
-    whole, so use it for files that fit in memory.
+    whole, so use it for files that fit in memory. A byte-order mark at its start
+    is dropped and `"\\r\\n"` read as `"\\n"` (`kzoo.data.line_ends`).
 
     Args:
         path: The file.
@@ -245,7 +252,7 @@ def split_text_file(
         return split_text(text, validation_fraction, key)
     check_utf8(path)
     with open(path, encoding="utf-8", newline="") as file:
-        return split_text(file.read(), validation_fraction, key)
+        return split_text(line_ends.normalize_text(file.read()), validation_fraction, key)
 
 
 def _as_list(patterns):

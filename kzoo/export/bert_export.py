@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from kzoo.export import layout, serving_files
 from kzoo.export.bert_signatures import MASK_TOKEN, BertSignatures
+from kzoo.export.input_policy import declared_shape
 from kzoo.training import run_files
 
 FLOAT_TOLERANCE = {"rtol": 1e-4, "atol": 1e-5}
@@ -120,9 +121,10 @@ def write_bert_assets(directory, signatures, name):
 
 
 def signature_specs(signatures):
-    """Input names/dtypes/shapes of every signature (for kzoo_export.json)."""
+    """Input names/dtypes/shapes of every signature (for kzoo_export.json; shape
+    None: any rank, checked in the graph)."""
     return {
-        name: {"inputs": {key: {"dtype": spec.dtype.name, "shape": spec.shape.as_list()}
+        name: {"inputs": {key: {"dtype": spec.dtype.name, "shape": declared_shape(spec)}
                           for key, spec in specs.items()}}
         for name, specs in all_input_specs(signatures).items()
     }

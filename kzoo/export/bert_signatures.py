@@ -2,8 +2,11 @@
 
 Tokenization, packing and post-processing run in the graph (`kzoo.data.bert_inputs`,
 `kzoo.data.qa_windows`: the code the training pipelines use), so a client sends
-text. Inputs and outputs are dense and batch-first (REST encodes no ragged
-tensors); variable-length outputs are padded with "" (strings) or 0.
+text. Inputs and outputs are dense and outputs batch-first (REST encodes no
+ragged tensors); variable-length outputs are padded with "" (strings) or 0.
+Inputs are declared with any rank and checked in the graph (`input_policy`): a
+scalar is one text (outputs with 1 row); rank 2 or more is InvalidArgument
+naming the input.
 
     classify   texts string [B] (, text_pairs string [B] for a pair classifier)
       -> label string [B], label_id int32 [B], probabilities float32 [B, C]
@@ -39,14 +42,19 @@ import tensorflow as tf
 
 from kzoo.data import qa_answers, qa_windows
 from kzoo.data.bert_inputs import pack_segments, split_words, text_inputs, word_inputs
-from kzoo.export.input_policy import one_per_row, valid_utf8
+from kzoo.export.input_policy import any_rank, as_rows, one_per_row, valid_utf8
 
 MASK_TOKEN = "[MASK]"
-_TEXTS = tf.TensorSpec([None], tf.string, name="texts")
+_TEXTS = any_rank("texts", tf.string)
+
+
+# The default signature of each BERT task model; every one also serves `embed`.
+MAIN_SIGNATURES = {"BertPretrainer": "fill_mask", "BertClassifier": "classify",
+                   "BertTokenClassifier": "tag", "BertQuestionAnswerer": "answer"}
 
 
 def _strings(name):
-    return tf.TensorSpec([None], tf.string, name=name)
+    return any_rank(name, tf.string)
 
 
 class BertSignatures:
@@ -93,10 +101,12 @@ class BertSignatures:
     # --- Signatures ------------------------------------------------------------
 
     def embed(self, texts):
+        texts = as_rows(texts, "texts")
         inputs = text_inputs(self.tokenizer, self.length, valid_utf8(texts))
         return {"embedding": tf.cast(self._embed(inputs), tf.float32)}
 
     def classify(self, texts, text_pairs=None):
+        texts = as_rows(texts, "texts")
         if text_pairs is not None:
             text_pairs = valid_utf8(one_per_row(text_pairs, tf.shape(texts)[0],
                                                 "text_pairs", "text"))
@@ -108,7 +118,7 @@ class BertSignatures:
                 "probabilities": probabilities}
 
     def tag(self, texts):
-        words = split_words(valid_utf8(texts))
+        words = split_words(valid_utf8(as_rows(texts, "texts")))
         inputs, first = word_inputs(self.tokenizer, self.length, words)
         best = tf.argmax(self._call(inputs), axis=-1, output_type=tf.int32)  # [B, L]
         positions = first.flat_values
@@ -123,7 +133,7 @@ class BertSignatures:
 
     def answer(self, questions, contexts):
         data = self.data
-        questions = valid_utf8(questions)
+        questions = valid_utf8(as_rows(questions, "questions"))
         contexts = valid_utf8(one_per_row(contexts, tf.shape(questions)[0], "contexts",
                                           "question"))
         windows = qa_windows.qa_windows(
@@ -139,7 +149,7 @@ class BertSignatures:
                 "end_byte": tf.cast(best["byte_ends"], tf.int32)}
 
     def fill_mask(self, texts):
-        ids = self._tokenize_with_masks(texts)
+        ids = self._tokenize_with_masks(as_rows(texts, "texts"))
         packed = pack_segments(self.tokenizer, self.length, [ids])
         is_mask = tf.equal(packed["token_ids"], int(self.tokenizer.mask_id))
         count = tf.reduce_sum(tf.cast(is_mask, tf.int32), axis=1)

@@ -20,6 +20,14 @@ crash, a hang or a NaN in a float output. The same rules hold for every family
         0 rows: outputs with 0 rows, without running the model (BERT runs it on
         the empty batch, with the same result). Inputs that come one per row must
         have the same number of rows, else InvalidArgument naming the input.
+    shapes (every input is declared with any rank and checked in the graph: TF
+        Serving feeds whatever shape a request has, e.g. a scalar from a columnar
+        "inputs" request)
+        text inputs and prompt_lengths   a vector, one per row; a scalar is one
+                        row (a scalar `prompts` gets outputs with 1 row)
+        decoding options   a scalar (one value for the batch) or a vector
+        ids inputs       a [batch, length] matrix
+      Any other rank is InvalidArgument naming the input and the expected shape.
     decoding options (1 value for the request, or one per row)
         max_new_tokens  clipped into [1, cap] per row: <= 0 decodes one token,
                         above the export cap decodes at most the cap
@@ -51,8 +59,66 @@ def valid_utf8(texts):
                                         replacement_char=0xFFFD)
 
 
+def any_rank(name, dtype):
+    """The declared spec of a signature input: any rank, checked in the graph by
+    `as_rows`, `one_per_row`, `per_row`, `shared_value` or `matrix` (a declared rank
+    would make Python loaders refuse a scalar that TF Serving passes through)."""
+    return tf.TensorSpec(None, dtype, name=name)
+
+
+def declared_shape(spec):
+    """`spec`'s shape as a list, or None for any rank (for kzoo_export.json)."""
+    return None if spec.shape.rank is None else spec.shape.as_list()
+
+
+def _vector(values, name, expected):
+    """`values` (rank 0 or 1) as a vector: a scalar becomes 1 value."""
+    check = tf.debugging.Assert(
+        tf.rank(values) <= 1,
+        [f"{name}: expected {expected}; got shape", tf.shape(values)],
+    )
+    with tf.control_dependencies([check]):
+        return tf.reshape(values, [-1])
+
+
+def as_rows(values, name):
+    """The input that sets the batch (prompts, texts, sources, questions) as a
+    vector: a scalar is a batch of one row; rank 2 or more is InvalidArgument.
+
+    Example:
+    >>> as_rows(tf.constant("one prompt"), "prompts").numpy().tolist()
+    [b'one prompt']
+    >>> as_rows(tf.constant([["a"]]), "prompts")
+    Traceback (most recent call last):
+    ...
+    tensorflow.python.framework.errors_impl.InvalidArgumentError: ...prompts: expected a string or a vector of strings (one per row); got shape...
+    """
+    return _vector(values, name, "a string or a vector of strings (one per row)")
+
+
+def matrix(values, name):
+    """`values` after checking it is a `[batch, length]` matrix (ids inputs).
+
+    Example:
+    >>> matrix(tf.constant([3, 9]), "token_ids")
+    Traceback (most recent call last):
+    ...
+    tensorflow.python.framework.errors_impl.InvalidArgumentError: ...token_ids: expected a [batch, length] matrix of ids; got shape...
+    """
+    check = tf.debugging.Assert(
+        tf.equal(tf.rank(values), 2),
+        [f"{name}: expected a [batch, length] matrix of ids; got shape",
+         tf.shape(values)],
+    )
+    with tf.control_dependencies([check]):
+        shape = tf.shape(values)
+        return tf.reshape(values, tf.stack([shape[0], shape[-1]]))
+
+
 def one_per_row(values, batch, name, rows="row"):
-    """`values` after checking it has `batch` rows (one per `rows`)."""
+    """`values` after checking it has `batch` rows (one per `rows`); a scalar is
+    one row."""
+    values = _vector(values, name, f"a scalar or a vector (one per {rows})")
     size = tf.shape(values)[0]
     check = tf.debugging.Assert(
         tf.equal(size, batch),
@@ -63,7 +129,14 @@ def one_per_row(values, batch, name, rows="row"):
 
 
 def per_row(values, batch, name):
-    """Broadcasts one value, or checks there is one per row (prompt or source)."""
+    """Broadcasts one value (a scalar or 1 value), or checks there is one per row
+    (prompt or source).
+
+    Example:
+    >>> per_row(tf.constant(5), 3, "max_new_tokens").numpy().tolist()
+    [5, 5, 5]
+    """
+    values = _vector(values, name, "a scalar or a vector (1 value or one per prompt)")
     size = tf.size(values)
     check = tf.debugging.Assert(
         tf.logical_or(tf.equal(size, 1), tf.equal(size, batch)),
@@ -87,7 +160,17 @@ def finite(values, name):
 def shared_value(values, batch, name, default):
     """The value shared by the whole batch: 1 value, or one per row all equal, else
     an error (floats must be finite too). Every given value is checked, whatever
-    the batch; an empty batch with no value gets `default`."""
+    the batch; an empty batch with no value gets `default`. A scalar is 1 value.
+
+    Example:
+    >>> float(shared_value(tf.constant(0.5), 2, "temperature", 0.0))
+    0.5
+    >>> shared_value(tf.constant([[0.5]]), 2, "temperature", 0.0)
+    Traceback (most recent call last):
+    ...
+    tensorflow.python.framework.errors_impl.InvalidArgumentError: ...temperature: expected a scalar or a vector (1 value or one per prompt); got shape...
+    """
+    values = _vector(values, name, "a scalar or a vector (1 value or one per prompt)")
     if values.dtype.is_floating:
         values = finite(values, name)
     size = tf.size(values)

@@ -91,6 +91,33 @@ def continuations(model, limits, prompts, inputs):
     return [[int(t) for t in row[keep_row] if t != end_id] for row, keep_row in zip(ids, mask)]
 
 
+def generate_texts(model, tokenizer, prompts, max_new_tokens, temperature=0.0, top_k=0,
+                   top_p=1.0, seed=0):
+    """Continuations of string `prompts`, each generated after the start-of-document
+    token as the exported `generate` signature generates them: `kzoo generate` on a
+    run of a causal LM without a string `generate()` (`LSTMLanguageModel`).
+
+    Args:
+        model: A causal LM with `generate_ids` and `end_token_id`.
+        tokenizer: Its `SentencePieceTokenizer`.
+        prompts: A list of strings.
+        max_new_tokens: Tokens to generate at most per prompt (the model must hold
+            them after the prompt: prompts keep their last tokens).
+        temperature, top_k, top_p, seed: Sampling controls; `temperature` 0 is greedy.
+
+    Returns:
+        A list of `str`, without the prompts.
+    """
+    from kzoo.export.signatures import GenerationLimits, model_context
+
+    rows = document_ids(tokenizer, int(model.end_token_id), prompts)
+    limits = GenerationLimits(max_new_tokens, max(map(len, rows)), model_context(model))
+    settings = {"max_new_tokens": [max_new_tokens], "temperature": [temperature],
+                "top_k": [top_k], "top_p": [top_p], "seed": [seed]}
+    return [_detokenize(tokenizer, ids)
+            for ids in continuations(model, limits, rows, settings)]
+
+
 def _score(model, tokenizer, end_id, limits, texts):
     rows = document_ids(tokenizer, end_id, texts)
     if limits.context is not None:

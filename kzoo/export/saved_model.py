@@ -24,10 +24,10 @@ import tempfile
 
 import keras
 import tensorflow as tf
-import yaml
 
 from kzoo.export import bert_export, layout, seq2seq_export, serving_files
 from kzoo.export.archive import signature_names, write_saved_model
+from kzoo.export.input_policy import declared_shape
 from kzoo.export.keras_reference import SCORE_TOLERANCE, document_ids, reference_outputs
 from kzoo.export.names import validate_model_name, validate_version
 from kzoo.export.serving_requests import sample_prompts, sample_requests
@@ -136,12 +136,13 @@ def load_run_model(run_dir):
 
 
 def signature_specs():
-    """Input names, dtypes and shapes and output dtypes of every signature."""
+    """Input names, dtypes and shapes (None: any rank, checked in the graph) and
+    output dtypes of every signature."""
     specs = {}
     for name in signature_names():
         source = "generate" if name == "serving_default" else name
         specs[name] = {
-            "inputs": {key: {"dtype": spec.dtype.name, "shape": spec.shape.as_list()}
+            "inputs": {key: {"dtype": spec.dtype.name, "shape": declared_shape(spec)}
                        for key, spec in INPUT_SPECS[source].items()},
             "outputs": OUTPUT_DTYPES[source],
         }
@@ -149,11 +150,9 @@ def signature_specs():
 
 
 def _read_config(run_dir):
-    path = os.path.join(run_dir, run_files.CONFIG)
-    if not os.path.isfile(path):
+    if not os.path.isfile(os.path.join(run_dir, run_files.CONFIG)):
         return {}
-    with open(path, encoding="utf-8") as f:
-        return yaml.safe_load(f) or {}
+    return run_files.read_config(run_dir)
 
 
 def _check_free(final, overwrite):

@@ -1,27 +1,31 @@
 """The serving signatures of a `Seq2SeqLM`: source strings in, target strings out.
 
 Tokenization and detokenization run in the graph, so a client sends text. Every
-input and output is dense and batch-first (REST encodes no ragged tensors); the
-endpoint names follow `model.family`: `translate` / `translate_ids` for
-`seq2seq`, `generate` / `generate_ids` for `t5`.
+input and output is dense (REST encodes no ragged tensors) and every output
+batch-first; inputs are declared with any rank and checked in the graph
+(`input_policy`): a scalar is one source (outputs with 1 row) or one value for the
+batch (`[]` below), any other rank than the one shown is InvalidArgument naming
+the input. The endpoint names follow `model.family`: `translate` /
+`translate_ids` for `seq2seq`, `generate` / `generate_ids` for `t5`.
 
     translate (= serving_default; `generate` for T5)
-        sources         string  [B]   tokenized in the graph, end token appended
-        max_new_tokens  int32   [1|B] clipped into [1, cap] (cap: export.max_new_tokens)
-        strategy        string  [1|B] "greedy", "sample" or "beam"
-        temperature     float32 [1|B] sampling; <= 0 samples greedily (finite)
-        top_k           int32   [1|B] sampling; <= 0 or >= vocabulary: no top-k filter
-        top_p           float32 [1|B] sampling; >= 1: no nucleus filter; <= 0 keeps
-                                      the best token (finite)
-        seed            int32   [1|B] sampling; the same seed gives the same tokens
-        length_penalty  float32 [1|B] beam; scores divided by length ** penalty
-                                      (finite)
+        sources         string  [B]|[]   tokenized in the graph, end token appended
+        max_new_tokens  int32   [1|B]|[] clipped into [1, cap] (cap: export.max_new_tokens)
+        strategy        string  [1|B]|[] "greedy", "sample" or "beam"
+        temperature     float32 [1|B]|[] sampling; <= 0 samples greedily (finite)
+        top_k           int32   [1|B]|[] sampling; <= 0 or >= vocabulary: no top-k
+                                         filter
+        top_p           float32 [1|B]|[] sampling; >= 1: no nucleus filter; <= 0
+                                         keeps the best token (finite)
+        seed            int32   [1|B]|[] sampling; the same seed gives the same tokens
+        length_penalty  float32 [1|B]|[] beam; scores divided by length ** penalty
+                                         (finite)
       ->  targets       string  [B]   the generated text
           target_ids    int32   [B, N] its ids (end token excluded), 0-padded to
                                        N = the largest clipped max_new_tokens
           num_tokens    int32   [B]   the number of ids in each row
     score
-        sources, targets string [B]
+        sources, targets string [B]|[]
       ->  log_likelihood float32 [B]  sum of log p(token | source, previous), in
                                       nats, over the target's tokens and its end token
           num_tokens    int32   [B]   the number of tokens scored
@@ -56,8 +60,8 @@ import dataclasses
 
 import tensorflow as tf
 
-from kzoo.export.input_policy import (checked_ids, one_per_row, per_row, shared_value,
-                                     unless_empty, valid_utf8)
+from kzoo.export.input_policy import (any_rank, as_rows, checked_ids, matrix, one_per_row,
+                                     per_row, shared_value, unless_empty, valid_utf8)
 from kzoo.export.signatures import next_power_of_two
 from kzoo.models.seq2seq.seq2seq_lm import start_buffer
 from kzoo.models.text_generation import STRATEGIES
@@ -68,18 +72,14 @@ ENDPOINTS = {"seq2seq": ("translate", "translate_ids"),
              "t5": ("generate", "generate_ids")}
 
 
-def _vector(name, dtype):
-    return tf.TensorSpec([None], dtype, name=name)
-
-
 _DECODING_SPECS = {
-    "max_new_tokens": _vector("max_new_tokens", tf.int32),
-    "strategy": _vector("strategy", tf.string),
-    "temperature": _vector("temperature", tf.float32),
-    "top_k": _vector("top_k", tf.int32),
-    "top_p": _vector("top_p", tf.float32),
-    "seed": _vector("seed", tf.int32),
-    "length_penalty": _vector("length_penalty", tf.float32),
+    "max_new_tokens": any_rank("max_new_tokens", tf.int32),
+    "strategy": any_rank("strategy", tf.string),
+    "temperature": any_rank("temperature", tf.float32),
+    "top_k": any_rank("top_k", tf.int32),
+    "top_p": any_rank("top_p", tf.float32),
+    "seed": any_rank("seed", tf.int32),
+    "length_penalty": any_rank("length_penalty", tf.float32),
 }
 
 
@@ -157,11 +157,10 @@ class Seq2SeqSignatures:
         """`{signature: {input: TensorSpec}}`, the default signature first."""
         generate, generate_ids = self.endpoints
         return {
-            generate: {"sources": _vector("sources", tf.string), **_DECODING_SPECS},
-            "score": {"sources": _vector("sources", tf.string),
-                      "targets": _vector("targets", tf.string)},
-            generate_ids: {"source_ids": tf.TensorSpec([None, None], tf.int32,
-                                                       name="source_ids"),
+            generate: {"sources": any_rank("sources", tf.string), **_DECODING_SPECS},
+            "score": {"sources": any_rank("sources", tf.string),
+                      "targets": any_rank("targets", tf.string)},
+            generate_ids: {"source_ids": any_rank("source_ids", tf.int32),
                            **_DECODING_SPECS},
         }
 
@@ -169,6 +168,7 @@ class Seq2SeqSignatures:
 
     def translate(self, sources, max_new_tokens, strategy, temperature, top_k, top_p,
                   seed, length_penalty):
+        sources = as_rows(sources, "sources")
         batch = tf.shape(sources)[0]
         settings = self._decoding_settings(batch, max_new_tokens, strategy, temperature,
                                            top_k, top_p, seed, length_penalty)
@@ -182,6 +182,7 @@ class Seq2SeqSignatures:
 
     def translate_ids(self, source_ids, max_new_tokens, strategy, temperature, top_k,
                       top_p, seed, length_penalty):
+        source_ids = matrix(source_ids, "source_ids")
         batch = tf.shape(source_ids)[0]
         present = tf.cast(source_ids != 0, tf.int32)
         positions = tf.range(1, tf.shape(source_ids)[1] + 1)[None, :]
@@ -205,6 +206,7 @@ class Seq2SeqSignatures:
     generate_ids = translate_ids
 
     def score(self, sources, targets):
+        sources = as_rows(sources, "sources")
         batch = tf.shape(sources)[0]
         targets = one_per_row(targets, batch, "targets", "source")
 

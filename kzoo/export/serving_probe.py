@@ -25,8 +25,9 @@ Checks, each `{"ok": bool, "detail": str}` in the JSON report:
                    needs --xla_cpu_compilation_enabled=true)
     ops            every op of the graph and its function library is registered
                    by TensorFlow plus the TF Text kernels (and which ones need TF Text)
-    signatures     the expected signatures exist; inputs and outputs are batch-first,
-                   outputs string/int32/float32 (what TF Serving's REST API encodes)
+    signatures     the expected signatures exist; outputs (and inputs of known rank)
+                   are batch-first, outputs string/int32/float32 (what TF Serving's
+                   REST API encodes); inputs of any rank are checked in the graph
     tf1_session    `tf.compat.v1.saved_model.loader.load` in a Session (TF Serving's
                    loader) runs every sample request from the SignatureDef tensor names
     warmup         every PredictionLog of assets.extra/tf_serving_warmup_requests
@@ -262,6 +263,8 @@ class Probe:
             for kind, tensors in (("input", signature.inputs), ("output", signature.outputs)):
                 for key, info in tensors.items():
                     dims = info.tensor_shape.dim
+                    if kind == "input" and info.tensor_shape.unknown_rank:
+                        continue  # any rank: the graph checks it (a scalar is 1 value)
                     if info.tensor_shape.unknown_rank or not dims or dims[0].size != -1:
                         problems.append(f"{name} {kind} {key!r}: batch is not dim 0")
                     if kind == "output" and info.dtype not in rest_dtypes:

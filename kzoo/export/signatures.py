@@ -1,29 +1,32 @@
 """The serving signatures of a causal language model: strings in, strings out.
 
-Every input is dense, named and has the batch as its first axis, so TF Serving
-accepts requests in both REST formats (row `"instances"` and columnar `"inputs"`)
-and over gRPC; every output is `string`, `int32` or `float32` with the batch first
-(REST cannot encode half precision or ragged tensors).
+Every input is dense and named, so TF Serving accepts requests in both REST
+formats (row `"instances"` and columnar `"inputs"`) and over gRPC. Inputs are
+declared with any rank and checked in the graph (`input_policy`): a scalar is one
+prompt or one value for the batch (`[]` below), any other rank than the one shown
+is InvalidArgument naming the input. Every output is `string`, `int32` or
+`float32` with the batch first (REST cannot encode half precision or ragged
+tensors); a scalar prompt gets outputs with 1 row.
 
     generate / serving_default
-        prompts         string  [B]   prompts; tokenized in the graph
-        max_new_tokens  int32   [1|B] clipped into [1, cap] (cap: export.max_new_tokens)
-        temperature     float32 [1|B] <= 0: greedy (finite)
-        top_k           int32   [1|B] <= 0 or >= vocabulary: no top-k filter
-        top_p           float32 [1|B] >= 1: no nucleus filter; <= 0 keeps the best
-                                      token (finite)
-        seed            int32   [1|B] the same seed gives the same tokens
+        prompts         string  [B]|[]   prompts; tokenized in the graph
+        max_new_tokens  int32   [1|B]|[] clipped into [1, cap] (cap: export.max_new_tokens)
+        temperature     float32 [1|B]|[] <= 0: greedy (finite)
+        top_k           int32   [1|B]|[] <= 0 or >= vocabulary: no top-k filter
+        top_p           float32 [1|B]|[] >= 1: no nucleus filter; <= 0 keeps the
+                                         best token (finite)
+        seed            int32   [1|B]|[] the same seed gives the same tokens
       ->  generated     string  [B]   the continuation only, stopped before the end token
           token_count   int32   [B]   its number of tokens
     score
-        texts           string  [B]
+        texts           string  [B]|[]
       ->  log_likelihood float32 [B]  sum of log p(token | previous), in nats, of every
                                       token of the text (the first given the
                                       start-of-document token)
           num_tokens    int32   [B]   the number of tokens scored
     generate_ids
         token_ids       int32   [B, L] prompts, right-padded with 0
-        prompt_lengths  int32   [B]    each in [1, L]
+        prompt_lengths  int32   [B]|[] each in [1, L]
         (the decoding inputs of generate)
       ->  token_ids     int32   [B, W] the prompts then their continuations, 0-padded
           generated_mask int32  [B, W] 1 at generated positions (end token included)
@@ -52,24 +55,23 @@ import inspect
 
 import tensorflow as tf
 
-from kzoo.export.input_policy import (checked_ids, one_per_row, per_row, shared_value,
-                                     unless_empty, valid_utf8)
+from kzoo.export.input_policy import (any_rank, as_rows, checked_ids, matrix, one_per_row,
+                                     per_row, shared_value, unless_empty, valid_utf8)
 from kzoo.export.scoring import sequence_log_likelihood
 
 _DECODING_SPECS = {
-    "max_new_tokens": tf.TensorSpec([None], tf.int32, name="max_new_tokens"),
-    "temperature": tf.TensorSpec([None], tf.float32, name="temperature"),
-    "top_k": tf.TensorSpec([None], tf.int32, name="top_k"),
-    "top_p": tf.TensorSpec([None], tf.float32, name="top_p"),
-    "seed": tf.TensorSpec([None], tf.int32, name="seed"),
+    "max_new_tokens": any_rank("max_new_tokens", tf.int32),
+    "temperature": any_rank("temperature", tf.float32),
+    "top_k": any_rank("top_k", tf.int32),
+    "top_p": any_rank("top_p", tf.float32),
+    "seed": any_rank("seed", tf.int32),
 }
 INPUT_SPECS = {
-    "generate": {"prompts": tf.TensorSpec([None], tf.string, name="prompts"),
-                 **_DECODING_SPECS},
-    "score": {"texts": tf.TensorSpec([None], tf.string, name="texts")},
+    "generate": {"prompts": any_rank("prompts", tf.string), **_DECODING_SPECS},
+    "score": {"texts": any_rank("texts", tf.string)},
     "generate_ids": {
-        "token_ids": tf.TensorSpec([None, None], tf.int32, name="token_ids"),
-        "prompt_lengths": tf.TensorSpec([None], tf.int32, name="prompt_lengths"),
+        "token_ids": any_rank("token_ids", tf.int32),
+        "prompt_lengths": any_rank("prompt_lengths", tf.int32),
         **_DECODING_SPECS,
     },
 }
@@ -160,6 +162,7 @@ class CausalLMSignatures:
     # --- Signatures ------------------------------------------------------------
 
     def generate(self, prompts, max_new_tokens, temperature, top_k, top_p, seed):
+        prompts = as_rows(prompts, "prompts")
         batch = tf.shape(prompts)[0]
         settings = self._decoding_settings(
             batch, max_new_tokens, temperature, top_k, top_p, seed
@@ -177,6 +180,8 @@ class CausalLMSignatures:
         return unless_empty(batch, run)
 
     def score(self, texts):
+        texts = as_rows(texts, "texts")
+
         def run():
             ids = self._tokenize_documents(texts)
             if self.limits.context is not None:
@@ -193,6 +198,7 @@ class CausalLMSignatures:
 
     def generate_ids(self, token_ids, prompt_lengths, max_new_tokens, temperature,
                      top_k, top_p, seed):
+        token_ids = matrix(token_ids, "token_ids")
         batch, width = tf.shape(token_ids)[0], tf.shape(token_ids)[1]
         prompt_lengths = one_per_row(prompt_lengths, batch, "prompt_lengths",
                                      "row of token_ids")

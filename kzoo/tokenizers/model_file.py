@@ -6,7 +6,8 @@ reads it. Writes are atomic (a temporary file in the same directory, then
 """
 
 import os
-import tempfile
+
+from kzoo import staged_files
 
 TOKENIZER_FILENAME = "tokenizer.model"
 
@@ -29,7 +30,7 @@ def write_model_file(directory, proto):
     """
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, TOKENIZER_FILENAME)
-    fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{TOKENIZER_FILENAME}.")
+    fd, temporary = staged_files.mkstemp(dir=directory, prefix=f".{TOKENIZER_FILENAME}.")
     try:
         with os.fdopen(fd, "wb") as file:
             file.write(proto)

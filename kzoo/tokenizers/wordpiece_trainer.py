@@ -15,11 +15,11 @@ BERT vocabularies load too) and `wordpiece.json` (`{"lowercase": true}`).
 
 import json
 import os
-import tempfile
 
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from kzoo import staged_files
 from kzoo.data import text_files
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -203,6 +203,8 @@ def _corpus_lines(files, texts, files_key):
     if files is not None:
         files = text_files.resolve_text_files(files, files_key)
         source = f"{files_key}={files!r}" if len(files) <= 3 else files_key
+        # `kzoo.data.line_ends`' rule holds: TextLineDataset drops the "\r" of a
+        # "\r\n", and the BERT normalizer drops U+FEFF (a control character).
         return tf.data.TextLineDataset(files), source
     texts = [texts] if isinstance(texts, str) else list(texts)
     lines = [line for text in texts for line in text.split("\n")]
@@ -214,7 +216,7 @@ def _corpus_lines(files, texts, files_key):
 def _write_atomically(path, text):
     """Writes `text` to `path` through a temporary file in the same directory."""
     directory, name = os.path.split(path)
-    fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{name}.")
+    fd, temporary = staged_files.mkstemp(dir=directory, prefix=f".{name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as file:
             file.write(text)

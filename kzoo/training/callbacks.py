@@ -52,6 +52,23 @@ class StepLimit(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class ProgressBar(keras.callbacks.ProgbarLogger):
+    """Keras' progress bar (or, with `verbose=2`, its line per epoch), ended at
+    the steps the epoch trained.
+
+    Keras ends every epoch's bar at `steps_per_epoch`, so an epoch that training
+    left early (`train.max_minutes`, `train.steps` mid-epoch) would read `250/250`
+    after 1 step; here it reads `1/250`. Passed among `fit`'s callbacks, it
+    replaces the one Keras would add.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.progbar is not None and self.target is not None and self.seen < self.target:
+            self.progbar.update(self.seen, list((logs or {}).items()), finalize=True)
+        else:
+            super().on_epoch_end(epoch, logs)
+
+
 class LanguageModelMetrics(keras.callbacks.Callback):
     """Adds learning rate, tokens/s and (for language models) perplexity to the
     epoch logs.
@@ -253,7 +270,12 @@ class GradientNorm(keras.callbacks.Callback):
 
 
 class _TextTable(keras.callbacks.Callback):
-    """Writes a markdown table as TensorBoard text (the writer opens lazily)."""
+    """Writes a markdown table as TensorBoard text.
+
+    The writer opens lazily and `on_train_end` closes it; the next write opens a
+    new one, since a resumed run calls `fit` twice with the same callbacks
+    (`kzoo.training.resume.fit_phases`).
+    """
 
     def __init__(self, log_dir):
         super().__init__()
@@ -272,6 +294,7 @@ class _TextTable(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self.writer is not None:
             self.writer.close()
+            self.writer = None
 
 
 class TextSamples(_TextTable):

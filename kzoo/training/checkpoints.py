@@ -25,10 +25,11 @@ import json
 import os
 import re
 import shutil
-import tempfile
 
 import keras
 import numpy as np
+
+from kzoo import staged_files
 
 STATE = "state.json"
 VARIABLES = "variables.npz"
@@ -39,6 +40,11 @@ FORMAT_VERSION = 1
 
 class CheckpointError(ValueError):
     """A checkpoint that does not fit the run; the message names the file."""
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (a full disk, ...); the message says which,
+    the last complete checkpoint, and how to resume from it."""
 
 
 def checkpoint_name(step):
@@ -100,10 +106,34 @@ def write(directory, model, state, keep=KEEP):
 
     Returns:
         The checkpoint's path.
+
+    Raises:
+        CheckpointWriteError: An OSError while writing (a full disk); the
+            previous checkpoints are intact and the message names the last one.
     """
+    try:
+        return _write(directory, model, state, keep)
+    except OSError as error:
+        raise _write_error(directory, state["step"], error) from error
+
+
+def _write_error(directory, step, error):
+    found = list_checkpoints(directory)
+    last = (f"the last complete checkpoint is step {found[-1][0]} "
+            f"({found[-1][1]})" if found else "no complete checkpoint yet")
+    # `directory` is `RUN/checkpoints`.
+    run_dir = os.path.dirname(os.path.normpath(directory))
+    reason = error.strerror or str(error)
+    return CheckpointWriteError(
+        f"{os.path.join(directory, checkpoint_name(step))}: could not write the "
+        f"checkpoint of step {step} ({reason}); {last}. Free space (or fix the "
+        f"cause), then resume with: kzoo train --resume {run_dir}")
+
+
+def _write(directory, model, state, keep):
     os.makedirs(directory, exist_ok=True)
     final = os.path.join(directory, checkpoint_name(state["step"]))
-    tmp = tempfile.mkdtemp(dir=directory, prefix=".tmp-")
+    tmp = staged_files.mkdtemp(dir=directory, prefix=".tmp-")
     try:
         variables = _variables(model)
         arrays = {key: keras.ops.convert_to_numpy(v) for key, v in variables.items()}

@@ -10,9 +10,10 @@ parsed as YAML scalars (`5` is an int, `true` a bool, `[a, b]` a list).
 import copy
 import dataclasses
 import os
-import tempfile
 
 import yaml
+
+from kzoo import staged_files
 
 SECTIONS = ("model", "tokenizer", "data", "train", "monitor", "export")
 _NUMBER = (int, float)
@@ -27,7 +28,9 @@ class Field:
     """One config key: accepted types, default, and an optional constraint.
 
     `check(value)` returns an error phrase ("must be > 0") or None; `choices`
-    restricts to a set. `required` fields have no default.
+    restricts to a set. `required` fields have no default. `path` fields hold file
+    paths or globs (a string or a list of them; `builtin` is not a path), which
+    `kzoo.training.recipe.resolve_paths` makes absolute.
     """
 
     types: tuple
@@ -36,6 +39,7 @@ class Field:
     choices: tuple = None
     nullable: bool = False
     required: bool = False
+    path: bool = False
     doc: str = ""
 
 
@@ -141,6 +145,23 @@ def apply_overrides(raw_config, overrides):
     return config
 
 
+def blame(error, overrides, source):
+    """`error` (a ConfigError whose message starts with `section.key:`) attributed
+    to the `--set` override that gave that key, else to `source` (the recipe).
+
+    Example:
+    >>> print(blame(ConfigError("train.stepz: unknown key"), ["train.stepz=5"], "r.yaml"))
+    --set 'train.stepz=5': unknown key
+    >>> print(blame(ConfigError("train.stepz: unknown key"), [], "r.yaml"))
+    r.yaml: train.stepz: unknown key
+    """
+    key, separator, problem = str(error).partition(": ")
+    for text in overrides or ():
+        if separator and text.partition("=")[0].strip() == key:
+            return ConfigError(f"--set {text!r}: {problem}")
+    return ConfigError(f"{source}: {error}")
+
+
 def read_yaml(path):
     """Reads a config file with the safe loader; errors name the file and line."""
     try:
@@ -168,7 +189,7 @@ def write_yaml_atomic(config, path):
     """Writes `config` to `path` via a temporary file and a rename."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".yaml")
+    fd, tmp = staged_files.mkstemp(dir=directory, prefix=".tmp-", suffix=".yaml")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             yaml.safe_dump(config, f, sort_keys=False)

@@ -19,7 +19,6 @@ Projector can read.
 """
 
 import os
-import tempfile
 import unicodedata
 
 import keras
@@ -27,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.plugins import projector
 
+from kzoo import staged_files
 from kzoo.training.callbacks import warns_instead_of_failing
 
 METADATA = "metadata.tsv"
@@ -81,7 +81,7 @@ def metadata_rows(vocabulary, rows):
 
 def write_text_atomically(path, text):
     """Writes `text` (UTF-8) to `path` through a temporary file and a rename."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+    fd, tmp = staged_files.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)

@@ -3,17 +3,16 @@
 import os
 
 import keras
-import yaml
 
 from kzoo.training import run_files
 
 
 def read_run_config(run_dir):
+    """The run's saved config (`run_files.read_config`), unvalidated."""
     path = os.path.join(run_dir, run_files.CONFIG)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{run_dir}: not a kzoo run directory (no {run_files.CONFIG})")
-    with open(path, encoding="utf-8") as f:
-        return yaml.safe_load(f)
+    return run_files.read_config(run_dir)
 
 
 def load_run_model(run_dir):
@@ -23,8 +22,27 @@ def load_run_model(run_dir):
 
     path = os.path.join(run_dir, run_files.MODEL)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{run_dir}: no trained model ({run_files.MODEL}); run `kzoo train`")
+        raise FileNotFoundError(_no_model_message(run_dir))
     return keras.saving.load_model(path, safe_mode=True, compile=False)
+
+
+def _no_model_message(run_dir):
+    """Why `run_dir` has no `model.keras`, and what to do: an unfinished run
+    (interrupted at its latest checkpoint) is resumed, anything else trained."""
+    from kzoo.training import checkpoints
+
+    if not os.path.isfile(os.path.join(run_dir, run_files.CONFIG)):
+        return (f"{run_dir}: no trained model ({run_files.MODEL}); train one with "
+                "`kzoo train RECIPE --run-dir DIR`")
+    last = checkpoints.latest(os.path.join(run_dir, run_files.CHECKPOINTS))
+    if last is None:
+        where = "before its first checkpoint"
+    else:
+        state = checkpoints.read_state(last)
+        total = state.get("total_steps")
+        where = f"at step {state['step']}" + (f" of {total}" if total else "")
+    return (f"{run_dir}: training was interrupted {where} (no {run_files.MODEL} "
+            f"yet); finish it with `kzoo train --resume {run_dir}`")
 
 
 def evaluate_run(run_dir, data=None, batch_size=None):

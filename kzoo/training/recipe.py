@@ -6,6 +6,12 @@ Sections: `model` (per family, `kzoo.training.families`), `tokenizer`, `data`,
 `load_recipe(path, overrides)` reads a YAML recipe, applies `--set` overrides and
 returns the validated config with every default filled in, ready to be written as
 the run's `config.yaml`.
+
+Paths (the keys whose `Field` has `path=True`: `data.train`, `data.validation`,
+`train.init_from`, the seq2seq line-aligned files) are made absolute: those in a
+recipe file relative to the file's folder, those of `--set` relative to the
+working directory. A run's `config.yaml` stores paths inside the run directory
+relative to it (`kzoo.training.run_files.write_config`).
 """
 
 import os
@@ -17,6 +23,7 @@ from kzoo.training.config import (
     ConfigError,
     Field,
     apply_overrides,
+    blame,
     fraction,
     in_range,
     non_negative,
@@ -37,8 +44,9 @@ TOKENIZER_SCHEMA = {
 }
 
 DATA_SCHEMA = {
-    "train": Field((str, list), BUILTIN, doc="'builtin', a path/glob, or a list"),
-    "validation": Field((str, list), None, nullable=True,
+    "train": Field((str, list), BUILTIN, path=True,
+                   doc="'builtin', a path/glob, or a list"),
+    "validation": Field((str, list), None, nullable=True, path=True,
                         doc="null: builtin held-out text, or a split of train"),
     "validation_fraction": Field((float,), 0.1, fraction,
                                  doc="share of train characters held out when "
@@ -115,7 +123,7 @@ TRAIN_SCHEMA = {
     "tpu": Field((str,), "", doc="strategy tpu: the TPU's name or grpc:// address, "
                                  "'local' on a TPU VM, '': $TPU_NAME"),
     "seed": Field((int,), 0, non_negative),
-    "init_from": Field((str,), None, nullable=True,
+    "init_from": Field((str,), None, nullable=True, path=True,
                        doc="a pretraining run directory whose encoder and tokenizer "
                            "a fine-tuning run starts from"),
     "validation_steps": Field((int,), None, positive, nullable=True),
@@ -170,6 +178,53 @@ SCHEMAS = {
 }
 
 
+def path_keys(raw):
+    """`[(section, key)]` of the path-valued keys (`Field.path`) of a raw config."""
+    model = raw.get("model")
+    data_schema = {**DATA_SCHEMA,
+                   **families.data_extras(model if isinstance(model, dict) else None)}
+    schemas = {**SCHEMAS, "data": data_schema}
+    return [(section, key) for section, schema in schemas.items()
+            for key, field in schema.items() if field.path]
+
+
+def map_paths(config, convert):
+    """A copy of `config` (raw or validated) with `convert(path)` applied to every path
+    of a path-valued key: a string, or each string of a list. `builtin`, null and
+    values of a wrong type (left for `validate` to report) are kept as they are."""
+    def one(value):
+        return convert(value) if isinstance(value, str) and value not in ("", BUILTIN) \
+            else value
+
+    result = dict(config)
+    for section, key in path_keys(config):
+        values = config.get(section)
+        if not isinstance(values, dict) or key not in values:
+            continue
+        value = values[key]
+        value = [one(v) for v in value] if isinstance(value, (list, tuple)) else one(value)
+        result[section] = {**result[section], key: value}
+    return result
+
+
+def resolve_paths(config, base_dir):
+    """`config` with its relative paths (and globs) taken relative to `base_dir`:
+    absolute, normalised, `~` expanded."""
+    return map_paths(config, lambda path: os.path.abspath(
+        os.path.join(base_dir, os.path.expanduser(path))))
+
+
+def read_recipe(path):
+    """Reads a recipe file, unvalidated; its relative paths are relative to its folder."""
+    return resolve_paths(read_yaml(path), os.path.dirname(os.path.abspath(path)))
+
+
+def with_overrides(raw, overrides):
+    """`raw` with the `--set` overrides applied; their paths are relative to the
+    working directory."""
+    return resolve_paths(apply_overrides(raw, overrides), os.getcwd())
+
+
 def validate(raw, name="recipe"):
     """Validates a raw config dict; returns it with defaults filled in."""
     config = {"model": validate_section("model", raw.get("model"),
@@ -186,6 +241,13 @@ def validate(raw, name="recipe"):
 
 def _check_consistency(config):
     check_profile_steps(config)
+    train = config["train"]
+    if train["decay"] == "cosine" and train["learning_rate"] < train["min_learning_rate"]:
+        raise ConfigError(
+            f"train.learning_rate: {train['learning_rate']} is below "
+            f"train.min_learning_rate {train['min_learning_rate']}, where the cosine "
+            "decay ends; lower train.min_learning_rate (or set train.decay: constant)"
+        )
     context = families.context_length(config["model"])
     length = config["data"]["sequence_length"]
     if context is not None and length > context:
@@ -283,8 +345,8 @@ def recipe_name(path):
 
 def load_recipe(path, overrides=()):
     """Reads, overrides and validates a recipe file."""
-    raw = apply_overrides(read_yaml(path), overrides)
+    raw = with_overrides(read_recipe(path), overrides)
     try:
         return validate(raw, name=recipe_name(path))
     except ConfigError as error:
-        raise ConfigError(f"{path}: {error}") from None
+        raise blame(error, overrides, path) from None

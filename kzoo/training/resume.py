@@ -127,6 +127,22 @@ class StepCheckpoint(keras.callbacks.Callback):
                                       self._interrupt_at_epoch_end)
 
 
+def build_for_fit(model, dataset):
+    """Builds the compiled loss and metrics of `model` from the element spec of
+    `dataset` (its training input), before the first `fit`.
+
+    Left unbuilt, Keras builds them at the start of `fit` from a batch of a first
+    iterator of the input, then trains on a second iterator (JAX; TensorFlow under a
+    distribution strategy). A pipeline that reshuffles per iterator
+    (`reshuffle_each_iteration`) would then train the first `fit` of a process on
+    its second shuffle, and a resumed run's second `fit` (metrics built by then) on
+    the first: other batches than the uninterrupted run's. (`_symbolic_build` is
+    what `fit` calls, private in Keras 3.15; the JAX resume in
+    tests/training/test_distribute.py fails if it stops doing this.)
+    """
+    model._symbolic_build(data_batch=dataset.element_spec)
+
+
 @dataclasses.dataclass(frozen=True)
 class FitPhase:
     """One `model.fit` call: `steps_per_epoch` batches for epochs

@@ -1,16 +1,24 @@
 """The layout of a run directory, and atomic writes into it.
 
-    RUN/config.yaml        the resolved recipe (every default filled in)
+    RUN/config.yaml        the resolved recipe (every default filled in); its paths
+                           absolute, or relative to RUN for files inside it
+    RUN/.lock              held while a `kzoo train` writes RUN (`run_lock`)
     RUN/tokenizer.model    the trained vocabulary
     RUN/model.keras        the trained model (tokenizer inside)
     RUN/checkpoints/       weights at the end of each epoch
     RUN/tensorboard/       train/, validation/ and samples/ event files
     RUN/summary.json       what the run did: steps, time, final losses
+
+`write_config` and `read_config` are the only writer and reader of `config.yaml`.
 """
 
+import glob
 import json
 import os
 import tempfile
+
+from kzoo.training.config import read_yaml, write_yaml_atomic
+from kzoo.training.recipe import map_paths
 
 CONFIG = "config.yaml"
 MODEL = "model.keras"
@@ -55,3 +63,40 @@ def write_json(data, path, sort_keys=True):
 def read_json(path):
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+def write_config(config, run_dir):
+    """Writes `config` as `run_dir/config.yaml`, atomically. Its paths are stored
+    absolute, except those inside `run_dir`, stored relative to it: the run works
+    from any working directory, and moves with data kept inside it."""
+    run = os.path.abspath(run_dir)
+
+    def stored(path):
+        path = os.path.abspath(os.path.expanduser(path))
+        return os.path.relpath(path, run) if os.path.commonpath([run, path]) == run \
+            else path
+
+    write_yaml_atomic(map_paths(config, stored), os.path.join(run_dir, CONFIG))
+
+
+def read_config(run_dir):
+    """The (unvalidated) config of `run_dir/config.yaml`, its relative paths resolved
+    against `run_dir` (a relative path that matches nothing there but matches from
+    the working directory is taken from there: runs written before kzoo stored
+    paths absolute).
+
+    Raises:
+        ConfigError: No such file, or not a YAML mapping of recipe sections.
+    """
+    def resolve(path):
+        path = os.path.expanduser(path)
+        if os.path.isabs(path):
+            return os.path.normpath(path)
+        inside = os.path.abspath(os.path.join(run_dir, path))
+        if glob.glob(inside) or not glob.glob(path):
+            return inside
+        # Runs written before paths were stored absolute kept them as typed,
+        # relative to the working directory that started the run.
+        return os.path.abspath(path)
+
+    return map_paths(read_yaml(os.path.join(run_dir, CONFIG)), resolve)

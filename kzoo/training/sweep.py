@@ -32,8 +32,8 @@ import os
 import keras
 
 from kzoo.training import run_files, trainer
-from kzoo.training.config import ConfigError, apply_overrides, read_yaml
-from kzoo.training.recipe import recipe_name, validate
+from kzoo.training.config import ConfigError, blame
+from kzoo.training.recipe import read_recipe, recipe_name, validate, with_overrides
 from kzoo.training.sweep_grid import parse_grid, trial_names
 from kzoo.training.sweep_hparams import write_experiment_config, write_session_summary
 from kzoo.training.task import task_for
@@ -78,16 +78,17 @@ def plan_sweep(recipe, grid_texts, overrides=(), out_dir=None):
     overrides = list(overrides)
     grid = parse_grid(grid_texts, overrides)
     out_dir = out_dir or os.path.join("runs", f"{recipe_name(recipe)}-sweep")
-    base = apply_overrides(read_yaml(recipe), overrides)
+    base = with_overrides(read_recipe(recipe), overrides)
     trials = []
     choices = itertools.product(*(range(len(g.values)) for g in grid))
     for name, choice in zip(trial_names(grid), choices):
         grid_overrides = [f"{g.key}={g.texts[i]}" for g, i in zip(grid, choice)]
         try:
-            config = validate(apply_overrides(base, grid_overrides),
+            config = validate(with_overrides(base, grid_overrides),
                               name=recipe_name(recipe))
         except ConfigError as error:
-            raise ConfigError(f"{recipe} with {' '.join(grid_overrides)}: {error}") from None
+            raise blame(error, overrides,
+                        f"{recipe} with {' '.join(grid_overrides)}") from None
         trials.append(Trial(name, choice, config, os.path.join(out_dir, name)))
     _check_data(trials)
     base = json.loads(json.dumps(base, default=str))  # As sweep.json holds it.

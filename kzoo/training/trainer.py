@@ -20,7 +20,8 @@ from kzoo.training import (
     resume,
     run_files,
 )
-from kzoo.training.config import ConfigError, read_yaml, write_yaml_atomic
+from kzoo.training.config import ConfigError
+from kzoo.training.run_lock import RunLock
 from kzoo.training.optimizer import make_optimizer
 from kzoo.training.recipe import validate
 from kzoo.training.task import task_for
@@ -47,30 +48,36 @@ def train(config, run_dir, verbose="auto"):
     (`kzoo.training.distribute`); on a cluster only the chief writes `run_dir`,
     the other workers write into a temporary directory, deleted at the end.
 
+    The writer holds the lock of `run_dir` (`kzoo.training.run_lock`) throughout.
+
     Raises:
         TrainingInterrupted: SIGTERM or SIGINT arrived; a checkpoint was written.
+        RunDirectoryInUse: Another process is training into `run_dir`.
     """
     if os.path.exists(os.path.join(run_dir, run_files.CONFIG)):
         config = resumable_config(config, run_dir)
     # First: a multi-worker strategy configures TensorFlow before it runs anything.
     placement = distribute.placement_for(config)
-    if placement.is_chief:
-        return _train(config, run_dir, placement, verbose)
-    with distribute.worker_directory(run_dir) as scratch:
-        return _train(config, scratch, placement, verbose)
+    if not placement.is_chief:
+        with distribute.worker_directory(run_dir) as scratch:
+            return _train(config, scratch, placement, verbose)
+    with RunLock(run_dir, "kzoo train") as lock:
+        # Again under the lock: another run may have started or finished it meanwhile.
+        if os.path.exists(os.path.join(run_dir, run_files.CONFIG)):
+            config = resumable_config(config, run_dir)
+        return _train(config, run_dir, placement, verbose, created=lock.created_directory)
 
 
-def _train(config, run_dir, placement, verbose):
+def _train(config, run_dir, placement, verbose, created=False):
+    """Trains into `run_dir`; `created`: whether this run created it (removed again if
+    the set-up fails)."""
     resuming = os.path.exists(os.path.join(run_dir, run_files.CONFIG))
-    if resuming:
-        config = resumable_config(config, run_dir)
     task = task_for(config)
     task.resolve_data()  # validates the files before any write
     checkpoint_dir = os.path.join(run_dir, run_files.CHECKPOINTS)
     # Before the chief writes anything, so no worker sees a half-made run.
     placement.agree("the step to start from",
                     _start_step(checkpoint_dir) if resuming else -1)
-    created = not os.path.exists(run_dir)
     os.makedirs(run_dir, exist_ok=True)
     try:
         keras.utils.set_random_seed(config["train"]["seed"])
@@ -83,6 +90,11 @@ def _train(config, run_dir, placement, verbose):
         placement.agree("the tokenizer's vocabulary (CRC-32)", _vocabulary_crc(tokenizer))
         plan = task.make_data(tokenizer)
         total_steps, steps_per_epoch, epochs = plan_steps(config, plan.steps_per_epoch)
+        warmup = config["train"]["warmup_steps"]
+        if not resuming and warmup >= total_steps > 1:
+            print(f"Note: train.warmup_steps {warmup} is not below the run's "
+                  f"{total_steps} steps (train.steps, or train.epochs); the learning "
+                  f"rate warms up over {total_steps - 1} steps instead")
         precision = config["train"]["precision"]
         with placement.scope():
             model = task.build_model(tokenizer,
@@ -94,7 +106,7 @@ def _train(config, run_dir, placement, verbose):
         raise
     # After the build: a task may fill model keys (named sizes, `train.init_from`).
     if not resuming:
-        write_yaml_atomic(config, os.path.join(run_dir, run_files.CONFIG))
+        run_files.write_config(config, run_dir)
 
     train_config = config["train"]
     checkpoints.remove_unfinished(checkpoint_dir)
@@ -113,6 +125,7 @@ def _train(config, run_dir, placement, verbose):
             # Built now rather than inside the first step: Keras would otherwise
             # trace the train step twice (once to build, once to run).
             model.optimizer.build(model.trainable_variables)
+        resume.build_for_fit(model, plan.train)
     board = os.path.join(run_dir, run_files.TENSORBOARD)
     skipped = report_bad_records(plan.bad_records, os.path.join(board, "train"),
                                  write_summary=last is None)
@@ -142,6 +155,7 @@ def _train(config, run_dir, placement, verbose):
         )] if task.generates_from_prompts else []),
         tensorboard,
         checkpointer,
+        kzoo_callbacks.ProgressBar(),  # Last, as Keras' own: it prints the epoch logs.
     ]
     start = time.monotonic()
     with warnings.catch_warnings(), signals:
@@ -173,7 +187,8 @@ def _train(config, run_dir, placement, verbose):
                         verbose=verbose,
                     )
             except resume.TrainingInterrupted:
-                tensorboard.on_train_end()  # Flush and close the event files.
+                for callback in fit_callbacks:  # Flush and close the event files.
+                    callback.on_train_end()
                 raise
     seconds = time.monotonic() - start
     run_files.save_atomically(model.save, os.path.join(run_dir, run_files.MODEL))
@@ -231,7 +246,7 @@ def resumable_config(config, run_dir):
             "another --run-dir or delete it"
         )
     path = os.path.join(run_dir, run_files.CONFIG)
-    saved = validate(read_yaml(path))
+    saved = validate(run_files.read_config(run_dir))
     if config is None:
         return saved
     for section, values in config.items():  # validated: every section is a dict

@@ -177,7 +177,11 @@ def test_jsonl_reads_keys_integer_labels_and_skips_blank_lines(tmp_path):
         ('{"text": ["a"], "label": "x"}', ":2: expected a string for 'text' (text_column), got ['a']"),
         ('{"text": "", "label": "x"}', ":2: empty text field (column 'text')"),
         ('["text", "label"]', ":2: expected a JSON object, got '[\"text\", \"label\"]'"),
-        ('{"text": "a", "label": "x"', ":2: invalid JSON at column 27: Expecting ',' delimiter"),
+        ('{"text": "a", "label": "x"',
+         ":2: invalid JSON: Expecting ',' delimiter at column 27; expected JSON Lines"),
+        # The decoder's message ends in "at": the position must follow it.
+        ('{"text": "a", "label": "x',
+         ":2: invalid JSON: Unterminated string starting at column 24; expected JSON"),
     ],
 )
 def test_jsonl_errors(tmp_path, line, message):

@@ -108,10 +108,10 @@ def test_validation_streams_across_chunk_boundaries(tmp_path, monkeypatch):
         text_files.check_utf8(str(path))
 
 
-def test_read_lines_keeps_line_endings(tmp_path):
+def test_read_lines_keeps_line_endings_as_newlines(tmp_path):
     path = tmp_path / "lines.txt"
-    path.write_bytes("a\r\n\nlast ✓".encode("utf-8"))
-    assert list(text_files.read_lines(str(path))) == ["a\r\n", "\n", "last ✓"]
+    path.write_bytes("a\r\n\nb\rc\nlast ✓".encode("utf-8"))
+    assert list(text_files.read_lines(str(path))) == ["a\n", "\n", "b\rc\n", "last ✓"]
 
 
 def test_split_text_at_character_position():
@@ -136,5 +136,5 @@ def test_split_text_file(tmp_path):
     path = tmp_path / "corpus.txt"
     path.write_bytes(b"line one\r\nline two\n")
     train, validation = text_files.split_text_file(str(path), 0.25)
-    assert train + validation == "line one\r\nline two\n"  # "\r\n" kept as is
-    assert len(validation) == 19 - int(19 * 0.75)
+    assert train + validation == "line one\nline two\n"  # "\r\n" read as "\n"
+    assert len(validation) == 18 - int(18 * 0.75)

@@ -16,6 +16,7 @@ MAX_NEW_TOKENS = {"gpt": EXPORTS["gpt"]["max_new_tokens"],
 # The input that sets the batch size, and those that must come one per row of it.
 PRIMARY = ("prompts", "texts", "sources", "questions", "token_ids", "source_ids")
 PAIRED = ("text_pairs", "targets", "contexts", "prompt_lengths")
+MATRICES = ("token_ids", "source_ids")  # [batch, length]; every other input a vector
 SHARED_OPTIONS = ("strategy", "temperature", "top_k", "top_p", "seed", "length_penalty")
 FLOAT_OPTIONS = ("temperature", "top_p", "length_penalty")
 STRATEGIES = ("greedy", "sample", "beam")
@@ -46,15 +47,18 @@ class TinyExport:
         return self.signatures[name].structured_input_signature[1]
 
 
-FAULTS = ("rows", "count", "unequal", "value", "ids", "lengths")
+FAULTS = ("rows", "count", "unequal", "value", "ids", "lengths", "rank")
 
 
 def draw_request(draw, export, name):
     """Inputs (Python lists) for signature `name`, drawn with hypothesis's `draw`:
-    any text or bytes (invalid UTF-8, NUL, empty, too long), 0 to 3 rows, and up
-    to two faults (hypothesis favours none): a paired input with another number of
-    rows, an option with a wrong count or unequal shared values, options from the
-    whole float range (NaN, inf) or an unknown strategy, bad ids or lengths."""
+    any text or bytes (invalid UTF-8, NUL, empty, too long), 0 to 3 rows, a vector
+    of 1 value sent as a scalar or not, and up to two faults (hypothesis favours
+    none): a paired input with another number of rows, an option with a wrong
+    count or unequal shared values, options from the whole float range (NaN, inf)
+    or an unknown strategy, bad ids or lengths, an input of the wrong rank (a
+    vector as a matrix, ids as a vector or a scalar). `KEY_rank` entries give the
+    rank an input is sent with when it is not its own (see `call_signature`)."""
     from hypothesis import strategies as st
 
     specs = export.specs(name)
@@ -115,6 +119,12 @@ def draw_request(draw, export, name):
             inputs[key] = [draw(lengths) for _ in range(rows(key))]
         else:
             inputs[key] = [draw(text) for _ in range(rows(key))]
+    for key in specs:  # ranks 0-2: one value as a scalar, or a fault
+        if key not in MATRICES and len(inputs[key]) == 1 and draw(st.booleans()):
+            inputs[key + "_rank"] = 0
+    if "rank" in faults:
+        key = draw(st.sampled_from(sorted(specs)))
+        inputs[key + "_rank"] = draw(st.sampled_from([0, 1])) if key in MATRICES else 2
     return inputs
 
 
@@ -137,19 +147,49 @@ def strings(values):
 
 
 def call_signature(export, name, inputs):
-    """Calls signature `name` with `draw_request`'s inputs; returns NumPy outputs."""
+    """Calls signature `name` with `draw_request`'s inputs, each with its rank;
+    returns NumPy outputs."""
     import numpy as np
     import tensorflow as tf
 
     specs = export.specs(name)
     tensors = {}
     for key, spec in specs.items():
-        value = inputs[key]
-        if spec.shape.rank == 2:
+        value, rank = inputs[key], inputs.get(key + "_rank")
+        if key in MATRICES:
             value = np.array(value, "int64").reshape(len(value), inputs[key + "_width"])
             value = np.clip(value, *INT32)
+            if rank is not None:  # a vector, or a scalar
+                value = value.ravel() if rank == 1 else (value.ravel()[:1].tolist() or [0])[0]
+        elif rank == 0:
+            value = value[0]
+        elif rank == 2:
+            value = [value] if not value or len(value) > 1 else [[v] for v in value]
         tensors[key] = tf.constant(value, spec.dtype)
     return {k: v.numpy() for k, v in export.signatures[name](**tensors).items()}
+
+
+def wrong_ranks(specs, inputs):
+    """The inputs sent with a rank the policy rejects: ids not a matrix, any other
+    input a matrix (a scalar is 1 value or one row)."""
+    return {key for key in specs
+            if inputs.get(key + "_rank") in ((0, 1) if key in MATRICES else (2,))}
+
+
+def valid_request(export, name):
+    """A valid one-row request to signature `name` (inputs as `draw_request`'s)."""
+    specs = export.specs(name)
+    options = {"max_new_tokens": 2, "strategy": b"greedy", "temperature": 0.0,
+               "top_k": 0, "top_p": 1.0, "seed": 0, "length_penalty": 0.0}
+    inputs = {}
+    for key in specs:
+        if key in MATRICES:
+            inputs[key], inputs[key + "_width"] = [[1]], 1
+        elif key == "prompt_lengths":
+            inputs[key] = [1]
+        else:
+            inputs[key] = [options.get(key, b"ta mo")]
+    return inputs
 
 
 def invalid_inputs(export, name, inputs):
@@ -160,6 +200,7 @@ def invalid_inputs(export, name, inputs):
     specs = export.specs(name)
     batch = len(next(inputs[k] for k in PRIMARY if k in specs))
     bad = {k for k in PAIRED if k in specs and len(inputs[k]) != batch}
+    bad |= wrong_ranks(specs, inputs)
     if "max_new_tokens" in specs and len(inputs["max_new_tokens"]) not in (1, batch):
         bad.add("max_new_tokens")
     for key in SHARED_OPTIONS:

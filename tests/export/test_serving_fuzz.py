@@ -1,23 +1,27 @@
 """Hostile requests to the exported signatures: a documented answer or InvalidArgument.
 
-Hypothesis draws requests (any text and bytes, 0 to 3 rows, options inside and
-outside their ranges) for the loaded SavedModels of tiny untrained exports; each
-call must answer with one finite, well-typed row per input row, or raise an
-InvalidArgumentError naming an input the policy (kzoo/export/input_policy.py)
-rejects, and nothing else. The policy is then pinned case by case, and concurrent
-calls are checked against sequential ones.
+Hypothesis draws requests (any text and bytes, 0 to 3 rows, inputs of rank 0 to
+2, options inside and outside their ranges) for the loaded SavedModels of tiny
+untrained exports; each call must answer with one finite, well-typed row per input
+row, or raise an InvalidArgumentError naming an input the policy
+(kzoo/export/input_policy.py) rejects, and nothing else, within `DEADLINE_MS`
+(after a warm-up call, so loading and the first run's graph optimization do not
+count); a call still running after `HANG_SECONDS` ends the process with every
+thread's traceback. The policy is then pinned case by case, and concurrent calls
+are checked against sequential ones.
 
-The exports (`tiny_export`, conftest.py) skip assets.extra; BERT's text-pair
-signatures (classify, answer) share one SavedModel. To keep this module near a
-minute it covers the GPT (the causal LM signatures), seq2seq (T5's signatures too)
-and BERT pair exports; benchmarks/fuzz_serving.py runs the same cases by the
-thousand on every family's real export (LSTM, T5, BERT tag and fill_mask included).
-Each family's tests run together: building an export reseeds TensorFlow, which
-clears the kernels of exports loaded before.
+Every signature of every family is fuzzed, a few cases each: the GPT and LSTM
+(the causal LM signatures), seq2seq, T5, and BERT (classify on text pairs, tag,
+answer, fill_mask and embed share one SavedModel). The exports (`tiny_export`,
+conftest.py) skip assets.extra. benchmarks/fuzz_serving.py runs the same cases by
+the thousand. Each family's tests run together: building an export reseeds
+TensorFlow, which clears the kernels of exports loaded before.
 """
 
 import concurrent.futures
+import contextlib
 import doctest
+import faulthandler
 
 import numpy as np
 import pytest
@@ -26,7 +30,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kzoo.export import input_policy
-from tests.export.serving_fuzz import call, draw_request, fuzz_once, strings
+from tests.export.serving_fuzz import (call, call_signature, draw_request, fuzz_once,
+                                       strings, valid_request)
 
 LONG = "molan teriv, ki sato. " * 20  # longer than any tiny model's limit
 GREEDY = {"max_new_tokens": [4], "temperature": [0.0], "top_k": [0], "top_p": [1.0],
@@ -34,19 +39,47 @@ GREEDY = {"max_new_tokens": [4], "temperature": [0.0], "top_k": [0], "top_p": [1
 SEQ2SEQ_GREEDY = {**GREEDY, "strategy": ["greedy"], "length_penalty": [0.0]}
 
 
-def fuzz_test(family, signatures, max_examples=12):
+# A tiny model answers in milliseconds to a few hundred (beam search); a case
+# slower than this is a regression, one past HANG_SECONDS a hang.
+DEADLINE_MS = 5000
+HANG_SECONDS = 120
+
+
+@contextlib.contextmanager
+def hang_watchdog(seconds=HANG_SECONDS):
+    """Ends the process with every thread's traceback if the block runs longer than
+    `seconds` (a hypothesis deadline only measures calls that return)."""
+    faulthandler.dump_traceback_later(seconds, exit=True)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
+def fuzz_test(family, signatures, max_examples=6):
     """A hypothesis test of `signatures` of the `family` export, on its worker."""
 
     @pytest.mark.xdist_group(f"{family}_export")
     @pytest.mark.parametrize("signature", signatures)
-    @settings(max_examples=max_examples, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-    @given(data=st.data())
-    def test(tiny_export, signature, data):
+    def test(tiny_export, signature):
         export = tiny_export(family)
-        fuzz_once(export, signature, draw_request(data.draw, export, signature))
+        assert set(export.signatures) - {"serving_default"} == set(signatures)
+        with hang_watchdog():  # loads the graph's kernels: not timed by the deadline
+            call_signature(export, signature, valid_request(export, signature))
 
-    test.__doc__ = f"A request to a {family} signature is answered or names a bad input."
+        @settings(max_examples=max_examples, deadline=DEADLINE_MS, database=None,
+                  suppress_health_check=[HealthCheck.too_slow,
+                                         HealthCheck.data_too_large])
+        @given(data=st.data())
+        def case(data):
+            inputs = draw_request(data.draw, export, signature)
+            with hang_watchdog():
+                fuzz_once(export, signature, inputs)
+
+        case()
+
+    test.__doc__ = (f"A request to a {family} signature is answered or names a bad "
+                    "input, in time.")
     return test
 
 
@@ -158,11 +191,48 @@ def test_out_of_range_sampling_options_mean_greedy_or_no_filter(gpt):
      "prompt_lengths: expected one per row of token_ids"),
     ("generate_ids", {"token_ids": [[3, 9]], "prompt_lengths": [0], **GREEDY},
      r"prompt_lengths: each must be in \[1, width of token_ids\]"),
+    ("generate", {"prompts": [["ta"]], **GREEDY},
+     r"prompts: expected a string or a vector of strings \(one per row\); got shape"),
+    ("generate", {"prompts": ["ta"], **GREEDY, "temperature": [[0.0]]},
+     r"temperature: expected a scalar or a vector \(1 value or one per prompt\)"),
+    ("generate", {"prompts": ["ta"], **GREEDY, "max_new_tokens": [[4], [4]]},
+     "max_new_tokens: expected a scalar or a vector"),
+    ("generate_ids", {"token_ids": [3, 9], "prompt_lengths": [2], **GREEDY},
+     r"token_ids: expected a \[batch, length\] matrix of ids; got shape"),
+    ("generate_ids", {"token_ids": [[3, 9]], "prompt_lengths": [[2]], **GREEDY},
+     r"prompt_lengths: expected a scalar or a vector \(one per row of token_ids\)"),
+    ("score", {"texts": [["ta", "mo"]]}, "texts: expected a string or a vector"),
 ])
 def test_invalid_gpt_inputs_are_invalid_arguments_naming_them(gpt, signature, inputs,
                                                               message):
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
         call(gpt, signature, **inputs)
+
+
+@on_gpt_worker
+@pytest.mark.parametrize("options", [
+    {"max_new_tokens": 6, "temperature": 0.9, "top_k": 5, "top_p": 0.8, "seed": 3},
+    {"max_new_tokens": 6, "temperature": 0.0, "top_k": 0, "top_p": 1.0, "seed": 0},
+])
+def test_scalar_options_are_one_value_for_the_batch(gpt, options):
+    vectors = call(gpt, "generate", prompts=["ta", "mo"],
+                   **{k: [v] for k, v in options.items()})
+    scalars = call(gpt, "generate", prompts=["ta", "mo"], **options)
+    assert scalars["generated"].tolist() == vectors["generated"].tolist()
+    ids = call(gpt, "generate_ids", token_ids=[[3, 9]], prompt_lengths=2, **options)
+    assert ids["token_ids"].shape[0] == 1
+
+
+@on_gpt_worker
+def test_a_scalar_prompt_or_text_is_a_batch_of_one(gpt):
+    one = call(gpt, "generate", prompts="ta", **{k: v[0] for k, v in GREEDY.items()})
+    batch = call(gpt, "generate", prompts=["ta"], **GREEDY)
+    assert one["generated"].tolist() == batch["generated"].tolist()
+    assert one["token_count"].shape == (1,)
+    scored = call(gpt, "score", texts="ta mo")
+    assert scored["log_likelihood"].shape == (1,)
+    assert scored["log_likelihood"][0] == call(gpt, "score", texts=["ta mo"])[
+        "log_likelihood"][0]
 
 
 @on_gpt_worker
@@ -220,11 +290,30 @@ def test_seq2seq_decoding_options_out_of_range(seq2seq):
      "source_ids: every row needs at least one non-zero id"),
     ("score", {"sources": ["a", "b"], "targets": ["c"]},
      "targets: expected one per source"),
+    ("score", {"sources": ["a"], "targets": [["c"]]},
+     r"targets: expected a scalar or a vector \(one per source\)"),
+    ("translate", {"sources": ["a"], **SEQ2SEQ_GREEDY, "strategy": [["greedy"]]},
+     "strategy: expected a scalar or a vector"),
+    ("translate_ids", {"source_ids": 5, **SEQ2SEQ_GREEDY},
+     r"source_ids: expected a \[batch, length\] matrix of ids"),
 ])
 def test_invalid_seq2seq_inputs_are_invalid_arguments_naming_them(seq2seq, signature,
                                                                   inputs, message):
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
         call(seq2seq, signature, **inputs)
+
+
+@on_seq2seq_worker
+def test_seq2seq_scalar_sources_and_options(seq2seq):
+    options = {"max_new_tokens": 6, "strategy": "beam", "temperature": 0.0,
+               "top_k": 0, "top_p": 1.0, "seed": 0, "length_penalty": 0.6}
+    one = call(seq2seq, "translate", sources="the dog", **options)
+    batch = call(seq2seq, "translate", sources=["the dog"],
+                 **{k: [v] for k, v in options.items()})
+    assert one["targets"].tolist() == batch["targets"].tolist()
+    assert one["target_ids"].shape[0] == 1
+    scored = call(seq2seq, "score", sources="the dog", targets="a b")
+    assert scored["num_tokens"].tolist() == [4]
 
 
 @on_seq2seq_worker
@@ -235,15 +324,21 @@ def test_concurrent_translations_answer_like_sequential_calls(seq2seq):
     assert_concurrent_calls_answer_like_sequential_ones(seq2seq, "translate", requests)
 
 
-# --- BERT text pairs: classify (texts, text_pairs), answer (questions, contexts) ----
+# --- LSTM and T5: the causal LM and seq2seq signatures on other backbones -------
 
-on_bert_worker = pytest.mark.xdist_group("bert_pairs_export")
-test_bert_fuzz = fuzz_test("bert_pairs", ["classify", "answer"])
+test_lstm_fuzz = fuzz_test("lstm", ["generate", "score", "generate_ids"])
+test_t5_fuzz = fuzz_test("t5", ["generate", "score", "generate_ids"])
+
+
+# --- BERT: classify (texts, text_pairs), tag, answer, fill_mask, embed --------------
+
+on_bert_worker = pytest.mark.xdist_group("bert_export")
+test_bert_fuzz = fuzz_test("bert", ["classify", "tag", "answer", "fill_mask", "embed"])
 
 
 @pytest.fixture
 def bert(tiny_export):
-    return tiny_export("bert_pairs")
+    return tiny_export("bert")
 
 
 @on_bert_worker
@@ -275,11 +370,30 @@ def test_answers_come_from_the_context_even_when_a_side_is_empty(bert):
      "text_pairs: expected one per text"),
     ("answer", {"questions": ["a", "b"], "contexts": ["c"]},
      "contexts: expected one per question"),
+    ("answer", {"questions": ["a"], "contexts": [["c"]]},
+     r"contexts: expected a scalar or a vector \(one per question\)"),
+    ("tag", {"texts": [["a b"]]}, "texts: expected a string or a vector"),
 ])
 def test_pairs_of_different_lengths_are_invalid_arguments(bert, signature, inputs,
                                                           message):
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
         call(bert, signature, **inputs)
+
+
+@on_bert_worker
+@pytest.mark.parametrize("signature, inputs", [
+    ("classify", {"texts": "some words", "text_pairs": "more words"}),
+    ("answer", {"questions": "who sees?", "contexts": "the dog sees"}),
+    ("tag", {"texts": "The dog sees."}),
+    ("fill_mask", {"texts": "the [MASK] sees"}),
+    ("embed", {"texts": "the dog"}),
+])
+def test_a_scalar_text_is_a_batch_of_one(bert, signature, inputs):
+    one = call(bert, signature, **inputs)
+    batch = call(bert, signature, **{k: [v] for k, v in inputs.items()})
+    for key in batch:
+        assert one[key].shape == batch[key].shape and one[key].shape[0] == 1
+        np.testing.assert_array_equal(one[key], batch[key])
 
 
 @on_bert_worker

@@ -277,6 +277,19 @@ def test_trains_from_files_and_cuts_long_lines(tmp_path):
     assert len(processor.encode("the quick brown fox")) < len("the quick brown fox")
 
 
+@pytest.mark.parametrize("model_type, vocab_size", [("char", None), ("bpe", 320)])
+def test_a_windows_corpus_gives_no_bom_or_cr_piece(tmp_path, model_type, vocab_size):
+    # Saved by a Windows editor: a byte-order mark first, "\r\n" line ends.
+    text = "\ufeff" + make_corpus().replace("\n", "\r\n")
+    (tmp_path / "corpus.txt").write_bytes(text.encode("utf-8"))
+    path = train_sentencepiece(files=str(tmp_path / "*.txt"), vocab_size=vocab_size,
+                               model_type=model_type, output_dir=str(tmp_path / "run"))
+    processor = spm.SentencePieceProcessor(model_file=path)
+    pieces = [processor.id_to_piece(i) for i in range(processor.vocab_size())]
+    assert not [p for p in pieces if "\ufeff" in p or "\r" in p]
+    assert "\n" in pieces
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("model_type", ["bpe", "unigram"])
 def test_trains_on_a_megabyte_in_seconds(tmp_path, model_type):

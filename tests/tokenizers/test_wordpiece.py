@@ -240,6 +240,16 @@ def test_cased_training_from_files(tmp_path):
     assert decode(tokenizer.detokenize(ids)) == ["Café CAFÉ", "[UNK]"]
 
 
+def test_a_windows_corpus_gives_no_bom_or_cr_token(tmp_path):
+    # Saved by a Windows editor: a byte-order mark first, "\r\n" line ends.
+    text = "\ufeff" + "\n".join(default_corpus().documents(20, seed=0))
+    (tmp_path / "a.txt").write_bytes(text.replace("\n", "\r\n").encode("utf-8"))
+    path = train_wordpiece(files=str(tmp_path / "*.txt"), vocab_size=VOCAB_SIZE,
+                           output_dir=str(tmp_path / "run"))
+    vocabulary = open(path, encoding="utf-8", newline="").read().split("\n")
+    assert not [token for token in vocabulary if "\ufeff" in token or "\r" in token]
+
+
 def test_training_errors_name_the_key(tmp_path):
     output_dir = str(tmp_path / "run")
     with pytest.raises(ValueError, match="exactly one of"):

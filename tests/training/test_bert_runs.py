@@ -6,13 +6,12 @@ share them (xdist group), so each is trained once.
 
 import json
 import os
-import signal
 
 import numpy as np
 import pytest
 
 from kzoo.data import builtin_tasks
-from tests.conftest import ROOT, assert_interrupted_run_resumes_to, tensorboard_tags
+from tests.conftest import ROOT, tensorboard_tags
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("bert_runs")]
 
@@ -136,10 +135,3 @@ def test_export_passes_check_serving(runs, tmp_path, task, signature):
     info = json.load(open(os.path.join(version, "assets.extra", "kzoo_export.json")))
     assert {signature, "embed", "serving_default"} <= set(info["signatures"])
 
-
-def test_pretraining_interrupted_mid_epoch_resumes_to_the_same_weights(
-        runs, tmp_path, monkeypatch):
-    assert_interrupted_run_resumes_to(
-        runs["pretrain"], tmp_path / "run",
-        lambda run_dir: _train("bert_tiny_pretrain.yaml", run_dir, PRETRAIN),
-        monkeypatch, {1: signal.SIGTERM})

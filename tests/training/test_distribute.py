@@ -8,6 +8,7 @@ module fixture: on 2 cores their start-up dominates.
 import glob
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -238,10 +239,13 @@ for name, extra in (("reference", []),
 """
 
 # JAX: prints how every input array is split over the devices, and how many
-# devices hold each variable restored from a checkpoint.
+# devices hold each variable restored from a checkpoint. The data-parallel run is
+# interrupted mid-epoch (SIGTERM after step 1) and resumed: the restored, sharded
+# variables then train the remaining 3 steps.
 DATA_PARALLEL = TRAIN + """
+import signal
 from keras.src.backend import distribution_lib
-from kzoo.training import checkpoints
+from kzoo.training import checkpoints, resume
 
 distribute_data_input, restore = distribution_lib.distribute_data_input, checkpoints.restore
 SHARDS = []
@@ -257,16 +261,20 @@ def recording_restore(path, model):
     print("RESTORED", json.dumps({"step": state["step"], "devices": devices}), flush=True)
     return state
 
+batch_end = resume.StepCheckpoint.on_train_batch_end
+
+def interrupt_after_step_1(self, batch, logs=None):
+    if self.counter.taken == 1 and not os.path.exists(f"{parallel}/checkpoints"):
+        os.kill(os.getpid(), signal.SIGTERM)
+    return batch_end(self, batch, logs)
+
 distribution_lib.distribute_data_input = recording_distribute_data_input
 checkpoints.restore = recording_restore
+resume.StepCheckpoint.on_train_batch_end = interrupt_after_step_1
 parallel = f"{out}/data_parallel"
-must(run(parallel, overrides))
-print("SHARDS", json.dumps(SHARDS), flush=True)
-# "Resume" from the last checkpoint: restored into sharded variables, saved again.
-os.makedirs(f"{out}/data_parallel_trained")
-os.replace(f"{parallel}/model.keras", f"{out}/data_parallel_trained/model.keras")
-os.remove(f"{parallel}/summary.json")
+print("INTERRUPTED", run(parallel, overrides), flush=True)
 must(cli.main(["train", "--resume", parallel]))
+print("SHARDS", json.dumps(SHARDS), flush=True)
 must(run(f"{out}/one_device", overrides + ["train.strategy=default"]))
 """
 
@@ -420,9 +428,10 @@ def test_data_parallel_on_two_jax_devices_shards_each_batch_and_matches_one_devi
                           for s in shards)
     summary = run_files.read_json(runs.out / "data_parallel" / run_files.SUMMARY)
     assert (summary["strategy"], summary["replicas"]) == ("data_parallel", 2)
-    assert summary["resumed_from_step"] == summary["steps"] == 4
-    # The numpy checkpoint went back into variables replicated on both devices.
-    assert json.loads(runs.lines("jax", "RESTORED")[0]) == {"step": 4, "devices": [2]}
-    assert_same_weights(runs.out / "data_parallel_trained", runs.out / "data_parallel",
-                        atol=0)
+    # Interrupted after step 1 (SIGTERM: exit status 143), resumed for steps 2-4.
+    assert runs.lines("jax", "INTERRUPTED") == [str(128 + signal.SIGTERM)]
+    assert (summary["resumed_from_step"], summary["steps"]) == (1, 4)
+    # The numpy checkpoint went back into variables replicated on both devices, and
+    # training on from them ends where the uninterrupted one-device run does.
+    assert json.loads(runs.lines("jax", "RESTORED")[0]) == {"step": 1, "devices": [2]}
     assert_same_weights(runs.out / "one_device", runs.out / "data_parallel", atol=1e-6)

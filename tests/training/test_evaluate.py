@@ -68,7 +68,7 @@ def test_cli_errors_name_the_problem(tmp_path, tiny_run, capsys):
     run_dir, _, _ = tiny_run
     recipe = os.path.join(ROOT, "recipes", "gpt_tiny.yaml")
     cases = [
-        (["train", recipe, "--set", "train.stepz=1"], "train.stepz: unknown key"),
+        (["train", recipe, "--set", "train.stepz=1"], "--set 'train.stepz=1': unknown key"),
         (["train", recipe, "--run-dir", run_dir], "already holds a finished run"),
         (["train", recipe, "--run-dir", str(tmp_path / "r"),
           "--set", f"data.train={tmp_path}/nothing/*.txt"], "data.train: no files match"),

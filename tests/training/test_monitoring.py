@@ -9,7 +9,6 @@ import glob
 import io
 import os
 import types
-import warnings
 
 import keras
 import numpy as np
@@ -20,7 +19,14 @@ from PIL import Image
 from kzoo import models
 from kzoo.training import monitoring
 from kzoo.training.attention_maps import GAP, MAX_CELL, AttentionMaps
-from kzoo.training.callbacks import GradientNorm, TensorBoard, histogram_value
+from kzoo.training.callbacks import (
+    GenerationMetrics,
+    GradientNorm,
+    ProgressBar,
+    TensorBoard,
+    TextSamples,
+    histogram_value,
+)
 from kzoo.training.config import ConfigError
 from kzoo.training.embedding_projector import (
     TENSOR_NAME,
@@ -35,6 +41,7 @@ from kzoo.training.optimizer import (
     recorded_gradient_norm,
 )
 from kzoo.training.recipe import validate
+from tests.conftest import tensorboard_events
 
 VOCAB, HEADS = 24, 2
 SMALL = dict(num_layers=1, num_heads=HEADS, hidden_dim=8, intermediate_dim=16)
@@ -276,6 +283,59 @@ def test_profile_steps_write_a_trace_of_those_steps(tmp_path):
     assert len(traces) == 1 and os.path.getsize(traces[0]) > 0
 
 
+def test_every_monitor_writes_on_through_a_second_fit(tmp_path):
+    """A run resumed mid-epoch calls `fit` twice with the same callbacks (the rest
+    of the epoch, then the next ones): what `on_train_end` closes at the end of the
+    first must work again in the second. pytest.ini makes a monitor's warning an
+    error."""
+    model = FAMILIES["gpt"][0]()
+    features, _ = _decoder_only()
+    model(features)
+    model.compile(optimizer=AdamWWithGradientNorm(1e-3), loss="mse")
+    model.generate = lambda prompts, max_new_tokens: [p + "!" for p in prompts]
+    board = str(tmp_path)
+    samples = os.path.join(board, "samples")
+    callbacks = [
+        GraphSummary(os.path.join(board, "train")),
+        GradientNorm(1),
+        AttentionMaps(os.path.join(board, "attention"),
+                      tf.data.Dataset.from_tensors((features, 0)), VOCABULARY),
+        EmbeddingProjector(os.path.join(board, "projector"), VOCABULARY),
+        TextSamples(samples, ["zo"], max_new_tokens=4),
+        GenerationMetrics(samples, [{"source": "a", "target": "b"}],
+                          decode=lambda model, sources: ["b"] * len(sources),
+                          score=lambda predictions, references: {"exact_match": 1.0}),
+        TensorBoard(board, histogram_freq=1),
+    ]
+    for epoch in (0, 1):  # One epoch per `fit`.
+        fit = keras.callbacks.CallbackList(callbacks, model=model)
+        fit.on_train_begin()
+        fit.on_epoch_begin(epoch)
+        fit.on_epoch_end(epoch, {"loss": 1.0})
+        fit.on_train_end()
+    steps = tensorboard_events(board)
+    assert steps["samples", "samples"] == steps["samples", "translations"] == [1, 2]
+    assert steps["attention", "transformer_layer_0/self_attention"] == [0, 1]
+    assert steps["train", "epoch_loss"] == [0, 1]
+    assert len(steps["train", "token_embedding/embeddings/histogram"]) == 2
+    assert tf.train.latest_checkpoint(os.path.join(board, "projector")).endswith("-2")
+
+
+def test_an_epoch_stopped_early_reports_the_steps_it_trained(capsys):
+    class StopAfterOneStep(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            self.model.stop_training = True
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    data = tf.data.Dataset.from_tensors((np.ones((1, 2)), np.ones((1, 1)))).repeat()
+    model.fit(data, steps_per_epoch=250, epochs=2, verbose=2, shuffle=False,
+              callbacks=[StopAfterOneStep(), ProgressBar()])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "Epoch 1/2" and lines[1].startswith("  1/250 - ")
+    assert not any("250/250" in line for line in lines)
+
+
 def test_a_failing_monitor_warns_once_and_training_goes_on(tmp_path):
     model = FAMILIES["gpt"][0]()
     (tmp_path / "file").write_text("")
@@ -285,8 +345,7 @@ def test_a_failing_monitor_warns_once_and_training_goes_on(tmp_path):
             ({"token_ids": np.ones((1, 4), "int32")}, 0))),
         EmbeddingProjector(str(tmp_path / "file" / "projector"), VOCABULARY),
     ], model=model)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with pytest.warns(RuntimeWarning, match="training goes on without it") as caught:
         broken.on_train_begin()
         for epoch in range(3):
             broken.on_epoch_end(epoch, {"loss": 1.0})

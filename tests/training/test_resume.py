@@ -1,8 +1,10 @@
-"""Step-exact resume: checkpoint files, fit phases, signals, and SIGKILL."""
+"""Step-exact resume: checkpoint files, atomic run files, fit phases, signals (through
+the CLI too), what a resume may change, and SIGKILL."""
 
 import math
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -113,6 +115,45 @@ def test_a_crash_during_a_write_keeps_the_previous_checkpoint(tmp_path, monkeypa
     assert sorted(os.listdir(directory)) == ["step-00000002", "step-00000004"]
 
 
+def _write_half_then_fail(*args, **kwargs):
+    """Stands in for a serializer (`json.dump`, `yaml.safe_dump`): writes part of
+    the file, then fails as a full disk does."""
+    stream = next(arg for arg in args if hasattr(arg, "write"))
+    stream.write("{half")
+    raise OSError(28, "No space left on device")
+
+
+@pytest.mark.parametrize("name", [run_files.CONFIG, run_files.MODEL, run_files.SUMMARY])
+def test_a_crash_while_a_run_file_is_written_keeps_the_previous_one(tmp_path, monkeypatch,
+                                                                    name):
+    from kzoo.training import config as config_module
+    from kzoo.training.recipe import load_recipe
+
+    recipe = os.path.join(ROOT, "recipes", "gpt_tiny.yaml")
+    path = tmp_path / name
+    write = {  # as the trainer writes each
+        run_files.CONFIG: lambda seed: run_files.write_config(
+            load_recipe(recipe, [f"train.seed={seed}"]), str(tmp_path)),
+        run_files.MODEL: lambda seed: run_files.save_atomically(_model(seed=seed).save,
+                                                                str(path)),
+        run_files.SUMMARY: lambda seed: run_files.write_json({"seed": seed}, str(path)),
+    }[name]
+    write(1)
+    previous = path.read_bytes()
+
+    def save_half_then_fail(model, filepath, *args, **kwargs):
+        with open(filepath, "w") as f:
+            _write_half_then_fail(f)
+
+    monkeypatch.setattr(config_module.yaml, "safe_dump", _write_half_then_fail)
+    monkeypatch.setattr(keras.Model, "save", save_half_then_fail)
+    monkeypatch.setattr(run_files.json, "dump", _write_half_then_fail)
+    with pytest.raises(OSError, match="No space left on device"):
+        write(2)
+    assert path.read_bytes() == previous
+    assert os.listdir(tmp_path) == [name]  # no partial or temporary file
+
+
 def test_only_the_two_newest_checkpoints_are_kept(tmp_path):
     model = _model()
     for step in (1, 2, 3, 4):
@@ -127,6 +168,17 @@ def test_a_checkpoint_of_another_model_is_refused(tmp_path):
 
 
 # --- Interrupted runs ---------------------------------------------------------------
+
+
+def test_ctrl_c_twice_stops_at_once():
+    previous = signal.getsignal(signal.SIGINT)
+    with resume.SignalFlag() as flag:
+        os.kill(os.getpid(), signal.SIGINT)  # noted: training goes on to a checkpoint
+        assert flag.received == signal.SIGINT
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)  # (the handler runs before this ends)
+    assert signal.getsignal(signal.SIGINT) is previous
 
 
 def _train(run_dir, overrides=()):
@@ -159,6 +211,13 @@ def test_signals_checkpoint_then_resume_gives_the_uninterrupted_run(
                  "--run-dir", str(run_dir), *sets]) == 128 + signal.SIGTERM
     assert (f"SIGTERM received: checkpoint written at step 3. Resume with\n"
             f"    kzoo train --resume {run_dir}") in capsys.readouterr().err
+    # The unfinished run has no model yet: each command says where it stopped.
+    for command in (["evaluate", str(run_dir)], ["generate", str(run_dir), "--prompt", "zo"],
+                    ["export", str(run_dir), "--out", str(tmp_path / "exports")]):
+        assert main(command) == 2
+        assert capsys.readouterr().err == (
+            f"kzoo {command[0]}: error: {run_dir}: training was interrupted at step 3 of "
+            f"12 (no model.keras yet); finish it with `kzoo train --resume {run_dir}`\n")
     with pytest.raises(resume.TrainingInterrupted) as interrupted:
         _train(run_dir)
     assert interrupted.value.step == 10
@@ -186,6 +245,79 @@ def test_resuming_with_a_different_recipe_names_the_key(tmp_path, reference_run)
         _train(run_dir, ["train.learning_rate=0.5"])
     with pytest.raises(FileExistsError, match="already holds a finished run"):
         _train(reference_run[0])
+
+
+# --- SIGINT through the CLI; what a resume may change ------------------------------
+
+
+def _lines(first, count):
+    return "".join(f"line {i}: the quick brown fox jumps over the lazy dog\n"
+                   for i in range(first, first + count)).encode()
+
+
+@pytest.fixture(scope="module")
+def sigint_run(tmp_path_factory):
+    """`(run_dir, overrides, exit status, stderr)` of a `kzoo train` subprocess sent
+    SIGINT mid-epoch, after its first checkpoint. Each of its data files holds one
+    line that is not UTF-8 (`data.on_bad_record: skip`)."""
+    root = tmp_path_factory.mktemp("sigint")
+    train, validation = root / "train.txt", root / "validation.txt"
+    train.write_bytes(_lines(0, 100) + b"bad \xff line\n" + _lines(100, 100))
+    validation.write_bytes(_lines(200, 50) + b"\xfe\n" + _lines(250, 50))
+    overrides = [o for o in RESUMABLE if not o.startswith("train.steps")] + [
+        "train.steps=1000", "train.steps_per_epoch=500", "tokenizer.kind=char",
+        "tokenizer.vocab_size=null", f"data.train={train}", f"data.validation={validation}",
+        "data.on_bad_record=skip"]
+    run_dir = str(root / "run")
+    sets = [arg for override in overrides for arg in ("--set", override)]
+    process = subprocess.Popen(
+        kzoo_command("train", os.path.join(ROOT, "recipes", "gpt_tiny.yaml"),
+                     "--run-dir", run_dir, *sets),
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    directory = os.path.join(run_dir, run_files.CHECKPOINTS)
+    deadline = time.monotonic() + 300
+    while (process.poll() is None and not checkpoints.list_checkpoints(directory)
+           and time.monotonic() < deadline):
+        time.sleep(0.01)
+    process.send_signal(signal.SIGINT)
+    stderr = process.communicate(timeout=300)[1]
+    return run_dir, overrides, process.returncode, stderr
+
+
+def _train_recipe(run_dir, overrides, verbose=0):
+    from kzoo.training.recipe import load_recipe
+    from kzoo.training.trainer import train
+
+    config = load_recipe(os.path.join(ROOT, "recipes", "gpt_tiny.yaml"), overrides)
+    return train(config, str(run_dir), verbose=verbose)
+
+
+@pytest.mark.slow
+def test_sigint_through_the_cli_exits_130_with_the_resume_message(sigint_run):
+    run_dir, _, status, stderr = sigint_run
+    assert status == 130, stderr[-3000:]
+    assert re.search(r"kzoo train: SIGINT received: checkpoint written at step \d+\. "
+                     rf"Resume with\n    kzoo train --resume {re.escape(run_dir)}\n", stderr)
+
+
+@pytest.mark.slow
+def test_a_resume_may_change_train_max_minutes_only(sigint_run, tmp_path, capsys):
+    from kzoo.training.config import ConfigError
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(sigint_run[0], run_dir)
+    overrides = sigint_run[1]
+    step = checkpoints.read_state(checkpoints.latest(str(run_dir / "checkpoints")))["step"]
+    with pytest.raises(ConfigError, match=r"^train\.learning_rate: 0\.5 differs from "):
+        _train_recipe(run_dir, overrides + ["train.learning_rate=0.5"])
+    summary = _train_recipe(run_dir, overrides + ["train.max_minutes=0.0001"], verbose=2)
+    assert summary["stopped_by_time_budget"]
+    assert (summary["resumed_from_step"], summary["steps"]) == (step, step + 1)
+    # The epoch's log line counts the one step trained, not the epoch's remaining ones.
+    assert re.search(rf"^ *1/{500 - step} - ", capsys.readouterr().out, re.MULTILINE)
+    # The bad lines skipped are counted in summary.json.
+    assert run_files.read_json(run_dir / run_files.SUMMARY)["skipped_records"] == {
+        "data.train": 1, "data.validation": 1}
 
 
 # --- SIGKILL ------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from kzoo import cli
 from kzoo.training import run_files
 from kzoo.training import sweep as kzoo_sweep
-from tests.conftest import ROOT, TINY_OVERRIDES
+from tests.conftest import ROOT, TINY_OVERRIDES, assert_same_weights, interrupt_at
 
 RECIPE = os.path.join(ROOT, "recipes", "gpt_tiny.yaml")
 # One worker builds the module's sweep fixture (xdist would build it on both).
@@ -180,28 +180,26 @@ def test_tensorboard_hparams_dashboard_lists_the_trials_with_their_metrics(swept
 def test_rerun_skips_finished_trials_and_resumes_an_unfinished_one(swept, tmp_path,
                                                                   monkeypatch):
     out_dir = str(tmp_path / "sweep")
-    # The trainer is replaced: the trials' models are not needed.
-    shutil.copytree(swept[0], out_dir, ignore=shutil.ignore_patterns(
-        run_files.MODEL, run_files.CHECKPOINTS, "tokenizer.model"))
+    shutil.copytree(swept[0], out_dir)
     finished, unfinished = (os.path.join(out_dir, name) for name in TRIALS)
-    summary = run_files.read_json(os.path.join(unfinished, run_files.SUMMARY))
-    os.remove(os.path.join(unfinished, run_files.SUMMARY))  # Killed before the end.
+    shutil.rmtree(unfinished)  # Trained again, and interrupted mid-epoch.
     untouched = {path: os.stat(path).st_mtime_ns
                  for path in glob.glob(os.path.join(out_dir, "**"), recursive=True)
                  if os.path.isfile(path) and not path.endswith("sweep.json")}
-    calls = []
+    interrupt_at(monkeypatch, {1: signal.SIGTERM})
+    status, stdout, stderr = run_cli(sweep_args(out_dir))
+    assert status == 128 + signal.SIGTERM, stderr
+    assert "[2/2] learning_rate=0.003: training in" in stdout
+    record = run_files.read_json(os.path.join(out_dir, "sweep.json"))
+    assert [t["status"] for t in record["trials"].values()] == ["finished", "unfinished"]
 
-    def fake_train(config, run_dir, verbose="auto"):
-        calls.append((run_dir, config["train"]["learning_rate"]))
-        run_files.write_json(summary, os.path.join(run_dir, run_files.SUMMARY))
-        return summary
-
-    monkeypatch.setattr(kzoo_sweep.trainer, "train", fake_train)
-    status, stdout, _ = run_cli(sweep_args(out_dir))
-    assert status == 0
-    assert calls == [(unfinished, 0.003)]
+    status, stdout, stderr = run_cli(sweep_args(out_dir))
+    assert status == 0, stderr
     assert "[1/2] learning_rate=0.01: finished, skipped" in stdout
     assert "[2/2] learning_rate=0.003: resuming in" in stdout
+    summary = run_files.read_json(os.path.join(unfinished, run_files.SUMMARY))
+    assert summary["resumed_from_step"] == 1 and summary["steps"] == 2
+    assert_same_weights(os.path.join(swept[0], "learning_rate=0.003"), unfinished)
     # Nothing of the finished trial, nor any hparams summary, was written again.
     assert {os.path.join(finished, run_files.CONFIG),
             os.path.join(finished, run_files.SUMMARY)} < set(untouched)
@@ -210,9 +208,8 @@ def test_rerun_skips_finished_trials_and_resumes_an_unfinished_one(swept, tmp_pa
     record = run_files.read_json(os.path.join(out_dir, "sweep.json"))
     assert [t["status"] for t in record["trials"].values()] == ["finished", "finished"]
 
-    calls.clear()
-    assert run_cli(sweep_args(out_dir))[0] == 0
-    assert calls == []
+    status, stdout, _ = run_cli(sweep_args(out_dir))
+    assert status == 0 and stdout.count("finished, skipped") == 2
 
 
 def test_an_interrupted_trial_is_reported_and_left_to_resume(tmp_path, monkeypatch):

@@ -4,6 +4,7 @@ import math
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -13,7 +14,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from kzoo import staged_files
 from kzoo.training import run_files
+from tests.conftest import free_port, listening_addresses
 
 
 def read_scalars(event_dir):
@@ -39,6 +42,20 @@ def test_run_directory_layout(tiny_run):
     assert summary["steps"] == summary["planned_steps"] == 6
     assert not summary["stopped_by_time_budget"]
     assert len(summary["history"]["loss"]) == 2  # 6 steps in 3-step epochs
+    assert not os.path.exists(os.path.join(run_dir, ".lock"))  # Released.
+
+
+def test_run_files_get_the_modes_the_umask_gives(tiny_run):
+    """Those staged in a temporary file or directory too (`tempfile` makes them
+    0600/0700 whatever the umask)."""
+    run_dir, _, _ = tiny_run
+    mask = staged_files.umask()
+    modes = {}
+    for directory, _, files in os.walk(run_dir):
+        modes[directory] = 0o777 & ~mask
+        modes.update((os.path.join(directory, name), 0o666 & ~mask) for name in files)
+    assert {path: oct(stat.S_IMODE(os.stat(path).st_mode)) for path in modes} == {
+        path: oct(mode) for path, mode in modes.items()}
 
 
 def test_tensorboard_has_losses_perplexity_learning_rate_and_throughput(tiny_run):
@@ -166,12 +183,6 @@ def test_projector_files_hold_the_final_token_embedding(tiny_run):
     assert rows == [metadata_label(token) for token in vocabulary]
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _get_json(url, timeout):
     deadline = time.monotonic() + timeout
     while True:
@@ -198,7 +209,7 @@ def _non_loopback_address():
 @pytest.mark.slow
 def test_kzoo_tensorboard_serves_the_scalars_on_loopback_only(tiny_run):
     run_dir, _, summary = tiny_run
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "kzoo.cli", "tensorboard", run_dir, "--port", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
@@ -217,8 +228,11 @@ def test_kzoo_tensorboard_serves_the_scalars_on_loopback_only(tiny_run):
         assert [p[1] for p in points] == [0, 1]
         np.testing.assert_allclose([p[2] for p in points], summary["history"]["loss"], rtol=1e-5)
         _check_monitoring_dashboards(base, run_dir)
+        # Bound to loopback only (checked on any machine), hence not reachable
+        # from the network (checked where the machine has another address).
+        assert listening_addresses(port) == {"127.0.0.1"}
         address = _non_loopback_address()
-        if address is not None:  # Not reachable from the network.
+        if address is not None:
             with pytest.raises(OSError):
                 socket.create_connection((address, port), timeout=5).close()
     finally:
