@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install test test-fast demo clean
+.PHONY: install test test-fast lint demo clean
 
 $(STAMP): setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ install: $(STAMP)
 # The whole suite, slow tests included (this is what CI runs).
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS) tests
+
+# Static checks (ruff, configured in pyproject.toml); CI runs it before the tests.
+lint: $(STAMP)
+	$(BIN)/ruff check kzoo tests benchmarks scripts setup.py
 
 # Local loop: skips tests marked slow.
 test-fast: $(STAMP)

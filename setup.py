@@ -33,7 +33,7 @@ EXTRAS_REQUIRE = {
     # pytest 9 stores node ids where pytest-xdist 3.8 cannot add its group suffix, so
     # `--dist loadgroup` silently splits xdist_group tests (and their session
     # fixtures) across workers; pytest 8 keeps each group on one worker.
-    "test": ["pytest>=8,<9", "pytest-xdist>=3", "hypothesis>=6"],
+    "test": ["pytest>=8,<9", "pytest-xdist>=3", "hypothesis>=6", "ruff>=0.17,<0.18"],
     # CPU build of JAX: the backend-agnostic layers and models are tested on it.
     "jax": ["jax[cpu]>=0.6"],
 }

@@ -41,8 +41,7 @@ def fuzz_signature(export, name, cases, seed, call_timeout):
     from hypothesis import seed as hypothesis_seed
     from hypothesis import strategies as st
 
-    from tests.export.serving_fuzz import (call_signature, draw_request, fuzz_once,
-                                           valid_request)
+    from tests.export.serving_fuzz import call_signature, draw_request, fuzz_once, valid_request
 
     counts = {"ok": 0, "invalid": 0, "failed": 0}
     failures = []

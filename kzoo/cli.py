@@ -22,13 +22,14 @@ KERAS_BACKEND says.
 
 import argparse
 import json
-import math
 import os
-import re
 import signal
 import sys
-import tempfile
 
+from kzoo.commands.directories import check_input_directory, check_output_directory
+from kzoo.commands.generate import DEFAULT_NEW_TOKENS, run_generate
+from kzoo.commands.startup import quiet_tensorflow, start_tensorflow
+from kzoo.commands.tensorboard import run_tensorboard
 from kzoo.version import __version__
 
 
@@ -113,94 +114,6 @@ def build_parser():
     check.add_argument("export_dir")
     check.add_argument("--json", action="store_true")
     return parser
-
-
-# Messages TensorFlow's C++ libraries log while they load and look for devices, in
-# absl's format ("I0000 00:00:1796620680.247408  4626 cudart_stub.cc:31] ...", with
-# any continuation lines), and absl's notice before them. TF_CPP_MIN_LOG_LEVEL does
-# not silence them.
-_CPP_LOG_LINE = re.compile(
-    r"[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] "
-    r"|WARNING: All log messages before absl::InitializeLog\(\) is called")
-# What Python writes to stderr: a warning or a traceback ends a C++ message.
-_PYTHON_LINE = re.compile(r"\S.*:\d+: \w*Warning: |Traceback \(most recent call last\)")
-
-
-def without_cpp_log(lines):
-    """`lines` less the C++ log messages (each with its continuation lines).
-
-    Example:
-    >>> without_cpp_log(["I0000 00:00:1796620680.247408  4626 guard.cc:227] Built for\\n",
-    ...                  "To enable AVX2 FMA, rebuild\\n",
-    ...                  "x.py:3: UserWarning: careful\\n", "  warn()\\n"])
-    ['x.py:3: UserWarning: careful\\n', '  warn()\\n']
-    """
-    kept, in_message = [], False
-    for line in lines:
-        if _CPP_LOG_LINE.match(line):
-            in_message = True
-        elif in_message and _PYTHON_LINE.match(line):
-            in_message = False
-        if not in_message:
-            kept.append(line)
-    return kept
-
-
-def _quiet_tensorflow():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-def start_tensorflow():
-    """Imports TensorFlow and Keras and finds the devices, with the C++ libraries'
-    start-up log lines hidden (shown with TF_CPP_MIN_LOG_LEVEL=0 or 1): on a machine
-    without a GPU they are 4-5 lines ("Could not find cuda drivers", "failed call to
-    cuInit") before every command's output or error. Anything else written to
-    stderr meanwhile (Python warnings, an import error) is passed on."""
-    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL") in ("0", "1"):
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with tempfile.TemporaryFile() as captured:
-            os.dup2(captured.fileno(), 2)
-            try:
-                import keras  # noqa: F401
-                import tensorflow as tf
-
-                tf.config.list_physical_devices()
-            finally:
-                sys.stderr.flush()
-                os.dup2(saved, 2)
-                captured.seek(0)
-                lines = captured.read().decode("utf-8", "replace").splitlines(True)
-                sys.stderr.write("".join(without_cpp_log(lines)))
-    finally:
-        os.close(saved)
-
-
-def check_output_directory(path, option):
-    """Refuses, before any work, an output directory that cannot be made: `path` is
-    a file, or lies under one, or under a directory this user cannot write."""
-    if os.path.exists(path):
-        if not os.path.isdir(path):
-            raise NotADirectoryError(f"{option} {path}: is a file, not a directory")
-        return
-    parent = os.path.dirname(os.path.abspath(path))
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent):
-        raise NotADirectoryError(f"{option} {path}: {parent} is a file, not a directory")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise PermissionError(f"{option} {path}: cannot create it, {parent} is not "
-                              "writable")
-
-
-def check_input_directory(path, what="run directory"):
-    """`path` must be an existing directory."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: no such {what}")
-    if not os.path.isdir(path):
-        raise NotADirectoryError(f"{path}: is a file, not a {what}")
 
 
 def _check_recipe(args):
@@ -294,117 +207,6 @@ def run_evaluate(args):
     return 0
 
 
-DEFAULT_NEW_TOKENS = 64
-
-
-def _check_generation_options(args):
-    """The `kzoo generate` numbers, checked alike for runs and exports."""
-    if args.max_new_tokens is not None and args.max_new_tokens < 1:
-        raise ValueError(f"--max-new-tokens: must be >= 1, got {args.max_new_tokens}")
-    for option, value in (("--temperature", args.temperature), ("--top-p", args.top_p)):
-        if not math.isfinite(value):
-            raise ValueError(f"{option}: must be a finite number, got {value}")
-    if args.strategy == "sample" and args.temperature <= 0:
-        raise ValueError(f"--temperature: must be > 0 for --strategy sample, got "
-                         f"{args.temperature}")
-    if not 0 < args.top_p <= 1:
-        raise ValueError(f"--top-p: must be in (0, 1], got {args.top_p}")
-    if args.top_k < 0:
-        raise ValueError(f"--top-k: must be >= 0 (0: no top-k filter), got {args.top_k}")
-    if args.num_beams is not None and args.num_beams < 1:
-        raise ValueError(f"--num-beams: must be >= 1, got {args.num_beams}")
-    if not -2**31 <= args.seed < 2**31:
-        raise ValueError(f"--seed: must fit in 32 bits, got {args.seed}")
-
-
-def new_tokens(requested, limit, why):
-    """`--max-new-tokens`: `requested` (None: the default) within `[1, limit]`
-    (`limit` None: no limit), else a ValueError saying why the limit is `limit`.
-
-    Example:
-    >>> new_tokens(None, 63, "the model's max_sequence_length is 64")
-    63
-    >>> new_tokens(100, 63, "the model's max_sequence_length is 64")
-    Traceback (most recent call last):
-    ...
-    ValueError: --max-new-tokens: must be in [1, 63] (the model's max_sequence_length is 64), got 100
-    """
-    if requested is None:
-        return DEFAULT_NEW_TOKENS if limit is None else min(DEFAULT_NEW_TOKENS, limit)
-    if limit is not None and requested > limit:
-        raise ValueError(f"--max-new-tokens: must be in [1, {limit}] ({why}), got "
-                         f"{requested}")
-    return requested
-
-
-def run_generate(args):
-    _check_generation_options(args)
-    check_input_directory(args.model, "run directory or SavedModel")
-    start_tensorflow()
-    if os.path.isfile(os.path.join(args.model, "saved_model.pb")):
-        outputs, continues = _generate_from_export(args)
-    else:
-        outputs, continues = _generate_from_run(args)
-    for prompt, output in zip(args.prompt, outputs):
-        # A causal LM continues the prompt; an encoder-decoder answers it.
-        print(prompt + output if continues else output)
-    return 0
-
-
-def _generate_from_export(args):
-    from kzoo.export.serving_generate import ExportedGenerator
-
-    generator = ExportedGenerator(args.model)
-    # Checked here as for a run (the signature would clip it silently).
-    max_new_tokens = new_tokens(args.max_new_tokens, generator.max_new_tokens,
-                                "the export's cap, export.max_new_tokens")
-    outputs = generator.generate(
-        args.prompt, max_new_tokens=max_new_tokens, strategy=args.strategy,
-        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-        seed=args.seed, num_beams=args.num_beams,
-    )
-    return outputs, generator.continues_prompt
-
-
-def _generate_from_run(args):
-    from kzoo.models import Seq2SeqLM
-    from kzoo.training.evaluate import load_run_model
-
-    model = load_run_model(args.model)
-    if not hasattr(model, "generate") and not hasattr(model, "generate_ids"):
-        from kzoo.export.bert_signatures import MAIN_SIGNATURES
-
-        served = MAIN_SIGNATURES.get(type(model).__name__)
-        raise ValueError(
-            f"{args.model}: holds a {type(model).__name__}, which does not generate "
-            "text; kzoo evaluate scores it" + (
-                f", and kzoo export makes a SavedModel whose {served!r} signature TF "
-                "Serving serves" if served else ""))
-    capacity = getattr(getattr(model, "backbone", None), "max_sequence_length", None)
-    max_new_tokens = new_tokens(
-        args.max_new_tokens, None if capacity is None else int(capacity) - 1,
-        f"the model's max_sequence_length is {capacity}")
-    if hasattr(model, "generate"):
-        outputs = model.generate(
-            args.prompt, max_new_tokens=max_new_tokens, strategy=args.strategy,
-            temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-            seed=args.seed, num_beams=args.num_beams or 4,
-        )
-        return outputs, not isinstance(model, Seq2SeqLM)
-    # The LSTM: token ids in and out, as its export generates.
-    from kzoo.export.keras_reference import generate_texts
-    from kzoo.tokenizers import load_tokenizer
-
-    if args.strategy == "beam":
-        raise ValueError(f"--strategy beam: a {type(model).__name__} decodes greedily or "
-                         "by sampling")
-    outputs = generate_texts(
-        model, load_tokenizer(args.model), args.prompt, max_new_tokens,
-        temperature=args.temperature if args.strategy == "sample" else 0.0,
-        top_k=args.top_k, top_p=args.top_p, seed=args.seed)
-    return outputs, True
-
-
 def run_export(args):
     check_input_directory(args.run_dir)
     check_output_directory(args.out, "--out")
@@ -445,83 +247,6 @@ def run_check_serving(args):
     print(f"kzoo check-serving: {args.export_dir}: FAILED {', '.join(failed)} (details "
           "on stdout)", file=sys.stderr)
     return 1
-
-
-def check_port_free(host, port):
-    """Binds `host:port` once, as the server will, so that a bad `--host` or a port
-    in use is one clear error rather than the server's traceback."""
-    import socket
-
-    if not 1 <= port <= 65535:
-        raise ValueError(f"--port: must be in [1, 65535], got {port}")
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM)[0]
-    except socket.gaierror as error:
-        raise ValueError(f"--host {host}: not an address of this machine "
-                         f"({error.strerror})") from None
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(address)
-        except OSError as error:
-            raise ValueError(f"--port {port}: cannot listen on {host}:{port} "
-                             f"({error.strerror}); choose another --port") from None
-
-
-# `kzoo tensorboard` passes these on to its server, waits for it and exits with
-# 128 + the signal's number: the server never outlives the command.
-FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-SERVER_STOP_SECONDS = 10
-
-
-def run_tensorboard(args):
-    import subprocess
-    import time
-
-    logdir = os.path.join(args.run_dir, "tensorboard")
-    if not os.path.isdir(logdir):
-        logdir = args.run_dir
-    if not os.path.isdir(logdir):
-        raise FileNotFoundError(f"{args.run_dir}: no such run directory")
-    check_port_free(args.host, args.port)
-    print(f"TensorBoard: http://{args.host}:{args.port}/  (Ctrl-C stops it)", flush=True)
-    # The server binds `--host` only: loopback unless the user asks otherwise. In
-    # its own process group, so that Ctrl-C reaches it once, through us.
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tensorboard.main", "--logdir", logdir,
-         "--host", args.host, "--port", str(args.port), "--load_fast", "false"],
-        process_group=0)
-    received = []
-
-    def forward(signum, frame):
-        received.append(signum)
-        if server.poll() is None:
-            server.send_signal(signum)
-
-    previous = {signum: signal.signal(signum, forward) for signum in FORWARDED_SIGNALS}
-    try:
-        deadline = None
-        while True:
-            try:
-                status = server.wait(timeout=0.5)
-                break
-            except subprocess.TimeoutExpired:
-                if received and deadline is None:
-                    deadline = time.monotonic() + SERVER_STOP_SECONDS
-                if deadline is not None and time.monotonic() > deadline:
-                    server.kill()
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        if server.poll() is None:
-            server.kill()
-            server.wait()
-    if received:
-        name = signal.Signals(received[0]).name
-        print(f"kzoo tensorboard: {name} received: TensorBoard stopped", file=sys.stderr)
-        return 128 + received[0]
-    return 128 - status if status < 0 else status
 
 
 COMMANDS = {
@@ -571,7 +296,7 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 0
-    _quiet_tensorflow()
+    quiet_tensorflow()
     if not _backend_for(args.command):
         import subprocess
 

@@ -9,8 +9,14 @@ import sys
 import pytest
 
 import kzoo
-from tests.conftest import (ROOT, TINY_OVERRIDES, child_pids, free_port, kzoo_command,
-                            listening_addresses)
+from tests.conftest import (
+    ROOT,
+    TINY_OVERRIDES,
+    child_pids,
+    free_port,
+    kzoo_command,
+    listening_addresses,
+)
 
 
 def run_cli(*args):
@@ -48,12 +54,12 @@ def test_usage_and_help_list_every_command(capsys):
         assert re.search(rf"^\s+{command}\s+\S", help_text, flags=re.M), command
 
 
-def test_docstring_examples():
+@pytest.mark.parametrize("module", ["kzoo.commands.startup", "kzoo.commands.generate"])
+def test_docstring_examples(module):
     import doctest
+    import importlib
 
-    from kzoo import cli
-
-    result = doctest.testmod(cli, optionflags=doctest.ELLIPSIS)
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
 
 

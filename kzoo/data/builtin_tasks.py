@@ -325,12 +325,12 @@ _TASK_FILES = {  # task: (generator, file extension, file writer)
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _corpus():
     return default_corpus()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _category_bigrams():
     """The (category, next category) pairs with a nonzero transition in the chain."""
     corpus = _corpus()

@@ -359,3 +359,18 @@ def _rng(seed, task, split):
 def _check_count(count, name):
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
         raise ValueError(f"{name} must be an integer >= 0, got {count!r}")
+
+
+def check_mixture(mixture):
+    """Raises a ValueError for unknown tasks or bad rates in `data.mixture`."""
+    if mixture is None:
+        return
+    for task, rate in mixture.items():
+        if task not in TEXT_TO_TEXT_TASKS:
+            raise ValueError(f"data.mixture: unknown built-in task {task!r}; choose from "
+                             f"{list(TEXT_TO_TEXT_TASKS)}")
+        if not isinstance(rate, (int, float)) or isinstance(rate, bool) or rate < 0:
+            raise ValueError(f"data.mixture.{task}: the rate must be a number >= 0, "
+                             f"got {rate!r}")
+    if not any(mixture.values()):
+        raise ValueError("data.mixture: at least one rate must be > 0")

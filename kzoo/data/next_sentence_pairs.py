@@ -43,7 +43,7 @@ def sentence_pairs(documents, max_tokens, rng, random_next_probability=0.5,
     documents = [[list(s) for s in doc if len(s)] for doc in documents]
     documents = [doc for doc in documents if doc]
     pairs = []
-    for index, document in enumerate(documents):
+    for index in range(len(documents)):
         pairs += _document_pairs(documents, index, max_tokens, rng,
                                  random_next_probability, short_sequence_probability)
     return pairs

@@ -263,3 +263,11 @@ def _as_list(patterns):
 
 def _utf8_error(path, line, offset, error):
     return ValueError(f"{path}:{line}: {invalid_utf8(error, offset)}")
+
+
+def split_examples(examples, fraction):
+    """The last `fraction` of the examples held out: `(train, validation)`."""
+    held_out = int(round(len(examples) * fraction))
+    if held_out == 0 or held_out == len(examples):
+        return examples, []
+    return examples[:-held_out], examples[-held_out:]

@@ -120,7 +120,7 @@ def export_run(run_dir, out_dir="saved_models", name=None, version=None, xla=Non
 def load_run_model(run_dir):
     """Loads a run's model (safe mode) and its tokenizer, for export."""
     from kzoo.tokenizers import load_tokenizer
-    from kzoo.training.evaluate import load_run_model as load_model
+    from kzoo.training.run_files import load_run_model as load_model
 
     model = load_model(run_dir)
     if bert_export.is_bert_model(model):

@@ -60,8 +60,17 @@ import dataclasses
 
 import tensorflow as tf
 
-from kzoo.export.input_policy import (any_rank, as_rows, checked_ids, matrix, one_per_row,
-                                     per_row, shared_value, unless_empty, valid_utf8)
+from kzoo.export.input_policy import (
+    any_rank,
+    as_rows,
+    checked_ids,
+    matrix,
+    one_per_row,
+    per_row,
+    shared_value,
+    unless_empty,
+    valid_utf8,
+)
 from kzoo.export.signatures import next_power_of_two
 from kzoo.models.seq2seq.seq2seq_lm import start_buffer
 from kzoo.models.text_generation import STRATEGIES

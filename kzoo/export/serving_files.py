@@ -21,7 +21,6 @@ from kzoo.export.signatures import INPUT_SPECS
 from kzoo.training.run_files import save_atomically, write_json
 
 
-
 def _input_dtypes(signature_name):
     name = "generate" if signature_name == "serving_default" else signature_name
     return {key: spec.dtype for key, spec in INPUT_SPECS[name].items()}

@@ -73,7 +73,7 @@ def disable_xla_compilation(tf):
         if not os.path.exists(path):
             continue
         try:
-            getattr(ctypes.CDLL(path), "_ZN10tensorflow21DisableXlaCompilationEv")()
+            ctypes.CDLL(path)._ZN10tensorflow21DisableXlaCompilationEv()
             return True
         except (AttributeError, OSError):
             continue

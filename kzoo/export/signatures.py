@@ -55,8 +55,17 @@ import inspect
 
 import tensorflow as tf
 
-from kzoo.export.input_policy import (any_rank, as_rows, checked_ids, matrix, one_per_row,
-                                     per_row, shared_value, unless_empty, valid_utf8)
+from kzoo.export.input_policy import (
+    any_rank,
+    as_rows,
+    checked_ids,
+    matrix,
+    one_per_row,
+    per_row,
+    shared_value,
+    unless_empty,
+    valid_utf8,
+)
 from kzoo.export.scoring import sequence_log_likelihood
 
 _DECODING_SPECS = {

@@ -12,8 +12,8 @@ import numpy as np
 from kzoo.data import builtin_tasks, labelled_files, qa_answers, qa_windows, task_metrics
 from kzoo.data.bad_records import BadRecords
 from kzoo.data.bert_finetuning import classification_dataset, tagging_batches, tagging_dataset
-from kzoo.data.text_files import resolve_files
-from kzoo.training.bert_tasks import BertTask, split_examples, steps_in
+from kzoo.data.text_files import resolve_files, split_examples
+from kzoo.training.bert_tasks import BertTask, steps_in
 from kzoo.training.callbacks import EpochMetrics
 from kzoo.training.recipe import BUILTIN
 from kzoo.training.task import DataPlan

@@ -28,14 +28,6 @@ ENCODER_KEYS = ("num_layers", "num_heads", "hidden_dim", "intermediate_dim",
                 "max_sequence_length", "num_segments")
 
 
-def split_examples(examples, fraction):
-    """The last `fraction` of the examples held out: `(train, validation)`."""
-    held_out = int(round(len(examples) * fraction))
-    if held_out == 0 or held_out == len(examples):
-        return examples, []
-    return examples[:-held_out], examples[-held_out:]
-
-
 def steps_in(count, batch_size, key):
     steps = count // batch_size
     if steps < 1:
@@ -89,7 +81,7 @@ class BertTask(Task):
 
     def pretrained_backbone(self):
         """The encoder of the `train.init_from` run; fills the model keys from it."""
-        from kzoo.training.evaluate import load_run_model
+        from kzoo.training.run_files import load_run_model
 
         init_from = self.config["train"]["init_from"]
         model = load_run_model(init_from)
@@ -136,7 +128,7 @@ class BertPretrainTask(BertTask):
             self.validation_documents = self._read_documents(
                 data["validation"], "data.validation")
         else:
-            self.train_documents, self.validation_documents = split_examples(
+            self.train_documents, self.validation_documents = text_files.split_examples(
                 self.train_documents, data["validation_fraction"])
         if not self.train_documents:
             raise ValueError(f"data.train: {data['train']!r} holds no text")

@@ -14,8 +14,7 @@ import dataclasses
 
 from kzoo.data import builtin_translation, parallel_files
 from kzoo.data.bad_records import BadRecords
-from kzoo.data.text_files import resolve_files
-from kzoo.training.bert_tasks import split_examples
+from kzoo.data.text_files import resolve_files, split_examples
 from kzoo.training.recipe import BUILTIN
 
 
@@ -91,7 +90,7 @@ def read_tables(data, patterns, key, bad_records=None):
 def _builtin(data):
     mixture = data["mixture"] or {data["builtin_task"]: 1.0}
     tasks, validation = [], []
-    for task, rate in mixture.items():
+    for task in mixture:
         prefix = builtin_translation.TASK_PREFIXES[task] if data["mixture"] else None
         train = builtin_translation.text_to_text_examples(
             task, data["builtin_train_examples"], seed=data["seed"], split="train")
@@ -102,21 +101,6 @@ def _builtin(data):
         validation += with_prefix(_dicts(held_out), prefix)
     rates = [float(rate) for rate in mixture.values()] if data["mixture"] else None
     return ParallelSource(tasks, rates, validation)
-
-
-def check_mixture(mixture):
-    """Raises a ValueError for unknown tasks or bad rates in `data.mixture`."""
-    if mixture is None:
-        return
-    for task, rate in mixture.items():
-        if task not in builtin_translation.TEXT_TO_TEXT_TASKS:
-            raise ValueError(f"data.mixture: unknown built-in task {task!r}; choose from "
-                             f"{list(builtin_translation.TEXT_TO_TEXT_TASKS)}")
-        if not isinstance(rate, (int, float)) or isinstance(rate, bool) or rate < 0:
-            raise ValueError(f"data.mixture.{task}: the rate must be a number >= 0, "
-                             f"got {rate!r}")
-    if not any(mixture.values()):
-        raise ValueError("data.mixture: at least one rate must be > 0")
 
 
 def _dicts(pairs):

@@ -331,7 +331,7 @@ def _check_encoder_decoder(config):
         raise ConfigError("data.max_target_length: must be >= 2 (the start token and "
                           "at least one target token)")
     if config["model"]["family"] == "t5":
-        from kzoo.training.parallel_source import check_mixture
+        from kzoo.data.builtin_translation import check_mixture
 
         try:
             check_mixture(data["mixture"])

@@ -17,6 +17,8 @@ import json
 import os
 import tempfile
 
+import keras
+
 from kzoo.training.config import read_yaml, write_yaml_atomic
 from kzoo.training.recipe import map_paths
 
@@ -100,3 +102,33 @@ def read_config(run_dir):
         return os.path.abspath(path)
 
     return map_paths(read_yaml(os.path.join(run_dir, CONFIG)), resolve)
+
+
+def load_run_model(run_dir):
+    """Loads `RUN/model.keras` with `safe_mode` (no code is deserialized)."""
+    import kzoo.models  # noqa: F401  (registers the model classes)
+    import kzoo.tokenizers  # noqa: F401  (registers the tokenizer layer)
+
+    path = os.path.join(run_dir, MODEL)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(_no_model_message(run_dir))
+    return keras.saving.load_model(path, safe_mode=True, compile=False)
+
+
+def _no_model_message(run_dir):
+    """Why `run_dir` has no `model.keras`, and what to do: an unfinished run
+    (interrupted at its latest checkpoint) is resumed, anything else trained."""
+    from kzoo.training import checkpoints
+
+    if not os.path.isfile(os.path.join(run_dir, CONFIG)):
+        return (f"{run_dir}: no trained model ({MODEL}); train one with "
+                "`kzoo train RECIPE --run-dir DIR`")
+    last = checkpoints.latest(os.path.join(run_dir, CHECKPOINTS))
+    if last is None:
+        where = "before its first checkpoint"
+    else:
+        state = checkpoints.read_state(last)
+        total = state.get("total_steps")
+        where = f"at step {state['step']}" + (f" of {total}" if total else "")
+    return (f"{run_dir}: training was interrupted {where} (no {MODEL} "
+            f"yet); finish it with `kzoo train --resume {run_dir}`")

@@ -16,7 +16,7 @@ import shutil
 
 import keras
 
-from kzoo.data import seq2seq_pipeline, text_metrics, text_to_text
+from kzoo.data import builtin_translation, seq2seq_pipeline, text_metrics, text_to_text
 from kzoo.tokenizers import TOKENIZER_FILENAME, load_tokenizer, train_sentencepiece
 from kzoo.training import parallel_source
 from kzoo.training.callbacks import GenerationMetrics
@@ -105,7 +105,7 @@ class EncoderDecoderTask(Task):
     def pretrained_backbone(self, dtype=None):
         """The `train.init_from` run's T5 network; fills the model keys from it."""
         from kzoo.models import T5Backbone
-        from kzoo.training.evaluate import load_run_model
+        from kzoo.training.run_files import load_run_model
 
         init_from = self.config["train"]["init_from"]
         pretrained = getattr(load_run_model(init_from), "backbone", None)
@@ -178,7 +178,7 @@ class Seq2SeqTask(EncoderDecoderTask):
 
     def resolve_data(self):
         data = self.config["data"]
-        parallel_source.check_mixture(data["mixture"] if "mixture" in data else None)
+        builtin_translation.check_mixture(data["mixture"] if "mixture" in data else None)
         if self.config["train"]["init_from"]:
             init_from = self.config["train"]["init_from"]
             if not os.path.isfile(os.path.join(init_from, TOKENIZER_FILENAME)):

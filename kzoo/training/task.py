@@ -82,32 +82,3 @@ class Task:
     def evaluate(self, run_dir, model, tokenizer, data=None, batch_size=None):
         """Metrics of a trained run on `data` (paths) or its validation data."""
         raise NotImplementedError
-
-
-def task_for(config):
-    """The `Task` of a validated recipe."""
-    # Imports only the family's own task module (BERT's pull in keras_hub).
-    family, task = config["model"]["family"], config["model"].get("task")
-    if family in ("gpt", "lstm"):
-        from kzoo.training.causal_lm_task import CausalLMTask
-
-        return CausalLMTask(config)
-    if family == "bert":
-        from kzoo.training import bert_finetuning_tasks, bert_tasks
-
-        tasks = {
-            "pretrain": bert_tasks.BertPretrainTask,
-            "classify": bert_finetuning_tasks.BertClassifyTask,
-            "tag": bert_finetuning_tasks.BertTagTask,
-            "qa": bert_finetuning_tasks.BertQATask,
-        }
-        return tasks[task](config)
-    if family == "seq2seq" or (family == "t5" and task == "finetune"):
-        from kzoo.training.seq2seq_tasks import Seq2SeqTask
-
-        return Seq2SeqTask(config)
-    if family == "t5":
-        from kzoo.training.t5_pretrain_task import T5PretrainTask
-
-        return T5PretrainTask(config)
-    raise ValueError(f"model.family: no task for {family!r}")

@@ -21,10 +21,11 @@ from kzoo.training import (
     run_files,
 )
 from kzoo.training.config import ConfigError
-from kzoo.training.run_lock import RunLock
 from kzoo.training.optimizer import make_optimizer
 from kzoo.training.recipe import validate
-from kzoo.training.task import task_for
+from kzoo.training.run_lock import RunLock
+from kzoo.training.task_registry import task_for
+
 
 def plan_steps(config, steps_per_epoch):
     """`(total_steps, steps_per_epoch, epochs)` from `train.steps` or `train.epochs`

@@ -355,7 +355,7 @@ def test_squad_accepts_three_answer_layouts_and_defaults_ids(tmp_path):
 
 
 def test_squad_answer_not_at_answer_start_says_where_it_is(tmp_path):
-    byte_offset = CONTEXT.encode("utf-8").index("Zürich".encode("utf-8"))  # 20, not 19
+    byte_offset = CONTEXT.encode("utf-8").index("Zürich".encode())  # 20, not 19
     answers = [{"text": "Zürich", "answer_start": byte_offset}]
     row = {"context": CONTEXT, "question": "Wohin?", "answers": answers}
     path = write(tmp_path, "dev.jsonl", squad_lines(row))

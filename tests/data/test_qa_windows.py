@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kzoo.data import qa_answers, qa_windows as qa_windows_module
+from kzoo.data import qa_answers
+from kzoo.data import qa_windows as qa_windows_module
 from kzoo.data.builtin_tasks import qa_examples
 from kzoo.data.qa_answers import best_answers, predict_answers, qa_metrics
 from kzoo.data.qa_windows import (
@@ -16,8 +17,8 @@ from kzoo.data.qa_windows import (
     qa_eval_windows,
     qa_windows,
 )
-from kzoo.tokenizers.wordpiece_trainer import train_wordpiece
 from kzoo.tokenizers.wordpiece_tokenizer import load_wordpiece_tokenizer
+from kzoo.tokenizers.wordpiece_trainer import train_wordpiece
 
 EXAMPLES = qa_examples(30, seed=0)
 CAFE = "Café au lait, s'il vous plaît: Crème brûlée et thé."

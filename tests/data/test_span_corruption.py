@@ -5,7 +5,8 @@ import functools
 import numpy as np
 import pytest
 import tensorflow as tf
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kzoo.data.span_corruption import (
     corrupt_spans,
@@ -20,7 +21,7 @@ SENTINELS = list(range(1, 301))  # ids 1..300; real tokens are >= 1000
 END = 0
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _graph_corrupt_spans(density, mean_span):
     """`corrupt_spans` as a graph function of dynamic length (fast, like in tf.data)."""
     return tf.function(

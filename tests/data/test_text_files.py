@@ -80,7 +80,7 @@ def test_one_empty_file_among_others_is_fine(tmp_path):
 
 def test_invalid_utf8_names_file_line_and_offset(tmp_path):
     path = tmp_path / "bad.txt"
-    prefix = "fine\nstill fine ✓\nbad ".encode("utf-8")
+    prefix = "fine\nstill fine ✓\nbad ".encode()
     path.write_bytes(prefix + b"\xff here\n")
     offset = len(prefix)
     expected = f"{path}:3: invalid UTF-8 at byte offset {offset} (0xff)"
@@ -110,7 +110,7 @@ def test_validation_streams_across_chunk_boundaries(tmp_path, monkeypatch):
 
 def test_read_lines_keeps_line_endings_as_newlines(tmp_path):
     path = tmp_path / "lines.txt"
-    path.write_bytes("a\r\n\nb\rc\nlast ✓".encode("utf-8"))
+    path.write_bytes("a\r\n\nb\rc\nlast ✓".encode())
     assert list(text_files.read_lines(str(path))) == ["a\n", "\n", "b\rc\n", "last ✓"]
 
 

@@ -30,8 +30,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kzoo.export import input_policy
-from tests.export.serving_fuzz import (call, call_signature, draw_request, fuzz_once,
-                                       strings, valid_request)
+from tests.export.serving_fuzz import (
+    call,
+    call_signature,
+    draw_request,
+    fuzz_once,
+    strings,
+    valid_request,
+)
 
 LONG = "molan teriv, ki sato. " * 20  # longer than any tiny model's limit
 GREEDY = {"max_new_tokens": [4], "temperature": [0.0], "top_k": [0], "top_p": [1.0],

@@ -98,8 +98,13 @@ def bert_models(run_dir):
     and an untrained model per BERT task (`classify` is a text-pair classifier),
     on one encoder."""
     from kzoo.data import builtin_tasks
-    from kzoo.models import (BertBackbone, BertClassifier, BertPretrainer,
-                             BertQuestionAnswerer, BertTokenClassifier)
+    from kzoo.models import (
+        BertBackbone,
+        BertClassifier,
+        BertPretrainer,
+        BertQuestionAnswerer,
+        BertTokenClassifier,
+    )
     from kzoo.tokenizers.wordpiece_trainer import SPECIAL_TOKENS, write_vocabulary
 
     keras.utils.set_random_seed(0)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from kzoo.models import GPTBackbone, GPTCausalLM
-from kzoo.testing import assert_all_close, run_model_test, to_numpy
+from kzoo.testing import run_model_test, to_numpy
 
 VOCAB, LENGTH = 40, 10
 CONFIG = dict(vocabulary_size=VOCAB, num_layers=2, num_heads=2, hidden_dim=16,

@@ -112,14 +112,14 @@ def test_offsets_point_into_the_original_bytes(tokenizer, corpus):
             piece = vocabulary[token_id].removeprefix("##")
             assert normalize(data[start:end].decode("utf-8")) == piece
     ids, starts, ends = tokenizer.tokenize_with_offsets("Héllo WORLD, café!")
-    data = "Héllo WORLD, café!".encode("utf-8")
+    data = "Héllo WORLD, café!".encode()
     words = [data[s:e] for s, e in zip(starts.numpy(), ends.numpy())]
     assert b"".join(words) == b"H\xc3\xa9lloWORLD,caf\xc3\xa9!"
     assert words[-1] == b"!" and ids.dtype == tf.int32 and starts.dtype == tf.int64
     # "ß" normalizes to "ss": pieces inside such an expansion get degenerate spans,
     # but the spans still tile the word without losing or repeating a byte.
     _, starts, ends = tokenizer.tokenize_with_offsets("Straße")
-    data = "Straße".encode("utf-8")
+    data = "Straße".encode()
     assert b"".join(data[s:e] for s, e in zip(starts.numpy(), ends.numpy())) == data
 
 

@@ -138,7 +138,7 @@ def test_encoder_decoder_recipes_reject_mismatches(raw, message):
 
 
 def test_t5_pretraining_target_length_must_fit_the_spans():
-    from kzoo.training.task import task_for
+    from kzoo.training.task_registry import task_for
 
     config = validate({"model": {"family": "t5", "task": "pretrain"},
                        "data": {"max_source_length": 64, "max_target_length": 12}})
@@ -150,7 +150,7 @@ def test_t5_pretraining_target_length_must_fit_the_spans():
 def test_seq2seq_loss_is_a_mean_over_real_target_tokens():
     import numpy as np
 
-    from kzoo.training.task import task_for
+    from kzoo.training.task_registry import task_for
 
     loss = task_for(validate({"model": {"family": "seq2seq", "label_smoothing": 0.0}})
                     ).compile_args()["loss"]

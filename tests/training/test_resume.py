@@ -17,8 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kzoo.training import checkpoints, resume, run_files
-from tests.conftest import (ROOT, TINY_OVERRIDES, assert_same_weights, interrupt_at,
-                            kzoo_command)
+from tests.conftest import ROOT, TINY_OVERRIDES, assert_same_weights, interrupt_at, kzoo_command
 
 # The interrupted runs share one reference run (module fixture): one worker.
 pytestmark = pytest.mark.xdist_group("resume")

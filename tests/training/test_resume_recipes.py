@@ -14,8 +14,13 @@ import signal
 
 import pytest
 
-from tests.conftest import (ROOT, TINY_OVERRIDES, assert_same_weights, interrupt_at,
-                            tensorboard_events)
+from tests.conftest import (
+    ROOT,
+    TINY_OVERRIDES,
+    assert_same_weights,
+    interrupt_at,
+    tensorboard_events,
+)
 
 STEPS = ["train.steps=4", "train.steps_per_epoch=2", "train.warmup_steps=1"]
 EPOCHS = ["train.epochs=2", "train.warmup_steps=1"]  # recipes that count epochs

@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from kzoo.layers import Dropout
-from kzoo.models.bert.bert_backbone import BertBackbone
+from kzoo.models.bert.bert_backbone import BertBackbone  # noqa: F401 (docstring example)
 from kzoo.models.task_model import TaskModel
 
 

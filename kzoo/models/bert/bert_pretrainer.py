@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from kzoo.models.bert.bert_backbone import BertBackbone
+from kzoo.models.bert.bert_backbone import BertBackbone  # noqa: F401 (docstring example)
 from kzoo.models.bert.bert_masked_lm_head import BertMaskedLMHead
 from kzoo.models.task_model import TaskModel
 

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from kzoo.models.bert.bert_backbone import BertBackbone
+from kzoo.models.bert.bert_backbone import BertBackbone  # noqa: F401 (docstring example)
 from kzoo.models.task_model import TaskModel
 
 # Logit of padded positions: softmax gives them exactly 0, and it stays finite

@@ -2,7 +2,7 @@
 
 import keras
 
-from kzoo.models.bert.bert_backbone import BertBackbone
+from kzoo.models.bert.bert_backbone import BertBackbone  # noqa: F401 (docstring example)
 from kzoo.models.bert.bert_classifier import LabelledOutputModel
 
 

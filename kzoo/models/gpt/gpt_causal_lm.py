@@ -6,8 +6,9 @@ from keras import ops
 
 from kzoo.layers.write_at import write_at
 from kzoo.models import generation, text_generation
-from kzoo.models.gpt.gpt_backbone import GPTBackbone
+from kzoo.models.gpt.gpt_backbone import GPTBackbone  # noqa: F401 (docstring example)
 from kzoo.models.task_model import TaskModel
+
 
 @keras.saving.register_keras_serializable(package="kzoo")
 class GPTCausalLM(TaskModel):
