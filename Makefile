@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install test test-fast lint demo clean
+.PHONY: install test test-fast test-recipes lint demo clean
 
 $(STAMP): setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,12 @@ install: $(STAMP)
 
 # The whole suite, slow tests included (this is what CI runs).
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS) tests
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=30 $(PYTEST_ARGS) tests
+
+# Every shipped recipe interrupted mid-epoch and resumed (CI resumes one of each kind).
+test-recipes: $(STAMP)
+	KZOO_ALL_RECIPES=1 $(BIN)/python -m pytest -n 2 $(PYTEST_ARGS) \
+	    tests/training/test_resume_recipes.py
 
 # Static checks (ruff, configured in pyproject.toml); CI runs it before the tests.
 lint: $(STAMP)

@@ -217,9 +217,12 @@ def test_record_attention_finds_every_layer_of_a_block_and_nests(data):
     assert len(outer[block.self_attention]) == 1
 
 
-# (function name, query length, whether it is bit-identical to the op on TensorFlow,
-# bfloat16 tolerance): the TensorFlow path of the layer, and the decoding-step path
-# (one query position, the cache read in its own layout, float32 throughout).
+# (function name, query length, whether it is bit-identical to the op on TensorFlow
+# in float32, bfloat16 tolerance): the TensorFlow path of the layer, and the
+# decoding-step path (one query position, the cache read in its own layout, float32
+# throughout). In bfloat16 the op's einsum and the batched matmul round their
+# bfloat16 products alike on some CPUs, not on all (oneDNN picks the kernel by the
+# instruction set): within the tolerance, not bit for bit.
 ATTENTION_PATHS = [("_matmul_attention", 5, True, 2e-2),
                    ("_single_query_attention", 1, False, 3e-2)]
 
@@ -239,7 +242,8 @@ def test_attention_paths_equal_keras_dot_product_attention(
     bias = keras.ops.cast(rng.normal(size=(1, 4, query_length, 9)), dtype)
     mask = rng.random((3, 1, query_length, 9)) > 0.4
     mask[1, 0, 0] = False  # A query that sees no key.
-    exact = exact_on_tensorflow and keras.backend.backend() == "tensorflow"
+    exact = (exact_on_tensorflow and dtype == "float32"
+             and keras.backend.backend() == "tensorflow")
     for b, m in itertools.product((None, bias), (None, mask)):
         expected = keras.ops.dot_product_attention(q, k, v, bias=b, mask=m, scale=0.3)
         actual = getattr(attention, name)(q, k, v, b, m, 0.3)
