@@ -27,9 +27,10 @@ import signal
 import sys
 
 from kzoo.commands.directories import check_input_directory, check_output_directory
-from kzoo.commands.generate import DEFAULT_NEW_TOKENS, run_generate
+from kzoo.commands.generate import run_generate
 from kzoo.commands.startup import quiet_tensorflow, start_tensorflow
 from kzoo.commands.tensorboard import run_tensorboard
+from kzoo.export.serving_generate import DEFAULT_NEW_TOKENS
 from kzoo.version import __version__
 
 

@@ -5,8 +5,7 @@ import os
 
 from kzoo.commands.directories import check_input_directory
 from kzoo.commands.startup import start_tensorflow
-
-DEFAULT_NEW_TOKENS = 64
+from kzoo.export.serving_generate import default_new_tokens
 
 
 def _check_generation_options(args):
@@ -42,7 +41,7 @@ def new_tokens(requested, limit, why):
     ValueError: --max-new-tokens: must be in [1, 63] (the model's max_sequence_length is 64), got 100
     """
     if requested is None:
-        return DEFAULT_NEW_TOKENS if limit is None else min(DEFAULT_NEW_TOKENS, limit)
+        return default_new_tokens(limit)
     if limit is not None and requested > limit:
         raise ValueError(f"--max-new-tokens: must be in [1, {limit}] ({why}), got "
                          f"{requested}")

@@ -19,6 +19,12 @@ ENDPOINTS = (("generate", "prompts"), ("translate", "sources"), ("generate", "so
 STRATEGIES = {"prompts": ("greedy", "sample"), "sources": ("greedy", "sample", "beam")}
 
 
+def default_new_tokens(limit):
+    """`max_new_tokens` when none is asked for: 64, or `limit` if lower (None: no
+    limit)."""
+    return DEFAULT_NEW_TOKENS if limit is None else min(DEFAULT_NEW_TOKENS, limit)
+
+
 class ExportedGenerator:
     """The generation endpoint of an export, loaded once.
 
@@ -72,9 +78,7 @@ class ExportedGenerator:
             raise ValueError(f"num_beams: the export searches with {beams} beams "
                              f"(export.num_beams, fixed at export); got {num_beams}")
         if max_new_tokens is None:
-            cap = self.max_new_tokens
-            max_new_tokens = DEFAULT_NEW_TOKENS if cap is None else min(
-                DEFAULT_NEW_TOKENS, cap)
+            max_new_tokens = default_new_tokens(self.max_new_tokens)
         inputs = {
             self._text_input: tf.constant(list(prompts), tf.string),
             "max_new_tokens": tf.constant([max_new_tokens], tf.int32),
