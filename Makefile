@@ -27,6 +27,7 @@ test-recipes: $(STAMP)
 # Static checks (ruff, configured in pyproject.toml); CI runs it before the tests.
 lint: $(STAMP)
 	$(BIN)/ruff check kzoo tests benchmarks scripts setup.py
+	$(BIN)/ruff format --check kzoo tests benchmarks scripts setup.py
 
 # Local loop: skips tests marked slow.
 test-fast: $(STAMP)

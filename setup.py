@@ -6,9 +6,7 @@ import re
 from setuptools import find_packages, setup
 
 HERE = pathlib.Path(__file__).parent
-VERSION = re.search(
-    r'__version__ = "([^"]+)"', (HERE / "kzoo" / "version.py").read_text()
-).group(1)
+VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "kzoo" / "version.py").read_text()).group(1)
 
 # One tested set: TF, TF Text and TensorBoard move in lock step (2.21); Keras and
 # KerasHub are pinned to the minor versions the suite runs against.

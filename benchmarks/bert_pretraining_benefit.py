@@ -45,9 +45,12 @@ def main(argv=None):
     if pretrained is None:
         pretrained = os.path.join(work, "pretrain")
         summary, result = train_and_evaluate("bert_tiny_pretrain.yaml", pretrained, [])
-        print(f"pretraining: {summary['steps']} steps in {summary['train_seconds']:.0f} s, "
-              f"val MLM accuracy {result['mlm_accuracy']:.3f}, "
-              f"NSP accuracy {result['nsp_accuracy']:.3f}", flush=True)
+        print(
+            f"pretraining: {summary['steps']} steps in {summary['train_seconds']:.0f} s, "
+            f"val MLM accuracy {result['mlm_accuracy']:.3f}, "
+            f"NSP accuracy {result['nsp_accuracy']:.3f}",
+            flush=True,
+        )
     results = {}
     for recipe, metrics in TASKS.items():
         for start in ("pretrained", "scratch"):
@@ -68,8 +71,9 @@ def main(argv=None):
             cells = []
             for start in ("pretrained", "scratch"):
                 values = [r[metric] for r in results[recipe][start]]
-                cells.append(f"{statistics.mean(values):.3f} "
-                             f"({', '.join(f'{v:.3f}' for v in values)})")
+                cells.append(
+                    f"{statistics.mean(values):.3f} ({', '.join(f'{v:.3f}' for v in values)})"
+                )
             steps = results[recipe]["scratch"][0]["steps"]
             print(f"| {recipe} | {metric} | {cells[0]} | {cells[1]} | {steps} |")
     if args.json:

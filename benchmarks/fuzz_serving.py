@@ -29,8 +29,16 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_FAMILIES = ("gpt", "lstm", "seq2seq", "t5", "bert_classify", "bert_tag",
-                    "bert_qa", "bert_pretrain")
+DEFAULT_FAMILIES = (
+    "gpt",
+    "lstm",
+    "seq2seq",
+    "t5",
+    "bert_classify",
+    "bert_tag",
+    "bert_qa",
+    "bert_pretrain",
+)
 
 
 def fuzz_signature(export, name, cases, seed, call_timeout):
@@ -54,8 +62,7 @@ def fuzz_signature(export, name, cases, seed, call_timeout):
             counts[fuzz_once(export, name, inputs)] += 1
         except Exception as error:  # Every other outcome is a failure to report.
             counts["failed"] += 1
-            failures.append(f"{type(error).__name__}: {str(error)[:300]} "
-                            f"<- {_short(inputs)}")
+            failures.append(f"{type(error).__name__}: {str(error)[:300]} <- {_short(inputs)}")
         finally:
             faulthandler.cancel_dump_traceback_later()
 
@@ -63,30 +70,47 @@ def fuzz_signature(export, name, cases, seed, call_timeout):
     while sum(counts.values()) < cases:
         remaining = cases - sum(counts.values())
         run = given(data=st.data())(one_case)
-        run = settings(max_examples=remaining, deadline=None, database=None,
-                       phases=[Phase.generate], suppress_health_check=list(HealthCheck))(run)
+        run = settings(
+            max_examples=remaining,
+            deadline=None,
+            database=None,
+            phases=[Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )(run)
         hypothesis_seed(seed)(run)()
         seed += 1
     return counts, failures, time.monotonic() - start
 
 
 def _short(inputs):
-    return {k: (v[:3] if isinstance(v, list) else v) for k, v in inputs.items()
-            if not k.endswith("_width")}
+    return {
+        k: (v[:3] if isinstance(v, list) else v)
+        for k, v in inputs.items()
+        if not k.endswith("_width")
+    }
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=1000, help="requests per signature")
-    parser.add_argument("--families", nargs="+", default=list(DEFAULT_FAMILIES),
-                        choices=DEFAULT_FAMILIES + ("bert", "bert_pairs"),
-                        help="tiny exports to fuzz (bert, bert_pairs: every BERT "
-                             "signature, or classify and answer, in one SavedModel)")
+    parser.add_argument(
+        "--families",
+        nargs="+",
+        default=list(DEFAULT_FAMILIES),
+        choices=DEFAULT_FAMILIES + ("bert", "bert_pairs"),
+        help="tiny exports to fuzz (bert, bert_pairs: every BERT "
+        "signature, or classify and answer, in one SavedModel)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="hypothesis seed")
-    parser.add_argument("--call-timeout", type=float, default=120.0,
-                        help="seconds before a single call counts as a hang")
-    parser.add_argument("--out", default=None, help="where to export (default: a "
-                                                    "temporary directory, removed)")
+    parser.add_argument(
+        "--call-timeout",
+        type=float,
+        default=120.0,
+        help="seconds before a single call counts as a hang",
+    )
+    parser.add_argument(
+        "--out", default=None, help="where to export (default: a temporary directory, removed)"
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.path.insert(0, ROOT)
@@ -111,26 +135,33 @@ def fuzz_families(args, out):
         os.makedirs(directory, exist_ok=True)
         export_start = time.monotonic()
         export = TinyExport.load(family, build_export(directory, family, assets=False))
-        print(f"{family}: exported in {time.monotonic() - export_start:.0f} s",
-              file=sys.stderr, flush=True)
+        print(
+            f"{family}: exported in {time.monotonic() - export_start:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
         for name in sorted(export.signatures):
             if name == "serving_default":
                 continue
-            counts, failures, seconds = fuzz_signature(export, name, args.cases,
-                                                       args.seed, args.call_timeout)
+            counts, failures, seconds = fuzz_signature(
+                export, name, args.cases, args.seed, args.call_timeout
+            )
             total = sum(counts.values())
             rows.append((family, name, total, counts, seconds))
             all_failures += [f"{family}/{name}: {f}" for f in failures]
-            print(f"{family}/{name}: {counts} in {seconds:.0f} s", file=sys.stderr,
-                  flush=True)
+            print(f"{family}/{name}: {counts} in {seconds:.0f} s", file=sys.stderr, flush=True)
 
-    print(f"\n{args.cases} hypothesis cases requested per signature, seed {args.seed}; "
-          f"{time.monotonic() - started:.0f} s in all (exports included)\n")
+    print(
+        f"\n{args.cases} hypothesis cases requested per signature, seed {args.seed}; "
+        f"{time.monotonic() - started:.0f} s in all (exports included)\n"
+    )
     print("| export | signature | cases | ok | InvalidArgument | failures | ms/case |")
     print("|---|---|---|---|---|---|---|")
     for family, name, total, counts, seconds in rows:
-        print(f"| {family} | {name} | {total} | {counts['ok']} | {counts['invalid']} | "
-              f"{counts['failed']} | {1000 * seconds / max(total, 1):.0f} |")
+        print(
+            f"| {family} | {name} | {total} | {counts['ok']} | {counts['invalid']} | "
+            f"{counts['failed']} | {1000 * seconds / max(total, 1):.0f} |"
+        )
     if all_failures:
         print(f"\n{len(all_failures)} failures:")
         for failure in all_failures[:50]:

@@ -45,10 +45,23 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-GPT = dict(vocabulary_size=65, num_layers=4, num_heads=4, hidden_dim=128,
-           intermediate_dim=512, max_sequence_length=256, dropout=0.0)
-WIDE = dict(vocabulary_size=65, num_layers=8, num_heads=8, hidden_dim=512,
-            intermediate_dim=2048, dropout=0.0)
+GPT = dict(
+    vocabulary_size=65,
+    num_layers=4,
+    num_heads=4,
+    hidden_dim=128,
+    intermediate_dim=512,
+    max_sequence_length=256,
+    dropout=0.0,
+)
+WIDE = dict(
+    vocabulary_size=65,
+    num_layers=8,
+    num_heads=8,
+    hidden_dim=512,
+    intermediate_dim=2048,
+    dropout=0.0,
+)
 PROMPT, NEW = 32, 128
 BATCHES = (1, 8)
 KV_LENGTHS = (64, 128, 256, 512, 1024)
@@ -97,8 +110,7 @@ def keras_hub_pair(config):
     from kzoo.models import GPTCausalLM
 
     keras.utils.set_random_seed(0)
-    hub = keras_hub.models.GPT2CausalLM(keras_hub.models.GPT2Backbone(**config),
-                                        preprocessor=None)
+    hub = keras_hub.models.GPT2CausalLM(keras_hub.models.GPT2Backbone(**config), preprocessor=None)
     hub.compile(sampler="greedy")
     return hub, GPTCausalLM(from_keras_hub(hub.backbone), end_token_id=NEVER)
 
@@ -115,11 +127,11 @@ def compare_with_keras_hub(rounds, calls, config=GPT, prompt=PROMPT, new=NEW):
         lengths = np.full((batch,), prompt, "int32")
         padding_mask = ids > 0
         contenders = {
-            "keras_hub": lambda: hub.generate({"token_ids": ids, "padding_mask": padding_mask},
-                                              stop_token_ids=None)["token_ids"],
+            "keras_hub": lambda: hub.generate(
+                {"token_ids": ids, "padding_mask": padding_mask}, stop_token_ids=None
+            )["token_ids"],
             "kzoo": lambda: kzoo_xla(ids, lengths, np.int32(new))[0],
-            "kzoo_generate_no_xla": lambda: ours.generate(prompts.tolist(),
-                                                          max_new_tokens=new),
+            "kzoo_generate_no_xla": lambda: ours.generate(prompts.tolist(), max_new_tokens=new),
         }
         # Warm up (trace and compile) and check the outputs, token for token.
         outputs = {name: timed(fn)[1] for name, fn in contenders.items()}
@@ -130,18 +142,25 @@ def compare_with_keras_hub(rounds, calls, config=GPT, prompt=PROMPT, new=NEW):
             assert np.array_equal(got, expected), f"{name}: greedy tokens differ from KerasHub"
         times = alternate(contenders, rounds, calls)
         tokens_per_s = {name: batch * new / statistics.median(t) for name, t in times.items()}
-        results.append({
-            "batch": batch,
-            "new_tokens_per_s": {k: round(v, 1) for k, v in tokens_per_s.items()},
-            "median_ms": {k: round(statistics.median(t) * 1000, 2) for k, t in times.items()},
-            "speedup_kzoo_over_keras_hub": round(
-                tokens_per_s["kzoo"] / tokens_per_s["keras_hub"], 3),
-            "identical_greedy_tokens": True,
-            "calls_timed": rounds * calls,
-        })
-    return {"config": config, "prompt_tokens": prompt, "new_tokens": new,
-            "parameters": {"keras_hub": hub.count_params(), "kzoo": ours.count_params()},
-            "results": results}
+        results.append(
+            {
+                "batch": batch,
+                "new_tokens_per_s": {k: round(v, 1) for k, v in tokens_per_s.items()},
+                "median_ms": {k: round(statistics.median(t) * 1000, 2) for k, t in times.items()},
+                "speedup_kzoo_over_keras_hub": round(
+                    tokens_per_s["kzoo"] / tokens_per_s["keras_hub"], 3
+                ),
+                "identical_greedy_tokens": True,
+                "calls_timed": rounds * calls,
+            }
+        )
+    return {
+        "config": config,
+        "prompt_tokens": prompt,
+        "new_tokens": new,
+        "parameters": {"keras_hub": hub.count_params(), "kzoo": ours.count_params()},
+        "results": results,
+    }
 
 
 # --- Part 2: the exported SavedModel's generate signature -----------------------------
@@ -158,15 +177,22 @@ def build_run(run_dir, config, new):
 
     keras.utils.set_random_seed(0)  # Before the tokenizer (see tiny_runs.py).
     model = {k: v for k, v in config.items() if k != "vocabulary_size"}
-    recipe = validate({
-        "model": {"family": "gpt", **model},
-        "tokenizer": {"kind": "char"},
-        "export": {"name": "bench_gpt", "max_new_tokens": new,
-                   "max_prompt_tokens": config["max_sequence_length"] - new},
-    }, name="bench_gpt")
+    recipe = validate(
+        {
+            "model": {"family": "gpt", **model},
+            "tokenizer": {"kind": "char"},
+            "export": {
+                "name": "bench_gpt",
+                "max_new_tokens": new,
+                "max_prompt_tokens": config["max_sequence_length"] - new,
+            },
+        },
+        name="bench_gpt",
+    )
     write_yaml_atomic(recipe, os.path.join(run_dir, run_files.CONFIG))
-    train_sentencepiece(texts=default_corpus().documents(50, seed=0), model_type="char",
-                        output_dir=run_dir)
+    train_sentencepiece(
+        texts=default_corpus().documents(50, seed=0), model_type="char", output_dir=run_dir
+    )
     lm = families.build_model(recipe["model"], load_tokenizer(run_dir))
     run_files.save_atomically(lm.save, os.path.join(run_dir, run_files.MODEL))
     return lm
@@ -186,38 +212,53 @@ def time_saved_model(rounds, calls, config=GPT, prompt=PROMPT, new=NEW):
     lm = build_run(work, config, new)
     served = {}
     for xla, version in ((False, 1), (True, 2)):
-        path = export_run(work, out_dir=os.path.join(work, "saved_models"),
-                          version=version, xla=xla)
+        path = export_run(
+            work, out_dir=os.path.join(work, "saved_models"), version=version, xla=xla
+        )
         served["xla" if xla else "default"] = tf.saved_model.load(path)
     # Prompts of `prompt` tokens: the start token, then prompt - 1 characters.
     text = " ".join(default_corpus().documents(20, seed=1))
     results = []
     for batch in BATCHES:
-        prompts = [text[i * 50:][: prompt - 1] for i in range(batch)]
+        prompts = [text[i * 50 :][: prompt - 1] for i in range(batch)]
         lengths = [len(ids) + 1 for ids in lm.tokenizer.tokenize(prompts).to_list()]
-        request = {"prompts": tf.constant(prompts),
-                   "max_new_tokens": tf.constant([new], tf.int32),
-                   "temperature": tf.constant([0.0]), "top_k": tf.constant([0]),
-                   "top_p": tf.constant([1.0]), "seed": tf.constant([0])}
-        contenders = {name: (lambda m=m: m.signatures["generate"](**request))
-                      for name, m in served.items()}
+        request = {
+            "prompts": tf.constant(prompts),
+            "max_new_tokens": tf.constant([new], tf.int32),
+            "temperature": tf.constant([0.0]),
+            "top_k": tf.constant([0]),
+            "top_p": tf.constant([1.0]),
+            "seed": tf.constant([0]),
+        }
+        contenders = {
+            name: (lambda m=m: m.signatures["generate"](**request)) for name, m in served.items()
+        }
         outputs = {name: timed(fn)[1] for name, fn in contenders.items()}
         counts = outputs["default"]["token_count"]
         assert np.array_equal(outputs["xla"]["generated"], outputs["default"]["generated"])
         times = alternate(contenders, rounds, calls)
-        results.append({
-            "batch": batch,
-            "prompt_tokens": lengths,
-            "generated_tokens": counts.tolist(),
-            "latency_ms": {name: {"p50": percentile_ms(t, 50), "p99": percentile_ms(t, 99)}
-                           for name, t in times.items()},
-            "new_tokens_per_s_at_p50": {
-                name: round(float(counts.sum()) / float(np.percentile(t, 50)), 1)
-                for name, t in times.items()},
-            "requests_timed": rounds * calls,
-        })
-    return {"vocabulary_size": int(lm.tokenizer.vocabulary_size), "new_tokens": new,
-            "signature": "generate", "results": results}
+        results.append(
+            {
+                "batch": batch,
+                "prompt_tokens": lengths,
+                "generated_tokens": counts.tolist(),
+                "latency_ms": {
+                    name: {"p50": percentile_ms(t, 50), "p99": percentile_ms(t, 99)}
+                    for name, t in times.items()
+                },
+                "new_tokens_per_s_at_p50": {
+                    name: round(float(counts.sum()) / float(np.percentile(t, 50)), 1)
+                    for name, t in times.items()
+                },
+                "requests_timed": rounds * calls,
+            }
+        )
+    return {
+        "vocabulary_size": int(lm.tokenizer.vocabulary_size),
+        "new_tokens": new,
+        "signature": "generate",
+        "results": results,
+    }
 
 
 # --- Part 3: KV cache cost as sequences grow --------------------------------------------
@@ -246,38 +287,56 @@ def kv_cache_growth(rounds, config=GPT, lengths=KV_LENGTHS, new=(8, 56), uncache
     cached, uncached = compiled_generate_ids(lm), compiled_generate_ids(lm, use_cache=False)
     rows = []
     for length in lengths:
-        rows.append({"length": length,
-                     "cached_ms_per_token": step_ms(cached, length, *new, rounds),
-                     "uncached_ms_per_token": step_ms(uncached, length, *uncached_new,
-                                                      rounds)})
+        rows.append(
+            {
+                "length": length,
+                "cached_ms_per_token": step_ms(cached, length, *new, rounds),
+                "uncached_ms_per_token": step_ms(uncached, length, *uncached_new, rounds),
+            }
+        )
     for row in rows:
         for key in ("cached", "uncached"):
             value = row[f"{key}_ms_per_token"]
-            row[f"{key}_ratio_to_{lengths[0]}"] = round(
-                value / rows[0][f"{key}_ms_per_token"], 2)
+            row[f"{key}_ratio_to_{lengths[0]}"] = round(value / rows[0][f"{key}_ms_per_token"], 2)
             row[f"{key}_ms_per_token"] = round(value, 3)
-    return {"max_sequence_length": max(lengths), "batch": 1,
-            "new_tokens_differenced": {"cached": list(new), "uncached": list(uncached_new)},
-            "rows": rows}
+    return {
+        "max_sequence_length": max(lengths),
+        "batch": 1,
+        "new_tokens_differenced": {"cached": list(new), "uncached": list(uncached_new)},
+        "rows": rows,
+    }
 
 
 # --- Command line -----------------------------------------------------------------------
 
-QUICK = dict(vocabulary_size=65, num_layers=1, num_heads=2, hidden_dim=16,
-             intermediate_dim=32, max_sequence_length=64, dropout=0.0)
+QUICK = dict(
+    vocabulary_size=65,
+    num_layers=1,
+    num_heads=2,
+    hidden_dim=16,
+    intermediate_dim=32,
+    max_sequence_length=64,
+    dropout=0.0,
+)
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parts = ("keras_hub", "saved_model", "kv_cache")
     parser.add_argument("--parts", nargs="+", default=list(parts), choices=parts)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--calls", type=int, default=3, help="timed calls per round")
-    parser.add_argument("--quick", action="store_true",
-                        help="a smoke run: a tiny model, short prompts, few lengths")
-    parser.add_argument("--kv-model", choices=("issue", "wide"), default="issue",
-                        help="the kv_cache part's model: the issue's GPT or a wider one")
+    parser.add_argument(
+        "--quick", action="store_true", help="a smoke run: a tiny model, short prompts, few lengths"
+    )
+    parser.add_argument(
+        "--kv-model",
+        choices=("issue", "wide"),
+        default="issue",
+        help="the kv_cache part's model: the issue's GPT or a wider one",
+    )
     args = parser.parse_args()
     out = {"backend": keras.backend.backend(), "quick": args.quick}
     if args.quick:
@@ -287,16 +346,14 @@ def main():
         if "saved_model" in args.parts:
             out["saved_model"] = time_saved_model(args.rounds, args.calls, **sizes)
         if "kv_cache" in args.parts:
-            out["kv_cache"] = kv_cache_growth(args.rounds, QUICK, (16, 32, 64), (2, 6),
-                                              (1, 3))
+            out["kv_cache"] = kv_cache_growth(args.rounds, QUICK, (16, 32, 64), (2, 6), (1, 3))
     else:
         if "keras_hub" in args.parts:
             out["keras_hub"] = compare_with_keras_hub(args.rounds, args.calls)
         if "saved_model" in args.parts:
             out["saved_model"] = time_saved_model(args.rounds, args.calls)
         if "kv_cache" in args.parts:
-            out["kv_cache"] = kv_cache_growth(
-                args.rounds, WIDE if args.kv_model == "wide" else GPT)
+            out["kv_cache"] = kv_cache_growth(args.rounds, WIDE if args.kv_model == "wide" else GPT)
             out["kv_cache"]["model"] = args.kv_model
     print(json.dumps(out, indent=2))
 

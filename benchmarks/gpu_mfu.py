@@ -64,21 +64,64 @@ from kzoo.models.seq2seq.seq2seq_lm import Seq2SeqLM  # noqa: E402
 from kzoo.models.t5.t5_backbone import T5Backbone  # noqa: E402
 
 CONFIGS = {
-    "gpt": dict(vocabulary_size=50257, num_layers=12, num_heads=12, hidden_dim=768,
-                intermediate_dim=3072, max_sequence_length=1024, batch_size=16),
-    "bert": dict(vocabulary_size=30522, num_layers=12, num_heads=12, hidden_dim=768,
-                 intermediate_dim=3072, max_sequence_length=512, batch_size=32),
-    "t5": dict(vocabulary_size=32128, num_layers=6, num_heads=8, hidden_dim=512,
-               intermediate_dim=2048, source_length=512, target_length=128,
-               batch_size=32),
+    "gpt": dict(
+        vocabulary_size=50257,
+        num_layers=12,
+        num_heads=12,
+        hidden_dim=768,
+        intermediate_dim=3072,
+        max_sequence_length=1024,
+        batch_size=16,
+    ),
+    "bert": dict(
+        vocabulary_size=30522,
+        num_layers=12,
+        num_heads=12,
+        hidden_dim=768,
+        intermediate_dim=3072,
+        max_sequence_length=512,
+        batch_size=32,
+    ),
+    "t5": dict(
+        vocabulary_size=32128,
+        num_layers=6,
+        num_heads=8,
+        hidden_dim=512,
+        intermediate_dim=2048,
+        source_length=512,
+        target_length=128,
+        batch_size=32,
+    ),
 }
 TINY_CONFIGS = {
-    "gpt": dict(vocabulary_size=512, num_layers=2, num_heads=2, hidden_dim=64,
-                intermediate_dim=256, max_sequence_length=64, batch_size=4),
-    "bert": dict(vocabulary_size=512, num_layers=2, num_heads=2, hidden_dim=64,
-                 intermediate_dim=256, max_sequence_length=64, batch_size=4),
-    "t5": dict(vocabulary_size=512, num_layers=2, num_heads=2, hidden_dim=64,
-               intermediate_dim=256, source_length=64, target_length=16, batch_size=4),
+    "gpt": dict(
+        vocabulary_size=512,
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=64,
+        intermediate_dim=256,
+        max_sequence_length=64,
+        batch_size=4,
+    ),
+    "bert": dict(
+        vocabulary_size=512,
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=64,
+        intermediate_dim=256,
+        max_sequence_length=64,
+        batch_size=4,
+    ),
+    "t5": dict(
+        vocabulary_size=512,
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=64,
+        intermediate_dim=256,
+        source_length=64,
+        target_length=16,
+        batch_size=4,
+    ),
 }
 # Dense bf16 TFLOP/s by device name, most specific first.
 PEAK_TFLOPS = (("H200", 989.0), ("H100 PCIe", 756.0), ("H100", 989.0), ("A100", 312.0))
@@ -107,12 +150,14 @@ def gpt_pair(config, dropout=0.0):
     shape = _shape(config)
     ours = GPTCausalLM(GPTBackbone(**shape, dropout=dropout), end_token_id=0)
     theirs = keras_hub.models.GPT2CausalLM(
-        keras_hub.models.GPT2Backbone(**shape, dropout=dropout), preprocessor=None)
+        keras_hub.models.GPT2Backbone(**shape, dropout=dropout), preprocessor=None
+    )
     batch, length = config["batch_size"], config["max_sequence_length"]
     tokens = _tokens(np.random.default_rng(0), config["vocabulary_size"], batch, length + 1)
     inputs = {"token_ids": tokens[:, :-1], "padding_mask": np.ones_like(tokens[:, :-1])}
-    flops = decoder_flops_per_token(_trainable_parameters(theirs), config["num_layers"],
-                                    length, config["hidden_dim"])
+    flops = decoder_flops_per_token(
+        _trainable_parameters(theirs), config["num_layers"], length, config["hidden_dim"]
+    )
     return ours, theirs, inputs, tokens[:, 1:], flops
 
 
@@ -121,12 +166,12 @@ def bert_pair(config, dropout=0.0):
     shape = _shape(config)
     backbone = BertBackbone(**shape, dropout=dropout)
     mask_positions = keras.Input(shape=(None,), dtype="int32", name="mask_positions")
-    head = BertMaskedLMHead(backbone.token_embedding, dtype=backbone.dtype_policy,
-                            name="mlm_head")
+    head = BertMaskedLMHead(backbone.token_embedding, dtype=backbone.dtype_policy, name="mlm_head")
     logits = head(backbone(backbone.input)["sequence_output"], mask_positions)
     ours = keras.Model({**backbone.input, "mask_positions": mask_positions}, logits)
     theirs = keras_hub.models.BertMaskedLM(
-        keras_hub.models.BertBackbone(**shape, dropout=dropout), preprocessor=None)
+        keras_hub.models.BertBackbone(**shape, dropout=dropout), preprocessor=None
+    )
     batch, length = config["batch_size"], config["max_sequence_length"]
     tokens = _tokens(np.random.default_rng(0), config["vocabulary_size"], batch, length)
     inputs = {
@@ -135,20 +180,23 @@ def bert_pair(config, dropout=0.0):
         "padding_mask": np.ones_like(tokens),
         "mask_positions": np.broadcast_to(np.arange(length, dtype="int32"), tokens.shape),
     }
-    flops = decoder_flops_per_token(_trainable_parameters(theirs), config["num_layers"],
-                                    length, config["hidden_dim"])
+    flops = decoder_flops_per_token(
+        _trainable_parameters(theirs), config["num_layers"], length, config["hidden_dim"]
+    )
     return ours, theirs, inputs, tokens, flops
 
 
 def t5_flops_per_token(backbone, source_length, target_length):
     """Encoder blocks on the source, decoder blocks and tied head on the target."""
+
     def count(layers):
         return sum(layer.count_params() for layer in layers)
 
     s, t = source_length, target_length
-    weights = 6 * (count(backbone.encoder_transformer_layers) * s
-                   + (count(backbone.decoder_transformer_layers)
-                      + backbone.token_embedding.count_params()) * t)
+    weights = 6 * (
+        count(backbone.encoder_transformer_layers) * s
+        + (count(backbone.decoder_transformer_layers) + backbone.token_embedding.count_params()) * t
+    )
     width = backbone.num_heads * backbone.head_dim
     attention = 12 * backbone.num_layers * width * (s * s + t * t + s * t)
     return (weights + attention) / (s + t)
@@ -156,13 +204,16 @@ def t5_flops_per_token(backbone, source_length, target_length):
 
 def t5_pair(config, dropout=0.0):
     """T5-small v1.0 (relu, tied head), teacher forcing."""
-    shape = dict(_shape(config, "source_length", "target_length"), dropout=dropout,
-                 activation="relu", use_gated_activation=False,
-                 tie_embedding_weights=True)
+    shape = dict(
+        _shape(config, "source_length", "target_length"),
+        dropout=dropout,
+        activation="relu",
+        use_gated_activation=False,
+        tie_embedding_weights=True,
+    )
     backbone = T5Backbone(**shape)
     ours = Seq2SeqLM(backbone, start_token_id=0, end_token_id=1)
-    theirs = keras_hub.models.T5Seq2SeqLM(keras_hub.models.T5Backbone(**shape),
-                                          preprocessor=None)
+    theirs = keras_hub.models.T5Seq2SeqLM(keras_hub.models.T5Backbone(**shape), preprocessor=None)
     batch, s, t = config["batch_size"], config["source_length"], config["target_length"]
     rng = np.random.default_rng(0)
     source = _tokens(rng, config["vocabulary_size"], batch, s)
@@ -241,8 +292,10 @@ def compare(name, config, rounds, steps, peak_tflops, profile_dir=None, dropout=
         "compile_s": compile_s,
         "median_step_ms": {key: round(value * 1000, 2) for key, value in seconds.items()},
         "tokens_per_s": {key: round(value) for key, value in tokens_per_s.items()},
-        "mfu": {key: float(f"{value * flops_per_token / (peak_tflops * 1e12):.3g}")
-                for key, value in tokens_per_s.items()},
+        "mfu": {
+            key: float(f"{value * flops_per_token / (peak_tflops * 1e12):.3g}")
+            for key, value in tokens_per_s.items()
+        },
         "ratio_kzoo_to_keras_hub": round(seconds["kzoo"] / seconds["keras_hub"], 3),
         "steps_timed": rounds * steps,
     }
@@ -257,38 +310,60 @@ def detect_peak_tflops(device_kind):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--models", nargs="+", default=list(PAIRS), choices=list(PAIRS))
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--peak-tflops", type=float, default=None,
-                        help="dense bf16 peak; default: from the device name, else 989")
+    parser.add_argument(
+        "--peak-tflops",
+        type=float,
+        default=None,
+        help="dense bf16 peak; default: from the device name, else 989",
+    )
     parser.add_argument("--tiny", action="store_true", help="tiny configs (CPU smoke test)")
-    parser.add_argument("--profile", metavar="DIR", default=None,
-                        help="also write a JAX profiler trace of 3 steps per model here")
-    parser.add_argument("--dropout", type=float, default=0.0,
-                        help="dropout rate of both models (KerasHub's default is 0.1)")
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        default=None,
+        help="also write a JAX profiler trace of 3 steps per model here",
+    )
+    parser.add_argument(
+        "--dropout",
+        type=float,
+        default=0.0,
+        help="dropout rate of both models (KerasHub's default is 0.1)",
+    )
     args = parser.parse_args()
 
     device = jax.devices()[0]
     peak = args.peak_tflops or detect_peak_tflops(device.device_kind) or DEFAULT_PEAK_TFLOPS
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     configs = TINY_CONFIGS if args.tiny else CONFIGS
-    results = [compare(name, configs[name], args.rounds, args.steps, peak, args.profile,
-                       args.dropout)
-               for name in args.models]
-    print(json.dumps({
-        "backend": keras.backend.backend(),
-        "device": f"{device.platform}: {device.device_kind}",
-        "peak_tflops": peak,
-        "dtype_policy": "mixed_bfloat16",
-        "versions": {"jax": jax.__version__, "keras": keras.__version__,
-                     "keras_hub": keras_hub.__version__},
-        "tiny": args.tiny,
-        "tensorflow_imported": sys.modules.get("tensorflow") is not None,
-        "results": results,
-    }, indent=2))
+    results = [
+        compare(name, configs[name], args.rounds, args.steps, peak, args.profile, args.dropout)
+        for name in args.models
+    ]
+    print(
+        json.dumps(
+            {
+                "backend": keras.backend.backend(),
+                "device": f"{device.platform}: {device.device_kind}",
+                "peak_tflops": peak,
+                "dtype_policy": "mixed_bfloat16",
+                "versions": {
+                    "jax": jax.__version__,
+                    "keras": keras.__version__,
+                    "keras_hub": keras_hub.__version__,
+                },
+                "tiny": args.tiny,
+                "tensorflow_imported": sys.modules.get("tensorflow") is not None,
+                "results": results,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

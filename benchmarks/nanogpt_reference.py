@@ -32,10 +32,13 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x):
         batch, length, width = x.size()
         q, k, v = self.c_attn(x).split(width, dim=2)
-        q, k, v = (t.view(batch, length, self.heads, width // self.heads).transpose(1, 2)
-                   for t in (q, k, v))
+        q, k, v = (
+            t.view(batch, length, self.heads, width // self.heads).transpose(1, 2)
+            for t in (q, k, v)
+        )
         y = F.scaled_dot_product_attention(
-            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True)
+            q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True
+        )
         y = self.c_proj(y.transpose(1, 2).contiguous().view(batch, length, width))
         return self.resid_dropout(y)
 
@@ -46,8 +49,9 @@ class Block(nn.Module):
         self.ln_1 = nn.LayerNorm(width)
         self.attn = CausalSelfAttention(width, heads, dropout)
         self.ln_2 = nn.LayerNorm(width)
-        self.mlp = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(),
-                                 nn.Linear(4 * width, width), nn.Dropout(dropout))
+        self.mlp = nn.Sequential(
+            nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width), nn.Dropout(dropout)
+        )
 
     def forward(self, x):
         x = x + self.attn(self.ln_1(x))
@@ -57,14 +61,16 @@ class Block(nn.Module):
 class GPT(nn.Module):
     """nanoGPT's `GPT` (its CPU run sets `dropout=0.0`)."""
 
-    def __init__(self, vocabulary_size, num_layers, num_heads, hidden_dim,
-                 max_sequence_length, dropout=0.0):
+    def __init__(
+        self, vocabulary_size, num_layers, num_heads, hidden_dim, max_sequence_length, dropout=0.0
+    ):
         super().__init__()
         self.wte = nn.Embedding(vocabulary_size, hidden_dim)
         self.wpe = nn.Embedding(max_sequence_length, hidden_dim)
         self.drop = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(
-            Block(hidden_dim, num_heads, dropout) for _ in range(num_layers))
+            Block(hidden_dim, num_heads, dropout) for _ in range(num_layers)
+        )
         self.ln_f = nn.LayerNorm(hidden_dim)
         self.lm_head = nn.Linear(hidden_dim, vocabulary_size, bias=False)
         self.lm_head.weight = self.wte.weight  # Weight tying.
@@ -93,13 +99,17 @@ def make_trainer(config, tokens, labels, learning_rate=1e-3, dropout=0.0):
     """`(step, parameter count)`: `step()` runs one nanoGPT training step on the
     fixed batch and returns the loss as a float (which waits for the step)."""
     torch.manual_seed(0)
-    model = GPT(**{k: v for k, v in config.items()
-                   if k not in ("batch_size", "intermediate_dim")}, dropout=dropout)
+    model = GPT(
+        **{k: v for k, v in config.items() if k not in ("batch_size", "intermediate_dim")},
+        dropout=dropout,
+    )
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=learning_rate, betas=(0.9, 0.99))
+        lr=learning_rate,
+        betas=(0.9, 0.99),
+    )
     tokens, labels = torch.as_tensor(tokens).long(), torch.as_tensor(labels).long()
 
     def step():

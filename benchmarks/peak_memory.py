@@ -50,10 +50,12 @@ def peak_rss(name, command, log_dir):
     if process.returncode:
         with open(log_path, encoding="utf-8") as log:
             tail = log.read()[-3000:]
-        raise RuntimeError(f"{name}: {' '.join(command)} exited with "
-                           f"{process.returncode}:\n{tail}")
-    return {"command": name, "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
-            "wall_seconds": round(time.monotonic() - start, 1)}
+        raise RuntimeError(f"{name}: {' '.join(command)} exited with {process.returncode}:\n{tail}")
+    return {
+        "command": name,
+        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+        "wall_seconds": round(time.monotonic() - start, 1),
+    }
 
 
 def demo_commands(out, steps):
@@ -66,27 +68,54 @@ def demo_commands(out, steps):
     return {
         "train": train,
         "evaluate": kzoo("evaluate", run),
-        "export": kzoo("export", run, "--out", export, "--name", "gpt_tiny",
-                       "--version", "1", "--overwrite"),
+        "export": kzoo(
+            "export", run, "--out", export, "--name", "gpt_tiny", "--version", "1", "--overwrite"
+        ),
         "check-serving": kzoo("check-serving", served),
-        "generate": kzoo("generate", served, "--prompt", "zo", "--prompt", "",
-                         "--max-new-tokens", "40", "--strategy", "sample",
-                         "--temperature", "0.9", "--seed", "1"),
+        "generate": kzoo(
+            "generate",
+            served,
+            "--prompt",
+            "zo",
+            "--prompt",
+            "",
+            "--max-new-tokens",
+            "40",
+            "--strategy",
+            "sample",
+            "--temperature",
+            "0.9",
+            "--seed",
+            "1",
+        ),
     }
 
 
 def shakespeare_command(out, steps):
-    return kzoo("train", "recipes/gpt_shakespeare_char.yaml",
-                "--run-dir", os.path.join(out, "shakespeare"),
-                "--set", f"data.train={SHAKESPEARE}", "--set", f"train.steps={steps}",
-                "--set", f"train.steps_per_epoch={min(steps, 100)}")
+    return kzoo(
+        "train",
+        "recipes/gpt_shakespeare_char.yaml",
+        "--run-dir",
+        os.path.join(out, "shakespeare"),
+        "--set",
+        f"data.train={SHAKESPEARE}",
+        "--set",
+        f"train.steps={steps}",
+        "--set",
+        f"train.steps_per_epoch={min(steps, 100)}",
+    )
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--demo-steps", type=int, default=None,
-                        help="training steps of the demo (default: the recipe's)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--demo-steps",
+        type=int,
+        default=None,
+        help="training steps of the demo (default: the recipe's)",
+    )
     parser.add_argument("--shakespeare-steps", type=int, default=300)
     parser.add_argument("--out", default="/tmp/kzoo_peak_memory")
     args = parser.parse_args()
@@ -95,31 +124,39 @@ def main():
     shutil.rmtree(args.out, ignore_errors=True)
     os.makedirs(args.out)
 
-    baseline = peak_rss("baseline", [sys.executable, "-c", "import keras, tensorflow"],
-                        args.out)
-    demo = [peak_rss(name, command, args.out)
-            for name, command in demo_commands(args.out, args.demo_steps).items()]
-    shakespeare = peak_rss("shakespeare-train",
-                           shakespeare_command(args.out, args.shakespeare_steps), args.out)
-    print(json.dumps({
-        "unit": "MiB (ru_maxrss / 1024)",
-        "baseline_import_keras_tensorflow": baseline,
-        "demo": {
-            "recipe": "gpt_tiny",
-            "train_steps": demo_steps,
-            "peak_rss_mib": max(step["peak_rss_mib"] for step in demo),
-            "commands": demo,
-        },
-        "shakespeare": {
-            "recipe": "gpt_shakespeare_char",
-            "train_steps": args.shakespeare_steps,
-            **shakespeare,
-        },
-        "nanogpt_reference_mb": NANOGPT_REFERENCE_MB,
-        "nanogpt_reference_note": "quoted in issue 8, not measured here",
-        "ratio_shakespeare_to_nanogpt": round(
-            shakespeare["peak_rss_mib"] / NANOGPT_REFERENCE_MB, 2),
-    }, indent=2))
+    baseline = peak_rss("baseline", [sys.executable, "-c", "import keras, tensorflow"], args.out)
+    demo = [
+        peak_rss(name, command, args.out)
+        for name, command in demo_commands(args.out, args.demo_steps).items()
+    ]
+    shakespeare = peak_rss(
+        "shakespeare-train", shakespeare_command(args.out, args.shakespeare_steps), args.out
+    )
+    print(
+        json.dumps(
+            {
+                "unit": "MiB (ru_maxrss / 1024)",
+                "baseline_import_keras_tensorflow": baseline,
+                "demo": {
+                    "recipe": "gpt_tiny",
+                    "train_steps": demo_steps,
+                    "peak_rss_mib": max(step["peak_rss_mib"] for step in demo),
+                    "commands": demo,
+                },
+                "shakespeare": {
+                    "recipe": "gpt_shakespeare_char",
+                    "train_steps": args.shakespeare_steps,
+                    **shakespeare,
+                },
+                "nanogpt_reference_mb": NANOGPT_REFERENCE_MB,
+                "nanogpt_reference_note": "quoted in issue 8, not measured here",
+                "ratio_shakespeare_to_nanogpt": round(
+                    shakespeare["peak_rss_mib"] / NANOGPT_REFERENCE_MB, 2
+                ),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -51,9 +51,13 @@ CASES = {
     "tinyshakespeare_char": ("gpt_shakespeare_char", [f"data.train={SHAKESPEARE}"]),
 }
 SETTINGS = {"1": 1, "2": 2, "autotune": None}  # data.num_parallel_calls
-MONITORING_OFF = ["monitor.graph=false", "monitor.projector=false",
-                  "monitor.attention_maps=false", "monitor.histograms=false",
-                  "monitor.gradient_norms=false"]
+MONITORING_OFF = [
+    "monitor.graph=false",
+    "monitor.projector=false",
+    "monitor.attention_maps=false",
+    "monitor.histograms=false",
+    "monitor.gradient_norms=false",
+]
 UNTIMED_BATCHES = 20
 
 
@@ -105,16 +109,22 @@ def measure_pipelines(datasets, tokens_per_step, rounds, round_tokens):
         for name, iterator in iterators.items():
             seconds = time_batches(iterator, batches)
             rates[name].append(batches * tokens_per_step / seconds)
-    return ({name: round(statistics.median(values)) for name, values in rates.items()},
-            first_batch_seconds, batches)
+    return (
+        {name: round(statistics.median(values)) for name, values in rates.items()},
+        first_batch_seconds,
+        batches,
+    )
 
 
 def training_tokens_per_second(recipe, overrides, steps, run_dir):
     """Steady tokens/s of a short `kzoo train` (its second epoch) and steps/s."""
-    settings = [f"train.steps={2 * steps}", f"train.steps_per_epoch={steps}",
-                *MONITORING_OFF, *overrides]
-    command = [sys.executable, "-m", "kzoo.cli", "train", recipe_path(recipe),
-               "--run-dir", run_dir]
+    settings = [
+        f"train.steps={2 * steps}",
+        f"train.steps_per_epoch={steps}",
+        *MONITORING_OFF,
+        *overrides,
+    ]
+    command = [sys.executable, "-m", "kzoo.cli", "train", recipe_path(recipe), "--run-dir", run_dir]
     for setting in settings:
         command += ["--set", setting]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
@@ -126,13 +136,18 @@ def training_tokens_per_second(recipe, overrides, steps, run_dir):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--round-tokens", type=int, default=500_000)
-    parser.add_argument("--train-steps", type=int, default=60,
-                        help="steps per epoch of the training runs (two epochs)")
+    parser.add_argument(
+        "--train-steps",
+        type=int,
+        default=60,
+        help="steps per epoch of the training runs (two epochs)",
+    )
     args = parser.parse_args()
     load_at_start = [round(load, 2) for load in os.getloadavg()]
     results, training = [], {}
@@ -140,35 +155,44 @@ def main():
         for case in args.cases:
             recipe, overrides = CASES[case]
             datasets, tokens_per_step, tokens = build_pipelines(
-                recipe, overrides, os.path.join(scratch, f"{case}-tokenizer"))
+                recipe, overrides, os.path.join(scratch, f"{case}-tokenizer")
+            )
             rates, first_batch, batches = measure_pipelines(
-                datasets, tokens_per_step, args.rounds, args.round_tokens)
+                datasets, tokens_per_step, args.rounds, args.round_tokens
+            )
             if recipe not in training:
                 training[recipe] = training_tokens_per_second(
-                    recipe, overrides, args.train_steps,
-                    os.path.join(scratch, f"{case}-run"))
+                    recipe, overrides, args.train_steps, os.path.join(scratch, f"{case}-run")
+                )
             consumed = training[recipe]
             ratios = {name: round(rate / consumed, 1) for name, rate in rates.items()}
-            results.append({
-                "case": case,
-                "recipe": recipe,
-                "tokens_per_step": tokens_per_step,
-                "tokens_per_pass": tokens,
-                "batches_per_round": batches,
-                "pipeline_tokens_per_second": rates,
-                "first_batch_seconds": first_batch,
-                "training_tokens_per_second": round(consumed),
-                "training_steps_per_second": round(consumed / tokens_per_step, 2),
-                "ratio_pipeline_to_training": ratios,
-                "meets_10x": min(ratios.values()) >= 10,
-            })
-    print(json.dumps({
-        "num_parallel_calls_settings": {k: v or "AUTOTUNE" for k, v in SETTINGS.items()},
-        "rounds": args.rounds,
-        "cpu_count": os.cpu_count(),
-        "load_average_at_start": load_at_start,
-        "results": results,
-    }, indent=2))
+            results.append(
+                {
+                    "case": case,
+                    "recipe": recipe,
+                    "tokens_per_step": tokens_per_step,
+                    "tokens_per_pass": tokens,
+                    "batches_per_round": batches,
+                    "pipeline_tokens_per_second": rates,
+                    "first_batch_seconds": first_batch,
+                    "training_tokens_per_second": round(consumed),
+                    "training_steps_per_second": round(consumed / tokens_per_step, 2),
+                    "ratio_pipeline_to_training": ratios,
+                    "meets_10x": min(ratios.values()) >= 10,
+                }
+            )
+    print(
+        json.dumps(
+            {
+                "num_parallel_calls_settings": {k: v or "AUTOTUNE" for k, v in SETTINGS.items()},
+                "rounds": args.rounds,
+                "cpu_count": os.cpu_count(),
+                "load_average_at_start": load_at_start,
+                "results": results,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

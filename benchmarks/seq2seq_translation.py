@@ -21,8 +21,12 @@ from kzoo.training.trainer import train
 RECIPE = os.path.join(os.path.dirname(__file__), "..", "recipes", "seq2seq_tiny.yaml")
 MODELS = {
     "transformer": [],
-    "lstm": ["model.architecture=lstm", "model.embedding_dim=128",
-             "model.hidden_dim=256", "model.num_layers=1"],
+    "lstm": [
+        "model.architecture=lstm",
+        "model.embedding_dim=128",
+        "model.hidden_dim=256",
+        "model.num_layers=1",
+    ],
 }
 
 
@@ -34,22 +38,29 @@ def main():
     rows = []
     for name, overrides in MODELS.items():
         run_dir = os.path.join(args.out, name)
-        config = load_recipe(RECIPE, overrides + [f"train.steps={args.steps}",
-                                                  f"train.steps_per_epoch={args.steps}"])
+        config = load_recipe(
+            RECIPE, overrides + [f"train.steps={args.steps}", f"train.steps_per_epoch={args.steps}"]
+        )
         start = time.monotonic()
         summary = train(config, run_dir, verbose=0)
         seconds = time.monotonic() - start
         result = evaluate_run(run_dir)
-        row = {"model": name, "parameters": summary["parameters"],
-               "train_seconds": round(seconds, 1), **result}
+        row = {
+            "model": name,
+            "parameters": summary["parameters"],
+            "train_seconds": round(seconds, 1),
+            **result,
+        }
         print(json.dumps(row), flush=True)
         rows.append(row)
     print("| model | parameters | train s | greedy BLEU | beam BLEU | greedy EM | beam EM |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['model']} | {r['parameters']:,} | {r['train_seconds']} | "
-              f"{r['greedy_bleu']:.1f} | {r['bleu']:.1f} | {r['greedy_exact_match']:.3f} | "
-              f"{r['exact_match']:.3f} |")
+        print(
+            f"| {r['model']} | {r['parameters']:,} | {r['train_seconds']} | "
+            f"{r['greedy_bleu']:.1f} | {r['bleu']:.1f} | {r['greedy_exact_match']:.3f} | "
+            f"{r['exact_match']:.3f} |"
+        )
 
 
 if __name__ == "__main__":

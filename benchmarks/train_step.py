@@ -37,10 +37,8 @@ import numpy as np  # noqa: E402
 
 SIZES = dict(num_layers=4, num_heads=4, hidden_dim=128, intermediate_dim=512)
 GPT = dict(vocabulary_size=65, **SIZES, max_sequence_length=64, batch_size=12)
-BERT = dict(vocabulary_size=512, **SIZES, sequence_length=128, batch_size=16,
-            mask_positions=20)
-T5 = dict(vocabulary_size=512, **SIZES, encoder_length=128, decoder_length=32,
-          batch_size=16)
+BERT = dict(vocabulary_size=512, **SIZES, sequence_length=128, batch_size=16, mask_positions=20)
+T5 = dict(vocabulary_size=512, **SIZES, encoder_length=128, decoder_length=32, batch_size=16)
 RNG = np.random.default_rng(0)
 
 
@@ -60,10 +58,13 @@ def gpt_pair(dropout=0.0):
     hub_backbone = keras_hub.models.GPT2Backbone(**shape, dropout=dropout)
     theirs = keras_hub.models.GPT2CausalLM(hub_backbone, preprocessor=None)
     ours = GPTCausalLM(from_keras_hub(hub_backbone), end_token_id=0)
-    tokens = RNG.integers(0, GPT["vocabulary_size"],
-                          (GPT["batch_size"], GPT["max_sequence_length"] + 1))
-    inputs = {"token_ids": tokens[:, :-1].astype("int32"),
-              "padding_mask": np.ones_like(tokens[:, :-1], dtype="bool")}
+    tokens = RNG.integers(
+        0, GPT["vocabulary_size"], (GPT["batch_size"], GPT["max_sequence_length"] + 1)
+    )
+    inputs = {
+        "token_ids": tokens[:, :-1].astype("int32"),
+        "padding_mask": np.ones_like(tokens[:, :-1], dtype="bool"),
+    }
     return ours, theirs, inputs, tokens[:, 1:].astype("int32"), _loss()
 
 
@@ -79,7 +80,9 @@ def bert_pair(dropout=0.0):
     length, batch = BERT["sequence_length"], BERT["batch_size"]
     hub_backbone = keras_hub.models.BertBackbone(
         **{k: BERT[k] for k in ("vocabulary_size", *SIZES)},
-        max_sequence_length=length, dropout=dropout)
+        max_sequence_length=length,
+        dropout=dropout,
+    )
     inputs = {
         "token_ids": keras.Input((None,), dtype="int32", name="token_ids"),
         "segment_ids": keras.Input((None,), dtype="int32", name="segment_ids"),
@@ -89,27 +92,37 @@ def bert_pair(dropout=0.0):
     features = hub_backbone({k: v for k, v in inputs.items() if k != "mask_positions"})
     # KerasHub's BERT uses tanh GELU; so does the converted kzoo backbone.
     mlm_head = keras_hub.layers.MaskedLMHead(
-        token_embedding=hub_backbone.token_embedding, name="mlm", layer_norm_epsilon=1e-12,
-        intermediate_activation=lambda x: keras.activations.gelu(x, approximate=True))
+        token_embedding=hub_backbone.token_embedding,
+        name="mlm",
+        layer_norm_epsilon=1e-12,
+        intermediate_activation=lambda x: keras.activations.gelu(x, approximate=True),
+    )
     nsp_head = keras.layers.Dense(2, name="nsp")
-    theirs = keras.Model(inputs, {
-        "mlm": mlm_head(features["sequence_output"], mask_positions=inputs["mask_positions"]),
-        "nsp": nsp_head(features["pooled_output"]),
-    })
+    theirs = keras.Model(
+        inputs,
+        {
+            "mlm": mlm_head(features["sequence_output"], mask_positions=inputs["mask_positions"]),
+            "nsp": nsp_head(features["pooled_output"]),
+        },
+    )
     ours = BertPretrainer(from_keras_hub(hub_backbone))
     # Same head weights (kernel, bias, layer norm, output bias; NSP kernel, bias).
     mlm_head.set_weights(ours.mlm_head.get_weights())
     nsp_head.set_weights(ours.nsp_head.get_weights())
-    positions = np.sort(np.stack([RNG.choice(length, BERT["mask_positions"], replace=False)
-                                  for _ in range(batch)]), axis=1)
+    positions = np.sort(
+        np.stack([RNG.choice(length, BERT["mask_positions"], replace=False) for _ in range(batch)]),
+        axis=1,
+    )
     data = {
         "token_ids": RNG.integers(0, BERT["vocabulary_size"], (batch, length)).astype("int32"),
         "segment_ids": (np.arange(length) >= length // 2).astype("int32")[None].repeat(batch, 0),
         "padding_mask": np.ones((batch, length), "int32"),
         "mask_positions": positions.astype("int32"),
     }
-    labels = {"mlm": RNG.integers(0, BERT["vocabulary_size"], positions.shape).astype("int32"),
-              "nsp": RNG.integers(0, 2, (batch,)).astype("int32")}
+    labels = {
+        "mlm": RNG.integers(0, BERT["vocabulary_size"], positions.shape).astype("int32"),
+        "nsp": RNG.integers(0, 2, (batch,)).astype("int32"),
+    }
     return ours, theirs, data, labels, {"mlm": _loss(), "nsp": _loss()}
 
 
@@ -122,8 +135,12 @@ def t5_pair(dropout=0.0):
 
     keras.utils.set_random_seed(0)
     hub_backbone = keras_hub.models.T5Backbone(
-        **{k: T5[k] for k in ("vocabulary_size", *SIZES)}, dropout=dropout,
-        activation="gelu", use_gated_activation=True, tie_embedding_weights=False)
+        **{k: T5[k] for k in ("vocabulary_size", *SIZES)},
+        dropout=dropout,
+        activation="gelu",
+        use_gated_activation=True,
+        tie_embedding_weights=False,
+    )
     theirs = keras_hub.models.T5Seq2SeqLM(hub_backbone, preprocessor=None)
     ours = Seq2SeqLM(from_keras_hub(hub_backbone), start_token_id=0, end_token_id=1)
     batch, source, target = T5["batch_size"], T5["encoder_length"], T5["decoder_length"]
@@ -134,7 +151,7 @@ def t5_pair(dropout=0.0):
         "decoder_token_ids": tokens[:, source:-1].astype("int32"),
         "decoder_padding_mask": np.ones((batch, target), "bool"),
     }
-    return ours, theirs, data, tokens[:, source + 1:].astype("int32"), _loss()
+    return ours, theirs, data, tokens[:, source + 1 :].astype("int32"), _loss()
 
 
 PAIRS = {"gpt": gpt_pair, "bert": bert_pair, "t5": t5_pair}
@@ -142,10 +159,11 @@ PAIRS = {"gpt": gpt_pair, "bert": bert_pair, "t5": t5_pair}
 
 def check_same_outputs(ours, theirs, inputs):
     """Raises unless both models give the same outputs on `inputs` (same weights)."""
-    flat = [[keras.ops.convert_to_numpy(x) for x in keras.tree.flatten(model(inputs))]
-            for model in (ours, theirs)]
-    difference = max(float(np.max(np.abs(mine - reference)))
-                     for mine, reference in zip(*flat))
+    flat = [
+        [keras.ops.convert_to_numpy(x) for x in keras.tree.flatten(model(inputs))]
+        for model in (ours, theirs)
+    ]
+    difference = max(float(np.max(np.abs(mine - reference))) for mine, reference in zip(*flat))
     if difference > 1e-4:
         raise AssertionError(f"kzoo and KerasHub outputs differ by {difference}")
     return difference
@@ -176,14 +194,16 @@ def compare(name, rounds, steps, jit_compile, nanogpt=False, dropout=0.0):
     steppers = {}
     for key, model in (("kzoo", ours), ("keras_hub", theirs)):
         compile_for_timing(model, loss, jit_compile)
-        steppers[key] = (lambda m: lambda: float(
-            m.train_on_batch(inputs, labels, return_dict=True)["loss"]))(model)
+        steppers[key] = (
+            lambda m: lambda: float(m.train_on_batch(inputs, labels, return_dict=True)["loss"])
+        )(model)
     parameters = {"kzoo": ours.count_params(), "keras_hub": theirs.count_params()}
     if nanogpt and name == "gpt":
         from nanogpt_reference import make_trainer
 
         steppers["nanogpt"], parameters["nanogpt"] = make_trainer(
-            GPT, inputs["token_ids"], labels, dropout=dropout)
+            GPT, inputs["token_ids"], labels, dropout=dropout
+        )
     for step in steppers.values():
         for _ in range(3):  # Trace, compile, warm up.
             step()
@@ -208,20 +228,29 @@ def compare(name, rounds, steps, jit_compile, nanogpt=False, dropout=0.0):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--models", nargs="+", default=list(PAIRS), choices=list(PAIRS))
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--no-xla", action="store_true")
-    parser.add_argument("--nanogpt", action="store_true",
-                        help="also time nanoGPT's PyTorch step (gpt only; needs torch)")
-    parser.add_argument("--dropout", type=float, default=0.0,
-                        help="dropout rate of every model (KerasHub's default is 0.1)")
+    parser.add_argument(
+        "--nanogpt",
+        action="store_true",
+        help="also time nanoGPT's PyTorch step (gpt only; needs torch)",
+    )
+    parser.add_argument(
+        "--dropout",
+        type=float,
+        default=0.0,
+        help="dropout rate of every model (KerasHub's default is 0.1)",
+    )
     args = parser.parse_args()
-    results = [compare(name, args.rounds, args.steps, not args.no_xla, args.nanogpt,
-                       args.dropout)
-               for name in args.models]
+    results = [
+        compare(name, args.rounds, args.steps, not args.no_xla, args.nanogpt, args.dropout)
+        for name in args.models
+    ]
     print(json.dumps({"backend": keras.backend.backend(), "results": results}, indent=2))
 
 

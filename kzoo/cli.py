@@ -53,47 +53,75 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     train = commands.add_parser("train", help="train a recipe into a run directory")
-    train.add_argument("config", nargs="?",
-                       help="recipe YAML, e.g. recipes/gpt_tiny.yaml")
-    train.add_argument("--run-dir", help="output directory (default: runs/<recipe name>); "
-                       "an unfinished run there is resumed from its last checkpoint")
-    train.add_argument("--resume", metavar="RUN_DIR",
-                       help="continue an interrupted run with its saved recipe")
-    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a recipe key, e.g. --set train.steps=100")
+    train.add_argument("config", nargs="?", help="recipe YAML, e.g. recipes/gpt_tiny.yaml")
+    train.add_argument(
+        "--run-dir",
+        help="output directory (default: runs/<recipe name>); "
+        "an unfinished run there is resumed from its last checkpoint",
+    )
+    train.add_argument(
+        "--resume", metavar="RUN_DIR", help="continue an interrupted run with its saved recipe"
+    )
+    train.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe key, e.g. --set train.steps=100",
+    )
 
     sweep = commands.add_parser(
-        "sweep", help="train every combination of grid values, compared in "
-                      "TensorBoard's HPARAMS tab")
+        "sweep",
+        help="train every combination of grid values, compared in TensorBoard's HPARAMS tab",
+    )
     sweep.add_argument("config", help="recipe YAML, e.g. recipes/gpt_tiny.yaml")
-    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
-                       help="values of a recipe key to try, e.g. --grid "
-                            "train.learning_rate=0.001,0.003 (repeat for more keys)")
-    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a recipe key in every trial")
-    sweep.add_argument("--out", metavar="DIR",
-                       help="sweep directory, one run directory per trial (default: "
-                            "runs/<recipe name>-sweep); re-running the same sweep "
-                            "skips finished trials and resumes an unfinished one")
+    sweep.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="values of a recipe key to try, e.g. --grid "
+        "train.learning_rate=0.001,0.003 (repeat for more keys)",
+    )
+    sweep.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe key in every trial",
+    )
+    sweep.add_argument(
+        "--out",
+        metavar="DIR",
+        help="sweep directory, one run directory per trial (default: "
+        "runs/<recipe name>-sweep); re-running the same sweep "
+        "skips finished trials and resumes an unfinished one",
+    )
 
     evaluate = commands.add_parser("evaluate", help="held-out loss and perplexity")
     evaluate.add_argument("run_dir")
-    evaluate.add_argument("--data", nargs="+", help="text files/globs (default: the run's validation text)")
+    evaluate.add_argument(
+        "--data", nargs="+", help="text files/globs (default: the run's validation text)"
+    )
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
 
     generate = commands.add_parser("generate", help="continue a prompt")
     generate.add_argument("model", help="a run directory or an exported SavedModel")
-    generate.add_argument("--prompt", required=True, action="append",
-                          help="prompt text (repeat for a batch)")
-    generate.add_argument("--max-new-tokens", type=int,
-                          help=f"default: {DEFAULT_NEW_TOKENS}, or the model's limit if "
-                               "lower")
+    generate.add_argument(
+        "--prompt", required=True, action="append", help="prompt text (repeat for a batch)"
+    )
+    generate.add_argument(
+        "--max-new-tokens",
+        type=int,
+        help=f"default: {DEFAULT_NEW_TOKENS}, or the model's limit if lower",
+    )
     generate.add_argument("--strategy", choices=("greedy", "sample", "beam"), default="greedy")
     generate.add_argument("--temperature", type=float, default=1.0)
     generate.add_argument("--top-k", type=int, default=0)
     generate.add_argument("--top-p", type=float, default=1.0)
-    generate.add_argument("--num-beams", type=int,
-                          help="beam search: beams (default 4; an export's are fixed)")
+    generate.add_argument(
+        "--num-beams", type=int, help="beam search: beams (default 4; an export's are fixed)"
+    )
     generate.add_argument("--seed", type=int, default=0)
 
     export = commands.add_parser("export", help="export a run as a TF Serving SavedModel")
@@ -105,10 +133,12 @@ def build_parser():
     export.add_argument("--overwrite", action="store_true")
 
     board = commands.add_parser(
-        "tensorboard", help="serve a run's TensorBoard (on 127.0.0.1 unless --host)")
+        "tensorboard", help="serve a run's TensorBoard (on 127.0.0.1 unless --host)"
+    )
     board.add_argument("run_dir", help="a run directory (or any event directory)")
-    board.add_argument("--host", default="127.0.0.1",
-                       help="address to bind; 0.0.0.0 exposes it to the network")
+    board.add_argument(
+        "--host", default="127.0.0.1", help="address to bind; 0.0.0.0 exposes it to the network"
+    )
     board.add_argument("--port", type=int, default=6006)
 
     check = commands.add_parser("check-serving", help="check an export as TF Serving loads it")
@@ -128,8 +158,10 @@ def _check_recipe(args):
 def run_train(args):
     if args.resume:
         if args.config or args.run_dir or args.set:
-            raise ValueError("--resume RUN_DIR takes no CONFIG, --run-dir or --set: the "
-                             "run continues with its saved config.yaml")
+            raise ValueError(
+                "--resume RUN_DIR takes no CONFIG, --run-dir or --set: the "
+                "run continues with its saved config.yaml"
+            )
         if not os.path.isfile(os.path.join(args.resume, "config.yaml")):
             raise FileNotFoundError(f"--resume {args.resume}: no run there (no config.yaml)")
         run_dir = args.resume
@@ -159,10 +191,14 @@ def run_train(args):
     trained = f"{steps} of {planned} steps" if steps < planned else f"{steps} steps"
     if summary["resumed_from_step"]:
         trained += f" (resumed at step {summary['resumed_from_step']})"
-    print(f"\nTrained {trained} in {summary['train_seconds']:.0f} s"
-          + (" (stopped by train.max_minutes)" if summary["stopped_by_time_budget"] else ""))
+    print(
+        f"\nTrained {trained} in {summary['train_seconds']:.0f} s"
+        + (" (stopped by train.max_minutes)" if summary["stopped_by_time_budget"] else "")
+    )
     print(f"Run directory: {run_dir}")
-    print(f"TensorBoard:   tensorboard --logdir {os.path.join(run_dir, 'tensorboard')} --host 127.0.0.1")
+    print(
+        f"TensorBoard:   tensorboard --logdir {os.path.join(run_dir, 'tensorboard')} --host 127.0.0.1"
+    )
     return 0
 
 
@@ -182,15 +218,17 @@ def run_sweep(args):
     try:
         sweep.run_sweep(plan, verbose=1 if sys.stdout.isatty() else 2)
     except TrainingInterrupted as interrupted:
-        print(f"\nkzoo sweep: {signal.Signals(interrupted.signum).name} received: "
-              f"{interrupted.run_dir} checkpointed at step {interrupted.step}. Re-run "
-              "the same kzoo sweep command to resume it", file=sys.stderr)
+        print(
+            f"\nkzoo sweep: {signal.Signals(interrupted.signum).name} received: "
+            f"{interrupted.run_dir} checkpointed at step {interrupted.step}. Re-run "
+            "the same kzoo sweep command to resume it",
+            file=sys.stderr,
+        )
         return interrupted.exit_status
     print()
     print(sweep.format_table(plan))
     print(f"\nSweep file:  {os.path.join(plan.out_dir, sweep.SWEEP_FILE)}")
-    print(f"TensorBoard: kzoo tensorboard {plan.out_dir}   (the HPARAMS tab compares "
-          "the trials)")
+    print(f"TensorBoard: kzoo tensorboard {plan.out_dir}   (the HPARAMS tab compares the trials)")
     return 0
 
 
@@ -220,8 +258,14 @@ def run_export(args):
     start_tensorflow()
     from kzoo.export import export_run
 
-    path = export_run(args.run_dir, out_dir=args.out, name=args.name,
-                      version=args.version, xla=args.xla or None, overwrite=args.overwrite)
+    path = export_run(
+        args.run_dir,
+        out_dir=args.out,
+        name=args.name,
+        version=args.version,
+        xla=args.xla or None,
+        overwrite=args.overwrite,
+    )
     print(f"Exported {path}")
     return 0
 
@@ -229,9 +273,11 @@ def run_export(args):
 def run_check_serving(args):
     check_input_directory(args.export_dir, "SavedModel version directory")
     if not os.path.isfile(os.path.join(args.export_dir, "saved_model.pb")):
-        raise FileNotFoundError(f"{args.export_dir}: not a SavedModel (no saved_model.pb); "
-                                "give an export's version directory, e.g. "
-                                "saved_models/NAME/1")
+        raise FileNotFoundError(
+            f"{args.export_dir}: not a SavedModel (no saved_model.pb); "
+            "give an export's version directory, e.g. "
+            "saved_models/NAME/1"
+        )
     from kzoo.export.check_serving import check_serving
 
     report = check_serving(args.export_dir)
@@ -245,8 +291,10 @@ def run_check_serving(args):
     if report["ok"]:
         return 0
     failed = [name for name, check in report["checks"].items() if not check.get("ok")]
-    print(f"kzoo check-serving: {args.export_dir}: FAILED {', '.join(failed)} (details "
-          "on stdout)", file=sys.stderr)
+    print(
+        f"kzoo check-serving: {args.export_dir}: FAILED {', '.join(failed)} (details on stdout)",
+        file=sys.stderr,
+    )
     return 1
 
 
@@ -283,8 +331,7 @@ def error_line(error):
     """An exception as one line: an operating system error as `path: reason`."""
     if isinstance(error, OSError) and error.strerror:
         names = [n for n in (error.filename, error.filename2) if n is not None]
-        text = f"{' -> '.join(map(str, names))}: {error.strerror}" if names else \
-            error.strerror
+        text = f"{' -> '.join(map(str, names))}: {error.strerror}" if names else error.strerror
     else:
         text = str(error)
     return " ".join(line.strip() for line in text.splitlines() if line.strip())
@@ -301,14 +348,22 @@ def main(argv=None):
     if not _backend_for(args.command):
         import subprocess
 
-        return subprocess.call([sys.executable, "-m", "kzoo.cli", *argv],
-                               env=dict(os.environ, KERAS_BACKEND="tensorflow"))
+        return subprocess.call(
+            [sys.executable, "-m", "kzoo.cli", *argv],
+            env=dict(os.environ, KERAS_BACKEND="tensorflow"),
+        )
     from kzoo.training.config import ConfigError
 
     try:
         return COMMANDS[args.command](args)
-    except (ConfigError, FileNotFoundError, FileExistsError, NotADirectoryError,
-            IsADirectoryError, ValueError) as error:
+    except (
+        ConfigError,
+        FileNotFoundError,
+        FileExistsError,
+        NotADirectoryError,
+        IsADirectoryError,
+        ValueError,
+    ) as error:
         print(f"kzoo {args.command}: error: {error_line(error)}", file=sys.stderr)
         return 2
     except OSError as error:  # The machine's: a full disk, a permission, ...

@@ -34,10 +34,7 @@ def _call(layer, inputs, call_kwargs):
 def _symbolic_inputs(inputs):
     def symbolic(array, name=None):
         return keras.Input(
-            shape=array.shape[1:],
-            batch_size=array.shape[0],
-            dtype=str(array.dtype),
-            name=name,
+            shape=array.shape[1:], batch_size=array.shape[0], dtype=str(array.dtype), name=name
         )
 
     if isinstance(inputs, dict):
@@ -119,11 +116,7 @@ def _slice_length(inputs, length):
 
 
 def run_model_test(
-    build_model,
-    inputs,
-    expected_output_shape,
-    run_mixed_precision=True,
-    mixed_precision_atol=0.1,
+    build_model, inputs, expected_output_shape, run_mixed_precision=True, mixed_precision_atol=0.1
 ):
     """Runs the checks every kzoo backbone and task model must pass.
 

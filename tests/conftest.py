@@ -109,8 +109,9 @@ def assert_same_weights(run_a, run_b, atol=1e-6):
     import kzoo.tokenizers  # noqa: F401
 
     def weights(run_dir):
-        model = keras.saving.load_model(os.path.join(run_dir, "model.keras"),
-                                        safe_mode=True, compile=False)
+        model = keras.saving.load_model(
+            os.path.join(run_dir, "model.keras"), safe_mode=True, compile=False
+        )
         return [keras.ops.convert_to_numpy(w) for w in model.weights]
 
     for a, b in zip(weights(run_a), weights(run_b), strict=True):
@@ -131,7 +132,6 @@ def assert_interrupted_run_resumes_to(reference_dir, run_dir, train, monkeypatch
     assert_same_weights(reference_dir, run_dir)
 
 
-
 def free_port():
     """A TCP port on 127.0.0.1 that nothing listens on (at the time of the call)."""
     import socket
@@ -147,8 +147,7 @@ def listening_addresses(port):
     import socket
 
     found = set()
-    for table, family in (("/proc/net/tcp", socket.AF_INET),
-                          ("/proc/net/tcp6", socket.AF_INET6)):
+    for table, family in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
         if not os.path.exists(table):
             continue
         with open(table, encoding="ascii") as f:
@@ -158,7 +157,7 @@ def listening_addresses(port):
             if row[3] == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
                 raw = bytes.fromhex(address)
                 # Each 32-bit word is printed in the host's byte order.
-                words = [raw[i:i + 4] for i in range(0, len(raw), 4)]
+                words = [raw[i : i + 4] for i in range(0, len(raw), 4)]
                 if sys.byteorder == "little":
                     words = [word[::-1] for word in words]
                 found.add(socket.inet_ntop(family, b"".join(words)))

@@ -68,8 +68,18 @@ def _run_suite_on_jax(*paths, marks="not slow"):
     """Runs the tests in `paths` (files or node ids under tests/) on JAX; by default
     those marked slow are left out (see `JAX_SLOW_TESTS`)."""
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-         "-m", marks, *(str(ROOT / "tests" / path) for path in paths)],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-x",
+            "-p",
+            "no:cacheprovider",
+            "-m",
+            marks,
+            *(str(ROOT / "tests" / path) for path in paths),
+        ],
         env=_jax_env(),
         cwd=ROOT,
         capture_output=True,
@@ -119,8 +129,9 @@ JAX_SKIPPED_SLOW_TESTS = [
 ]
 
 
-@pytest.mark.skipif(os.environ.get("KZOO_JAX_SLOW") != "1",
-                    reason="minutes of JAX time: KZOO_JAX_SLOW=1 runs them")
+@pytest.mark.skipif(
+    os.environ.get("KZOO_JAX_SLOW") != "1", reason="minutes of JAX time: KZOO_JAX_SLOW=1 runs them"
+)
 def test_backend_specific_slow_model_tests_pass_on_jax():
     _run_suite_on_jax(*JAX_SLOW_TESTS, marks="slow")
 

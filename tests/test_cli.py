@@ -20,9 +20,7 @@ from tests.conftest import (
 
 
 def run_cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "kzoo.cli", *args], capture_output=True, text=True
-    )
+    return subprocess.run([sys.executable, "-m", "kzoo.cli", *args], capture_output=True, text=True)
 
 
 def test_version():
@@ -85,9 +83,13 @@ def test_tensorboard_stops_its_server_on_a_signal(tmp_path, signum):
     terminal sends it: the server stops with it and frees the port."""
     (tmp_path / "tensorboard").mkdir()
     port = free_port()
-    kzoo = subprocess.Popen(kzoo_command("tensorboard", str(tmp_path), "--port", str(port)),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    kzoo = subprocess.Popen(
+        kzoo_command("tensorboard", str(tmp_path), "--port", str(port)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     servers = []
     try:
         _wait_until_served(f"http://127.0.0.1:{port}/", kzoo)
@@ -97,8 +99,9 @@ def test_tensorboard_stops_its_server_on_a_signal(tmp_path, signum):
         kzoo.send_signal(signum)
         _, err = kzoo.communicate(timeout=60)
         assert kzoo.returncode == 128 + signum
-        assert err.splitlines()[-1] == (f"kzoo tensorboard: {signal.Signals(signum).name} "
-                                        "received: TensorBoard stopped")
+        assert err.splitlines()[-1] == (
+            f"kzoo tensorboard: {signal.Signals(signum).name} received: TensorBoard stopped"
+        )
         assert not os.path.exists(f"/proc/{servers[0]}")
         assert listening_addresses(port) == set()
         with socket.socket() as again:  # What the next `kzoo tensorboard` does.
@@ -116,19 +119,30 @@ def test_export_and_check_serving_work_under_the_jax_backend(tmp_path):
     the variable still set: both run on TensorFlow whatever the backend."""
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
     run_dir, out = str(tmp_path / "run"), str(tmp_path / "saved_models")
-    overrides = [o for o in TINY_OVERRIDES if not o.startswith(("train.steps",
-                                                                "train.warmup"))]
-    overrides += ["train.steps=1", "train.steps_per_epoch=1", "train.warmup_steps=0",
-                  "train.validation_steps=1", "train.jit_compile=true",
-                  "train.sample_prompts=[]", "monitor.graph=false",
-                  "monitor.projector=false", "monitor.attention_maps=false",
-                  "monitor.histograms=false", "monitor.gradient_norms=false"]
+    overrides = [o for o in TINY_OVERRIDES if not o.startswith(("train.steps", "train.warmup"))]
+    overrides += [
+        "train.steps=1",
+        "train.steps_per_epoch=1",
+        "train.warmup_steps=0",
+        "train.validation_steps=1",
+        "train.jit_compile=true",
+        "train.sample_prompts=[]",
+        "monitor.graph=false",
+        "monitor.projector=false",
+        "monitor.attention_maps=false",
+        "monitor.histograms=false",
+        "monitor.gradient_norms=false",
+    ]
     train = ["train", os.path.join(ROOT, "recipes", "gpt_tiny.yaml"), "--run-dir", run_dir]
     for override in overrides:
         train += ["--set", override]
-    for argv in (train, ["export", run_dir, "--out", out],
-                 ["check-serving", os.path.join(out, "gpt_tiny", "1")]):
-        result = subprocess.run(kzoo_command(*argv), env=env, capture_output=True,
-                                text=True, timeout=600)
+    for argv in (
+        train,
+        ["export", run_dir, "--out", out],
+        ["check-serving", os.path.join(out, "gpt_tiny", "1")],
+    ):
+        result = subprocess.run(
+            kzoo_command(*argv), env=env, capture_output=True, text=True, timeout=600
+        )
         assert result.returncode == 0, (argv[0], result.stdout[-2000:], result.stderr[-2000:])
     assert "serving check passed" in result.stdout

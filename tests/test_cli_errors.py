@@ -43,9 +43,16 @@ def paths(tmp_path_factory):
     classifier = Classifier()
     saved = str(root / "classifier" / "1")
     tf.saved_model.save(classifier, saved, signatures={"classify": classifier.classify})
-    return {"recipe": RECIPE, "file": str(root / "afile.txt"), "bad_yaml": str(root / "bad.yaml"),
-            "dir": str(root / "empty"), "missing": str(root / "missing"), "run": run,
-            "classifier": saved, "out": str(root / "out")}
+    return {
+        "recipe": RECIPE,
+        "file": str(root / "afile.txt"),
+        "bad_yaml": str(root / "bad.yaml"),
+        "dir": str(root / "empty"),
+        "missing": str(root / "missing"),
+        "run": run,
+        "classifier": saved,
+        "out": str(root / "out"),
+    }
 
 
 def run_in_process(argv, capsys):
@@ -71,120 +78,220 @@ CATALOGUE = {
     "train: missing recipe": (["train", "{missing}.yaml"], 2, "config file not found"),
     "train: invalid YAML": (["train", "{bad_yaml}"], 2, "invalid YAML"),
     "train: no recipe": (["train"], 2, "give a recipe"),
-    "train: run dir is a file": (["train", "{recipe}", "--run-dir", "{file}"], 2,
-                                 "--run-dir {file}: is a file, not a directory"),
+    "train: run dir is a file": (
+        ["train", "{recipe}", "--run-dir", "{file}"],
+        2,
+        "--run-dir {file}: is a file, not a directory",
+    ),
     "train: run dir under a file": (
-        ["train", "{recipe}", "--run-dir", "{file}/sub"], 2,
-        "--run-dir {file}/sub: {file} is a file, not a directory"),
-    "train: unknown --set key": (["train", "{recipe}", "--set", "train.stepz=3"], 2,
-                                 "--set 'train.stepz=3': unknown key; valid keys: "),
-    "train: bad --set value": (["train", "{recipe}", "--set", "train.steps=-1"], 2,
-                               "--set 'train.steps=-1': must be > 0, got -1"),
+        ["train", "{recipe}", "--run-dir", "{file}/sub"],
+        2,
+        "--run-dir {file}/sub: {file} is a file, not a directory",
+    ),
+    "train: unknown --set key": (
+        ["train", "{recipe}", "--set", "train.stepz=3"],
+        2,
+        "--set 'train.stepz=3': unknown key; valid keys: ",
+    ),
+    "train: bad --set value": (
+        ["train", "{recipe}", "--set", "train.steps=-1"],
+        2,
+        "--set 'train.steps=-1': must be > 0, got -1",
+    ),
     "train: --set of the wrong type": (
-        ["train", "{recipe}", "--set", "model.hidden_dim=abc"], 2,
-        "--set 'model.hidden_dim=abc': expected int"),
-    "train: --set without a value": (["train", "{recipe}", "--set", "train.steps"], 2,
-                                     "expected KEY=VALUE"),
-    "train: --set without a section": (["train", "{recipe}", "--set", "steps=3"], 2,
-                                       "key must be SECTION.KEY"),
-    "train: --set of an unknown section": (["train", "{recipe}", "--set", "optim.lr=1"],
-                                           2, "unknown section 'optim'"),
+        ["train", "{recipe}", "--set", "model.hidden_dim=abc"],
+        2,
+        "--set 'model.hidden_dim=abc': expected int",
+    ),
+    "train: --set without a value": (
+        ["train", "{recipe}", "--set", "train.steps"],
+        2,
+        "expected KEY=VALUE",
+    ),
+    "train: --set without a section": (
+        ["train", "{recipe}", "--set", "steps=3"],
+        2,
+        "key must be SECTION.KEY",
+    ),
+    "train: --set of an unknown section": (
+        ["train", "{recipe}", "--set", "optim.lr=1"],
+        2,
+        "unknown section 'optim'",
+    ),
     "train: contradictory schedule": (
-        ["train", "{recipe}", "--set", "train.min_learning_rate=0.1"], 2,
-        "is below train.min_learning_rate 0.1"),
+        ["train", "{recipe}", "--set", "train.min_learning_rate=0.1"],
+        2,
+        "is below train.min_learning_rate 0.1",
+    ),
     "train: missing data": (
-        ["train", "{recipe}", "--run-dir", "{out}/train", "--set",
-         "data.train={missing}/*.txt"], 2, "{missing}/*.txt"),
-    "train: resume a directory that is no run": (["train", "--resume", "{dir}"], 2,
-                                                 "--resume {dir}: no run there"),
+        ["train", "{recipe}", "--run-dir", "{out}/train", "--set", "data.train={missing}/*.txt"],
+        2,
+        "{missing}/*.txt",
+    ),
+    "train: resume a directory that is no run": (
+        ["train", "--resume", "{dir}"],
+        2,
+        "--resume {dir}: no run there",
+    ),
     "train: resume a file": (["train", "--resume", "{file}"], 2, "no run there"),
-    "train: resume with a recipe": (["train", "{recipe}", "--resume", "{run}"], 2,
-                                    "takes no CONFIG"),
+    "train: resume with a recipe": (
+        ["train", "{recipe}", "--resume", "{run}"],
+        2,
+        "takes no CONFIG",
+    ),
     "sweep: no grid": (["sweep", "{recipe}"], 2, "give at least one --grid"),
-    "sweep: grid without a section": (["sweep", "{recipe}", "--grid", "lr=1,2"], 2,
-                                      "key must be SECTION.KEY"),
+    "sweep: grid without a section": (
+        ["sweep", "{recipe}", "--grid", "lr=1,2"],
+        2,
+        "key must be SECTION.KEY",
+    ),
     "sweep: grid without values": (
-        ["sweep", "{recipe}", "--grid", "train.learning_rate="], 2, "no values"),
+        ["sweep", "{recipe}", "--grid", "train.learning_rate="],
+        2,
+        "no values",
+    ),
     "sweep: bad grid value": (
-        ["sweep", "{recipe}", "--grid", "train.learning_rate=0.1,-1"], 2,
-        "train.learning_rate: must be > 0, got -1"),
+        ["sweep", "{recipe}", "--grid", "train.learning_rate=0.1,-1"],
+        2,
+        "train.learning_rate: must be > 0, got -1",
+    ),
     "sweep: unknown --set key": (
-        ["sweep", "{recipe}", "--grid", "train.steps=1,2", "--set", "train.stepz=1"], 2,
-        "--set 'train.stepz=1': unknown key"),
-    "sweep: missing recipe": (["sweep", "{missing}.yaml", "--grid", "train.steps=1,2"],
-                              2, "config file not found"),
+        ["sweep", "{recipe}", "--grid", "train.steps=1,2", "--set", "train.stepz=1"],
+        2,
+        "--set 'train.stepz=1': unknown key",
+    ),
+    "sweep: missing recipe": (
+        ["sweep", "{missing}.yaml", "--grid", "train.steps=1,2"],
+        2,
+        "config file not found",
+    ),
     "sweep: out is a file": (
-        ["sweep", "{recipe}", "--grid", "train.steps=1,2", "--out", "{file}"], 2,
-        "--out {file}: is a file, not a directory"),
+        ["sweep", "{recipe}", "--grid", "train.steps=1,2", "--out", "{file}"],
+        2,
+        "--out {file}: is a file, not a directory",
+    ),
     "evaluate: missing run": (["evaluate", "{missing}"], 2, "no such run directory"),
     "evaluate: a file": (["evaluate", "{file}"], 2, "is a file, not a run directory"),
-    "evaluate: a directory that is no run": (["evaluate", "{dir}"], 2,
-                                             "not a kzoo run directory"),
-    "evaluate: a SavedModel": (["evaluate", "{classifier}"], 2,
-                               "not a kzoo run directory"),
-    "evaluate: missing data": (["evaluate", "{run}", "--data", "{missing}.txt"], 2,
-                               "{missing}.txt"),
-    "generate: missing model": (["generate", "{missing}", "--prompt", "a"], 2,
-                                "no such run directory or SavedModel"),
+    "evaluate: a directory that is no run": (["evaluate", "{dir}"], 2, "not a kzoo run directory"),
+    "evaluate: a SavedModel": (["evaluate", "{classifier}"], 2, "not a kzoo run directory"),
+    "evaluate: missing data": (
+        ["evaluate", "{run}", "--data", "{missing}.txt"],
+        2,
+        "{missing}.txt",
+    ),
+    "generate: missing model": (
+        ["generate", "{missing}", "--prompt", "a"],
+        2,
+        "no such run directory or SavedModel",
+    ),
     "generate: a file": (["generate", "{file}", "--prompt", "a"], 2, "is a file"),
-    "generate: a directory that is no run": (["generate", "{dir}", "--prompt", "a"], 2,
-                                             "{dir}: "),
-    "generate: no prompt": (["generate", "{run}"], 2,
-                            "the following arguments are required: --prompt"),
+    "generate: a directory that is no run": (["generate", "{dir}", "--prompt", "a"], 2, "{dir}: "),
+    "generate: no prompt": (
+        ["generate", "{run}"],
+        2,
+        "the following arguments are required: --prompt",
+    ),
     "generate: max-new-tokens 0": (
-        ["generate", "{run}", "--prompt", "a", "--max-new-tokens", "0"], 2,
-        "--max-new-tokens: must be >= 1, got 0"),
+        ["generate", "{run}", "--prompt", "a", "--max-new-tokens", "0"],
+        2,
+        "--max-new-tokens: must be >= 1, got 0",
+    ),
     "generate: max-new-tokens above the model's": (
-        ["generate", "{run}", "--prompt", "a", "--max-new-tokens", "1000"], 2,
-        "--max-new-tokens: must be in [1, 31] (the model's max_sequence_length is 32)"),
+        ["generate", "{run}", "--prompt", "a", "--max-new-tokens", "1000"],
+        2,
+        "--max-new-tokens: must be in [1, 31] (the model's max_sequence_length is 32)",
+    ),
     "generate: max-new-tokens not a number": (
-        ["generate", "{run}", "--prompt", "a", "--max-new-tokens", "many"], 2,
-        "argument --max-new-tokens: invalid int value: 'many'"),
+        ["generate", "{run}", "--prompt", "a", "--max-new-tokens", "many"],
+        2,
+        "argument --max-new-tokens: invalid int value: 'many'",
+    ),
     "generate: sampling at temperature 0": (
-        ["generate", "{run}", "--prompt", "a", "--strategy", "sample",
-         "--temperature", "0"], 2, "--temperature: must be > 0"),
+        ["generate", "{run}", "--prompt", "a", "--strategy", "sample", "--temperature", "0"],
+        2,
+        "--temperature: must be > 0",
+    ),
     "generate: temperature nan": (
-        ["generate", "{run}", "--prompt", "a", "--temperature", "nan"], 2,
-        "--temperature: must be a finite number"),
-    "generate: top-p 0": (["generate", "{run}", "--prompt", "a", "--top-p", "0"], 2,
-                          "--top-p: must be in (0, 1]"),
-    "generate: top-k -1": (["generate", "{run}", "--prompt", "a", "--top-k", "-1"], 2,
-                           "--top-k: must be >= 0"),
-    "generate: num-beams 0": (["generate", "{run}", "--prompt", "a", "--num-beams", "0"],
-                              2, "--num-beams: must be >= 1"),
+        ["generate", "{run}", "--prompt", "a", "--temperature", "nan"],
+        2,
+        "--temperature: must be a finite number",
+    ),
+    "generate: top-p 0": (
+        ["generate", "{run}", "--prompt", "a", "--top-p", "0"],
+        2,
+        "--top-p: must be in (0, 1]",
+    ),
+    "generate: top-k -1": (
+        ["generate", "{run}", "--prompt", "a", "--top-k", "-1"],
+        2,
+        "--top-k: must be >= 0",
+    ),
+    "generate: num-beams 0": (
+        ["generate", "{run}", "--prompt", "a", "--num-beams", "0"],
+        2,
+        "--num-beams: must be >= 1",
+    ),
     "generate: unknown strategy": (
-        ["generate", "{run}", "--prompt", "a", "--strategy", "nucleus"], 2,
-        "invalid choice: 'nucleus'"),
+        ["generate", "{run}", "--prompt", "a", "--strategy", "nucleus"],
+        2,
+        "invalid choice: 'nucleus'",
+    ),
     "generate: a SavedModel of another kind": (
-        ["generate", "{classifier}", "--prompt", "a"], 2,
-        "its signatures (classify) do not generate text"),
+        ["generate", "{classifier}", "--prompt", "a"],
+        2,
+        "its signatures (classify) do not generate text",
+    ),
     "export: missing run": (["export", "{missing}"], 2, "no such run directory"),
     "export: a file": (["export", "{file}"], 2, "is a file, not a run directory"),
-    "export: a directory that is no run": (["export", "{dir}", "--out", "{out}"], 2,
-                                           "{dir}"),
-    "export: bad name": (["export", "{run}", "--name", "../evil", "--out", "{out}"], 2,
-                         "--name: '../evil' is not a valid model name"),
-    "export: version 0": (["export", "{run}", "--version", "0", "--out", "{out}"], 2,
-                          "--version"),
-    "export: version not a number": (["export", "{run}", "--version", "one"], 2,
-                                     "argument --version: invalid int value"),
-    "export: out is a file": (["export", "{run}", "--out", "{file}"], 2,
-                              "--out {file}: is a file, not a directory"),
-    "check-serving: missing": (["check-serving", "{missing}"], 2,
-                               "no such SavedModel version directory"),
+    "export: a directory that is no run": (["export", "{dir}", "--out", "{out}"], 2, "{dir}"),
+    "export: bad name": (
+        ["export", "{run}", "--name", "../evil", "--out", "{out}"],
+        2,
+        "--name: '../evil' is not a valid model name",
+    ),
+    "export: version 0": (["export", "{run}", "--version", "0", "--out", "{out}"], 2, "--version"),
+    "export: version not a number": (
+        ["export", "{run}", "--version", "one"],
+        2,
+        "argument --version: invalid int value",
+    ),
+    "export: out is a file": (
+        ["export", "{run}", "--out", "{file}"],
+        2,
+        "--out {file}: is a file, not a directory",
+    ),
+    "check-serving: missing": (
+        ["check-serving", "{missing}"],
+        2,
+        "no such SavedModel version directory",
+    ),
     "check-serving: a file": (["check-serving", "{file}"], 2, "is a file"),
     "check-serving: a directory that is no SavedModel": (
-        ["check-serving", "{dir}"], 2, "not a SavedModel (no saved_model.pb)"),
+        ["check-serving", "{dir}"],
+        2,
+        "not a SavedModel (no saved_model.pb)",
+    ),
     "tensorboard: missing run": (["tensorboard", "{missing}"], 2, "no such run directory"),
-    "tensorboard: port 0": (["tensorboard", "{run}", "--port", "0"], 2,
-                            "--port: must be in [1, 65535], got 0"),
-    "tensorboard: port too large": (["tensorboard", "{run}", "--port", "70000"], 2,
-                                    "--port: must be in [1, 65535]"),
-    "tensorboard: port not a number": (["tensorboard", "{run}", "--port", "http"], 2,
-                                       "invalid int value: 'http'"),
+    "tensorboard: port 0": (
+        ["tensorboard", "{run}", "--port", "0"],
+        2,
+        "--port: must be in [1, 65535], got 0",
+    ),
+    "tensorboard: port too large": (
+        ["tensorboard", "{run}", "--port", "70000"],
+        2,
+        "--port: must be in [1, 65535]",
+    ),
+    "tensorboard: port not a number": (
+        ["tensorboard", "{run}", "--port", "http"],
+        2,
+        "invalid int value: 'http'",
+    ),
     "tensorboard: unknown host": (
-        ["tensorboard", "{run}", "--host", "no-such-host.invalid"], 2,
-        "--host no-such-host.invalid: not an address of this machine"),
+        ["tensorboard", "{run}", "--host", "no-such-host.invalid"],
+        2,
+        "--host no-such-host.invalid: not an address of this machine",
+    ),
     "unknown command": (["frobnicate"], 2, "invalid choice: 'frobnicate'"),
 }
 
@@ -211,9 +318,9 @@ def test_a_port_in_use_is_one_line(paths, capsys):
         server.listen()
         port = server.getsockname()[1]
         status, out, err = run_in_process(
-            ["tensorboard", paths["run"], "--port", str(port)], capsys)
-    assert_one_line_error(status, err, 2, f"--port {port}: cannot listen on "
-                                          f"127.0.0.1:{port}")
+            ["tensorboard", paths["run"], "--port", str(port)], capsys
+        )
+    assert_one_line_error(status, err, 2, f"--port {port}: cannot listen on 127.0.0.1:{port}")
     assert out == ""
 
 
@@ -224,24 +331,32 @@ def test_a_failed_serving_check_is_one_line(paths, capsys):
 
 
 # A few cases as the user runs them: nothing but the error reaches stderr.
-SUBPROCESS_CASES = ["train: run dir under a file", "train: unknown --set key",
-                    "generate: a SavedModel of another kind",
-                    "check-serving: a directory that is no SavedModel"]
+SUBPROCESS_CASES = [
+    "train: run dir under a file",
+    "train: unknown --set key",
+    "generate: a SavedModel of another kind",
+    "check-serving: a directory that is no SavedModel",
+]
 
 
 @pytest.mark.parametrize("case", SUBPROCESS_CASES)
 def test_bad_arguments_in_a_fresh_process_print_nothing_else(case, paths):
     argv, expected_status, fragment = CATALOGUE[case]
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    result = subprocess.run([sys.executable, "-m", "kzoo.cli", *_fill(argv, paths)],
-                            capture_output=True, text=True, env=env, timeout=300)
-    assert_one_line_error(result.returncode, result.stderr, expected_status,
-                          fragment.format(**paths))
+    result = subprocess.run(
+        [sys.executable, "-m", "kzoo.cli", *_fill(argv, paths)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert_one_line_error(
+        result.returncode, result.stderr, expected_status, fragment.format(**paths)
+    )
     assert result.stdout == ""
 
 
-def test_a_full_disk_at_a_checkpoint_is_one_line_and_keeps_the_last(
-        tmp_path, monkeypatch, capsys):
+def test_a_full_disk_at_a_checkpoint_is_one_line_and_keeps_the_last(tmp_path, monkeypatch, capsys):
     """The second checkpoint's write fails with ENOSPC: exit 1, one line naming the
     checkpoint, the last good step and the resume command; step 3's is intact."""
     run_dir = str(tmp_path / "run")
@@ -257,23 +372,33 @@ def test_a_full_disk_at_a_checkpoint_is_one_line_and_keeps_the_last(
     monkeypatch.setattr(checkpoints.np, "savez", savez_on_a_full_disk)
     argv = ["train", RECIPE, "--run-dir", run_dir]
     # A warmup as long as the run, which the log notes (one run, two checks).
-    for override in TINY_OVERRIDES + ["train.warmup_steps=6", "train.sample_prompts=[]",
-                                      "monitor.graph=false", "monitor.projector=false",
-                                      "monitor.attention_maps=false",
-                                      "monitor.histograms=false"]:
+    for override in TINY_OVERRIDES + [
+        "train.warmup_steps=6",
+        "train.sample_prompts=[]",
+        "monitor.graph=false",
+        "monitor.projector=false",
+        "monitor.attention_maps=false",
+        "monitor.histograms=false",
+    ]:
         argv += ["--set", override]
     status, out, err = run_in_process(argv, capsys)
-    assert ("Note: train.warmup_steps 6 is not below the run's 6 steps (train.steps, or "
-            "train.epochs); the learning rate warms up over 5 steps instead") in out
+    assert (
+        "Note: train.warmup_steps 6 is not below the run's 6 steps (train.steps, or "
+        "train.epochs); the learning rate warms up over 5 steps instead"
+    ) in out
     last = os.path.join(run_dir, "checkpoints", "step-00000003")
     assert_one_line_error(
-        status, err, 1,
+        status,
+        err,
+        1,
         f"{os.path.join(run_dir, 'checkpoints', 'step-00000006')}: could not write the "
         f"checkpoint of step 6 (No space left on device); the last complete checkpoint "
         f"is step 3 ({last}). Free space (or fix the cause), then resume with: "
-        f"kzoo train --resume {run_dir}")
-    assert [step for step, _ in checkpoints.list_checkpoints(
-        os.path.join(run_dir, "checkpoints"))] == [3]
+        f"kzoo train --resume {run_dir}",
+    )
+    assert [
+        step for step, _ in checkpoints.list_checkpoints(os.path.join(run_dir, "checkpoints"))
+    ] == [3]
     assert sorted(os.listdir(os.path.join(run_dir, "checkpoints"))) == ["step-00000003"]
     assert checkpoints.read_state(last)["step"] == 3
     with np.load(os.path.join(last, checkpoints.VARIABLES), allow_pickle=False) as arrays:

@@ -15,9 +15,21 @@ FORBIDDEN_MODULES = {"pickle", "cloudpickle", "dill", "marshal", "shelve", "jobl
 FORBIDDEN_CALLS = {"eval", "exec", "Lambda", "enable_unsafe_deserialization"}
 # PyYAML: everything that can construct Python objects; `safe_load`, `safe_load_all`,
 # `SafeLoader` and the dumpers are fine.
-UNSAFE_YAML = {"load", "load_all", "unsafe_load", "unsafe_load_all", "full_load",
-               "full_load_all", "Loader", "UnsafeLoader", "FullLoader", "CLoader",
-               "CUnsafeLoader", "CFullLoader", "*"}
+UNSAFE_YAML = {
+    "load",
+    "load_all",
+    "unsafe_load",
+    "unsafe_load_all",
+    "full_load",
+    "full_load_all",
+    "Loader",
+    "UnsafeLoader",
+    "FullLoader",
+    "CLoader",
+    "CUnsafeLoader",
+    "CFullLoader",
+    "*",
+}
 # Keywords that must be given as these literals when given at all: a variable could
 # hold the unsafe value.
 SAFE_KEYWORDS = {"safe_mode": True, "allow_pickle": False}
@@ -74,8 +86,9 @@ def problems_in(source, where="<source>"):
                 yield f"{at}: calls {owner}.{name}"
             for keyword in node.keywords:
                 if keyword.arg in SAFE_KEYWORDS and not (
-                        isinstance(keyword.value, ast.Constant)
-                        and keyword.value.value is SAFE_KEYWORDS[keyword.arg]):
+                    isinstance(keyword.value, ast.Constant)
+                    and keyword.value.value is SAFE_KEYWORDS[keyword.arg]
+                ):
                     yield f"{at}: {keyword.arg}={ast.unparse(keyword.value)}"
 
 

@@ -11,9 +11,14 @@ import tensorflow as tf
 from tests.conftest import ROOT
 
 SCRIPT = os.path.join(ROOT, "scripts", "tensorboard_screenshot.sh")
-CHROMIUM = next((path for name in ("chromium", "chromium-browser", "google-chrome",
-                                   "google-chrome-stable")
-                 if (path := shutil.which(name))), None)
+CHROMIUM = next(
+    (
+        path
+        for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+        if (path := shutil.which(name))
+    ),
+    None,
+)
 
 
 def write_run(run_dir, steps=20):
@@ -27,14 +32,19 @@ def write_run(run_dir, steps=20):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary installed "
-                                             "(Debian: apt-get install chromium)")
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="no chromium binary installed (Debian: apt-get install chromium)"
+)
 def test_screenshot_shows_the_rendered_scalar_charts(tmp_path):
     run_dir, out = tmp_path / "run", tmp_path / "scalars.png"
     write_run(run_dir)
     result = subprocess.run(
-        ["bash", SCRIPT, str(run_dir), str(out)], capture_output=True, text=True,
-        timeout=240, env={**os.environ, "TAG_FILTER": "^epoch_loss$"})
+        ["bash", SCRIPT, str(run_dir), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "TAG_FILTER": "^epoch_loss$"},
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(out)
     image = tf.io.decode_png(out.read_bytes(), channels=3).numpy()
@@ -62,9 +72,12 @@ def test_missing_chromium_is_a_clear_error(tmp_path):
     env = {key: value for key, value in os.environ.items() if key != "CHROMIUM"}
     result = subprocess.run(
         [str(bin_dir / "bash"), SCRIPT, str(run_dir), str(tmp_path / "out.png")],
-        capture_output=True, text=True, timeout=60, env={**env, "PATH": str(bin_dir)})
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**env, "PATH": str(bin_dir)},
+    )
     assert result.returncode == 2
-    assert result.stderr.startswith("tensorboard_screenshot: error: no chromium binary "
-                                    "found")
+    assert result.stderr.startswith("tensorboard_screenshot: error: no chromium binary found")
     assert "apt-get install chromium" in result.stderr
     assert not (tmp_path / "out.png").exists()

@@ -16,8 +16,7 @@ def check_output_directory(path, option):
     if not os.path.isdir(parent):
         raise NotADirectoryError(f"{option} {path}: {parent} is a file, not a directory")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise PermissionError(f"{option} {path}: cannot create it, {parent} is not "
-                              "writable")
+        raise PermissionError(f"{option} {path}: cannot create it, {parent} is not writable")
 
 
 def check_input_directory(path, what="run directory"):

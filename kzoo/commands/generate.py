@@ -16,15 +16,16 @@ def _check_generation_options(args):
         if not math.isfinite(value):
             raise ValueError(f"{option}: must be a finite number, got {value}")
     if args.strategy == "sample" and args.temperature <= 0:
-        raise ValueError(f"--temperature: must be > 0 for --strategy sample, got "
-                         f"{args.temperature}")
+        raise ValueError(
+            f"--temperature: must be > 0 for --strategy sample, got {args.temperature}"
+        )
     if not 0 < args.top_p <= 1:
         raise ValueError(f"--top-p: must be in (0, 1], got {args.top_p}")
     if args.top_k < 0:
         raise ValueError(f"--top-k: must be >= 0 (0: no top-k filter), got {args.top_k}")
     if args.num_beams is not None and args.num_beams < 1:
         raise ValueError(f"--num-beams: must be >= 1, got {args.num_beams}")
-    if not -2**31 <= args.seed < 2**31:
+    if not -(2**31) <= args.seed < 2**31:
         raise ValueError(f"--seed: must fit in 32 bits, got {args.seed}")
 
 
@@ -43,8 +44,7 @@ def new_tokens(requested, limit, why):
     if requested is None:
         return default_new_tokens(limit)
     if limit is not None and requested > limit:
-        raise ValueError(f"--max-new-tokens: must be in [1, {limit}] ({why}), got "
-                         f"{requested}")
+        raise ValueError(f"--max-new-tokens: must be in [1, {limit}] ({why}), got {requested}")
     return requested
 
 
@@ -67,12 +67,18 @@ def _generate_from_export(args):
 
     generator = ExportedGenerator(args.model)
     # Checked here as for a run (the signature would clip it silently).
-    max_new_tokens = new_tokens(args.max_new_tokens, generator.max_new_tokens,
-                                "the export's cap, export.max_new_tokens")
+    max_new_tokens = new_tokens(
+        args.max_new_tokens, generator.max_new_tokens, "the export's cap, export.max_new_tokens"
+    )
     outputs = generator.generate(
-        args.prompt, max_new_tokens=max_new_tokens, strategy=args.strategy,
-        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-        seed=args.seed, num_beams=args.num_beams,
+        args.prompt,
+        max_new_tokens=max_new_tokens,
+        strategy=args.strategy,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
+        num_beams=args.num_beams,
     )
     return outputs, generator.continues_prompt
 
@@ -88,18 +94,29 @@ def _generate_from_run(args):
         served = MAIN_SIGNATURES.get(type(model).__name__)
         raise ValueError(
             f"{args.model}: holds a {type(model).__name__}, which does not generate "
-            "text; kzoo evaluate scores it" + (
-                f", and kzoo export makes a SavedModel whose {served!r} signature TF "
-                "Serving serves" if served else ""))
+            "text; kzoo evaluate scores it"
+            + (
+                f", and kzoo export makes a SavedModel whose {served!r} signature TF Serving serves"
+                if served
+                else ""
+            )
+        )
     capacity = getattr(getattr(model, "backbone", None), "max_sequence_length", None)
     max_new_tokens = new_tokens(
-        args.max_new_tokens, None if capacity is None else int(capacity) - 1,
-        f"the model's max_sequence_length is {capacity}")
+        args.max_new_tokens,
+        None if capacity is None else int(capacity) - 1,
+        f"the model's max_sequence_length is {capacity}",
+    )
     if hasattr(model, "generate"):
         outputs = model.generate(
-            args.prompt, max_new_tokens=max_new_tokens, strategy=args.strategy,
-            temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-            seed=args.seed, num_beams=args.num_beams or 4,
+            args.prompt,
+            max_new_tokens=max_new_tokens,
+            strategy=args.strategy,
+            temperature=args.temperature,
+            top_k=args.top_k,
+            top_p=args.top_p,
+            seed=args.seed,
+            num_beams=args.num_beams or 4,
         )
         return outputs, not isinstance(model, Seq2SeqLM)
     # The LSTM: token ids in and out, as its export generates.
@@ -107,10 +124,17 @@ def _generate_from_run(args):
     from kzoo.tokenizers import load_tokenizer
 
     if args.strategy == "beam":
-        raise ValueError(f"--strategy beam: a {type(model).__name__} decodes greedily or "
-                         "by sampling")
+        raise ValueError(
+            f"--strategy beam: a {type(model).__name__} decodes greedily or by sampling"
+        )
     outputs = generate_texts(
-        model, load_tokenizer(args.model), args.prompt, max_new_tokens,
+        model,
+        load_tokenizer(args.model),
+        args.prompt,
+        max_new_tokens,
         temperature=args.temperature if args.strategy == "sample" else 0.0,
-        top_k=args.top_k, top_p=args.top_p, seed=args.seed)
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
+    )
     return outputs, True

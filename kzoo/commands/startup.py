@@ -11,7 +11,8 @@ import tempfile
 # not silence them.
 _CPP_LOG_LINE = re.compile(
     r"[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] "
-    r"|WARNING: All log messages before absl::InitializeLog\(\) is called")
+    r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
+)
 # What Python writes to stderr: a warning or a traceback ends a C++ message.
 _PYTHON_LINE = re.compile(r"\S.*:\d+: \w*Warning: |Traceback \(most recent call last\)")
 

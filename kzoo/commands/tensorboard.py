@@ -13,18 +13,20 @@ def check_port_free(host, port):
     if not 1 <= port <= 65535:
         raise ValueError(f"--port: must be in [1, 65535], got {port}")
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM)[0]
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     except socket.gaierror as error:
-        raise ValueError(f"--host {host}: not an address of this machine "
-                         f"({error.strerror})") from None
+        raise ValueError(
+            f"--host {host}: not an address of this machine ({error.strerror})"
+        ) from None
     with socket.socket(family, kind, proto) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(address)
         except OSError as error:
-            raise ValueError(f"--port {port}: cannot listen on {host}:{port} "
-                             f"({error.strerror}); choose another --port") from None
+            raise ValueError(
+                f"--port {port}: cannot listen on {host}:{port} "
+                f"({error.strerror}); choose another --port"
+            ) from None
 
 
 # `kzoo tensorboard` passes these on to its server, waits for it and exits with
@@ -47,9 +49,21 @@ def run_tensorboard(args):
     # The server binds `--host` only: loopback unless the user asks otherwise. In
     # its own process group, so that Ctrl-C reaches it once, through us.
     server = subprocess.Popen(
-        [sys.executable, "-m", "tensorboard.main", "--logdir", logdir,
-         "--host", args.host, "--port", str(args.port), "--load_fast", "false"],
-        process_group=0)
+        [
+            sys.executable,
+            "-m",
+            "tensorboard.main",
+            "--logdir",
+            logdir,
+            "--host",
+            args.host,
+            "--port",
+            str(args.port),
+            "--load_fast",
+            "false",
+        ],
+        process_group=0,
+    )
     received = []
 
     def forward(signum, frame):

@@ -58,9 +58,7 @@ class BadRecords:
 
     def __init__(self, policy="stop", max_line_bytes=MAX_LINE_BYTES, key="data"):
         if policy not in POLICIES:
-            raise ValueError(
-                f"data.on_bad_record: expected one of {POLICIES}, got {policy!r}"
-            )
+            raise ValueError(f"data.on_bad_record: expected one of {POLICIES}, got {policy!r}")
         if type(max_line_bytes) is not int or max_line_bytes < 1:
             raise ValueError(
                 f"data.max_line_bytes: expected a positive int, got {max_line_bytes!r}"
@@ -121,15 +119,13 @@ class BadRecords:
         """One line for the log."""
         if not self.count:
             return f"{self.key}: no bad records"
-        return (
-            f"{self.key}: skipped {self.count} bad record(s), first: "
-            + "; ".join(self.locations)
+        return f"{self.key}: skipped {self.count} bad record(s), first: " + "; ".join(
+            self.locations
         )
 
     def __repr__(self):
         return (
-            f"BadRecords({self.policy!r}, {self.max_line_bytes}, {self.key!r}, "
-            f"count={self.count})"
+            f"BadRecords({self.policy!r}, {self.max_line_bytes}, {self.key!r}, count={self.count})"
         )
 
 
@@ -175,9 +171,10 @@ def scan_lines(path, max_line_bytes=MAX_LINE_BYTES):
                         break
                     size += len(raw)
                 length = size - raw.endswith(b"\n")
-                yield line, None, (
-                    f"line of {length} bytes is longer than "
-                    f"data.max_line_bytes={max_line_bytes}"
+                yield (
+                    line,
+                    None,
+                    (f"line of {length} bytes is longer than data.max_line_bytes={max_line_bytes}"),
                 )
             else:
                 try:

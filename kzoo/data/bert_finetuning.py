@@ -24,8 +24,17 @@ def _shuffle_repeat(dataset, count, shuffle, seed, repeat):
     return dataset
 
 
-def classification_dataset(tokenizer, examples, label_ids, sequence_length, batch_size,
-                           *, shuffle=False, seed=0, repeat=False):
+def classification_dataset(
+    tokenizer,
+    examples,
+    label_ids,
+    sequence_length,
+    batch_size,
+    *,
+    shuffle=False,
+    seed=0,
+    repeat=False,
+):
     """Batches of `(features, label_ids)` for `BertClassifier`.
 
     Args:
@@ -42,21 +51,31 @@ def classification_dataset(tokenizer, examples, label_ids, sequence_length, batc
     columns = {"text": texts, "label": list(label_ids)}
     if has_pairs:
         columns["text_pair"] = [p or "" for p in pairs]
-    dataset = _shuffle_repeat(tf.data.Dataset.from_tensor_slices(columns), len(texts),
-                              shuffle, seed, repeat)
+    dataset = _shuffle_repeat(
+        tf.data.Dataset.from_tensor_slices(columns), len(texts), shuffle, seed, repeat
+    )
 
     def to_inputs(batch):
-        features = text_inputs(tokenizer, sequence_length, batch["text"],
-                               batch["text_pair"] if has_pairs else None)
+        features = text_inputs(
+            tokenizer, sequence_length, batch["text"], batch["text_pair"] if has_pairs else None
+        )
         return features, tf.cast(batch["label"], tf.int32)
 
     dataset = dataset.batch(batch_size, drop_remainder=repeat)
-    return dataset.map(to_inputs, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
-        tf.data.AUTOTUNE)
+    return dataset.map(to_inputs, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def tagging_batches(tokenizer, examples, tag_ids, sequence_length, batch_size,
-                    *, shuffle=False, seed=0, repeat=False):
+def tagging_batches(
+    tokenizer,
+    examples,
+    tag_ids,
+    sequence_length,
+    batch_size,
+    *,
+    shuffle=False,
+    seed=0,
+    repeat=False,
+):
     """Batches of `(features, labels, weights, first_positions)`.
 
     `labels` int32 `[B, L]` holds each word's tag id at its first sub-word;
@@ -66,7 +85,10 @@ def tagging_batches(tokenizer, examples, tag_ids, sequence_length, batch_size,
     tags = tf.ragged.constant([list(t) for t in tag_ids], dtype=tf.int32)
     dataset = _shuffle_repeat(
         tf.data.Dataset.from_tensor_slices({"words": words, "tags": tags}),
-        len(examples), shuffle, seed, repeat,
+        len(examples),
+        shuffle,
+        seed,
+        repeat,
     )
 
     def to_inputs(batch):
@@ -76,19 +98,18 @@ def tagging_batches(tokenizer, examples, tag_ids, sequence_length, batch_size,
         kept = positions >= 0
         indices = tf.boolean_mask(tf.stack([rows, positions], axis=1), kept)
         shape = tf.shape(features["token_ids"])
-        labels = tf.scatter_nd(indices, tf.boolean_mask(batch["tags"].flat_values, kept),
-                               shape)
+        labels = tf.scatter_nd(indices, tf.boolean_mask(batch["tags"].flat_values, kept), shape)
         weights = tf.scatter_nd(indices, tf.ones(tf.shape(indices)[:1]), shape)
         total = tf.cast(tf.size(weights), tf.float32)
         weights = weights * total / tf.maximum(tf.reduce_sum(weights), 1.0)
         return features, labels, weights, first
 
     dataset = dataset.ragged_batch(batch_size, drop_remainder=repeat)
-    return dataset.map(to_inputs, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
-        tf.data.AUTOTUNE)
+    return dataset.map(to_inputs, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def tagging_dataset(tokenizer, examples, tag_ids, sequence_length, batch_size, **kwargs):
     """`(features, labels, weights)` batches for `BertTokenClassifier.fit`."""
-    return tagging_batches(tokenizer, examples, tag_ids, sequence_length, batch_size,
-                           **kwargs).map(lambda x, y, w, _: (x, y, w))
+    return tagging_batches(tokenizer, examples, tag_ids, sequence_length, batch_size, **kwargs).map(
+        lambda x, y, w, _: (x, y, w)
+    )

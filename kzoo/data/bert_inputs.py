@@ -22,8 +22,10 @@ def _padding_mask(token_ids, pad_id):
 def pack_segments(tokenizer, sequence_length, segments):
     """Packs ragged id segments `[B, None]` into BERT inputs (int32 `[B, L]`)."""
     packer = MultiSegmentPacker(
-        sequence_length=sequence_length, start_value=int(tokenizer.cls_id),
-        end_value=int(tokenizer.sep_id), pad_value=int(tokenizer.pad_id),
+        sequence_length=sequence_length,
+        start_value=int(tokenizer.cls_id),
+        end_value=int(tokenizer.sep_id),
+        pad_value=int(tokenizer.pad_id),
     )
     token_ids, segment_ids = packer(tuple(segments))
     token_ids = tf.cast(token_ids, tf.int32)
@@ -71,6 +73,5 @@ def word_inputs(tokenizer, sequence_length, words):
     flat = pieces.merge_dims(1, 2)[:, : sequence_length - 2]
     inputs = pack_segments(tokenizer, sequence_length, [flat])
     positions = tf.cast(starts, tf.int32) + 1  # after [CLS]
-    first_positions = tf.where(positions < sequence_length - 1, positions,
-                               -tf.ones_like(positions))
+    first_positions = tf.where(positions < sequence_length - 1, positions, -tf.ones_like(positions))
     return inputs, first_positions

@@ -70,17 +70,23 @@ def tokenize_documents(tokenizer, documents):
     sentences = [s for doc in documents for s in doc]
     ids = []
     for start in range(0, len(sentences), TOKENIZE_BATCH):
-        batch = tf.constant(sentences[start: start + TOKENIZE_BATCH])
+        batch = tf.constant(sentences[start : start + TOKENIZE_BATCH])
         ids += tokenizer.tokenize(batch).to_list()
     tokenized, offset = [], 0
     for doc in documents:
-        tokenized.append(ids[offset: offset + len(doc)])
+        tokenized.append(ids[offset : offset + len(doc)])
         offset += len(doc)
     return tokenized
 
 
-def pretraining_examples(tokenizer, documents, sequence_length, seed,
-                         random_next_probability=0.5, short_sequence_probability=0.1):
+def pretraining_examples(
+    tokenizer,
+    documents,
+    sequence_length,
+    seed,
+    random_next_probability=0.5,
+    short_sequence_probability=0.1,
+):
     """Packed pairs (see `next_sentence_pairs.pack_pairs`) from raw documents.
 
     Raises:
@@ -88,15 +94,19 @@ def pretraining_examples(tokenizer, documents, sequence_length, seed,
     """
     rng = np.random.default_rng(seed)
     pairs = sentence_pairs(
-        tokenize_documents(tokenizer, documents), sequence_length - 3, rng,
+        tokenize_documents(tokenizer, documents),
+        sequence_length - 3,
+        rng,
         random_next_probability=random_next_probability,
         short_sequence_probability=short_sequence_probability,
     )
     if not pairs:
-        raise ValueError("the pretraining text makes no sentence pair: give documents "
-                         "with at least two tokens")
-    return pack_pairs(pairs, sequence_length, int(tokenizer.cls_id),
-                      int(tokenizer.sep_id), int(tokenizer.pad_id))
+        raise ValueError(
+            "the pretraining text makes no sentence pair: give documents with at least two tokens"
+        )
+    return pack_pairs(
+        pairs, sequence_length, int(tokenizer.cls_id), int(tokenizer.sep_id), int(tokenizer.pad_id)
+    )
 
 
 def bert_pretraining_dataset(
@@ -149,7 +159,9 @@ def bert_pretraining_dataset(
         ids = batch["token_ids"]
         is_special = tf.reduce_any(ids[..., None] == special, axis=-1)
         maskable = tf.logical_and(batch["padding_mask"] > 0, tf.logical_not(is_special))
-        masked = masked_lm.mask_tokens(ids, maskable, tf.stack([tf.constant(seed, tf.int64), index]), **settings)
+        masked = masked_lm.mask_tokens(
+            ids, maskable, tf.stack([tf.constant(seed, tf.int64), index]), **settings
+        )
         features = {
             "token_ids": masked["token_ids"],
             "segment_ids": batch["segment_ids"],
@@ -161,13 +173,16 @@ def bert_pretraining_dataset(
         # average 1 makes that the mean over the used slots.
         used = masked["mask_weights"]
         slots = tf.cast(tf.size(used), tf.float32)
-        weights = {"mlm": used * slots / tf.maximum(tf.reduce_sum(used), 1.0),
-                   "nsp": tf.ones_like(batch["nsp_labels"], tf.float32)}
+        weights = {
+            "mlm": used * slots / tf.maximum(tf.reduce_sum(used), 1.0),
+            "nsp": tf.ones_like(batch["nsp_labels"], tf.float32),
+        }
         return features, labels, weights
 
     dataset = dataset.enumerate().map(
         lambda i, batch: mask(tf.cast(i, tf.int64), batch),
-        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True,
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
     )
     if repeat and same_masks_every_pass:
         dataset = dataset.repeat()  # the batch counter restarts: the same masks

@@ -145,8 +145,7 @@ def write_builtin_task(directory, task, num_train, num_validation, seed=0):
     for split, path in paths.items():
         if not isinstance(counts[split], int) or counts[split] < 1:
             raise ValueError(
-                f"write_builtin_task: num_{split} must be an integer >= 1, got "
-                f"{counts[split]!r}"
+                f"write_builtin_task: num_{split} must be an integer >= 1, got {counts[split]!r}"
             )
         if os.path.exists(path):
             raise FileExistsError(f"write_builtin_task: {path!r} exists; remove it")
@@ -264,9 +263,7 @@ def _corrupt(symbols, rng):
     category = corpus.category_of
     words = [i for i, s in enumerate(symbols) if s not in PUNCTUATION]
     swappable = [
-        i
-        for i in words
-        if i + 1 in words and category(symbols[i]) != category(symbols[i + 1])
+        i for i in words if i + 1 in words and category(symbols[i]) != category(symbols[i + 1])
     ]  # Never empty: a sentence starts with a determiner and then a noun phrase.
     while True:
         corrupted = list(symbols)
@@ -299,8 +296,7 @@ def _write_tsv(examples):
 
 def _write_conll(examples):
     sentences = (
-        "".join(f"{token} {tag}\n" for token, tag in zip(e["tokens"], e["tags"]))
-        for e in examples
+        "".join(f"{token} {tag}\n" for token, tag in zip(e["tokens"], e["tags"])) for e in examples
     )
     return "\n".join(sentences) + "\n"
 

@@ -52,20 +52,40 @@ HELD_OUT_VALIDATION = 2000
 SPLITS = ("train", "validation")
 
 _NOUNS = {  # English singular: (Toy stem, gender).
-    "cat": ("miska", "f"), "dog": ("varo", "m"), "bird": ("pilu", "f"),
-    "horse": ("kaval", "m"), "cow": ("tumba", "f"), "farmer": ("gazdo", "m"),
-    "teacher": ("lerina", "f"), "girl": ("nika", "f"), "boy": ("tomo", "m"),
-    "friend": ("drug", "m"), "king": ("reko", "m"), "apple": ("yabla", "f"),
-    "book": ("knig", "m"), "house": ("dimo", "m"), "river": ("reka", "f"),
+    "cat": ("miska", "f"),
+    "dog": ("varo", "m"),
+    "bird": ("pilu", "f"),
+    "horse": ("kaval", "m"),
+    "cow": ("tumba", "f"),
+    "farmer": ("gazdo", "m"),
+    "teacher": ("lerina", "f"),
+    "girl": ("nika", "f"),
+    "boy": ("tomo", "m"),
+    "friend": ("drug", "m"),
+    "king": ("reko", "m"),
+    "apple": ("yabla", "f"),
+    "book": ("knig", "m"),
+    "house": ("dimo", "m"),
+    "river": ("reka", "f"),
 }
 _ADJECTIVES = {
-    "big": "grand", "small": "pit", "red": "rud", "old": "star",
-    "young": "jun", "happy": "fel", "black": "mel", "white": "blan",
+    "big": "grand",
+    "small": "pit",
+    "red": "rud",
+    "old": "star",
+    "young": "jun",
+    "happy": "fel",
+    "black": "mel",
+    "white": "blan",
 }
 _VERBS = {  # English plural form: (singular form, Toy stem).
-    "see": ("sees", "vid"), "like": ("likes", "am"), "find": ("finds", "trov"),
-    "help": ("helps", "jut"), "follow": ("follows", "seg"),
-    "carry": ("carries", "port"), "watch": ("watches", "mir"),
+    "see": ("sees", "vid"),
+    "like": ("likes", "am"),
+    "find": ("finds", "trov"),
+    "help": ("helps", "jut"),
+    "follow": ("follows", "seg"),
+    "carry": ("carries", "port"),
+    "watch": ("watches", "mir"),
     "chase": ("chases", "kas"),
 }
 _ADVERBS = {"today": "hodi", "often": "oftu", "quickly": "rapi", "slowly": "lenti"}
@@ -85,9 +105,7 @@ _SOURCE_WORDS = frozenset(
 ) | {"."}
 
 _NounPhrase = collections.namedtuple("_NounPhrase", "definite adjective noun plural")
-_Sentence = collections.namedtuple(
-    "_Sentence", "subject verb object adverb preposition place"
-)
+_Sentence = collections.namedtuple("_Sentence", "subject verb object adverb preposition place")
 
 
 def translate(source_sentence):
@@ -241,9 +259,7 @@ def _parse(sentence):
         place, i = _parse_noun_phrase(words, i + 1, sentence)
     if words[i:] != ["."]:
         got = " ".join(words[i:]) or "the end"
-        raise ValueError(
-            f"translate: expected a final '.', got {got!r} in {sentence!r}"
-        )
+        raise ValueError(f"translate: expected a final '.', got {got!r} in {sentence!r}")
     return _Sentence(subject, verb, object_, adverb, preposition, place)
 
 
@@ -264,9 +280,7 @@ def _parse_noun_phrase(words, i, sentence):
 def _expect(words, i, allowed, what, sentence):
     if i >= len(words) or words[i] not in allowed:
         got = repr(words[i]) if i < len(words) else "the end"
-        raise ValueError(
-            f"translate: expected {what} at word {i + 1}, got {got} in {sentence!r}"
-        )
+        raise ValueError(f"translate: expected {what} at word {i + 1}, got {got} in {sentence!r}")
 
 
 def _english(sentence):
@@ -367,10 +381,11 @@ def check_mixture(mixture):
         return
     for task, rate in mixture.items():
         if task not in TEXT_TO_TEXT_TASKS:
-            raise ValueError(f"data.mixture: unknown built-in task {task!r}; choose from "
-                             f"{list(TEXT_TO_TEXT_TASKS)}")
+            raise ValueError(
+                f"data.mixture: unknown built-in task {task!r}; choose from "
+                f"{list(TEXT_TO_TEXT_TASKS)}"
+            )
         if not isinstance(rate, (int, float)) or isinstance(rate, bool) or rate < 0:
-            raise ValueError(f"data.mixture.{task}: the rate must be a number >= 0, "
-                             f"got {rate!r}")
+            raise ValueError(f"data.mixture.{task}: the rate must be a number >= 0, got {rate!r}")
     if not any(mixture.values()):
         raise ValueError("data.mixture: at least one rate must be > 0")

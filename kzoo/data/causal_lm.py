@@ -22,11 +22,7 @@ _NEWLINE = "\n"
 
 
 def document_dataset(
-    *,
-    files=None,
-    texts=None,
-    num_parallel_calls=tf.data.AUTOTUNE,
-    max_line_bytes=None,
+    *, files=None, texts=None, num_parallel_calls=tf.data.AUTOTUNE, max_line_bytes=None
 ):
     """Yields each document as a scalar string; empty documents are skipped.
 
@@ -60,9 +56,7 @@ def document_dataset(
     if files is not None:
         files = [files] if isinstance(files, str) else list(files)
         documents = tf.data.Dataset.from_tensor_slices(tf.constant(files, tf.string))
-        documents = documents.map(
-            tf.io.read_file, num_parallel_calls=num_parallel_calls
-        )
+        documents = documents.map(tf.io.read_file, num_parallel_calls=num_parallel_calls)
     else:
         texts = [texts] if isinstance(texts, str) else list(texts)
         documents = tf.data.Dataset.from_tensor_slices(tf.constant(texts, tf.string))
@@ -88,9 +82,7 @@ def drop_bad_lines(document, max_line_bytes):
     b'a\\nc'
     """
     lines = tf.strings.split(document, _NEWLINE)
-    valid = tf.equal(
-        tf.strings.unicode_transcode(lines, "UTF-8", "UTF-8", errors="ignore"), lines
-    )
+    valid = tf.equal(tf.strings.unicode_transcode(lines, "UTF-8", "UTF-8", errors="ignore"), lines)
     good = tf.logical_and(valid, tf.strings.length(lines) <= max_line_bytes)
     count = tf.size(lines)
     ends = tf.where(tf.range(count) < count - 1, _NEWLINE, "")
@@ -98,9 +90,7 @@ def drop_bad_lines(document, max_line_bytes):
     return tf.strings.reduce_join(tf.boolean_mask(pieces, good))
 
 
-def token_stream(
-    documents, tokenizer, num_parallel_calls=tf.data.AUTOTUNE, lines_per_call=512
-):
+def token_stream(documents, tokenizer, num_parallel_calls=tf.data.AUTOTUNE, lines_per_call=512):
     """Tokenizes documents into consecutive int32 chunks of the token stream.
 
     Concatenating the chunks gives, for each document in order, its tokens followed
@@ -145,9 +135,7 @@ def token_stream(
         return tf.concat([tokens, eos], axis=1).flat_values
 
     lines = documents.map(split_lines, num_parallel_calls=num_parallel_calls).unbatch()
-    return lines.batch(lines_per_call).map(
-        tokenize, num_parallel_calls=num_parallel_calls
-    )
+    return lines.batch(lines_per_call).map(tokenize, num_parallel_calls=num_parallel_calls)
 
 
 def pack_into_blocks(chunks, sequence_length):
@@ -173,8 +161,7 @@ def pack_into_blocks(chunks, sequence_length):
     pieces = chunks.rebatch(sequence_length, drop_remainder=False)
     # Pair every full piece with its successor, whose first token is the last label.
     pairs = pieces.scan(
-        tf.zeros([0], pieces.element_spec.dtype),
-        lambda previous, piece: (piece, (previous, piece)),
+        tf.zeros([0], pieces.element_spec.dtype), lambda previous, piece: (piece, (previous, piece))
     ).skip(1)
 
     def to_block(piece, successor):
@@ -249,12 +236,10 @@ def causal_lm_dataset(
     >>> features["token_ids"].shape, features["padding_mask"].dtype, labels.shape
     (TensorShape([4, 16]), tf.bool, TensorShape([4, 16]))
     """
-    for name, value in (
-        ("sequence_length", sequence_length),
-        ("batch_size", batch_size),
-    ):
+    for name, value in (("sequence_length", sequence_length), ("batch_size", batch_size)):
         if not isinstance(value, int) or value < 1:
             raise ValueError(f"{name}: expected a positive int, got {value!r}")
+
     def one_pass(offset):
         documents = document_dataset(
             files=files,
@@ -280,9 +265,7 @@ def causal_lm_dataset(
     else:
         blocks = one_pass(0)
         if shuffle:
-            blocks = blocks.shuffle(
-                shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True
-            )
+            blocks = blocks.shuffle(shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)
         if repeat:
             blocks = blocks.repeat()
     batches = blocks.batch(batch_size, drop_remainder=drop_remainder)
@@ -297,12 +280,7 @@ def causal_lm_dataset(
 
 
 def count_tokens(
-    tokenizer,
-    *,
-    files=None,
-    texts=None,
-    num_parallel_calls=tf.data.AUTOTUNE,
-    max_line_bytes=None,
+    tokenizer, *, files=None, texts=None, num_parallel_calls=tf.data.AUTOTUNE, max_line_bytes=None
 ):
     """Counts the tokens of the stream (end-of-document ids included) in one pass.
 

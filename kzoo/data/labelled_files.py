@@ -83,8 +83,13 @@ def read_classification_file(
         return example
 
     path, rows = read_table_columns(
-        path, columns, header=header, file_format=file_format, key=key,
-        bad_records=bad_records, check=check,
+        path,
+        columns,
+        header=header,
+        file_format=file_format,
+        key=key,
+        bad_records=bad_records,
+        check=check,
     )
     return [{**example, "line": line} for line, example in rows]
 
@@ -187,14 +192,12 @@ def _conll_tag(columns, text):
     """The BIO tag of a CoNLL token line, or a `BadRecord`."""
     if len(columns) < 2:
         raise BadRecord(
-            "expected a token and its tag separated by whitespace, got "
-            f"{text.strip()!r}"
+            f"expected a token and its tag separated by whitespace, got {text.strip()!r}"
         )
     tag = columns[-1]
     if tag != "O" and not _TAG.fullmatch(tag):
         raise BadRecord(
-            f"tag {tag!r} is not 'O', 'B-TYPE' or 'I-TYPE' (a BIO tag in the last "
-            "column)"
+            f"tag {tag!r} is not 'O', 'B-TYPE' or 'I-TYPE' (a BIO tag in the last column)"
         )
     return tag
 
@@ -262,9 +265,7 @@ def _squad_example(obj, path, line, first_line_of):
             raise BadRecord(f"expected a non-empty string for {name!r}")
     identifier = str(obj.get("id", f"{os.path.basename(path)}:{line}"))
     if identifier in first_line_of:
-        raise BadRecord(
-            f"duplicate id {identifier!r} (first on line {first_line_of[identifier]})"
-        )
+        raise BadRecord(f"duplicate id {identifier!r} (first on line {first_line_of[identifier]})")
     answers = [_check_answer(answer, obj["context"]) for answer in _answers(obj)]
     return {
         "id": identifier,
@@ -302,9 +303,7 @@ def _answers(obj):
 
 def _check_answer(answer, context):
     if not isinstance(answer, dict) or not {"text", "answer_start"} <= answer.keys():
-        raise BadRecord(
-            f"expected an answer {{'text': ..., 'answer_start': ...}}, got {answer!r}"
-        )
+        raise BadRecord(f"expected an answer {{'text': ..., 'answer_start': ...}}, got {answer!r}")
     text, start = answer["text"], answer["answer_start"]
     if not isinstance(text, str) or not text.strip():
         raise BadRecord(f"expected a non-empty answer text, got {text!r}")
@@ -314,7 +313,6 @@ def _check_answer(answer, context):
         found = [match.start() for match in re.finditer(re.escape(text), context)]
         hint = f"; it occurs at answer_start={found[:5]} (offsets count characters)"
         raise BadRecord(
-            f"answer {text!r} is not in the context at answer_start={start}"
-            f"{hint if found else ''}"
+            f"answer {text!r} is not in the context at answer_start={start}{hint if found else ''}"
         )
     return {"text": text, "answer_start": start}

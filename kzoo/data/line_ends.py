@@ -97,8 +97,10 @@ def summary(files, key):
     crlf = sum(n for _, n in counts)
     if not boms and not crlf:
         return None
-    return (f"{key}: {len(files)} file(s): stripped a byte-order mark from {boms}, "
-            f'converted {crlf} CRLF line end(s) to "\\n"')
+    return (
+        f"{key}: {len(files)} file(s): stripped a byte-order mark from {boms}, "
+        f'converted {crlf} CRLF line end(s) to "\\n"'
+    )
 
 
 def report(files, key):

@@ -105,7 +105,10 @@ def mask_tokens(
     # What: [MASK], a random token, or the token itself.
     action = tf.random.stateless_uniform(tf.shape(positions), seeds[2])
     random_ids = tf.random.stateless_uniform(
-        tf.shape(positions), seeds[3], minval=first_random_id, maxval=vocabulary_size,
+        tf.shape(positions),
+        seeds[3],
+        minval=first_random_id,
+        maxval=vocabulary_size,
         dtype=tf.int32,
     )
     replacement = tf.where(
@@ -115,9 +118,7 @@ def mask_tokens(
     )
     rows = tf.broadcast_to(tf.range(batch)[:, None], tf.shape(positions))
     indices = tf.boolean_mask(tf.stack([rows, positions], axis=-1), used)
-    corrupted = tf.tensor_scatter_nd_update(
-        token_ids, indices, tf.boolean_mask(replacement, used)
-    )
+    corrupted = tf.tensor_scatter_nd_update(token_ids, indices, tf.boolean_mask(replacement, used))
     used_ids = tf.where(used, original, 0)
     return {
         "token_ids": corrupted,

@@ -17,8 +17,9 @@ IS_NEXT = 0
 RANDOM_NEXT = 1
 
 
-def sentence_pairs(documents, max_tokens, rng, random_next_probability=0.5,
-                   short_sequence_probability=0.1):
+def sentence_pairs(
+    documents, max_tokens, rng, random_next_probability=0.5, short_sequence_probability=0.1
+):
     """Builds `(segment_a, segment_b, label)` triples from tokenized documents.
 
     Args:
@@ -44,8 +45,9 @@ def sentence_pairs(documents, max_tokens, rng, random_next_probability=0.5,
     documents = [doc for doc in documents if doc]
     pairs = []
     for index in range(len(documents)):
-        pairs += _document_pairs(documents, index, max_tokens, rng,
-                                 random_next_probability, short_sequence_probability)
+        pairs += _document_pairs(
+            documents, index, max_tokens, rng, random_next_probability, short_sequence_probability
+        )
     return pairs
 
 
@@ -58,8 +60,7 @@ def _document_pairs(documents, index, max_tokens, rng, random_probability, short
         chunk.append(document[i])
         chunk_length += len(document[i])
         if i == len(document) - 1 or chunk_length >= target:
-            pair, unused = _chunk_pair(documents, index, chunk, target, rng,
-                                       random_probability)
+            pair, unused = _chunk_pair(documents, index, chunk, target, rng, random_probability)
             if pair is not None:
                 pairs.append(_truncate(*pair, max_tokens, rng))
             i -= unused  # a random B leaves the rest of the chunk for the next pair
@@ -135,11 +136,17 @@ def pack_pairs(pairs, sequence_length, cls_id, sep_id, pad_id=0):
     for row, (a, b, label) in enumerate(pairs):
         tokens = [cls_id, *a, sep_id, *b, sep_id]
         if len(tokens) > sequence_length:
-            raise ValueError(f"pack_pairs: a pair of {len(tokens)} tokens exceeds "
-                             f"sequence_length {sequence_length}")
+            raise ValueError(
+                f"pack_pairs: a pair of {len(tokens)} tokens exceeds "
+                f"sequence_length {sequence_length}"
+            )
         token_ids[row, : len(tokens)] = tokens
-        segment_ids[row, len(a) + 2: len(tokens)] = 1
+        segment_ids[row, len(a) + 2 : len(tokens)] = 1
         padding_mask[row, : len(tokens)] = 1
         labels[row] = label
-    return {"token_ids": token_ids, "segment_ids": segment_ids,
-            "padding_mask": padding_mask, "nsp_labels": labels}
+    return {
+        "token_ids": token_ids,
+        "segment_ids": segment_ids,
+        "padding_mask": padding_mask,
+        "nsp_labels": labels,
+    }

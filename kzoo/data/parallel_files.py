@@ -13,12 +13,7 @@ stop with `file:line`; skipped, they drop their pair.
 """
 
 from kzoo.data.bad_records import BadRecord, BadRecords
-from kzoo.data.table_files import (
-    numbered_lines,
-    read_table_columns,
-    resolve_one,
-    string_value,
-)
+from kzoo.data.table_files import numbered_lines, read_table_columns, resolve_one, string_value
 
 
 def read_parallel_table(
@@ -72,8 +67,13 @@ def read_parallel_table(
         return fields
 
     path, rows = read_table_columns(
-        path, columns, header=header, file_format=file_format, key=key,
-        bad_records=bad_records, check=check,
+        path,
+        columns,
+        header=header,
+        file_format=file_format,
+        key=key,
+        bad_records=bad_records,
+        check=check,
     )
     return [{**fields, "line": line} for line, fields in rows]
 
@@ -141,8 +141,7 @@ def read_line_aligned(source_path, target_path, *, key="data.train", bad_records
                 records.found(
                     path,
                     line,
-                    "empty line; every line must hold the translation of the same "
-                    f"line of {other}",
+                    f"empty line; every line must hold the translation of the same line of {other}",
                 )
                 good = False
         if good:
@@ -155,6 +154,5 @@ def _lines(path, key, records):
     (`None` for a bad line); a final `"\\n"` does not start another line."""
     path = resolve_one(path, key)
     return path, [
-        None if text is None else text.rstrip("\r\n")
-        for _, text in numbered_lines(path, records)
+        None if text is None else text.rstrip("\r\n") for _, text in numbered_lines(path, records)
     ]

@@ -13,8 +13,9 @@ from kzoo.data import task_metrics
 from kzoo.data.qa_windows import CHUNK_SIZE, FEATURE_KEYS, qa_eval_windows
 
 
-def best_answers(start_logits, end_logits, windows, contexts, *, max_answer_tokens,
-                 batch_size=None):
+def best_answers(
+    start_logits, end_logits, windows, contexts, *, max_answer_tokens, batch_size=None
+):
     """The highest-scoring answer span of each example, over all its windows.
 
     A span runs from a start to an end position of the same window, both holding
@@ -47,9 +48,7 @@ def best_answers(start_logits, end_logits, windows, contexts, *, max_answer_toke
     ('au lait', [13])
     """
     if not isinstance(max_answer_tokens, int) or max_answer_tokens < 1:
-        raise ValueError(
-            f"max_answer_tokens: expected an int >= 1, got {max_answer_tokens!r}"
-        )
+        raise ValueError(f"max_answer_tokens: expected an int >= 1, got {max_answer_tokens!r}")
     contexts = tf.convert_to_tensor(contexts, tf.string)
     if batch_size is None:
         batch_size = tf.shape(contexts)[0]
@@ -65,15 +64,15 @@ def best_answers(start_logits, end_logits, windows, contexts, *, max_answer_toke
     tail = [[0, 0], [0, max_answer_tokens - 1]]
     end_scores = tf.signal.frame(tf.pad(end_scores, tail), max_answer_tokens, 1, axis=1)
     is_end = tf.signal.frame(tf.pad(is_context, tail), max_answer_tokens, 1, axis=1)
-    pair_scores = tf.where(is_context[:, :, tf.newaxis] & is_end,
-                           start_scores[:, :, tf.newaxis] + end_scores, -np.inf)
+    pair_scores = tf.where(
+        is_context[:, :, tf.newaxis] & is_end, start_scores[:, :, tf.newaxis] + end_scores, -np.inf
+    )
     flat = tf.reshape(pair_scores, [tf.shape(pair_scores)[0], -1])
     window_scores = tf.reduce_max(flat, axis=1)  # -inf: no context token
     best_pair = tf.argmax(flat, axis=1, output_type=tf.int32)
 
     # The best window of each example (the first one on ties).
-    example_scores = tf.math.unsorted_segment_max(window_scores, example_index,
-                                                  batch_size)
+    example_scores = tf.math.unsorted_segment_max(window_scores, example_index, batch_size)
     is_best = tf.equal(window_scores, tf.gather(example_scores, example_index))
     is_best &= tf.math.is_finite(window_scores)
     num_windows = tf.size(example_index)
@@ -90,16 +89,24 @@ def best_answers(start_logits, end_logits, windows, contexts, *, max_answer_toke
     byte_starts = tf.where(found, byte_starts, zeros)
     byte_ends = tf.where(found, tf.maximum(byte_ends, byte_starts), zeros)
     return {
-        "answers": tf.strings.substr(contexts, byte_starts, byte_ends - byte_starts,
-                                     unit="BYTE"),
+        "answers": tf.strings.substr(contexts, byte_starts, byte_ends - byte_starts, unit="BYTE"),
         "scores": tf.where(found, tf.exp(example_scores), tf.zeros([batch_size])),
         "byte_starts": byte_starts,
         "byte_ends": byte_ends,
     }
 
 
-def predict_answers(model, tokenizer, examples, *, sequence_length, max_query_tokens,
-                    doc_stride, max_answer_tokens, batch_size):
+def predict_answers(
+    model,
+    tokenizer,
+    examples,
+    *,
+    sequence_length,
+    max_query_tokens,
+    doc_stride,
+    max_answer_tokens,
+    batch_size,
+):
     """Answers each example's question with `model`, a `BertQuestionAnswerer`.
 
     Args:
@@ -128,22 +135,24 @@ def predict_answers(model, tokenizer, examples, *, sequence_length, max_query_to
     ['b']
     """
     examples = list(examples)
-    settings = dict(sequence_length=sequence_length, max_query_tokens=max_query_tokens,
-                    doc_stride=doc_stride)
+    settings = dict(
+        sequence_length=sequence_length, max_query_tokens=max_query_tokens, doc_stride=doc_stride
+    )
     answers = []
     for begin in range(0, len(examples), CHUNK_SIZE):
-        chunk = examples[begin:begin + CHUNK_SIZE]
+        chunk = examples[begin : begin + CHUNK_SIZE]
         windows = qa_eval_windows(tokenizer, chunk, **settings)
         logits = {"start_logits": [], "end_logits": []}
         for first in range(0, len(windows["example_index"]), batch_size):
-            features = {key: windows[key][first:first + batch_size]
-                        for key in FEATURE_KEYS}
+            features = {key: windows[key][first : first + batch_size] for key in FEATURE_KEYS}
             outputs = model(features, training=False)
             for key in logits:
                 logits[key].append(np.asarray(outputs[key], np.float32))
         best = best_answers(
-            np.concatenate(logits["start_logits"]), np.concatenate(logits["end_logits"]),
-            windows, [example["context"] for example in chunk],
+            np.concatenate(logits["start_logits"]),
+            np.concatenate(logits["end_logits"]),
+            windows,
+            [example["context"] for example in chunk],
             max_answer_tokens=max_answer_tokens,
         )
         answers += [a.decode("utf-8", "replace") for a in best["answers"].numpy()]
@@ -166,10 +175,13 @@ def qa_metrics(predictions, examples):
             f"qa_metrics: expected one prediction per example (at least one), got "
             f"{len(predictions)} predictions for {len(examples)} examples"
         )
-    scores = np.array([
-        task_metrics.squad_exact_match_and_f1(
-            prediction, [answer["text"] for answer in example["answers"]])
-        for prediction, example in zip(predictions, examples)
-    ])
+    scores = np.array(
+        [
+            task_metrics.squad_exact_match_and_f1(
+                prediction, [answer["text"] for answer in example["answers"]]
+            )
+            for prediction, example in zip(predictions, examples)
+        ]
+    )
     exact_match, f1 = 100.0 * scores.mean(axis=0)
     return {"exact_match": float(exact_match), "f1": float(f1)}

@@ -49,8 +49,7 @@ def context_window_length(sequence_length, max_query_tokens, doc_stride):
     return window_length
 
 
-def qa_windows(tokenizer, questions, contexts, *, sequence_length, max_query_tokens,
-               doc_stride):
+def qa_windows(tokenizer, questions, contexts, *, sequence_length, max_query_tokens, doc_stride):
     """Packs each question with each window of its context, in graph.
 
     Args:
@@ -91,9 +90,7 @@ def qa_windows(tokenizer, questions, contexts, *, sequence_length, max_query_tok
     question_ids = tokenizer.tokenize(questions)[:, :max_query_tokens]
     ids, starts, ends = tokenizer.tokenize_with_offsets(contexts)
     num_tokens = tf.cast(ids.row_lengths(), tf.int32)
-    num_windows = 1 + (
-        tf.maximum(num_tokens - window_length, 0) + doc_stride - 1
-    ) // doc_stride
+    num_windows = 1 + (tf.maximum(num_tokens - window_length, 0) + doc_stride - 1) // doc_stride
     example_index = tf.repeat(tf.range(tf.size(num_tokens)), num_windows)
     # The index of each window's first token in its context, and in `ids.values`.
     first = tf.ragged.range(num_windows).flat_values * doc_stride
@@ -101,9 +98,7 @@ def qa_windows(tokenizer, questions, contexts, *, sequence_length, max_query_tok
     row_starts = tf.cast(ids.row_starts(), tf.int32)
     flat_first = tf.gather(row_starts, example_index) + first
     flat_index = tf.ragged.range(flat_first, flat_first + lengths)  # [N, None]
-    window_ids = flat_index.with_flat_values(
-        tf.gather(ids.flat_values, flat_index.flat_values)
-    )
+    window_ids = flat_index.with_flat_values(tf.gather(ids.flat_values, flat_index.flat_values))
     inputs = pack_segments(
         tokenizer, sequence_length, [tf.gather(question_ids, example_index), window_ids]
     )
@@ -168,14 +163,11 @@ def answer_token_positions(windows, answer_byte_starts, answer_byte_ends):
     before = is_context & (token_starts < tf.gather(answer_ends, example_index)[:, None])
     first = tf.reduce_min(tf.where(after, indices, tf.int32.max), axis=1)
     last = tf.reduce_max(tf.where(before, indices, -1), axis=1)
-    first = tf.gather(tf.math.unsorted_segment_min(first, example_index, batch_size),
-                      example_index)
-    last = tf.gather(tf.math.unsorted_segment_max(last, example_index, batch_size),
-                     example_index)
+    first = tf.gather(tf.math.unsorted_segment_min(first, example_index, batch_size), example_index)
+    last = tf.gather(tf.math.unsorted_segment_max(last, example_index, batch_size), example_index)
     is_first = tf.equal(indices, first[:, None])
     is_last = tf.equal(indices, last[:, None])
-    inside = (tf.reduce_any(is_first, axis=1) & tf.reduce_any(is_last, axis=1)
-              & (first <= last))
+    inside = tf.reduce_any(is_first, axis=1) & tf.reduce_any(is_last, axis=1) & (first <= last)
     start_positions = tf.argmax(tf.cast(is_first, tf.int32), axis=1, output_type=tf.int32)
     end_positions = tf.argmax(tf.cast(is_last, tf.int32), axis=1, output_type=tf.int32)
     zeros = tf.zeros_like(start_positions)
@@ -205,8 +197,7 @@ def char_to_byte_offsets(context, answer_start, answer_text):
     return byte_start, byte_start + len(answer_text.encode("utf-8"))
 
 
-def qa_eval_windows(tokenizer, examples, *, sequence_length, max_query_tokens,
-                    doc_stride):
+def qa_eval_windows(tokenizer, examples, *, sequence_length, max_query_tokens, doc_stride):
     """`qa_windows` of all examples (`read_squad_file` dicts) at once, as NumPy.
 
     Example:
@@ -224,8 +215,18 @@ def qa_eval_windows(tokenizer, examples, *, sequence_length, max_query_tokens,
     return windows
 
 
-def qa_dataset(tokenizer, examples, *, sequence_length, max_query_tokens, doc_stride,
-               batch_size, shuffle=False, seed=0, repeat=False):
+def qa_dataset(
+    tokenizer,
+    examples,
+    *,
+    sequence_length,
+    max_query_tokens,
+    doc_stride,
+    batch_size,
+    shuffle=False,
+    seed=0,
+    repeat=False,
+):
     """A `tf.data.Dataset` of `(features, labels)` windows for `model.fit`.
 
     All windows are built once, up front; the first answer of each example labels
@@ -257,15 +258,18 @@ def qa_dataset(tokenizer, examples, *, sequence_length, max_query_tokens, doc_st
     ([6, 4], [6, 4])
     """
     features, labels = qa_training_windows(
-        tokenizer, examples, sequence_length=sequence_length,
-        max_query_tokens=max_query_tokens, doc_stride=doc_stride,
+        tokenizer,
+        examples,
+        sequence_length=sequence_length,
+        max_query_tokens=max_query_tokens,
+        doc_stride=doc_stride,
     )
-    return windows_dataset(features, labels, batch_size=batch_size, shuffle=shuffle,
-                           seed=seed, repeat=repeat)
+    return windows_dataset(
+        features, labels, batch_size=batch_size, shuffle=shuffle, seed=seed, repeat=repeat
+    )
 
 
-def qa_training_windows(tokenizer, examples, *, sequence_length, max_query_tokens,
-                        doc_stride):
+def qa_training_windows(tokenizer, examples, *, sequence_length, max_query_tokens, doc_stride):
     """The labelled windows of `qa_dataset` as NumPy: `(features, labels)`, one row
     per window (build them once, count them, then `windows_dataset`)."""
     windows, labels = _windows_in_chunks(
@@ -285,8 +289,7 @@ def windows_dataset(features, labels, *, batch_size, shuffle=False, seed=0, repe
     return dataset.batch(batch_size, drop_remainder=repeat).prefetch(tf.data.AUTOTUNE)
 
 
-def _windows_in_chunks(tokenizer, examples, sequence_length, max_query_tokens,
-                       doc_stride, labels):
+def _windows_in_chunks(tokenizer, examples, sequence_length, max_query_tokens, doc_stride, labels):
     """Windows (and labels) of all examples, `CHUNK_SIZE` examples per call.
 
     The ops run eagerly: the same ops as in a `tf.function`, without the seconds
@@ -295,8 +298,9 @@ def _windows_in_chunks(tokenizer, examples, sequence_length, max_query_tokens,
     examples = list(examples)
     if not examples:
         raise ValueError("examples: expected at least one question answering example")
-    settings = dict(sequence_length=sequence_length, max_query_tokens=max_query_tokens,
-                    doc_stride=doc_stride)
+    settings = dict(
+        sequence_length=sequence_length, max_query_tokens=max_query_tokens, doc_stride=doc_stride
+    )
     context_window_length(**settings)
 
     def windows_of(questions, contexts, answer_starts, answer_ends):
@@ -308,29 +312,26 @@ def _windows_in_chunks(tokenizer, examples, sequence_length, max_query_tokens,
 
     chunks = []
     for begin in range(0, len(examples), CHUNK_SIZE):
-        chunk = examples[begin:begin + CHUNK_SIZE]
+        chunk = examples[begin : begin + CHUNK_SIZE]
         spans = np.zeros((len(chunk), 2), np.int64)
         if labels:
             spans[:] = [_first_answer_bytes(example) for example in chunk]
         outputs = windows_of(
             tf.constant([example["question"] for example in chunk], tf.string),
             tf.constant([example["context"] for example in chunk], tf.string),
-            spans[:, 0], spans[:, 1],
+            spans[:, 0],
+            spans[:, 1],
         )
         outputs = {key: value.numpy() for key, value in outputs.items()}
         outputs["example_index"] += begin
         chunks.append(outputs)
     windows = {key: np.concatenate([chunk[key] for chunk in chunks]) for key in chunks[0]}
-    targets = {key: windows.pop(key) for key in ("start_logits", "end_logits")
-               if key in windows}
+    targets = {key: windows.pop(key) for key in ("start_logits", "end_logits") if key in windows}
     return windows, targets
 
 
 def _first_answer_bytes(example):
     if not example.get("answers"):
-        raise ValueError(
-            f"examples: example {example.get('id', '?')!r} has no answer to train on"
-        )
+        raise ValueError(f"examples: example {example.get('id', '?')!r} has no answer to train on")
     answer = example["answers"][0]
-    return char_to_byte_offsets(example["context"], answer["answer_start"],
-                                answer["text"])
+    return char_to_byte_offsets(example["context"], answer["answer_start"], answer["text"])

@@ -36,12 +36,12 @@ Batch shapes, for `(source, target)` lengths `S, T` = the two maxima:
 
 import tensorflow as tf
 
-_INPUTS = ("encoder_token_ids", "encoder_padding_mask",
-           "decoder_token_ids", "decoder_padding_mask")
+_INPUTS = ("encoder_token_ids", "encoder_padding_mask", "decoder_token_ids", "decoder_padding_mask")
 
 
-def tokenize_pairs(pairs, tokenizer, end_id, pairs_per_call=256,
-                   num_parallel_calls=tf.data.AUTOTUNE):
+def tokenize_pairs(
+    pairs, tokenizer, end_id, pairs_per_call=256, num_parallel_calls=tf.data.AUTOTUNE
+):
     """Tokenizes `{"source", "target"}` strings, appending `end_id` to both.
 
     Args:
@@ -55,18 +55,19 @@ def tokenize_pairs(pairs, tokenizer, end_id, pairs_per_call=256,
     Returns:
         A `tf.data.Dataset` of `{"source_ids", "target_ids"}`, 1-D int32 each.
     """
+
     def tokenize(batch):
         def with_end(texts):
             ids = tokenizer.tokenize(texts)
             end = tf.fill([ids.nrows(), 1], tf.constant(end_id, tf.int32))
             return tf.concat([ids, tf.RaggedTensor.from_tensor(end)], axis=1)
 
-        return {"source_ids": with_end(batch["source"]),
-                "target_ids": with_end(batch["target"])}
+        return {"source_ids": with_end(batch["source"]), "target_ids": with_end(batch["target"])}
 
     pairs = pairs.map(lambda pair: {"source": pair["source"], "target": pair["target"]})
-    return pairs.batch(pairs_per_call).map(
-        tokenize, num_parallel_calls=num_parallel_calls).unbatch()
+    return (
+        pairs.batch(pairs_per_call).map(tokenize, num_parallel_calls=num_parallel_calls).unbatch()
+    )
 
 
 def filter_lengths(ids_dataset, max_source_length, max_target_length):
@@ -81,15 +82,25 @@ def filter_lengths(ids_dataset, max_source_length, max_target_length):
     >>> [x["source_ids"].numpy().tolist() for x in filter_lengths(ids, 3, 3)]
     [[5, 3]]
     """
+
     def fits(ids):
         return (tf.size(ids["source_ids"]) <= max_source_length) & (
-            tf.size(ids["target_ids"]) <= max_target_length)
+            tf.size(ids["target_ids"]) <= max_target_length
+        )
 
     return ids_dataset.filter(fits)
 
 
-def batch_seq2seq(ids_dataset, batch_size, *, start_id, max_source_length,
-                  max_target_length, bucket_boundaries=None, drop_remainder=False):
+def batch_seq2seq(
+    ids_dataset,
+    batch_size,
+    *,
+    start_id,
+    max_source_length,
+    max_target_length,
+    bucket_boundaries=None,
+    drop_remainder=False,
+):
     """Pads `{"source_ids", "target_ids"}` pairs into teacher-forcing batches.
 
     Pairs that do not fit the maxima are dropped first (`filter_lengths`). See the
@@ -120,8 +131,11 @@ def batch_seq2seq(ids_dataset, batch_size, *, start_id, max_source_length,
     >>> x["encoder_padding_mask"].numpy().tolist(), w.numpy().tolist()
     ([[1, 1, 1, 0], [1, 1, 0, 0]], [[1.0, 1.0, 1.0, 0.0], [1.0, 1.0, 0.0, 0.0]])
     """
-    _check_positive(batch_size=batch_size, max_source_length=max_source_length,
-                    max_target_length=max_target_length)
+    _check_positive(
+        batch_size=batch_size,
+        max_source_length=max_source_length,
+        max_target_length=max_target_length,
+    )
 
     def to_example(ids):
         source = tf.cast(ids["source_ids"], tf.int32)
@@ -137,11 +151,16 @@ def batch_seq2seq(ids_dataset, batch_size, *, start_id, max_source_length,
     def pad(examples, source_length, target_length):
         source = tf.reshape(tf.cast(source_length, tf.int64), [1])
         target = tf.reshape(tf.cast(target_length, tf.int64), [1])
-        shapes = {"encoder_token_ids": source, "encoder_padding_mask": source,
-                  "decoder_token_ids": target, "decoder_padding_mask": target,
-                  "labels": target}
-        return examples.padded_batch(batch_size, padded_shapes=shapes,
-                                     drop_remainder=drop_remainder)
+        shapes = {
+            "encoder_token_ids": source,
+            "encoder_padding_mask": source,
+            "decoder_token_ids": target,
+            "decoder_padding_mask": target,
+            "labels": target,
+        }
+        return examples.padded_batch(
+            batch_size, padded_shapes=shapes, drop_remainder=drop_remainder
+        )
 
     examples = filter_lengths(ids_dataset, max_source_length, max_target_length)
     examples = examples.map(to_example, num_parallel_calls=tf.data.AUTOTUNE)
@@ -154,8 +173,7 @@ def batch_seq2seq(ids_dataset, batch_size, *, start_id, max_source_length,
         target_lengths = tf.constant([t for _, _, t in lengths], tf.int64)
 
         def bucket(example):
-            length = tf.maximum(tf.size(example["encoder_token_ids"]),
-                                tf.size(example["labels"]))
+            length = tf.maximum(tf.size(example["encoder_token_ids"]), tf.size(example["labels"]))
             return tf.reduce_sum(tf.cast(length > boundaries, tf.int64))
 
         def batch_bucket(key, window):
@@ -178,20 +196,36 @@ def bucket_lengths(bucket_boundaries, max_source_length, max_target_length):
     [(8, 8, 8), (16, 16, 12), (24, 24, 12)]
     """
     bounds = list(bucket_boundaries)
-    if not bounds or any(type(b) is not int or b < 1 for b in bounds) or any(
-            a >= b for a, b in zip(bounds, bounds[1:])):
+    if (
+        not bounds
+        or any(type(b) is not int or b < 1 for b in bounds)
+        or any(a >= b for a, b in zip(bounds, bounds[1:]))
+    ):
         raise ValueError(
             f"bucket_boundaries: expected increasing positive ints such as [8, 16, 32], "
-            f"got {bucket_boundaries!r}")
+            f"got {bucket_boundaries!r}"
+        )
     longest = max(max_source_length, max_target_length)
     bounds = [b for b in bounds if b < longest] + [longest]
     return [(b, min(b, max_source_length), min(b, max_target_length)) for b in bounds]
 
 
-def seq2seq_dataset(pairs, tokenizer, *, batch_size, max_source_length,
-                    max_target_length, start_id=None, end_id=None,
-                    bucket_boundaries=None, shuffle=False, seed=0,
-                    shuffle_buffer_size=10_000, repeat=False, drop_remainder=False):
+def seq2seq_dataset(
+    pairs,
+    tokenizer,
+    *,
+    batch_size,
+    max_source_length,
+    max_target_length,
+    start_id=None,
+    end_id=None,
+    bucket_boundaries=None,
+    shuffle=False,
+    seed=0,
+    shuffle_buffer_size=10_000,
+    repeat=False,
+    drop_remainder=False,
+):
     """Builds teacher-forcing `(x, y, sample_weight)` batches from string pairs.
 
     Tokenizes (`tokenize_pairs`), shuffles (seeded, reshuffled every pass),
@@ -240,16 +274,20 @@ def seq2seq_dataset(pairs, tokenizer, *, batch_size, max_source_length,
     if repeat:
         ids = ids.repeat()
     batches = batch_seq2seq(
-        ids, batch_size, start_id=start_id, max_source_length=max_source_length,
-        max_target_length=max_target_length, bucket_boundaries=bucket_boundaries,
-        drop_remainder=drop_remainder)
+        ids,
+        batch_size,
+        start_id=start_id,
+        max_source_length=max_source_length,
+        max_target_length=max_target_length,
+        bucket_boundaries=bucket_boundaries,
+        drop_remainder=drop_remainder,
+    )
     options = tf.data.Options()
     options.deterministic = True
     return batches.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
-def count_kept_pairs(pairs, tokenizer, max_source_length, max_target_length,
-                     end_id=None):
+def count_kept_pairs(pairs, tokenizer, max_source_length, max_target_length, end_id=None):
     """Counts the pairs that fit the maxima, in one pass over the data.
 
     Returns:
@@ -266,12 +304,20 @@ def count_kept_pairs(pairs, tokenizer, max_source_length, max_target_length,
     """
     end_id = tokenizer.eos_id if end_id is None else end_id
     ids = tokenize_pairs(pair_dataset(pairs), tokenizer, end_id)
-    counts = ids.map(lambda x: (
-        tf.cast((tf.size(x["source_ids"]) <= max_source_length)
-                & (tf.size(x["target_ids"]) <= max_target_length), tf.int64),
-        tf.constant(1, tf.int64)))
-    kept, total = counts.reduce((tf.constant(0, tf.int64), tf.constant(0, tf.int64)),
-                                lambda sums, x: (sums[0] + x[0], sums[1] + x[1]))
+    counts = ids.map(
+        lambda x: (
+            tf.cast(
+                (tf.size(x["source_ids"]) <= max_source_length)
+                & (tf.size(x["target_ids"]) <= max_target_length),
+                tf.int64,
+            ),
+            tf.constant(1, tf.int64),
+        )
+    )
+    kept, total = counts.reduce(
+        (tf.constant(0, tf.int64), tf.constant(0, tf.int64)),
+        lambda sums, x: (sums[0] + x[0], sums[1] + x[1]),
+    )
     return int(kept), int(total)
 
 
@@ -295,7 +341,8 @@ def pair_dataset(pairs):
         else:
             raise ValueError(
                 f"pairs[{index}]: expected a {{'source': ..., 'target': ...}} dict or "
-                f"a (source, target) tuple, got {pair!r}")
+                f"a (source, target) tuple, got {pair!r}"
+            )
         if not isinstance(source, str) or not isinstance(target, str):
             raise ValueError(f"pairs[{index}]: expected two strings, got {pair!r}")
         columns["source"].append(source)
@@ -303,7 +350,8 @@ def pair_dataset(pairs):
     if not columns["source"]:
         raise ValueError("pairs: no pairs given; expected at least one")
     return tf.data.Dataset.from_tensor_slices(
-        {name: tf.constant(texts, tf.string) for name, texts in columns.items()})
+        {name: tf.constant(texts, tf.string) for name, texts in columns.items()}
+    )
 
 
 def _check_positive(**values):

@@ -117,8 +117,9 @@ def span_corruption_lengths(inputs_length, noise_density=0.15, mean_noise_span_l
     return tokens_length, lengths(tokens_length)[1]
 
 
-def corrupt_spans(token_ids, sentinel_ids, noise_density=0.15,
-                  mean_noise_span_length=3.0, seed=(0, 0)):
+def corrupt_spans(
+    token_ids, sentinel_ids, noise_density=0.15, mean_noise_span_length=3.0, seed=(0, 0)
+):
     """Corrupts one token sequence into T5 `(inputs, targets)` (no end id).
 
     Args:
@@ -153,7 +154,8 @@ def corrupt_spans(token_ids, sentinel_ids, noise_density=0.15,
     starts = noise & ~continues
     span_index = tf.cumsum(tf.cast(starts, tf.int32)) - 1
     check = tf.debugging.assert_less(
-        tf.reduce_max(tf.concat([span_index, [-1]], 0)), len(sentinel_ids),
+        tf.reduce_max(tf.concat([span_index, [-1]], 0)),
+        len(sentinel_ids),
         message=f"sentinel_ids: a sequence has more noise spans than the "
         f"{len(sentinel_ids)} sentinel ids given",
     )
@@ -178,8 +180,9 @@ def _check_sentinels(length, sentinel_ids, noise_density, mean_noise_span_length
         )
 
 
-def span_corruption_dataset(token_blocks, sentinel_ids, end_id, noise_density=0.15,
-                            mean_noise_span_length=3.0, seed=0):
+def span_corruption_dataset(
+    token_blocks, sentinel_ids, end_id, noise_density=0.15, mean_noise_span_length=3.0, seed=0
+):
     """Maps token blocks to T5 span-corruption examples.
 
     Args:
@@ -213,8 +216,10 @@ def span_corruption_dataset(token_blocks, sentinel_ids, end_id, noise_density=0.
         inputs, targets = corrupt_spans(
             tf.cast(block, tf.int32), sentinel_ids, noise_density, mean_noise_span_length, key
         )
-        return {"source_ids": tf.concat([inputs, end], 0),
-                "target_ids": tf.concat([targets, end], 0)}
+        return {
+            "source_ids": tf.concat([inputs, end], 0),
+            "target_ids": tf.concat([targets, end], 0),
+        }
 
     return token_blocks.enumerate().map(to_example, num_parallel_calls=tf.data.AUTOTUNE)
 

@@ -25,14 +25,7 @@ _EXTENSIONS = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"
 
 
 def read_table_columns(
-    path,
-    columns,
-    *,
-    header=None,
-    file_format=None,
-    key="data.train",
-    bad_records=None,
-    check=None,
+    path, columns, *, header=None, file_format=None, key="data.train", bad_records=None, check=None
 ):
     """Reads the given columns of every row of a tsv, csv or jsonl file.
 
@@ -97,9 +90,7 @@ def read_table_columns(
 def string_value(value, role, column):
     """`value` if it is a `str`, else a `BadRecord` naming the column."""
     if not isinstance(value, str):
-        raise BadRecord(
-            f"expected a string for {column!r} ({role}_column), got {value!r}"
-        )
+        raise BadRecord(f"expected a string for {column!r} ({role}_column), got {value!r}")
     return value
 
 
@@ -121,8 +112,11 @@ def json_lines(path, records):
         try:
             obj = json.loads(text.rstrip("\r\n"))
         except json.JSONDecodeError as error:
-            records.found(path, line, f"invalid JSON: {json_problem(error)}; expected "
-                                      "JSON Lines, one object per line")
+            records.found(
+                path,
+                line,
+                f"invalid JSON: {json_problem(error)}; expected JSON Lines, one object per line",
+            )
             continue
         if not isinstance(obj, dict):
             records.found(path, line, f"expected a JSON object, got {text.strip()!r}")
@@ -201,8 +195,7 @@ def _table_rows(path, file_format, columns, header, key, records):
             records.found(
                 path,
                 line,
-                f"expected {width} {separator} fields (as on line {width_line}), got "
-                f"{len(row)}",
+                f"expected {width} {separator} fields (as on line {width_line}), got {len(row)}",
             )
             continue
         yield line, {column: row[i] for column, i in positions.items()}
@@ -250,7 +243,5 @@ def _file_format(path, file_format, key):
             )
         return _EXTENSIONS[extension]
     if file_format not in ("tsv", "csv", "jsonl"):
-        raise ValueError(
-            f"{key}: file_format must be 'tsv', 'csv' or 'jsonl', got {file_format!r}"
-        )
+        raise ValueError(f"{key}: file_format must be 'tsv', 'csv' or 'jsonl', got {file_format!r}")
     return file_format

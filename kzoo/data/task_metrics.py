@@ -74,9 +74,7 @@ def entity_f1(true_tag_sequences, predicted_tag_sequences):
             f"{len(predicted_tag_sequences)} predicted ones"
         )
     num_true = num_predicted = num_correct = 0
-    for number, (true, predicted) in enumerate(
-        zip(true_tag_sequences, predicted_tag_sequences)
-    ):
+    for number, (true, predicted) in enumerate(zip(true_tag_sequences, predicted_tag_sequences)):
         if len(true) != len(predicted):
             raise ValueError(
                 f"entity_f1: sentence {number} has {len(true)} true tags but "
@@ -114,9 +112,7 @@ def macro_f1(true_ids, pred_ids, num_classes):
     true_ids = np.asarray(true_ids, dtype=np.int64).reshape(-1)
     pred_ids = np.asarray(pred_ids, dtype=np.int64).reshape(-1)
     if true_ids.shape != pred_ids.shape:
-        raise ValueError(
-            f"macro_f1: {true_ids.size} true ids but {pred_ids.size} predicted ones"
-        )
+        raise ValueError(f"macro_f1: {true_ids.size} true ids but {pred_ids.size} predicted ones")
     for name, ids in (("true_ids", true_ids), ("pred_ids", pred_ids)):
         if ids.size and (ids.min() < 0 or ids.max() >= num_classes):
             raise ValueError(
@@ -130,8 +126,7 @@ def macro_f1(true_ids, pred_ids, num_classes):
     correct = np.bincount(true_ids[true_ids == pred_ids], minlength=num_classes)
     present = np.flatnonzero(true_counts + pred_counts)
     scores = [
-        _precision_recall_f1(correct[c], pred_counts[c], true_counts[c])["f1"]
-        for c in present
+        _precision_recall_f1(correct[c], pred_counts[c], true_counts[c])["f1"] for c in present
     ]
     return float(np.mean(scores))
 
@@ -184,9 +179,7 @@ _PUNCTUATION = frozenset(string.punctuation)
 
 def _token_f1(predicted_tokens, true_tokens):
     common = collections.Counter(predicted_tokens) & collections.Counter(true_tokens)
-    return _precision_recall_f1(
-        sum(common.values()), len(predicted_tokens), len(true_tokens)
-    )["f1"]
+    return _precision_recall_f1(sum(common.values()), len(predicted_tokens), len(true_tokens))["f1"]
 
 
 def _precision_recall_f1(num_correct, num_predicted, num_true):

@@ -48,9 +48,7 @@ def resolve_files(patterns, key):
     for pattern in patterns:
         expanded = os.path.expanduser(pattern)
         if _GLOB_CHARS.intersection(expanded):
-            matches = [
-                m for m in glob.glob(expanded, recursive=True) if os.path.isfile(m)
-            ]
+            matches = [m for m in glob.glob(expanded, recursive=True) if os.path.isfile(m)]
             if not matches:
                 raise FileNotFoundError(f"{key}: no files match {pattern!r}")
             files.update(os.path.abspath(m) for m in matches)
@@ -101,10 +99,7 @@ def check_utf8(path):
                 _, consumed = codecs.utf_8_decode(data, "strict", final)
             except UnicodeDecodeError as error:
                 raise _utf8_error(
-                    path,
-                    line + data.count(b"\n", 0, error.start),
-                    offset + error.start,
-                    error,
+                    path, line + data.count(b"\n", 0, error.start), offset + error.start, error
                 ) from None
             line += data.count(b"\n", 0, consumed)
             offset += consumed
@@ -213,16 +208,13 @@ def split_text(text, validation_fraction, key="data.validation_fraction"):
     """
     if not 0.0 < validation_fraction < 1.0:
         raise ValueError(
-            f"{key}: expected a fraction strictly between 0 and 1, "
-            f"got {validation_fraction!r}"
+            f"{key}: expected a fraction strictly between 0 and 1, got {validation_fraction!r}"
         )
     cut = int(len(text) * (1.0 - validation_fraction))
     return text[:cut], text[cut:]
 
 
-def split_text_file(
-    path, validation_fraction, key="data.validation_fraction", bad_records=None
-):
+def split_text_file(path, validation_fraction, key="data.validation_fraction", bad_records=None):
     """Reads one UTF-8 file and splits it with `split_text`.
 
     For the single-big-file corpora (e.g. tinyshakespeare, 90/10); the file is read

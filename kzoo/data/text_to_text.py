@@ -52,8 +52,7 @@ def _weights(prefixes, rates):
     for prefix, rate in zip(prefixes, rates):
         if not isinstance(rate, numbers.Real) or not rate >= 0:  # NaN fails too
             raise ValueError(
-                f"data.mixture: the rate of task {prefix!r} must be a number >= 0, "
-                f"got {rate!r}"
+                f"data.mixture: the rate of task {prefix!r} must be a number >= 0, got {rate!r}"
             )
     total = float(sum(rates))
     if total <= 0:
@@ -93,8 +92,11 @@ def mixture_dataset(tasks, rates=None, seed=0):
     if not tasks:
         raise ValueError("data.mixture: expected at least one (prefix, dataset) task, got []")
     for task in tasks:
-        if not (isinstance(task, (tuple, list)) and len(task) == 2
-                and isinstance(task[1], tf.data.Dataset)):
+        if not (
+            isinstance(task, (tuple, list))
+            and len(task) == 2
+            and isinstance(task[1], tf.data.Dataset)
+        ):
             raise ValueError(
                 f"data.mixture: expected (prefix, tf.data.Dataset) pairs, got {task!r}"
             )

@@ -33,9 +33,14 @@ def serves_pairs(config):
 
 
 def bert_signatures(model, tokenizer, config, xla=False):
-    return BertSignatures(model, tokenizer, config["data"],
-                          top_k=config.get("export", {}).get("top_k", 5), xla=xla,
-                          pairs=serves_pairs(config))
+    return BertSignatures(
+        model,
+        tokenizer,
+        config["data"],
+        top_k=config.get("export", {}).get("top_k", 5),
+        xla=xla,
+        pairs=serves_pairs(config),
+    )
 
 
 def all_input_specs(signatures):
@@ -55,8 +60,9 @@ def write_bert_saved_model(path, signatures):
 
 def sample_words(tokenizer, count=12):
     vocabulary = tokenizer.get_vocabulary()[5:]
-    words = ([t for t in vocabulary if t.isalpha() and len(t) > 2]
-             or [t for t in vocabulary if t.isalpha()])
+    words = [t for t in vocabulary if t.isalpha() and len(t) > 2] or [
+        t for t in vocabulary if t.isalpha()
+    ]
     return [words[i % len(words)] for i in range(count)] if words else ["a"] * count
 
 
@@ -65,14 +71,19 @@ def sample_requests(signatures):
     w = sample_words(signatures.tokenizer)
     text = " ".join(w[:4])
     inputs = {
-        "fill_mask": {"texts": [f"{w[0]} {MASK_TOKEN} {w[1]} {w[2]}.",
-                                f"{MASK_TOKEN} {w[3]} {MASK_TOKEN}"]},
+        "fill_mask": {
+            "texts": [f"{w[0]} {MASK_TOKEN} {w[1]} {w[2]}.", f"{MASK_TOKEN} {w[3]} {MASK_TOKEN}"]
+        },
         "embed": {"texts": [text, ""]},
         "classify": {"texts": [text, " ".join(w[4:6])]},
         "tag": {"texts": [f"{w[0].capitalize()} {w[1]}, {w[2]} {w[3]}.", w[4]]},
-        "answer": {"questions": [f"what does {w[0]} {w[1]}?", f"{w[2]}?"],
-                   "contexts": [f"{w[0]} {w[1]} {w[5]}. {w[3]} {w[4]} {w[6]}.",
-                                " ".join(w[(i * 7) % 12] for i in range(80)) + "."]},
+        "answer": {
+            "questions": [f"what does {w[0]} {w[1]}?", f"{w[2]}?"],
+            "contexts": [
+                f"{w[0]} {w[1]} {w[5]}. {w[3]} {w[4]} {w[6]}.",
+                " ".join(w[(i * 7) % 12] for i in range(80)) + ".",
+            ],
+        },
     }
     if signatures.pairs:
         inputs["classify"]["text_pairs"] = [" ".join(w[6:9]), ""]
@@ -110,21 +121,30 @@ def write_bert_assets(directory, signatures, name):
     """Warmup requests, REST examples and expected outputs of a BERT export."""
     extra = f"{directory}/{layout.ASSETS_EXTRA}"
     requests = sample_requests(signatures)
-    dtypes = {sig: {k: s.dtype for k, s in specs.items()}
-              for sig, specs in all_input_specs(signatures).items()}
-    serving_files.write_warmup_requests(f"{extra}/{layout.WARMUP_FILE}", name, requests,
-                                        dtypes=dtypes)
+    dtypes = {
+        sig: {k: s.dtype for k, s in specs.items()}
+        for sig, specs in all_input_specs(signatures).items()
+    }
+    serving_files.write_warmup_requests(
+        f"{extra}/{layout.WARMUP_FILE}", name, requests, dtypes=dtypes
+    )
     serving_files.write_example_requests(f"{extra}/{layout.EXAMPLES_DIR}", requests)
     expected = [dict(r, expected=reference_outputs(signatures, r)) for r in requests]
-    run_files.write_json({"float_tolerance": FLOAT_TOLERANCE, "requests": expected},
-                         f"{extra}/{layout.EXPECTED_FILE}")
+    run_files.write_json(
+        {"float_tolerance": FLOAT_TOLERANCE, "requests": expected},
+        f"{extra}/{layout.EXPECTED_FILE}",
+    )
 
 
 def signature_specs(signatures):
     """Input names/dtypes/shapes of every signature (for kzoo_export.json; shape
     None: any rank, checked in the graph)."""
     return {
-        name: {"inputs": {key: {"dtype": spec.dtype.name, "shape": declared_shape(spec)}
-                          for key, spec in specs.items()}}
+        name: {
+            "inputs": {
+                key: {"dtype": spec.dtype.name, "shape": declared_shape(spec)}
+                for key, spec in specs.items()
+            }
+        }
         for name, specs in all_input_specs(signatures).items()
     }

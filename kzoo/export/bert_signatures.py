@@ -49,8 +49,12 @@ _TEXTS = any_rank("texts", tf.string)
 
 
 # The default signature of each BERT task model; every one also serves `embed`.
-MAIN_SIGNATURES = {"BertPretrainer": "fill_mask", "BertClassifier": "classify",
-                   "BertTokenClassifier": "tag", "BertQuestionAnswerer": "answer"}
+MAIN_SIGNATURES = {
+    "BertPretrainer": "fill_mask",
+    "BertClassifier": "classify",
+    "BertTokenClassifier": "tag",
+    "BertQuestionAnswerer": "answer",
+}
 
 
 def _strings(name):
@@ -76,11 +80,14 @@ class BertSignatures:
         self.length = int(data_config["sequence_length"])
         self.top_k = int(top_k)
         self.pairs = pairs
-        self._call = tf.function(lambda inputs: model(inputs, training=False),
-                                 jit_compile=xla, autograph=False)
+        self._call = tf.function(
+            lambda inputs: model(inputs, training=False), jit_compile=xla, autograph=False
+        )
         self._embed = tf.function(
             lambda inputs: model.backbone(inputs, training=False)["pooled_output"],
-            jit_compile=xla, autograph=False)
+            jit_compile=xla,
+            autograph=False,
+        )
 
     @property
     def kind(self):
@@ -90,11 +97,16 @@ class BertSignatures:
         """`{signature: {input: TensorSpec}}`, the default signature first."""
         main = {
             "BertPretrainer": {"fill_mask": {"texts": _TEXTS}},
-            "BertClassifier": {"classify": {"texts": _TEXTS, **(
-                {"text_pairs": _strings("text_pairs")} if self.pairs else {})}},
+            "BertClassifier": {
+                "classify": {
+                    "texts": _TEXTS,
+                    **({"text_pairs": _strings("text_pairs")} if self.pairs else {}),
+                }
+            },
             "BertTokenClassifier": {"tag": {"texts": _TEXTS}},
-            "BertQuestionAnswerer": {"answer": {"questions": _strings("questions"),
-                                                "contexts": _strings("contexts")}},
+            "BertQuestionAnswerer": {
+                "answer": {"questions": _strings("questions"), "contexts": _strings("contexts")}
+            },
         }[self.kind]
         return {**main, "embed": {"texts": _TEXTS}}
 
@@ -108,14 +120,18 @@ class BertSignatures:
     def classify(self, texts, text_pairs=None):
         texts = as_rows(texts, "texts")
         if text_pairs is not None:
-            text_pairs = valid_utf8(one_per_row(text_pairs, tf.shape(texts)[0],
-                                                "text_pairs", "text"))
+            text_pairs = valid_utf8(
+                one_per_row(text_pairs, tf.shape(texts)[0], "text_pairs", "text")
+            )
         inputs = text_inputs(self.tokenizer, self.length, valid_utf8(texts), text_pairs)
         probabilities = tf.nn.softmax(tf.cast(self._call(inputs), tf.float32), axis=-1)
         label_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
         labels = tf.constant(list(self.model.labels))
-        return {"label": tf.gather(labels, label_id), "label_id": label_id,
-                "probabilities": probabilities}
+        return {
+            "label": tf.gather(labels, label_id),
+            "label_id": label_id,
+            "probabilities": probabilities,
+        }
 
     def tag(self, texts):
         words = split_words(valid_utf8(as_rows(texts, "texts")))
@@ -124,29 +140,44 @@ class BertSignatures:
         positions = first.flat_values
         rows = tf.cast(first.value_rowids(), tf.int32)
         tag_ids = tf.gather_nd(best, tf.stack([rows, tf.maximum(positions, 0)], axis=1))
-        flat_tags = tf.where(positions >= 0,
-                             tf.gather(tf.constant(list(self.model.labels)), tag_ids), "O")
+        flat_tags = tf.where(
+            positions >= 0, tf.gather(tf.constant(list(self.model.labels)), tag_ids), "O"
+        )
         tags = words.with_flat_values(flat_tags)
-        return {"tokens": words.to_tensor(default_value=""),
-                "tags": tags.to_tensor(default_value=""),
-                "num_tokens": tf.cast(words.row_lengths(), tf.int32)}
+        return {
+            "tokens": words.to_tensor(default_value=""),
+            "tags": tags.to_tensor(default_value=""),
+            "num_tokens": tf.cast(words.row_lengths(), tf.int32),
+        }
 
     def answer(self, questions, contexts):
         data = self.data
         questions = valid_utf8(as_rows(questions, "questions"))
-        contexts = valid_utf8(one_per_row(contexts, tf.shape(questions)[0], "contexts",
-                                          "question"))
+        contexts = valid_utf8(one_per_row(contexts, tf.shape(questions)[0], "contexts", "question"))
         windows = qa_windows.qa_windows(
-            self.tokenizer, questions, contexts, sequence_length=self.length,
-            max_query_tokens=data["max_query_tokens"], doc_stride=data["doc_stride"])
+            self.tokenizer,
+            questions,
+            contexts,
+            sequence_length=self.length,
+            max_query_tokens=data["max_query_tokens"],
+            doc_stride=data["doc_stride"],
+        )
         inputs = {k: windows[k] for k in ("token_ids", "segment_ids", "padding_mask")}
         logits = self._call(inputs)
         best = qa_answers.best_answers(
-            logits["start_logits"], logits["end_logits"], windows, contexts,
-            max_answer_tokens=data["max_answer_tokens"], batch_size=tf.shape(questions)[0])
-        return {"answer": best["answers"], "score": tf.cast(best["scores"], tf.float32),
-                "start_byte": tf.cast(best["byte_starts"], tf.int32),
-                "end_byte": tf.cast(best["byte_ends"], tf.int32)}
+            logits["start_logits"],
+            logits["end_logits"],
+            windows,
+            contexts,
+            max_answer_tokens=data["max_answer_tokens"],
+            batch_size=tf.shape(questions)[0],
+        )
+        return {
+            "answer": best["answers"],
+            "score": tf.cast(best["scores"], tf.float32),
+            "start_byte": tf.cast(best["byte_starts"], tf.int32),
+            "end_byte": tf.cast(best["byte_ends"], tf.int32),
+        }
 
     def fill_mask(self, texts):
         ids = self._tokenize_with_masks(as_rows(texts, "texts"))
@@ -163,9 +194,11 @@ class BertSignatures:
         scores, token_ids = tf.math.top_k(probabilities, k=self.top_k)
         tokens = self.tokenizer.id_to_token(token_ids)
         used = used[:, :, None]
-        return {"tokens": tf.where(used, tokens, ""),
-                "scores": tf.where(used, scores, 0.0),
-                "mask_count": count}
+        return {
+            "tokens": tf.where(used, tokens, ""),
+            "scores": tf.where(used, scores, 0.0),
+            "mask_count": count,
+        }
 
     def _tokenize_with_masks(self, texts):
         """Ragged ids of `texts` with each literal "[MASK]" as the [MASK] id."""
@@ -176,7 +209,9 @@ class BertSignatures:
         followed_by_mask = index < tf.gather(parts.row_lengths(), rows) - 1
         count = tf.cast(followed_by_mask, tf.int64)
         marks = tf.RaggedTensor.from_row_lengths(
-            tf.fill([tf.reduce_sum(count)], int(self.tokenizer.mask_id)), count)
-        pieces = tf.concat([tf.cast(self.tokenizer.tokenize(parts.flat_values), tf.int32),
-                            marks], axis=1)
+            tf.fill([tf.reduce_sum(count)], int(self.tokenizer.mask_id)), count
+        )
+        pieces = tf.concat(
+            [tf.cast(self.tokenizer.tokenize(parts.flat_values), tf.int32), marks], axis=1
+        )
         return tf.RaggedTensor.from_row_splits(pieces, parts.row_splits).merge_dims(1, 2)

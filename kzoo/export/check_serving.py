@@ -79,8 +79,7 @@ def check_serving(version_dir, against_run=False, timeout=600):
     if not os.path.isfile(os.path.join(version_dir, "saved_model.pb")):
         return _result(version_dir, checks)
     with tempfile.TemporaryDirectory(prefix="kzoo-check-serving-") as work:
-        expected = os.path.join(version_dir, layout.ASSETS_EXTRA,
-                                layout.EXPECTED_FILE)
+        expected = os.path.join(version_dir, layout.ASSETS_EXTRA, layout.EXPECTED_FILE)
         if against_run:
             try:
                 expected = _recompute_expected(version_dir, work)
@@ -93,8 +92,11 @@ def check_serving(version_dir, against_run=False, timeout=600):
 
 
 def _result(version_dir, checks):
-    return {"ok": all(c["ok"] for c in checks.values()), "version_dir": version_dir,
-            "checks": checks}
+    return {
+        "ok": all(c["ok"] for c in checks.values()),
+        "version_dir": version_dir,
+        "checks": checks,
+    }
 
 
 def _check_files(version_dir):
@@ -108,17 +110,22 @@ def _run_probe(version_dir, expected, work, timeout):
     output = os.path.join(work, "probe.json")
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    command = [sys.executable, PROBE, os.path.abspath(version_dir),
-               "--expected", os.path.abspath(expected), "--output", output]
+    command = [
+        sys.executable,
+        PROBE,
+        os.path.abspath(version_dir),
+        "--expected",
+        os.path.abspath(expected),
+        "--output",
+        output,
+    ]
     try:
-        process = subprocess.run(command, env=env, capture_output=True, text=True,
-                                 timeout=timeout)
+        process = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"probe": {"ok": False, "detail": f"no answer within {timeout} s"}}
     if not os.path.isfile(output):
         tail = (process.stderr or process.stdout).strip()[-1500:]
-        return {"probe": {"ok": False,
-                          "detail": f"probe exited with {process.returncode}: {tail}"}}
+        return {"probe": {"ok": False, "detail": f"probe exited with {process.returncode}: {tail}"}}
     with open(output, encoding="utf-8") as f:
         return json.load(f)["checks"]
 
@@ -139,8 +146,7 @@ def _recompute_expected(version_dir, work):
         from kzoo.export.signatures import GenerationLimits as Limits
     limits = Limits(**info["limits"])
     stored["requests"] = [
-        dict(r, expected=reference_outputs(model, tokenizer, limits, r))
-        for r in stored["requests"]
+        dict(r, expected=reference_outputs(model, tokenizer, limits, r)) for r in stored["requests"]
     ]
     path = os.path.join(work, layout.EXPECTED_FILE)
     write_json(stored, path)
@@ -149,8 +155,7 @@ def _recompute_expected(version_dir, work):
 
 def format_summary(result):
     """The human-readable report: one line per check."""
-    lines = [f"check-serving {result['version_dir']}: "
-             f"{'OK' if result['ok'] else 'FAILED'}"]
+    lines = [f"check-serving {result['version_dir']}: {'OK' if result['ok'] else 'FAILED'}"]
     for name, check in result["checks"].items():
         lines.append(f"  {'ok  ' if check['ok'] else 'FAIL'}  {name:<12} {check['detail']}")
     return "\n".join(lines)
@@ -158,16 +163,19 @@ def format_summary(result):
 
 def main(argv=None):
     """`python -m kzoo.export.check_serving VERSION_DIR [--json] [--against-run]`."""
-    parser = argparse.ArgumentParser(prog="python -m kzoo.export.check_serving",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m kzoo.export.check_serving", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("version_dir", help="saved_models/NAME/VERSION")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--against-run", action="store_true",
-                        help="recompute the Keras outputs from the run's model.keras")
+    parser.add_argument(
+        "--against-run",
+        action="store_true",
+        help="recompute the Keras outputs from the run's model.keras",
+    )
     parser.add_argument("--timeout", type=int, default=600, help="probe timeout (s)")
     args = parser.parse_args(argv)
-    result = check_serving(args.version_dir, against_run=args.against_run,
-                           timeout=args.timeout)
+    result = check_serving(args.version_dir, against_run=args.against_run, timeout=args.timeout)
     print(json.dumps(result, sort_keys=True) if args.json else format_summary(result))
     return 0 if result["ok"] else 1
 

@@ -54,9 +54,13 @@ def valid_utf8(texts):
     >>> valid_utf8(tf.constant([b"ok", b"a\\xffb", b"\\x00"])).numpy().tolist()
     [b'ok', b'a\\xef\\xbf\\xbdb', b'\\x00']
     """
-    return tf.strings.unicode_transcode(texts, input_encoding="UTF-8",
-                                        output_encoding="UTF-8", errors="replace",
-                                        replacement_char=0xFFFD)
+    return tf.strings.unicode_transcode(
+        texts,
+        input_encoding="UTF-8",
+        output_encoding="UTF-8",
+        errors="replace",
+        replacement_char=0xFFFD,
+    )
 
 
 def any_rank(name, dtype):
@@ -74,8 +78,7 @@ def declared_shape(spec):
 def _vector(values, name, expected):
     """`values` (rank 0 or 1) as a vector: a scalar becomes 1 value."""
     check = tf.debugging.Assert(
-        tf.rank(values) <= 1,
-        [f"{name}: expected {expected}; got shape", tf.shape(values)],
+        tf.rank(values) <= 1, [f"{name}: expected {expected}; got shape", tf.shape(values)]
     )
     with tf.control_dependencies([check]):
         return tf.reshape(values, [-1])
@@ -107,8 +110,7 @@ def matrix(values, name):
     """
     check = tf.debugging.Assert(
         tf.equal(tf.rank(values), 2),
-        [f"{name}: expected a [batch, length] matrix of ids; got shape",
-         tf.shape(values)],
+        [f"{name}: expected a [batch, length] matrix of ids; got shape", tf.shape(values)],
     )
     with tf.control_dependencies([check]):
         shape = tf.shape(values)
@@ -140,8 +142,7 @@ def per_row(values, batch, name):
     size = tf.size(values)
     check = tf.debugging.Assert(
         tf.logical_or(tf.equal(size, 1), tf.equal(size, batch)),
-        [f"{name}: expected 1 value or one per prompt; got", size, "values for",
-         batch, "prompts"],
+        [f"{name}: expected 1 value or one per prompt; got", size, "values for", batch, "prompts"],
     )
     with tf.control_dependencies([check]):
         return tf.broadcast_to(values, [batch])
@@ -150,8 +151,7 @@ def per_row(values, batch, name):
 def finite(values, name):
     """`values` after checking none is NaN or infinite."""
     check = tf.debugging.Assert(
-        tf.reduce_all(tf.math.is_finite(values)),
-        [f"{name}: must be a finite number; got", values],
+        tf.reduce_all(tf.math.is_finite(values)), [f"{name}: must be a finite number; got", values]
     )
     with tf.control_dependencies([check]):
         return tf.identity(values)
@@ -179,8 +179,14 @@ def shared_value(values, batch, name, default):
             tf.logical_or(tf.equal(size, 1), tf.equal(size, batch)),
             tf.reduce_all(tf.equal(values, values[:1])),
         ),
-        [f"{name}: every prompt of a request must use the same value (1 value or "
-         "one per prompt); got", values, "for", batch, "prompts"],
+        [
+            f"{name}: every prompt of a request must use the same value (1 value or "
+            "one per prompt); got",
+            values,
+            "for",
+            batch,
+            "prompts",
+        ],
     )
     with tf.control_dependencies([check]):
         return tf.concat([values, tf.constant([default], values.dtype)], axis=0)[0]
@@ -192,8 +198,10 @@ def checked_ids(ids, vocabulary_size, name):
     outside = tf.logical_or(flat < 0, flat >= vocabulary_size)
     check = tf.debugging.Assert(
         tf.logical_not(tf.reduce_any(outside)),
-        [f"{name}: every id must be in [0, {vocabulary_size}); got",
-         tf.boolean_mask(flat, outside)],
+        [
+            f"{name}: every id must be in [0, {vocabulary_size}); got",
+            tf.boolean_mask(flat, outside),
+        ],
     )
     with tf.control_dependencies([check]):
         return tf.identity(ids)
@@ -212,7 +220,9 @@ def unless_empty(batch, compute):
         return dict(traced)
 
     def empty():  # traced after `full`: tf.cond traces the true branch first
-        return {key: tf.zeros([0] + [d or 0 for d in value.shape[1:]], value.dtype)
-                for key, value in traced.items()}
+        return {
+            key: tf.zeros([0] + [d or 0 for d in value.shape[1:]], value.dtype)
+            for key, value in traced.items()
+        }
 
     return tf.cond(batch > 0, full, empty)

@@ -52,13 +52,15 @@ def reference_outputs(model, tokenizer, limits, request):
     if name == "score":
         return _score(model, tokenizer, end_id, limits, inputs["texts"])
     if name == "generate_ids":
-        prompts = [row[:length] for row, length in
-                   zip(inputs["token_ids"], inputs["prompt_lengths"])]
+        prompts = [
+            row[:length] for row, length in zip(inputs["token_ids"], inputs["prompt_lengths"])
+        ]
         return {"continuations": continuations(model, limits, prompts, inputs)}
-    ids = continuations(model, limits, document_ids(tokenizer, end_id, inputs["prompts"]),
-                        inputs)
-    return {"generated": [_detokenize(tokenizer, row) for row in ids],
-            "token_count": [len(row) for row in ids]}
+    ids = continuations(model, limits, document_ids(tokenizer, end_id, inputs["prompts"]), inputs)
+    return {
+        "generated": [_detokenize(tokenizer, row) for row in ids],
+        "token_count": [len(row) for row in ids],
+    }
 
 
 def continuations(model, limits, prompts, inputs):
@@ -78,8 +80,7 @@ def continuations(model, limits, prompts, inputs):
     prompts = [list(p)[-keep:] for p in prompts]
     if hasattr(model, "generate"):
         strategy = "sample" if temperature > 0 else "greedy"
-        return model.generate(prompts, max_new_tokens=new_tokens, strategy=strategy,
-                              **settings)
+        return model.generate(prompts, max_new_tokens=new_tokens, strategy=strategy, **settings)
     lengths = np.array([len(p) for p in prompts], "int32")
     width = 1 << (int(lengths.max()) + new_tokens - 1).bit_length()
     buffer = np.zeros((len(prompts), width), "int32")
@@ -91,8 +92,9 @@ def continuations(model, limits, prompts, inputs):
     return [[int(t) for t in row[keep_row] if t != end_id] for row, keep_row in zip(ids, mask)]
 
 
-def generate_texts(model, tokenizer, prompts, max_new_tokens, temperature=0.0, top_k=0,
-                   top_p=1.0, seed=0):
+def generate_texts(
+    model, tokenizer, prompts, max_new_tokens, temperature=0.0, top_k=0, top_p=1.0, seed=0
+):
     """Continuations of string `prompts`, each generated after the start-of-document
     token as the exported `generate` signature generates them: `kzoo generate` on a
     run of a causal LM without a string `generate()` (`LSTMLanguageModel`).
@@ -112,10 +114,14 @@ def generate_texts(model, tokenizer, prompts, max_new_tokens, temperature=0.0, t
 
     rows = document_ids(tokenizer, int(model.end_token_id), prompts)
     limits = GenerationLimits(max_new_tokens, max(map(len, rows)), model_context(model))
-    settings = {"max_new_tokens": [max_new_tokens], "temperature": [temperature],
-                "top_k": [top_k], "top_p": [top_p], "seed": [seed]}
-    return [_detokenize(tokenizer, ids)
-            for ids in continuations(model, limits, rows, settings)]
+    settings = {
+        "max_new_tokens": [max_new_tokens],
+        "temperature": [temperature],
+        "top_k": [top_k],
+        "top_p": [top_p],
+        "seed": [seed],
+    }
+    return [_detokenize(tokenizer, ids) for ids in continuations(model, limits, rows, settings)]
 
 
 def _score(model, tokenizer, end_id, limits, texts):
@@ -128,8 +134,10 @@ def _score(model, tokenizer, end_id, limits, texts):
     for i, row in enumerate(rows):
         token_ids[i, : len(row)], padding_mask[i, : len(row)] = row, 1
     scores = ops.convert_to_numpy(sequence_log_likelihood(model, token_ids, padding_mask))
-    return {"log_likelihood": [float(s) for s in scores],
-            "num_tokens": [len(row) - 1 for row in rows]}
+    return {
+        "log_likelihood": [float(s) for s in scores],
+        "num_tokens": [len(row) - 1 for row in rows],
+    }
 
 
 def _detokenize(tokenizer, ids):

@@ -40,8 +40,7 @@ from kzoo.version import __version__
 SAMPLE_NEW_TOKENS = 8
 
 
-def export_run(run_dir, out_dir="saved_models", name=None, version=None, xla=None,
-               overwrite=False):
+def export_run(run_dir, out_dir="saved_models", name=None, version=None, xla=None, overwrite=False):
     """Exports `run_dir/model.keras` to `out_dir/NAME/VERSION` for TF Serving.
 
     Args:
@@ -70,9 +69,7 @@ def export_run(run_dir, out_dir="saved_models", name=None, version=None, xla=Non
     config = _read_config(run_dir)
     settings = validate_section("export", config.get("export"), EXPORT_SCHEMA)
     if name is None:
-        name = validate_model_name(
-            settings["name"] or os.path.basename(os.path.abspath(run_dir))
-        )
+        name = validate_model_name(settings["name"] or os.path.basename(os.path.abspath(run_dir)))
     else:
         validate_model_name(name, key="--name")
     if version is None:
@@ -92,23 +89,39 @@ def export_run(run_dir, out_dir="saved_models", name=None, version=None, xla=Non
             signatures = bert_export.bert_signatures(model, tokenizer, config, xla=xla)
             bert_export.write_bert_saved_model(tmp, signatures)
             bert_export.write_bert_assets(tmp, signatures, name)
-            _write_export_info(tmp, run_dir, config, name, version, xla, model,
-                               bert_export.signature_specs(signatures))
+            _write_export_info(
+                tmp,
+                run_dir,
+                config,
+                name,
+                version,
+                xla,
+                model,
+                bert_export.signature_specs(signatures),
+            )
         elif seq2seq_export.is_seq2seq_model(model):
-            signatures = seq2seq_export.seq2seq_signatures(model, tokenizer, config,
-                                                           settings, xla=xla)
+            signatures = seq2seq_export.seq2seq_signatures(
+                model, tokenizer, config, settings, xla=xla
+            )
             seq2seq_export.write_seq2seq_saved_model(tmp, signatures)
             seq2seq_export.write_seq2seq_assets(tmp, signatures, name)
-            _write_export_info(tmp, run_dir, config, name, version, xla, model,
-                               seq2seq_export.signature_specs(signatures),
-                               limits=dataclasses.asdict(signatures.limits))
+            _write_export_info(
+                tmp,
+                run_dir,
+                config,
+                name,
+                version,
+                xla,
+                model,
+                seq2seq_export.signature_specs(signatures),
+                limits=dataclasses.asdict(signatures.limits),
+            )
         else:
             limits = GenerationLimits.for_model(
                 model, settings["max_new_tokens"], settings["max_prompt_tokens"]
             )
             write_saved_model(tmp, model, tokenizer, limits, xla=xla)
-            _write_assets_extra(tmp, run_dir, config, name, version, xla, model,
-                                tokenizer, limits)
+            _write_assets_extra(tmp, run_dir, config, name, version, xla, model, tokenizer, limits)
         _make_readable(tmp)
         _move_into_place(tmp, final, overwrite)
     finally:
@@ -142,8 +155,10 @@ def signature_specs():
     for name in signature_names():
         source = "generate" if name == "serving_default" else name
         specs[name] = {
-            "inputs": {key: {"dtype": spec.dtype.name, "shape": declared_shape(spec)}
-                       for key, spec in INPUT_SPECS[source].items()},
+            "inputs": {
+                key: {"dtype": spec.dtype.name, "shape": declared_shape(spec)}
+                for key, spec in INPUT_SPECS[source].items()
+            },
             "outputs": OUTPUT_DTYPES[source],
         }
     return specs
@@ -163,34 +178,39 @@ def _check_free(final, overwrite):
         )
 
 
-def _write_assets_extra(directory, run_dir, config, name, version, xla, model,
-                        tokenizer, limits):
+def _write_assets_extra(directory, run_dir, config, name, version, xla, model, tokenizer, limits):
     extra = os.path.join(directory, layout.ASSETS_EXTRA)
     end_id = int(model.end_token_id)
     prompts = sample_prompts(config.get("train", {}).get("sample_prompts", []))
     requests = sample_requests(
-        prompts, document_ids(tokenizer, end_id, prompts),
+        prompts,
+        document_ids(tokenizer, end_id, prompts),
         min(SAMPLE_NEW_TOKENS, limits.max_new_tokens),
     )
-    serving_files.write_warmup_requests(
-        os.path.join(extra, layout.WARMUP_FILE), name, requests
-    )
-    serving_files.write_example_requests(
-        os.path.join(extra, layout.EXAMPLES_DIR), requests
-    )
-    expected = [dict(r, expected=reference_outputs(model, tokenizer, limits, r))
-                for r in requests]
+    serving_files.write_warmup_requests(os.path.join(extra, layout.WARMUP_FILE), name, requests)
+    serving_files.write_example_requests(os.path.join(extra, layout.EXAMPLES_DIR), requests)
+    expected = [dict(r, expected=reference_outputs(model, tokenizer, limits, r)) for r in requests]
     run_files.write_json(
         {"end_token_id": end_id, "score_tolerance": SCORE_TOLERANCE, "requests": expected},
         os.path.join(extra, layout.EXPECTED_FILE),
     )
-    _write_export_info(directory, run_dir, config, name, version, xla, model,
-                       signature_specs(), end_token_id=end_id,
-                       limits=dataclasses.asdict(limits))
+    _write_export_info(
+        directory,
+        run_dir,
+        config,
+        name,
+        version,
+        xla,
+        model,
+        signature_specs(),
+        end_token_id=end_id,
+        limits=dataclasses.asdict(limits),
+    )
 
 
-def _write_export_info(directory, run_dir, config, name, version, xla, model,
-                       signatures, **extra_fields):
+def _write_export_info(
+    directory, run_dir, config, name, version, xla, model, signatures, **extra_fields
+):
     """`assets.extra/kzoo_export.json`: what was exported, from where, how."""
     run_files.write_json(
         {
@@ -202,8 +222,11 @@ def _write_export_info(directory, run_dir, config, name, version, xla, model,
             "xla": xla,
             "signatures": signatures,
             "config": config,
-            "versions": {"kzoo": __version__, "tensorflow": tf.__version__,
-                         "keras": keras.__version__},
+            "versions": {
+                "kzoo": __version__,
+                "tensorflow": tf.__version__,
+                "keras": keras.__version__,
+            },
             "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
         },
         os.path.join(directory, layout.ASSETS_EXTRA, layout.EXPORT_INFO_FILE),

@@ -21,10 +21,22 @@ from kzoo.training import run_files
 
 FLOAT_TOLERANCE = {"rtol": 1e-4, "atol": 1e-5}
 SAMPLE_NEW_TOKENS = 8
-GREEDY = {"strategy": "greedy", "temperature": 0.0, "top_k": 0, "top_p": 1.0, "seed": 0,
-          "length_penalty": 0.0}
-SAMPLED = {**GREEDY, "strategy": "sample", "temperature": 0.8, "top_k": 20,
-           "top_p": 0.95, "seed": 7}
+GREEDY = {
+    "strategy": "greedy",
+    "temperature": 0.0,
+    "top_k": 0,
+    "top_p": 1.0,
+    "seed": 0,
+    "length_penalty": 0.0,
+}
+SAMPLED = {
+    **GREEDY,
+    "strategy": "sample",
+    "temperature": 0.8,
+    "top_k": 20,
+    "top_p": 0.95,
+    "seed": 7,
+}
 BEAM = {**GREEDY, "strategy": "beam", "length_penalty": 0.6}
 
 # The signatures are archived and described as BERT's are.
@@ -42,11 +54,13 @@ def seq2seq_signatures(model, tokenizer, config, export_settings, xla=False):
     """The signatures of a run: endpoints named by `model.family`, limits from
     `export_settings` (the validated `export` section; `num_beams` defaults to 4)."""
     limits = Seq2SeqLimits.for_model(model, export_settings)
-    return Seq2SeqSignatures(model, tokenizer, limits,
-                             family=config.get("model", {}).get("family"), xla=xla)
+    return Seq2SeqSignatures(
+        model, tokenizer, limits, family=config.get("model", {}).get("family"), xla=xla
+    )
 
 
 # --- Sample requests --------------------------------------------------------------
+
 
 def sample_pairs(tokenizer):
     """Two `(source, target)` pairs the vocabulary covers (no unknown piece)."""
@@ -76,9 +90,10 @@ def sample_requests(signatures):
         _request(generate, {"sources": sources}, new_tokens, SAMPLED),
         _request(generate, {"sources": [long_source, other_source]}, new_tokens, BEAM),
         _request("serving_default", {"sources": sources}, new_tokens, GREEDY),
-        {"signature_name": "score",
-         "inputs": {"sources": [*sources, long_source],
-                    "targets": [target, other_target, ""]}},
+        {
+            "signature_name": "score",
+            "inputs": {"sources": [*sources, long_source], "targets": [target, other_target, ""]},
+        },
         _request(generate_ids, {"source_ids": padded}, new_tokens, GREEDY),
     ]
 
@@ -86,11 +101,14 @@ def sample_requests(signatures):
 def _request(name, inputs, new_tokens, settings):
     batch = len(next(iter(inputs.values())))
     decoding = {"max_new_tokens": new_tokens, **settings}
-    return {"signature_name": name,
-            "inputs": {**inputs, **{k: [v] * batch for k, v in decoding.items()}}}
+    return {
+        "signature_name": name,
+        "inputs": {**inputs, **{k: [v] * batch for k, v in decoding.items()}},
+    }
 
 
 # --- Keras reference --------------------------------------------------------------
+
 
 def source_ids(tokenizer, end_id, limits, texts):
     """Token ids of each source, cut as the signatures cut them, end token last."""
@@ -116,15 +134,20 @@ def reference_outputs(model, tokenizer, limits, request):
         sources = source_ids(tokenizer, end_id, limits, inputs["sources"])
     new_tokens = min(max(int(inputs["max_new_tokens"][0]), 1), limits.max_new_tokens)
     rows = model.generate(
-        sources, max_new_tokens=new_tokens, strategy=inputs["strategy"][0],
+        sources,
+        max_new_tokens=new_tokens,
+        strategy=inputs["strategy"][0],
         temperature=float(inputs["temperature"][0]),
         top_k=max(int(inputs["top_k"][0]), 0),
         top_p=min(max(float(inputs["top_p"][0]), 1e-6), 1.0),
-        seed=int(inputs["seed"][0]), num_beams=limits.num_beams,
+        seed=int(inputs["seed"][0]),
+        num_beams=limits.num_beams,
         length_penalty=float(inputs["length_penalty"][0]),
     )
-    outputs = {"target_ids": [row + [0] * (new_tokens - len(row)) for row in rows],
-               "num_tokens": [len(row) for row in rows]}
+    outputs = {
+        "target_ids": [row + [0] * (new_tokens - len(row)) for row in rows],
+        "num_tokens": [len(row) for row in rows],
+    }
     if "sources" in inputs:
         outputs["targets"] = [detokenize(tokenizer, row) for row in rows]
     return outputs
@@ -133,34 +156,49 @@ def reference_outputs(model, tokenizer, limits, request):
 def _score(model, tokenizer, limits, sources, targets):
     start_id, end_id = int(model.start_token_id), int(model.end_token_id)
     encoder = source_ids(tokenizer, end_id, limits, sources)
-    decoder = [[start_id, *row[: limits.capacity - 2], end_id]
-               for row in tokenizer.tokenize(list(targets)).to_list()]
+    decoder = [
+        [start_id, *row[: limits.capacity - 2], end_id]
+        for row in tokenizer.tokenize(list(targets)).to_list()
+    ]
     encoder_ids, encoder_mask = right_pad(encoder, max(map(len, encoder)))
     decoder_ids, decoder_mask = right_pad(decoder, max(map(len, decoder)))
-    scores = model.score({"encoder_token_ids": encoder_ids,
-                          "encoder_padding_mask": encoder_mask,
-                          "decoder_token_ids": decoder_ids,
-                          "decoder_padding_mask": decoder_mask})
+    scores = model.score(
+        {
+            "encoder_token_ids": encoder_ids,
+            "encoder_padding_mask": encoder_mask,
+            "decoder_token_ids": decoder_ids,
+            "decoder_padding_mask": decoder_mask,
+        }
+    )
     scores = np.asarray(ops.convert_to_numpy(scores), "float64")
-    return {"log_likelihood": scores.tolist(),
-            "num_tokens": [len(row) - 1 for row in decoder]}
+    return {"log_likelihood": scores.tolist(), "num_tokens": [len(row) - 1 for row in decoder]}
 
 
 # --- assets.extra -----------------------------------------------------------------
+
 
 def write_seq2seq_assets(directory, signatures, name):
     """Warmup requests, REST examples and expected outputs of a seq2seq export."""
     extra = f"{directory}/{layout.ASSETS_EXTRA}"
     requests = sample_requests(signatures)
-    dtypes = {sig: {k: s.dtype for k, s in specs.items()}
-              for sig, specs in bert_export.all_input_specs(signatures).items()}
-    serving_files.write_warmup_requests(f"{extra}/{layout.WARMUP_FILE}", name, requests,
-                                        dtypes=dtypes)
+    dtypes = {
+        sig: {k: s.dtype for k, s in specs.items()}
+        for sig, specs in bert_export.all_input_specs(signatures).items()
+    }
+    serving_files.write_warmup_requests(
+        f"{extra}/{layout.WARMUP_FILE}", name, requests, dtypes=dtypes
+    )
     serving_files.write_example_requests(f"{extra}/{layout.EXAMPLES_DIR}", requests)
     expected = [
-        dict(r, expected=reference_outputs(signatures.model, signatures.tokenizer,
-                                           signatures.limits, r))
+        dict(
+            r,
+            expected=reference_outputs(
+                signatures.model, signatures.tokenizer, signatures.limits, r
+            ),
+        )
         for r in requests
     ]
-    run_files.write_json({"float_tolerance": FLOAT_TOLERANCE, "requests": expected},
-                         f"{extra}/{layout.EXPECTED_FILE}")
+    run_files.write_json(
+        {"float_tolerance": FLOAT_TOLERANCE, "requests": expected},
+        f"{extra}/{layout.EXPECTED_FILE}",
+    )

@@ -77,8 +77,7 @@ from kzoo.models.text_generation import STRATEGIES
 
 DEFAULT_NUM_BEAMS = 4
 # The generation endpoint and its ids variant, by `model.family`.
-ENDPOINTS = {"seq2seq": ("translate", "translate_ids"),
-             "t5": ("generate", "generate_ids")}
+ENDPOINTS = {"seq2seq": ("translate", "translate_ids"), "t5": ("generate", "generate_ids")}
 
 
 _DECODING_SPECS = {
@@ -124,8 +123,7 @@ class Seq2SeqLimits:
         num_beams = export_config.get("num_beams")
         num_beams = DEFAULT_NUM_BEAMS if num_beams is None else num_beams
         if isinstance(num_beams, bool) or not isinstance(num_beams, int) or num_beams < 1:
-            raise ValueError(
-                f"export.num_beams: expected a positive int, got {num_beams!r}")
+            raise ValueError(f"export.num_beams: expected a positive int, got {num_beams!r}")
         return cls(
             max_new_tokens=min(int(export_config["max_new_tokens"]), capacity - 1),
             max_source_tokens=min(int(export_config["max_prompt_tokens"]), capacity),
@@ -167,30 +165,33 @@ class Seq2SeqSignatures:
         generate, generate_ids = self.endpoints
         return {
             generate: {"sources": any_rank("sources", tf.string), **_DECODING_SPECS},
-            "score": {"sources": any_rank("sources", tf.string),
-                      "targets": any_rank("targets", tf.string)},
-            generate_ids: {"source_ids": any_rank("source_ids", tf.int32),
-                           **_DECODING_SPECS},
+            "score": {
+                "sources": any_rank("sources", tf.string),
+                "targets": any_rank("targets", tf.string),
+            },
+            generate_ids: {"source_ids": any_rank("source_ids", tf.int32), **_DECODING_SPECS},
         }
 
     # --- Signatures ------------------------------------------------------------
 
-    def translate(self, sources, max_new_tokens, strategy, temperature, top_k, top_p,
-                  seed, length_penalty):
+    def translate(
+        self, sources, max_new_tokens, strategy, temperature, top_k, top_p, seed, length_penalty
+    ):
         sources = as_rows(sources, "sources")
         batch = tf.shape(sources)[0]
-        settings = self._decoding_settings(batch, max_new_tokens, strategy, temperature,
-                                           top_k, top_p, seed, length_penalty)
+        settings = self._decoding_settings(
+            batch, max_new_tokens, strategy, temperature, top_k, top_p, seed, length_penalty
+        )
 
         def run():
             outputs = self._generate(self._source_ids(sources), *settings)
-            return {"targets": self.tokenizer.detokenize(outputs["target_ids"]),
-                    **outputs}
+            return {"targets": self.tokenizer.detokenize(outputs["target_ids"]), **outputs}
 
         return unless_empty(batch, run)
 
-    def translate_ids(self, source_ids, max_new_tokens, strategy, temperature, top_k,
-                      top_p, seed, length_penalty):
+    def translate_ids(
+        self, source_ids, max_new_tokens, strategy, temperature, top_k, top_p, seed, length_penalty
+    ):
         source_ids = matrix(source_ids, "source_ids")
         batch = tf.shape(source_ids)[0]
         present = tf.cast(source_ids != 0, tf.int32)
@@ -199,15 +200,15 @@ class Seq2SeqSignatures:
         lengths = tf.reduce_max(tf.pad(present * positions, [[0, 0], [0, 1]]), axis=1)
         check = tf.debugging.Assert(
             tf.reduce_all(lengths >= 1),
-            ["source_ids: every row needs at least one non-zero id; got lengths",
-             lengths],
+            ["source_ids: every row needs at least one non-zero id; got lengths", lengths],
         )
         with tf.control_dependencies([check]):
             sources = tf.RaggedTensor.from_tensor(source_ids, lengths=lengths)
         sources = checked_ids(sources, self.vocabulary_size, "source_ids")
         sources = sources[:, : self.limits.max_source_tokens]
-        settings = self._decoding_settings(batch, max_new_tokens, strategy, temperature,
-                                           top_k, top_p, seed, length_penalty)
+        settings = self._decoding_settings(
+            batch, max_new_tokens, strategy, temperature, top_k, top_p, seed, length_penalty
+        )
         return unless_empty(batch, lambda: self._generate(sources, *settings))
 
     # T5 names its endpoints like the causal LMs.
@@ -223,16 +224,23 @@ class Seq2SeqSignatures:
             source = self._source_ids(sources)
             target = tf.cast(self.tokenizer.tokenize(valid_utf8(targets)), tf.int32)
             target = target[:, : self.limits.capacity - 2]
-            decoder = tf.concat([_column(batch, self.start_id), target,
-                                 _column(batch, self.end_id)], axis=1)
+            decoder = tf.concat(
+                [_column(batch, self.start_id), target, _column(batch, self.end_id)], axis=1
+            )
             source_ids, source_mask = _dense(source)
             decoder_ids, decoder_mask = _dense(decoder)
-            log_likelihood = self._score({
-                "encoder_token_ids": source_ids, "encoder_padding_mask": source_mask,
-                "decoder_token_ids": decoder_ids, "decoder_padding_mask": decoder_mask,
-            })
-            return {"log_likelihood": tf.cast(log_likelihood, tf.float32),
-                    "num_tokens": tf.cast(decoder.row_lengths(), tf.int32) - 1}
+            log_likelihood = self._score(
+                {
+                    "encoder_token_ids": source_ids,
+                    "encoder_padding_mask": source_mask,
+                    "decoder_token_ids": decoder_ids,
+                    "decoder_padding_mask": decoder_mask,
+                }
+            )
+            return {
+                "log_likelihood": tf.cast(log_likelihood, tf.float32),
+                "num_tokens": tf.cast(decoder.row_lengths(), tf.int32) - 1,
+            }
 
         return unless_empty(batch, run)
 
@@ -244,55 +252,90 @@ class Seq2SeqSignatures:
         ids = ids[:, : self.limits.max_source_tokens - 1]
         return tf.concat([ids, _column(tf.shape(texts)[0], self.end_id)], axis=1)
 
-    def _decoding_settings(self, batch, max_new_tokens, strategy, temperature, top_k,
-                           top_p, seed, length_penalty):
+    def _decoding_settings(
+        self, batch, max_new_tokens, strategy, temperature, top_k, top_p, seed, length_penalty
+    ):
         """The checked decoding inputs: per-row `max_new_tokens` clipped into
         [1, cap], then the shared strategy, temperature, top_k, top_p, seed and
         length penalty."""
         new_tokens = tf.clip_by_value(
-            per_row(max_new_tokens, batch, "max_new_tokens"),
-            1, self.limits.max_new_tokens,
+            per_row(max_new_tokens, batch, "max_new_tokens"), 1, self.limits.max_new_tokens
         )
         strategy = _checked_strategy(shared_value(strategy, batch, "strategy", "greedy"))
         # Greedy is the sampling loop at temperature 0 (the same argmax).
-        temperature = tf.where(strategy == "greedy", 0.0,
-                               shared_value(temperature, batch, "temperature", 0.0))
-        return (new_tokens, strategy,
-                temperature,
-                tf.maximum(shared_value(top_k, batch, "top_k", 0), 0),
-                tf.clip_by_value(shared_value(top_p, batch, "top_p", 1.0), 1e-6, 1.0),
-                shared_value(seed, batch, "seed", 0),
-                shared_value(length_penalty, batch, "length_penalty", 0.0))
+        temperature = tf.where(
+            strategy == "greedy", 0.0, shared_value(temperature, batch, "temperature", 0.0)
+        )
+        return (
+            new_tokens,
+            strategy,
+            temperature,
+            tf.maximum(shared_value(top_k, batch, "top_k", 0), 0),
+            tf.clip_by_value(shared_value(top_p, batch, "top_p", 1.0), 1e-6, 1.0),
+            shared_value(seed, batch, "seed", 0),
+            shared_value(length_penalty, batch, "length_penalty", 0.0),
+        )
 
-    def _generate(self, sources, new_tokens, strategy, temperature, top_k, top_p, seed,
-                  length_penalty):
+    def _generate(
+        self, sources, new_tokens, strategy, temperature, top_k, top_p, seed, length_penalty
+    ):
         """Pads the ragged `sources` as `Seq2SeqLM.generate` does and decodes."""
         batch = tf.cast(sources.nrows(), tf.int32)
-        source_ids, source_mask = _dense(sources, self._round_up(
-            tf.reduce_max(tf.cast(sources.row_lengths(), tf.int32))))
+        source_ids, source_mask = _dense(
+            sources, self._round_up(tf.reduce_max(tf.cast(sources.row_lengths(), tf.int32)))
+        )
         target_ids, target_lengths = start_buffer(
-            batch, self._round_up(tf.reduce_max(new_tokens) + 1), self.start_id)
+            batch, self._round_up(tf.reduce_max(new_tokens) + 1), self.start_id
+        )
         ids, mask = self._decode(
-            source_ids, source_mask, target_ids, target_lengths, new_tokens,
-            strategy == "beam", temperature, top_k, top_p, seed, length_penalty,
+            source_ids,
+            source_mask,
+            target_ids,
+            target_lengths,
+            new_tokens,
+            strategy == "beam",
+            temperature,
+            top_k,
+            top_p,
+            seed,
+            length_penalty,
         )
         generated = tf.ragged.boolean_mask(ids, mask & (ids != self.end_id))
         target_ids, _ = _dense(generated, tf.reduce_max(new_tokens))
-        return {"target_ids": target_ids,
-                "num_tokens": tf.cast(generated.row_lengths(), tf.int32)}
+        return {"target_ids": target_ids, "num_tokens": tf.cast(generated.row_lengths(), tf.int32)}
 
-    def _decode(self, source_ids, source_mask, target_ids, target_lengths, new_tokens,
-                beam, temperature, top_k, top_p, seed, length_penalty):
+    def _decode(
+        self,
+        source_ids,
+        source_mask,
+        target_ids,
+        target_lengths,
+        new_tokens,
+        beam,
+        temperature,
+        top_k,
+        top_p,
+        seed,
+        length_penalty,
+    ):
         """`Seq2SeqLM.generate_ids` with beam search or the greedy/sampling loop,
         chosen in the graph."""
 
         def decode_with(strategy):
             def branch():
                 ids, mask, _ = self.model.generate_ids(
-                    source_ids, source_mask, new_tokens, strategy=strategy,
-                    temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
-                    num_beams=self.limits.num_beams, length_penalty=length_penalty,
-                    target_ids=target_ids, target_prompt_lengths=target_lengths,
+                    source_ids,
+                    source_mask,
+                    new_tokens,
+                    strategy=strategy,
+                    temperature=temperature,
+                    top_k=top_k,
+                    top_p=top_p,
+                    seed=seed,
+                    num_beams=self.limits.num_beams,
+                    length_penalty=length_penalty,
+                    target_ids=target_ids,
+                    target_prompt_lengths=target_lengths,
                 )
                 return tf.convert_to_tensor(ids), tf.cast(mask, tf.bool)
 

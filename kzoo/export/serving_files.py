@@ -32,9 +32,7 @@ def predict_request(model_name, request, dtypes=None):
     `dtypes`: `{signature: {input: dtype}}`; defaults to the causal LM signatures.
     """
     proto = predict_pb2.PredictRequest(
-        model_spec=model_pb2.ModelSpec(
-            name=model_name, signature_name=request["signature_name"]
-        )
+        model_spec=model_pb2.ModelSpec(name=model_name, signature_name=request["signature_name"])
     )
     name = request["signature_name"]
     dtypes = dtypes[name] if dtypes is not None else _input_dtypes(name)
@@ -63,8 +61,10 @@ def write_warmup_requests(path, model_name, requests, dtypes=None):
 
 def read_warmup_requests(path):
     """The `PredictionLog`s of a warmup file."""
-    return [prediction_log_pb2.PredictionLog.FromString(record.numpy())
-            for record in tf.data.TFRecordDataset(path)]
+    return [
+        prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        for record in tf.data.TFRecordDataset(path)
+    ]
 
 
 def write_example_requests(directory, requests):
@@ -117,9 +117,7 @@ def update_models_config(out_dir):
     for name in sorted(os.listdir(out_dir)):
         if name not in listed and _is_model_dir(os.path.join(out_dir, name), name):
             config.model_config_list.config.add(
-                name=name,
-                base_path=f"{CONTAINER_MODELS_DIR}/{name}",
-                model_platform="tensorflow",
+                name=name, base_path=f"{CONTAINER_MODELS_DIR}/{name}", model_platform="tensorflow"
             )
 
     def write(tmp):

@@ -60,8 +60,17 @@ class ExportedGenerator:
         """The export's cap of `max_new_tokens` (None: not recorded)."""
         return self.limits.get("max_new_tokens")
 
-    def generate(self, prompts, max_new_tokens=None, strategy="greedy", temperature=1.0,
-                 top_k=0, top_p=1.0, seed=0, num_beams=None):
+    def generate(
+        self,
+        prompts,
+        max_new_tokens=None,
+        strategy="greedy",
+        temperature=1.0,
+        top_k=0,
+        top_p=1.0,
+        seed=0,
+        num_beams=None,
+    ):
         """Generates from `prompts`; see `generate_from_saved_model`."""
         import tensorflow as tf
 
@@ -75,15 +84,16 @@ class ExportedGenerator:
             raise ValueError(f"temperature: must be > 0 for sampling; got {temperature}")
         beams = self.limits.get("num_beams")
         if num_beams is not None and strategy == "beam" and beams not in (None, num_beams):
-            raise ValueError(f"num_beams: the export searches with {beams} beams "
-                             f"(export.num_beams, fixed at export); got {num_beams}")
+            raise ValueError(
+                f"num_beams: the export searches with {beams} beams "
+                f"(export.num_beams, fixed at export); got {num_beams}"
+            )
         if max_new_tokens is None:
             max_new_tokens = default_new_tokens(self.max_new_tokens)
         inputs = {
             self._text_input: tf.constant(list(prompts), tf.string),
             "max_new_tokens": tf.constant([max_new_tokens], tf.int32),
-            "temperature": tf.constant(
-                [temperature if strategy == "sample" else 0.0], tf.float32),
+            "temperature": tf.constant([temperature if strategy == "sample" else 0.0], tf.float32),
             "top_k": tf.constant([top_k], tf.int32),
             "top_p": tf.constant([top_p], tf.float32),
             "seed": tf.constant([seed], tf.int32),
@@ -94,15 +104,24 @@ class ExportedGenerator:
         try:
             outputs = self._function(**inputs)
         except tf.errors.InvalidArgumentError as error:
-            raise ValueError(f"{self.path}: {self.signature}: "
-                             f"{error.message.splitlines()[0]}") from None
+            raise ValueError(
+                f"{self.path}: {self.signature}: {error.message.splitlines()[0]}"
+            ) from None
         texts = outputs["generated" if self.continues_prompt else "targets"].numpy()
         return [text.decode("utf-8", errors="replace") for text in texts]
 
 
-def generate_from_saved_model(path, prompts, max_new_tokens=None, strategy="greedy",
-                              temperature=1.0, top_k=0, top_p=1.0, seed=0,
-                              num_beams=None):
+def generate_from_saved_model(
+    path,
+    prompts,
+    max_new_tokens=None,
+    strategy="greedy",
+    temperature=1.0,
+    top_k=0,
+    top_p=1.0,
+    seed=0,
+    num_beams=None,
+):
     """Generates from `prompts` with an exported model of any generating family.
 
     Args:
@@ -131,15 +150,20 @@ def generate_from_saved_model(path, prompts, max_new_tokens=None, strategy="gree
             "only)"
         )
     return ExportedGenerator(path).generate(
-        prompts, max_new_tokens=max_new_tokens, strategy=strategy,
-        temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
-        num_beams=num_beams)
+        prompts,
+        max_new_tokens=max_new_tokens,
+        strategy=strategy,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        seed=seed,
+        num_beams=num_beams,
+    )
 
 
 def _generation_endpoint(path, signatures):
     for name, text_input in ENDPOINTS:
-        if name in signatures and text_input in (
-                signatures[name].structured_input_signature[1]):
+        if name in signatures and text_input in (signatures[name].structured_input_signature[1]):
             return name, text_input
     names = sorted(name for name in signatures if name != "serving_default")
     if not names:
@@ -148,7 +172,7 @@ def _generation_endpoint(path, signatures):
     raise ValueError(
         f"{path}: its signatures ({', '.join(names)}) do not generate text (kzoo "
         f"generate calls generate or translate); query it with TF Serving "
-        f"(\"signature_name\": \"{example}\") or saved_model_cli run --signature_def "
+        f'("signature_name": "{example}") or saved_model_cli run --signature_def '
         f"{example}"
     )
 

@@ -54,7 +54,8 @@ def block_python_modules():
     if spec is not None and spec.submodule_search_locations:
         ops_dir = os.path.join(list(spec.submodule_search_locations)[0], "python", "ops")
         libraries = sorted(
-            os.path.join(ops_dir, name) for name in os.listdir(ops_dir)
+            os.path.join(ops_dir, name)
+            for name in os.listdir(ops_dir)
             if name.startswith("_") and name.endswith(".so")
         )
     for name in BLOCKED_MODULES:
@@ -117,34 +118,41 @@ def compare(signature_name, outputs, expected, end_id, tolerance):
 
     problems = []
     for key in set(expected) - CAUSAL_LM_KEYS:  # other signatures: generic comparison
-        problems += compare_values(f"{signature_name}.{key}", outputs[key], expected[key],
-                                   tolerance)
+        problems += compare_values(
+            f"{signature_name}.{key}", outputs[key], expected[key], tolerance
+        )
     if "generated" in expected:
         got = [v.decode("utf-8", errors="replace") for v in outputs["generated"].tolist()]
         if got != expected["generated"]:
             problems.append(f"{signature_name}.generated: {got!r} != {expected['generated']!r}")
         if outputs["token_count"].tolist() != expected["token_count"]:
-            problems.append(f"{signature_name}.token_count: "
-                            f"{outputs['token_count'].tolist()} != {expected['token_count']}")
+            problems.append(
+                f"{signature_name}.token_count: "
+                f"{outputs['token_count'].tolist()} != {expected['token_count']}"
+            )
     if "continuations" in expected:
-        got = [[int(t) for t, m in zip(row, mask) if m and t != end_id]
-               for row, mask in zip(outputs["token_ids"], outputs["generated_mask"])]
+        got = [
+            [int(t) for t, m in zip(row, mask) if m and t != end_id]
+            for row, mask in zip(outputs["token_ids"], outputs["generated_mask"])
+        ]
         if got != expected["continuations"]:
-            problems.append(f"{signature_name}: generated ids {got} != "
-                            f"{expected['continuations']}")
+            problems.append(f"{signature_name}: generated ids {got} != {expected['continuations']}")
     if "log_likelihood" in expected:
         got = np.asarray(outputs["log_likelihood"], "float64")
         if not np.allclose(got, expected["log_likelihood"], **tolerance):
-            problems.append(f"{signature_name}.log_likelihood: {got.tolist()} != "
-                            f"{expected['log_likelihood']} ({tolerance})")
+            problems.append(
+                f"{signature_name}.log_likelihood: {got.tolist()} != "
+                f"{expected['log_likelihood']} ({tolerance})"
+            )
         if outputs["num_tokens"].tolist() != expected["num_tokens"]:
-            problems.append(f"{signature_name}.num_tokens: "
-                            f"{outputs['num_tokens'].tolist()} != {expected['num_tokens']}")
+            problems.append(
+                f"{signature_name}.num_tokens: "
+                f"{outputs['num_tokens'].tolist()} != {expected['num_tokens']}"
+            )
     return problems
 
 
-CAUSAL_LM_KEYS = {"generated", "token_count", "continuations", "log_likelihood",
-                  "num_tokens"}
+CAUSAL_LM_KEYS = {"generated", "token_count", "continuations", "log_likelihood", "num_tokens"}
 
 
 def compare_values(name, got, expected, tolerance):
@@ -161,8 +169,13 @@ def compare_values(name, got, expected, tolerance):
 
     got = np.asarray(got)
     if got.dtype == object or got.dtype.kind == "S":
-        values = np.vectorize(lambda v: v.decode("utf-8", errors="replace"),
-                              otypes=[object])(got).tolist() if got.size else got.tolist()
+        values = (
+            np.vectorize(lambda v: v.decode("utf-8", errors="replace"), otypes=[object])(
+                got
+            ).tolist()
+            if got.size
+            else got.tolist()
+        )
         return [] if values == expected else [f"{name}: {values!r} != {expected!r}"]
     if got.dtype.kind == "f":
         ok = got.shape == np.shape(expected) and np.allclose(got, expected, **tolerance)
@@ -193,14 +206,23 @@ class Probe:
 
         self.tf = tf
         if self.uses_xla:
-            self.checks["xla"] = {"ok": True, "detail": "the export uses XLA (jit_compile): "
-                                  "serve with --xla_cpu_compilation_enabled=true"}
+            self.checks["xla"] = {
+                "ok": True,
+                "detail": "the export uses XLA (jit_compile): "
+                "serve with --xla_cpu_compilation_enabled=true",
+            }
         elif disable_xla_compilation(tf):
-            self.checks["xla"] = {"ok": True, "detail": "XLA compilation disabled, as in "
-                                  "TF Serving without --xla_cpu_compilation_enabled"}
+            self.checks["xla"] = {
+                "ok": True,
+                "detail": "XLA compilation disabled, as in "
+                "TF Serving without --xla_cpu_compilation_enabled",
+            }
         else:
-            self.checks["xla"] = {"ok": True, "detail": "could not disable XLA compilation "
-                                  "here: ops that need XLA are only listed under ops"}
+            self.checks["xla"] = {
+                "ok": True,
+                "detail": "could not disable XLA compilation "
+                "here: ops that need XLA are only listed under ops",
+            }
         self._check("ops", self.check_ops)
         self._check("signatures", self.check_signatures)
         self._warmup = {"ok": False, "detail": "not replayed: the TF1 session failed"}
@@ -211,17 +233,27 @@ class Probe:
         ran = sorted(self.mismatches)
         self.checks["keras_match"] = {
             "ok": bool(ran) and not problems,
-            "detail": "; ".join(problems[:6]) if problems else (
+            "detail": "; ".join(problems[:6])
+            if problems
+            else (
                 f"{len(self.expected['requests'])} requests match in {', '.join(ran)}"
-                if ran else "no loader ran the requests"),
+                if ran
+                else "no loader ran the requests"
+            ),
         }
-        leaked = sorted(m for m in sys.modules
-                        if m.split(".")[0] in BLOCKED_MODULES and sys.modules[m] is not None)
+        leaked = sorted(
+            m
+            for m in sys.modules
+            if m.split(".")[0] in BLOCKED_MODULES and sys.modules[m] is not None
+        )
         self.checks["modules"] = {
             "ok": not leaked,
-            "detail": f"imported: {leaked[:5]}" if leaked else (
+            "detail": f"imported: {leaked[:5]}"
+            if leaked
+            else (
                 f"no {'/'.join(BLOCKED_MODULES)} Python module imported; TensorFlow "
-                f"{tf.__version__} + {len(self.libraries)} TF Text kernel libraries"),
+                f"{tf.__version__} + {len(self.libraries)} TF Text kernel libraries"
+            ),
         }
         return self
 
@@ -232,8 +264,10 @@ class Probe:
         try:
             self.checks[name] = fn()
         except Exception as error:  # A broken export fails its check, not the probe.
-            self.checks[name] = {"ok": False, "detail": f"{type(error).__name__}: "
-                                                        f"{str(error).strip()[:600]}"}
+            self.checks[name] = {
+                "ok": False,
+                "detail": f"{type(error).__name__}: {str(error).strip()[:600]}",
+            }
 
     def check_ops(self):
         try:
@@ -244,19 +278,23 @@ class Probe:
                 self.tf.load_op_library(library)
         missing = unregistered(ops)
         if missing:
-            return {"ok": False, "detail": f"ops not registered by TensorFlow + TF Text: "
-                                           f"{missing}"}
+            return {"ok": False, "detail": f"ops not registered by TensorFlow + TF Text: {missing}"}
         xla_only = sorted(op for op in ops if op.startswith("Xla"))
-        return {"ok": True, "ops_from_tf_text": not_core, "ops_run_by_xla": xla_only,
-                "detail": f"{len(ops)} op types registered; from TF Text: {not_core}"
-                          + (f"; run only by XLA: {xla_only}" if xla_only else "")}
+        return {
+            "ok": True,
+            "ops_from_tf_text": not_core,
+            "ops_run_by_xla": xla_only,
+            "detail": f"{len(ops)} op types registered; from TF Text: {not_core}"
+            + (f"; run only by XLA: {xla_only}" if xla_only else ""),
+        }
 
     def check_signatures(self):
         meta = self._meta_graph()
         tf = self.tf
         rest_dtypes = {d.as_datatype_enum for d in (tf.string, tf.int32, tf.float32)}
-        problems = [f"missing signature {n!r}" for n in self.signature_names
-                    if n not in meta.signature_def]
+        problems = [
+            f"missing signature {n!r}" for n in self.signature_names if n not in meta.signature_def
+        ]
         for name, signature in meta.signature_def.items():
             if name.startswith("__"):
                 continue
@@ -269,10 +307,13 @@ class Probe:
                         problems.append(f"{name} {kind} {key!r}: batch is not dim 0")
                     if kind == "output" and info.dtype not in rest_dtypes:
                         dtype = self.tf.dtypes.as_dtype(info.dtype).name
-                        problems.append(f"{name} output {key!r}: {dtype} is not one of "
-                                        "string/int32/float32")
-        return {"ok": not problems,
-                "detail": "; ".join(problems) or f"{sorted(meta.signature_def)}"}
+                        problems.append(
+                            f"{name} output {key!r}: {dtype} is not one of string/int32/float32"
+                        )
+        return {
+            "ok": not problems,
+            "detail": "; ".join(problems) or f"{sorted(meta.signature_def)}",
+        }
 
     def check_tf1_session(self):
         tf = self.tf
@@ -282,8 +323,10 @@ class Probe:
             run = lambda name, inputs: self._run_session(session, signatures[name], inputs)
             self.mismatches["tf1_session"] = self._replay_expected(run)
             self._warmup = self._replay_warmup(run, signatures)
-        return {"ok": True, "detail": f"loaded with tag 'serve'; ran "
-                                      f"{len(self.expected['requests'])} requests"}
+        return {
+            "ok": True,
+            "detail": f"loaded with tag 'serve'; ran {len(self.expected['requests'])} requests",
+        }
 
     def check_tf2_load(self):
         tf = self.tf
@@ -316,10 +359,14 @@ class Probe:
         for request in self.expected["requests"]:
             name = request["signature_name"]
             outputs = run(name, request["inputs"])
-            tolerance = (self.expected.get("score_tolerance")
-                         or self.expected.get("float_tolerance") or {"rtol": 1e-4})
-            problems += compare(name, outputs, request["expected"],
-                                self.expected.get("end_token_id"), tolerance)
+            tolerance = (
+                self.expected.get("score_tolerance")
+                or self.expected.get("float_tolerance")
+                or {"rtol": 1e-4}
+            )
+            problems += compare(
+                name, outputs, request["expected"], self.expected.get("end_token_id"), tolerance
+            )
         return problems
 
     def _replay_warmup(self, run, signatures):
@@ -337,14 +384,20 @@ class Probe:
                 inputs = {k: self.tf.make_ndarray(v) for k, v in request.inputs.items()}
                 batch = len(next(iter(inputs.values())))
                 outputs = run(name, inputs)
-                problems += [f"{name}.{k}: batch {len(v)} != {batch}"
-                             for k, v in outputs.items() if len(v) != batch]
+                problems += [
+                    f"{name}.{k}: batch {len(v)} != {batch}"
+                    for k, v in outputs.items()
+                    if len(v) != batch
+                ]
                 count += 1
         except Exception as error:
             return {"ok": False, "detail": f"{type(error).__name__}: {str(error)[:600]}"}
         ok = count > 0 and not problems
-        return {"ok": ok, "detail": "; ".join(problems) or
-                (f"replayed {count} PredictionLogs" if count else "no warmup requests")}
+        return {
+            "ok": ok,
+            "detail": "; ".join(problems)
+            or (f"replayed {count} PredictionLogs" if count else "no warmup requests"),
+        }
 
 
 def main(argv=None):

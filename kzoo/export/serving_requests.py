@@ -48,12 +48,17 @@ def sample_requests(prompts, prompt_ids, max_new_tokens):
     batch = len(prompts)
     width = max(len(ids) for ids in prompt_ids)
     return [
-        _request("generate", prompts=list(prompts),
-                 **decoding_inputs(batch, max_new_tokens, GREEDY)),
-        _request("generate", prompts=list(prompts),
-                 **decoding_inputs(batch, max_new_tokens, SAMPLED)),
-        _request("serving_default", prompts=list(prompts),
-                 **decoding_inputs(batch, max_new_tokens, GREEDY)),
+        _request(
+            "generate", prompts=list(prompts), **decoding_inputs(batch, max_new_tokens, GREEDY)
+        ),
+        _request(
+            "generate", prompts=list(prompts), **decoding_inputs(batch, max_new_tokens, SAMPLED)
+        ),
+        _request(
+            "serving_default",
+            prompts=list(prompts),
+            **decoding_inputs(batch, max_new_tokens, GREEDY),
+        ),
         _request("score", texts=[*prompts, (" ".join(p for p in prompts if p) + " ") * 3]),
         _request(
             "generate_ids",
@@ -70,8 +75,7 @@ def rest_body(request):
     batch = len(next(iter(inputs.values())))
     return {
         "signature_name": request["signature_name"],
-        "instances": [{key: values[row] for key, values in inputs.items()}
-                      for row in range(batch)],
+        "instances": [{key: values[row] for key, values in inputs.items()} for row in range(batch)],
     }
 
 

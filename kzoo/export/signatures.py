@@ -164,25 +164,20 @@ class CausalLMSignatures:
         # One function each, traced once and called by every signature that needs it
         # (generate, serving_default and generate_ids share the decoding loop).
         self._decode_ids = tf.function(self._decode_ids, jit_compile=xla, autograph=False)
-        self._log_likelihood = tf.function(
-            self._log_likelihood, jit_compile=xla, autograph=False
-        )
+        self._log_likelihood = tf.function(self._log_likelihood, jit_compile=xla, autograph=False)
 
     # --- Signatures ------------------------------------------------------------
 
     def generate(self, prompts, max_new_tokens, temperature, top_k, top_p, seed):
         prompts = as_rows(prompts, "prompts")
         batch = tf.shape(prompts)[0]
-        settings = self._decoding_settings(
-            batch, max_new_tokens, temperature, top_k, top_p, seed
-        )
+        settings = self._decoding_settings(batch, max_new_tokens, temperature, top_k, top_p, seed)
 
         def run():
             ids, mask = self._decode(self._tokenize_documents(prompts), *settings)
             continuation = tf.logical_and(mask, ids != self.end_id)
             return {
-                "generated": self.tokenizer.detokenize(
-                    tf.ragged.boolean_mask(ids, continuation)),
+                "generated": self.tokenizer.detokenize(tf.ragged.boolean_mask(ids, continuation)),
                 "token_count": tf.reduce_sum(tf.cast(continuation, tf.int32), axis=1),
             }
 
@@ -205,24 +200,26 @@ class CausalLMSignatures:
 
         return unless_empty(tf.shape(texts)[0], run)
 
-    def generate_ids(self, token_ids, prompt_lengths, max_new_tokens, temperature,
-                     top_k, top_p, seed):
+    def generate_ids(
+        self, token_ids, prompt_lengths, max_new_tokens, temperature, top_k, top_p, seed
+    ):
         token_ids = matrix(token_ids, "token_ids")
         batch, width = tf.shape(token_ids)[0], tf.shape(token_ids)[1]
-        prompt_lengths = one_per_row(prompt_lengths, batch, "prompt_lengths",
-                                     "row of token_ids")
+        prompt_lengths = one_per_row(prompt_lengths, batch, "prompt_lengths", "row of token_ids")
         valid = tf.logical_and(prompt_lengths >= 1, prompt_lengths <= width)
         check = tf.debugging.Assert(
             tf.reduce_all(valid),
-            ["prompt_lengths: each must be in [1, width of token_ids]; got width",
-             width, "and prompt_lengths", prompt_lengths],
+            [
+                "prompt_lengths: each must be in [1, width of token_ids]; got width",
+                width,
+                "and prompt_lengths",
+                prompt_lengths,
+            ],
         )
         with tf.control_dependencies([check]):
             prompts = tf.RaggedTensor.from_tensor(token_ids, lengths=prompt_lengths)
         prompts = checked_ids(prompts, self.vocabulary_size, "token_ids")
-        settings = self._decoding_settings(
-            batch, max_new_tokens, temperature, top_k, top_p, seed
-        )
+        settings = self._decoding_settings(batch, max_new_tokens, temperature, top_k, top_p, seed)
 
         def run():
             ids, mask = self._decode(prompts, *settings)
@@ -240,8 +237,7 @@ class CausalLMSignatures:
 
     def _decoding_settings(self, batch, max_new_tokens, temperature, top_k, top_p, seed):
         new_tokens = tf.clip_by_value(
-            per_row(max_new_tokens, batch, "max_new_tokens"),
-            1, self.limits.max_new_tokens,
+            per_row(max_new_tokens, batch, "max_new_tokens"), 1, self.limits.max_new_tokens
         )
         temperature = shared_value(temperature, batch, "temperature", 0.0)
         top_k = tf.maximum(shared_value(top_k, batch, "top_k", 0), 0)
@@ -256,7 +252,9 @@ class CausalLMSignatures:
             limit = tf.minimum(limit, self.limits.context - new_tokens)
         kept = tf.minimum(lengths, limit)
         starts = prompts.row_starts() + tf.cast(lengths - kept, tf.int64)
-        trimmed = tf.gather(prompts.values, tf.ragged.range(starts, starts + tf.cast(kept, tf.int64)))
+        trimmed = tf.gather(
+            prompts.values, tf.ragged.range(starts, starts + tf.cast(kept, tf.int64))
+        )
         width = next_power_of_two(tf.reduce_max(kept) + tf.reduce_max(new_tokens))
         if self.limits.context is not None:
             width = tf.minimum(width, self.limits.context)

@@ -158,9 +158,7 @@ class MultiHeadAttention(keras.layers.Layer):
         self.output_dense = self._make_dense(
             self.output_dim or query_shape[-1], self.output_kernel_initializer, "output"
         )
-        self.output_dense.build(
-            tuple(query_shape[:-1]) + (self.num_heads * self.value_dim,)
-        )
+        self.output_dense.build(tuple(query_shape[:-1]) + (self.num_heads * self.value_dim,))
 
     def _split_heads(self, x, head_dim):
         return ops.reshape(x, ops.shape(x)[:-1] + (self.num_heads, head_dim))
@@ -203,17 +201,14 @@ class MultiHeadAttention(keras.layers.Layer):
             keys, values = cache[:, 0], cache[:, 1]
         else:
             source = query if value is None else value
-            keys = self._split_heads(
-                self.key_dense(source if key is None else key), self.key_dim
-            )
+            keys = self._split_heads(self.key_dense(source if key is None else key), self.key_dim)
             values = self._split_heads(self.value_dense(source), self.value_dim)
         if self.rotary is not None and is_self_attention:
             queries = self.rotary(queries, start_index=start)
             keys = self.rotary(keys, start_index=start)
         if cache is not None and cache_update_index is not None:
             # One write of the new entries (the cache itself is never copied).
-            cache = write_at(cache, ops.stack([keys, values], axis=1),
-                             cache_update_index, axis=2)
+            cache = write_at(cache, ops.stack([keys, values], axis=1), cache_update_index, axis=2)
             keys, values = cache[:, 0], cache[:, 1]
 
         mask = merge_masks(
@@ -225,9 +220,7 @@ class MultiHeadAttention(keras.layers.Layer):
             query_start=start,
         )
         output = self._attend(queries, keys, values, mask, attention_bias, training)
-        output = self.output_dense(
-            ops.reshape(output, ops.shape(output)[:-2] + (-1,))
-        )
+        output = self.output_dense(ops.reshape(output, ops.shape(output)[:-2] + (-1,)))
         return output if cache is None else (output, cache)
 
     def _attend(self, queries, keys, values, mask, bias, training):
@@ -276,9 +269,7 @@ class MultiHeadAttention(keras.layers.Layer):
                 "use_bias": self.use_bias,
                 "scale": self.scale,
                 "rotary_max_wavelength": self.rotary_max_wavelength,
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
                 "output_kernel_initializer": keras.initializers.serialize(
                     self.output_kernel_initializer
                 ),
@@ -301,8 +292,7 @@ def _matmul_attention(queries, keys, values, bias, mask, scale):
     einsums: without XLA, oneDNN's einsum costs about twice the transposes and
     matmuls (measured on decoding steps of the exported `generate`); under XLA
     both compile to the same dots."""
-    logits = ops.matmul(ops.transpose(queries, (0, 2, 1, 3)),
-                        ops.transpose(keys, (0, 2, 3, 1)))
+    logits = ops.matmul(ops.transpose(queries, (0, 2, 1, 3)), ops.transpose(keys, (0, 2, 3, 1)))
     logits = ops.cast(logits, "float32") * ops.cast(scale, "float32")
     if bias is not None:
         logits = logits + ops.cast(ops.cast(bias, queries.dtype), "float32")
@@ -343,8 +333,11 @@ _RECORDS = contextvars.ContextVar("kzoo_attention_records", default=())
 
 def attention_layers(layer):
     """Every `MultiHeadAttention` under `layer` (itself included), in build order."""
-    return [sublayer for sublayer in layer._flatten_layers(include_self=True)
-            if isinstance(sublayer, MultiHeadAttention)]
+    return [
+        sublayer
+        for sublayer in layer._flatten_layers(include_self=True)
+        if isinstance(sublayer, MultiHeadAttention)
+    ]
 
 
 @contextlib.contextmanager

@@ -55,5 +55,6 @@ class Dropout(keras.layers.Dropout):
         shape = ops.shape(inputs)
         if self.noise_shape is None:
             return shape
-        return tuple(size if size is not None else shape[axis]
-                     for axis, size in enumerate(self.noise_shape))
+        return tuple(
+            size if size is not None else shape[axis] for axis, size in enumerate(self.noise_shape)
+        )

@@ -56,9 +56,7 @@ class FeedForward(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"activation must be one of {ACTIVATIONS}; received {activation!r}"
-            )
+            raise ValueError(f"activation must be one of {ACTIVATIONS}; received {activation!r}")
         self.intermediate_dim = intermediate_dim
         self.activation = activation
         self.dropout = dropout
@@ -128,9 +126,7 @@ class FeedForward(keras.layers.Layer):
                 "activation": self.activation,
                 "dropout": self.dropout,
                 "use_bias": self.use_bias,
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
                 "output_kernel_initializer": keras.initializers.serialize(
                     self.output_kernel_initializer
                 ),

@@ -33,9 +33,7 @@ class RMSNorm(keras.layers.Layer):
 
     def build(self, input_shape):
         self.scale = self.add_weight(
-            name="scale",
-            shape=(input_shape[-1],),
-            initializer=self.scale_initializer,
+            name="scale", shape=(input_shape[-1],), initializer=self.scale_initializer
         )
 
     def call(self, inputs):
@@ -52,9 +50,7 @@ class RMSNorm(keras.layers.Layer):
         config.update(
             {
                 "epsilon": self.epsilon,
-                "scale_initializer": keras.initializers.serialize(
-                    self.scale_initializer
-                ),
+                "scale_initializer": keras.initializers.serialize(self.scale_initializer),
             }
         )
         return config
@@ -63,9 +59,7 @@ class RMSNorm(keras.layers.Layer):
 def make_norm(normalization, epsilon, dtype, name):
     """Returns the normalization layer a Transformer block asks for by name."""
     if normalization == "layer_norm":
-        return keras.layers.LayerNormalization(
-            epsilon=epsilon, dtype=dtype, name=name
-        )
+        return keras.layers.LayerNormalization(epsilon=epsilon, dtype=dtype, name=name)
     if normalization == "rms_norm":
         return RMSNorm(epsilon=epsilon, dtype=dtype, name=name)
     raise ValueError(

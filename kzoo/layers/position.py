@@ -39,9 +39,7 @@ class SinusoidalPositionEncoding(keras.layers.Layer):
         length, hidden_dim = shape[-2], inputs.shape[-1]
         positions = ops.cast(ops.arange(length) + start_index, "float32")
         even_dims = ops.cast(ops.arange(hidden_dim) // 2 * 2, "float32")
-        timescales = ops.power(
-            float(self.max_wavelength), -even_dims / float(hidden_dim)
-        )
+        timescales = ops.power(float(self.max_wavelength), -even_dims / float(hidden_dim))
         angles = positions[:, None] * timescales[None, :]
         is_even = ops.arange(hidden_dim) % 2 == 0
         encoding = ops.where(is_even[None, :], ops.sin(angles), ops.cos(angles))
@@ -101,10 +99,7 @@ class PositionEmbedding(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            {
-                "sequence_length": self.sequence_length,
-                "initializer": _serialize(self.initializer),
-            }
+            {"sequence_length": self.sequence_length, "initializer": _serialize(self.initializer)}
         )
         return config
 
@@ -157,10 +152,7 @@ class RotaryEmbedding(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            {
-                "max_wavelength": self.max_wavelength,
-                "scaling_factor": self.scaling_factor,
-            }
+            {"max_wavelength": self.max_wavelength, "scaling_factor": self.scaling_factor}
         )
         return config
 

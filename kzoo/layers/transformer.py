@@ -132,9 +132,7 @@ class _TransformerBlock(keras.layers.Layer):
                 "use_bias": self.use_bias,
                 "attention_scale": self.attention_scale,
                 "rotary_max_wavelength": self.rotary_max_wavelength,
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
                 "output_kernel_initializer": keras.initializers.serialize(
                     self.output_kernel_initializer
                 ),
@@ -187,12 +185,7 @@ class TransformerEncoderBlock(_TransformerBlock):
         self._build_common(inputs_shape)
 
     def call(
-        self,
-        inputs,
-        padding_mask=None,
-        attention_mask=None,
-        attention_bias=None,
-        training=None,
+        self, inputs, padding_mask=None, attention_mask=None, attention_bias=None, training=None
     ):
         x, _ = self._residual(
             inputs,
@@ -247,9 +240,7 @@ class TransformerDecoderBlock(_TransformerBlock):
             self.cross_attention_layer = self._attention(
                 decoder_sequence_shape[-1], "cross_attention"
             )
-            self.cross_attention_layer.build(
-                decoder_sequence_shape, encoder_sequence_shape
-            )
+            self.cross_attention_layer.build(decoder_sequence_shape, encoder_sequence_shape)
             self.cross_attention_norm = self._norm("cross_attention_norm")
             self.cross_attention_norm.build(decoder_sequence_shape)
 

@@ -43,5 +43,5 @@ def write_at(buffer, update, index, axis=1):
     grids = ops.meshgrid(*[ops.arange(size) for size in leading], indexing="ij")
     grids[axis] = grids[axis] + ops.cast(index, grids[axis].dtype)
     indices = ops.stack([ops.reshape(grid, (-1,)) for grid in grids], axis=1)
-    trailing = tuple(update.shape[axis + 1:])
+    trailing = tuple(update.shape[axis + 1 :])
     return ops.scatter_update(buffer, indices, ops.reshape(update, (-1,) + trailing))

@@ -10,12 +10,7 @@ from kzoo.models.bert import (
 )
 from kzoo.models.gpt import GPTBackbone, GPTCausalLM
 from kzoo.models.lstm import LSTMLanguageModel
-from kzoo.models.seq2seq import (
-    SEQ2SEQ_SIZES,
-    LSTMSeq2SeqBackbone,
-    Seq2SeqBackbone,
-    Seq2SeqLM,
-)
+from kzoo.models.seq2seq import SEQ2SEQ_SIZES, LSTMSeq2SeqBackbone, Seq2SeqBackbone, Seq2SeqLM
 from kzoo.models.t5 import T5_SIZES, T5Backbone
 
 __all__ = [

@@ -183,9 +183,7 @@ def generated_mask(token_ids, prompt_lengths, row_stops, end_id):
 
 
 def _repeat_beams(structure, num_beams):
-    return keras.tree.map_structure(
-        lambda t: ops.repeat(t, num_beams, axis=0), structure
-    )
+    return keras.tree.map_structure(lambda t: ops.repeat(t, num_beams, axis=0), structure)
 
 
 def _gather_beams(structure, indices):
@@ -237,12 +235,8 @@ def beam_search(
         log_probs = ops.log_softmax(logits, axis=-1)
         in_prompt = index < beam_prompt_lengths
         forced = ops.where(in_prompt, _column(token_ids, index), pad_id)
-        forced_only = ops.where(
-            ops.arange(vocab)[None, :] == forced[:, None], 0.0, _NEG_INF
-        )
-        log_probs = ops.where(
-            ops.logical_or(in_prompt, done)[:, None], forced_only, log_probs
-        )
+        forced_only = ops.where(ops.arange(vocab)[None, :] == forced[:, None], 0.0, _NEG_INF)
+        log_probs = ops.where(ops.logical_or(in_prompt, done)[:, None], forced_only, log_probs)
         candidates = ops.reshape(scores, (-1, 1)) + log_probs
         candidates = ops.reshape(candidates, (batch, num_beams * vocab))
         scores, flat = ops.top_k(candidates, num_beams)
@@ -270,8 +264,19 @@ def beam_search(
 
 
 def decode_with_strategy(
-    step_fn, logits, cache, token_ids, prompt_lengths, max_new_tokens, end_id,
-    strategy="greedy", temperature=0.0, top_k=0, top_p=1.0, seed=0, num_beams=4,
+    step_fn,
+    logits,
+    cache,
+    token_ids,
+    prompt_lengths,
+    max_new_tokens,
+    end_id,
+    strategy="greedy",
+    temperature=0.0,
+    top_k=0,
+    top_p=1.0,
+    seed=0,
+    num_beams=4,
     length_penalty=0.0,
 ):
     """Runs the greedy, sampling or beam loop (pad id 0).
@@ -281,13 +286,31 @@ def decode_with_strategy(
     """
     if strategy == "beam":
         return beam_search(
-            step_fn, logits, cache, token_ids, prompt_lengths, max_new_tokens,
-            end_id, 0, num_beams=num_beams, length_penalty=length_penalty,
+            step_fn,
+            logits,
+            cache,
+            token_ids,
+            prompt_lengths,
+            max_new_tokens,
+            end_id,
+            0,
+            num_beams=num_beams,
+            length_penalty=length_penalty,
         )
     if strategy == "greedy":
         temperature = 0.0
     ids, mask = decode(
-        step_fn, logits, cache, token_ids, prompt_lengths, max_new_tokens, end_id, 0,
-        temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+        step_fn,
+        logits,
+        cache,
+        token_ids,
+        prompt_lengths,
+        max_new_tokens,
+        end_id,
+        0,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        seed=seed,
     )
     return ids, mask, ops.zeros((ops.shape(token_ids)[0],), "float32")

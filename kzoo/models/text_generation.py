@@ -63,8 +63,7 @@ def prompt_rows(inputs):
     inputs = list(inputs)
     if inputs and isinstance(inputs[0], (str, bytes)):
         return [_text(text) for text in inputs], False, True
-    if inputs and not isinstance(inputs[0], (list, tuple)) and not hasattr(
-            inputs[0], "__len__"):
+    if inputs and not isinstance(inputs[0], (list, tuple)) and not hasattr(inputs[0], "__len__"):
         return [inputs], True, False  # one prompt of ids
     return inputs, False, False
 

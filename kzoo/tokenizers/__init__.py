@@ -7,20 +7,10 @@ inside tf.data and exported SavedModels. TensorFlow-only.
 """
 
 from kzoo.tokenizers.model_file import TOKENIZER_FILENAME
-from kzoo.tokenizers.sentencepiece_tokenizer import (
-    SentencePieceTokenizer,
-    load_tokenizer,
-)
+from kzoo.tokenizers.sentencepiece_tokenizer import SentencePieceTokenizer, load_tokenizer
 from kzoo.tokenizers.sentencepiece_trainer import train_sentencepiece
-from kzoo.tokenizers.wordpiece_tokenizer import (
-    WordPieceTokenizer,
-    load_wordpiece_tokenizer,
-)
-from kzoo.tokenizers.wordpiece_trainer import (
-    SPECIAL_TOKENS,
-    VOCAB_FILENAME,
-    train_wordpiece,
-)
+from kzoo.tokenizers.wordpiece_tokenizer import WordPieceTokenizer, load_wordpiece_tokenizer
+from kzoo.tokenizers.wordpiece_trainer import SPECIAL_TOKENS, VOCAB_FILENAME, train_wordpiece
 
 __all__ = [
     "SPECIAL_TOKENS",

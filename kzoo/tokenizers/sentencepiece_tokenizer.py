@@ -79,9 +79,7 @@ class SentencePieceTokenizer(keras.layers.Layer):
             )
         self.proto = proto
         self._processor = spm.SentencePieceProcessor(model_proto=proto)
-        self._sentencepiece = tf_text.SentencepieceTokenizer(
-            model=proto, out_type=tf.int32
-        )
+        self._sentencepiece = tf_text.SentencepieceTokenizer(model=proto, out_type=tf.int32)
         self._sentinel_ids = _find_sentinel_ids(self._processor)
         # Strings are not backend tensors: keep Keras from converting the inputs.
         self._convert_input_args = False

@@ -36,12 +36,8 @@ NEWLINE = "\n"
 # T5's sentinel pieces, user-defined symbols like the newline (so never merged).
 SENTINEL_PIECE = "<extra_id_{}>"
 _SPACE = "\u2581"  # How SentencePiece stores " ".
-_TOO_HIGH = re.compile(
-    r"Vocabulary size too high \((\d+)\)\. Please set it to a value <= (\d+)"
-)
-_TOO_SMALL = re.compile(
-    r"Vocabulary size is smaller than required_chars\. (\d+) vs (\d+)"
-)
+_TOO_HIGH = re.compile(r"Vocabulary size too high \((\d+)\)\. Please set it to a value <= (\d+)")
+_TOO_SMALL = re.compile(r"Vocabulary size is smaller than required_chars\. (\d+) vs (\d+)")
 
 
 def train_sentencepiece(
@@ -116,9 +112,7 @@ def train_sentencepiece(
     (13, 'hello  world\\n')
     """
     if model_type not in MODEL_TYPES:
-        raise ValueError(
-            f"tokenizer.model_type: expected one of {MODEL_TYPES}, got {model_type!r}"
-        )
+        raise ValueError(f"tokenizer.model_type: expected one of {MODEL_TYPES}, got {model_type!r}")
     if (files is None) == (texts is None):
         raise ValueError("train_sentencepiece: give exactly one of `files` or `texts`")
     if model_type != "char" and (not isinstance(vocab_size, int) or vocab_size < 1):
@@ -127,9 +121,7 @@ def train_sentencepiece(
             f"{model_type!r}, got {vocab_size!r}"
         )
     if not isinstance(num_sentinels, int) or num_sentinels < 0:
-        raise ValueError(
-            f"tokenizer.num_sentinels: expected an int >= 0, got {num_sentinels!r}"
-        )
+        raise ValueError(f"tokenizer.num_sentinels: expected an int >= 0, got {num_sentinels!r}")
     if byte_fallback is None:
         byte_fallback = model_type != "char"
     sentinels = [SENTINEL_PIECE.format(index) for index in range(num_sentinels)]
@@ -148,27 +140,15 @@ def train_sentencepiece(
         sentences = _recording_characters(sentences, characters, sentinel_pattern)
     sample = _reservoir_sample(sentences, max_sentences, random.Random(seed))
     if not sample:
-        raise ValueError(
-            f"empty corpus: {source} holds no text to train a tokenizer on"
-        )
+        raise ValueError(f"empty corpus: {source} holds no text to train a tokenizer on")
     required_chars = ""
     if model_type == "char":
         # Spaces are stored as U+2581, so the two are one piece.
         characters = {_SPACE if c == " " else c for c in characters}
-        vocab_size = (
-            len(characters)
-            + len(SPECIAL_PIECES)
-            + 1
-            + num_sentinels
-            + 256 * byte_fallback
-        )
+        vocab_size = len(characters) + len(SPECIAL_PIECES) + 1 + num_sentinels + 256 * byte_fallback
         # Characters only in lines left out of the sample. (Listing characters
         # the sample has too makes SentencePiece drop the others.)
-        in_sample = {
-            _SPACE if c == " " else c
-            for s in sample
-            for c in sentinel_pattern.sub("", s)
-        }
+        in_sample = {_SPACE if c == " " else c for s in sample for c in sentinel_pattern.sub("", s)}
         required_chars = "".join(sorted(characters - in_sample))
 
     model = io.BytesIO()
@@ -179,9 +159,7 @@ def train_sentencepiece(
             model_type=model_type,
             vocab_size=vocab_size,
             byte_fallback=byte_fallback,
-            character_coverage=(
-                1.0 if character_coverage is None else character_coverage
-            ),
+            character_coverage=(1.0 if character_coverage is None else character_coverage),
             required_chars=required_chars,
             normalization_rule_name="identity",
             add_dummy_prefix=False,
@@ -282,6 +260,4 @@ def _explain(error, vocab_size, model_type, byte_fallback, num_sentinels, source
             f"{', the 256 byte pieces' if byte_fallback else ''} and the characters "
             f"of {source}."
         )
-    return ValueError(
-        f"SentencePiece ({model_type}) failed to train on {source}: {message}"
-    )
+    return ValueError(f"SentencePiece ({model_type}) failed to train on {source}: {message}")

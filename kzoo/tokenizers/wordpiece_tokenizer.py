@@ -270,8 +270,7 @@ class WordPieceTokenizer(keras.layers.Layer):
             return tokenize(texts)
         if texts.shape.rank != 0:
             raise ValueError(
-                f"texts: expected a string or a 1-D batch of strings, got shape "
-                f"{texts.shape}"
+                f"texts: expected a string or a 1-D batch of strings, got shape {texts.shape}"
             )
         outputs = tokenize(texts[tf.newaxis])
         if isinstance(outputs, tuple):

@@ -29,13 +29,7 @@ SUFFIX_INDICATOR = "##"
 
 
 def train_wordpiece(
-    *,
-    output_dir,
-    vocab_size,
-    files=None,
-    texts=None,
-    files_key="data.train",
-    lowercase=True,
+    *, output_dir, vocab_size, files=None, texts=None, files_key="data.train", lowercase=True
 ):
     """Trains a WordPiece vocabulary and writes `vocab.txt` and `wordpiece.json`.
 
@@ -76,9 +70,7 @@ def train_wordpiece(
     if (files is None) == (texts is None):
         raise ValueError("train_wordpiece: give exactly one of `files` or `texts`")
     if not isinstance(vocab_size, int) or vocab_size < 1:
-        raise ValueError(
-            f"tokenizer.vocab_size: expected a positive int, got {vocab_size!r}"
-        )
+        raise ValueError(f"tokenizer.vocab_size: expected a positive int, got {vocab_size!r}")
     lines, source = _corpus_lines(files, texts, files_key)
     normalizer = tf_text.FastBertNormalizer(lower_case_nfd_strip_accents=lowercase)
     normalized = lines.batch(1024).map(normalizer.normalize)
@@ -175,8 +167,7 @@ def read_vocabulary(directory):
     path = os.path.join(directory, VOCAB_FILENAME)
     if not os.path.isfile(path):
         raise FileNotFoundError(
-            f"{path} does not exist; train one with "
-            "kzoo.tokenizers.train_wordpiece(output_dir=...)"
+            f"{path} does not exist; train one with kzoo.tokenizers.train_wordpiece(output_dir=...)"
         )
     with open(path, encoding="utf-8") as file:
         vocabulary = [line.rstrip("\r\n") for line in file]
@@ -187,12 +178,9 @@ def read_vocabulary(directory):
     if os.path.isfile(settings_path):
         with open(settings_path, encoding="utf-8") as file:
             settings = json.load(file)
-        if not isinstance(settings, dict) or not isinstance(
-            settings.get("lowercase"), bool
-        ):
+        if not isinstance(settings, dict) or not isinstance(settings.get("lowercase"), bool):
             raise ValueError(
-                f'{settings_path}: expected {{"lowercase": true or false}}, got '
-                f"{settings!r}"
+                f'{settings_path}: expected {{"lowercase": true or false}}, got {settings!r}'
             )
         lowercase = settings["lowercase"]
     return vocabulary, lowercase

@@ -67,8 +67,7 @@ def probe_inputs(features, names, max_tokens=PROBE_TOKENS):
     first = {name: np.asarray(features[name])[:1] for name in names}
     probe = {}
     for name, value in first.items():
-        prefix = next((name[: -len(key)] for key in _SEQUENCE_KEYS if name.endswith(key)),
-                      name)
+        prefix = next((name[: -len(key)] for key in _SEQUENCE_KEYS if name.endswith(key)), name)
         mask = first.get(prefix + "padding_mask")
         length = value.shape[1] if mask is None else max(int(np.count_nonzero(mask[0])), 1)
         probe[name] = value[:, : min(length, max_tokens)]
@@ -131,8 +130,9 @@ class AttentionMaps(keras.callbacks.Callback):
         self.layers = attention_layers_by_name(self.owner)
         if not self.layers or self.probe is not None:
             return
-        self.probe = probe_inputs(_first_batch_features(self.dataset),
-                                  list(self.owner.input), self.max_tokens)
+        self.probe = probe_inputs(
+            _first_batch_features(self.dataset), list(self.owner.input), self.max_tokens
+        )
         if self.vocabulary is not None:
             with self._writer().as_default(), tf.summary.record_if(True):
                 tf.summary.text("probe", self._probe_text(), step=0)
@@ -164,8 +164,14 @@ class AttentionMaps(keras.callbacks.Callback):
         lines = []
         for name, ids in self.probe.items():
             if name.endswith("token_ids"):
-                tokens = [metadata_label(self.vocabulary[i]) if 0 <= i < len(self.vocabulary)
-                          else f"<id {i}>" for i in ids[0].tolist()]
-                lines.append(f"**{name}** ({len(tokens)} tokens): " +
-                             " ".join(f"`{token}`" for token in tokens))
+                tokens = [
+                    metadata_label(self.vocabulary[i])
+                    if 0 <= i < len(self.vocabulary)
+                    else f"<id {i}>"
+                    for i in ids[0].tolist()
+                ]
+                lines.append(
+                    f"**{name}** ({len(tokens)} tokens): "
+                    + " ".join(f"`{token}`" for token in tokens)
+                )
         return "\n\n".join(lines)

@@ -51,17 +51,18 @@ class _FineTuneTask(BertTask):
         self.bad_records = {}
         if data["train"] == BUILTIN:
             seed = data["seed"]
-            self.train_examples = self.builtin_examples(data["builtin_train_examples"],
-                                                        2 * seed)
+            self.train_examples = self.builtin_examples(data["builtin_train_examples"], 2 * seed)
             self.validation_examples = self.builtin_examples(
-                data["builtin_validation_examples"], 2 * seed + 1)
+                data["builtin_validation_examples"], 2 * seed + 1
+            )
             return
         self.train_examples = self.read(data["train"], "data.train")
         if data["validation"] is not None:
             self.validation_examples = self.read(data["validation"], "data.validation")
         else:
             self.train_examples, self.validation_examples = split_examples(
-                self.train_examples, data["validation_fraction"])
+                self.train_examples, data["validation_fraction"]
+            )
 
     def evaluation_examples(self, data):
         if data:
@@ -79,8 +80,14 @@ class _FineTuneTask(BertTask):
         validation = None
         if self.validation_examples:
             validation = self.dataset(tokenizer, self.validation_examples)[0]
-        return DataPlan(train[0], validation, None, per_epoch,
-                        batch * data["sequence_length"], bad_records=self.bad_records)
+        return DataPlan(
+            train[0],
+            validation,
+            None,
+            per_epoch,
+            batch * data["sequence_length"],
+            bad_records=self.bad_records,
+        )
 
     def dataset(self, tokenizer, examples, shuffle=False, repeat=False):
         """`(dataset, rows)`: the rows count the training units (windows for QA)."""
@@ -94,8 +101,11 @@ class _FineTuneTask(BertTask):
         if not self.validation_examples:
             return []
         tokenizer = model.tokenizer
-        return [EpochMetrics(lambda m: self.scores(m, tokenizer, self.validation_examples),
-                             prefix="val_")]
+        return [
+            EpochMetrics(
+                lambda m: self.scores(m, tokenizer, self.validation_examples), prefix="val_"
+            )
+        ]
 
     def evaluate(self, run_dir, model, tokenizer, data=None, batch_size=None):
         if batch_size:
@@ -110,9 +120,15 @@ class BertClassifyTask(_FineTuneTask):
     def read_file(self, path, key, bad_records):
         data = self.config["data"]
         return labelled_files.read_classification_file(
-            path, text_column=data["text_column"], label_column=data["label_column"],
-            text_pair_column=data["text_pair_column"], header=data["header"],
-            file_format=data["format"], key=key, bad_records=bad_records)
+            path,
+            text_column=data["text_column"],
+            label_column=data["label_column"],
+            text_pair_column=data["text_pair_column"],
+            header=data["header"],
+            file_format=data["format"],
+            key=key,
+            bad_records=bad_records,
+        )
 
     def builtin(self, count, seed):
         if self.config["data"]["builtin_task"] == "next_sentence":
@@ -130,16 +146,26 @@ class BertClassifyTask(_FineTuneTask):
         # Each example names its own file ("path") in an unknown-label error.
         ids = labelled_files.labels_to_ids(examples, labels or self.labels(), None)
         dataset = classification_dataset(
-            tokenizer, examples, ids, data["sequence_length"], data["batch_size"],
-            shuffle=shuffle, seed=data["seed"], repeat=repeat)
+            tokenizer,
+            examples,
+            ids,
+            data["sequence_length"],
+            data["batch_size"],
+            shuffle=shuffle,
+            seed=data["seed"],
+            repeat=repeat,
+        )
         return dataset, examples
 
     def build_model(self, tokenizer, dtype=None):
         from kzoo.models import BertClassifier
 
-        return BertClassifier(self.build_backbone(tokenizer, dtype), labels=self.labels(),
-                              dropout=self.config["model"]["classifier_dropout"],
-                              tokenizer=tokenizer)
+        return BertClassifier(
+            self.build_backbone(tokenizer, dtype),
+            labels=self.labels(),
+            dropout=self.config["model"]["classifier_dropout"],
+            tokenizer=tokenizer,
+        )
 
     def scores(self, model, tokenizer, examples):
         dataset, _ = self.dataset(tokenizer, examples, labels=model.labels)
@@ -149,8 +175,10 @@ class BertClassifyTask(_FineTuneTask):
             predicted += np.argmax(keras.ops.convert_to_numpy(logits), -1).tolist()
             truth += labels.numpy().tolist()
         truth, predicted = np.array(truth), np.array(predicted)
-        return {"accuracy": float(np.mean(truth == predicted)),
-                "macro_f1": task_metrics.macro_f1(truth, predicted, len(model.labels))}
+        return {
+            "accuracy": float(np.mean(truth == predicted)),
+            "macro_f1": task_metrics.macro_f1(truth, predicted, len(model.labels)),
+        }
 
 
 class BertTagTask(_FineTuneTask):
@@ -174,23 +202,30 @@ class BertTagTask(_FineTuneTask):
         for example in examples:
             for tag in example["tags"]:
                 if tag not in index:
-                    raise ValueError(f"{example['path']}:{example['line']}: unknown tag "
-                                     f"{tag!r}; the model knows {tags}")
+                    raise ValueError(
+                        f"{example['path']}:{example['line']}: unknown tag "
+                        f"{tag!r}; the model knows {tags}"
+                    )
         ids = [[index[t] for t in e["tags"]] for e in examples]
-        return (tokenizer, examples, ids, data["sequence_length"], data["batch_size"]), \
-            dict(seed=data["seed"], **kwargs)
+        return (tokenizer, examples, ids, data["sequence_length"], data["batch_size"]), dict(
+            seed=data["seed"], **kwargs
+        )
 
     def dataset(self, tokenizer, examples, shuffle=False, repeat=False):
-        args, kwargs = self._batches(tokenizer, examples, self.tags(), shuffle=shuffle,
-                                     repeat=repeat)
+        args, kwargs = self._batches(
+            tokenizer, examples, self.tags(), shuffle=shuffle, repeat=repeat
+        )
         return tagging_dataset(*args, **kwargs), examples
 
     def build_model(self, tokenizer, dtype=None):
         from kzoo.models import BertTokenClassifier
 
-        return BertTokenClassifier(self.build_backbone(tokenizer, dtype), labels=self.tags(),
-                                   dropout=self.config["model"]["classifier_dropout"],
-                                   tokenizer=tokenizer)
+        return BertTokenClassifier(
+            self.build_backbone(tokenizer, dtype),
+            labels=self.tags(),
+            dropout=self.config["model"]["classifier_dropout"],
+            tokenizer=tokenizer,
+        )
 
     def compile_args(self):
         return {
@@ -205,15 +240,20 @@ class BertTagTask(_FineTuneTask):
             logits = keras.ops.convert_to_numpy(model(features, training=False))
             best = np.argmax(logits, -1)
             # Words cut off by the length limit count as predicted "O".
-            predicted += [[model.labels[best[row, p]] if p >= 0 else "O" for p in positions]
-                          for row, positions in enumerate(first.to_list())]
+            predicted += [
+                [model.labels[best[row, p]] if p >= 0 else "O" for p in positions]
+                for row, positions in enumerate(first.to_list())
+            ]
         truth = [list(e["tags"]) for e in examples]
         words = sum(len(t) for t in truth)
         correct = sum(a == b for t, p in zip(truth, predicted) for a, b in zip(t, p))
         entities = task_metrics.entity_f1(truth, predicted)
-        return {"accuracy": correct / max(words, 1), "entity_f1": entities["f1"],
-                "entity_precision": entities["precision"],
-                "entity_recall": entities["recall"]}
+        return {
+            "accuracy": correct / max(words, 1),
+            "entity_f1": entities["f1"],
+            "entity_precision": entities["precision"],
+            "entity_recall": entities["recall"],
+        }
 
 
 class BertQATask(_FineTuneTask):
@@ -230,24 +270,31 @@ class BertQATask(_FineTuneTask):
 
     def _window_settings(self):
         data = self.config["data"]
-        return dict(sequence_length=data["sequence_length"],
-                    max_query_tokens=data["max_query_tokens"],
-                    doc_stride=data["doc_stride"])
+        return dict(
+            sequence_length=data["sequence_length"],
+            max_query_tokens=data["max_query_tokens"],
+            doc_stride=data["doc_stride"],
+        )
 
     def dataset(self, tokenizer, examples, shuffle=False, repeat=False):
         data = self.config["data"]
         features, labels = qa_windows.qa_training_windows(
-            tokenizer, examples, **self._window_settings())
+            tokenizer, examples, **self._window_settings()
+        )
         dataset = qa_windows.windows_dataset(
-            features, labels, batch_size=data["batch_size"], shuffle=shuffle,
-            seed=data["seed"], repeat=repeat)
+            features,
+            labels,
+            batch_size=data["batch_size"],
+            shuffle=shuffle,
+            seed=data["seed"],
+            repeat=repeat,
+        )
         return dataset, labels["start_logits"]
 
     def build_model(self, tokenizer, dtype=None):
         from kzoo.models import BertQuestionAnswerer
 
-        return BertQuestionAnswerer(self.build_backbone(tokenizer, dtype),
-                                    tokenizer=tokenizer)
+        return BertQuestionAnswerer(self.build_backbone(tokenizer, dtype), tokenizer=tokenizer)
 
     def compile_args(self):
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -263,6 +310,11 @@ class BertQATask(_FineTuneTask):
     def scores(self, model, tokenizer, examples):
         data = self.config["data"]
         answers = qa_answers.predict_answers(
-            model, tokenizer, examples, max_answer_tokens=data["max_answer_tokens"],
-            batch_size=data["batch_size"], **self._window_settings())
+            model,
+            tokenizer,
+            examples,
+            max_answer_tokens=data["max_answer_tokens"],
+            batch_size=data["batch_size"],
+            **self._window_settings(),
+        )
         return qa_answers.qa_metrics(answers, examples)

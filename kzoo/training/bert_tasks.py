@@ -24,15 +24,23 @@ from kzoo.training.recipe import BUILTIN
 from kzoo.training.task import DataPlan, Task
 
 # `model` keys that describe the encoder (taken from `train.init_from`).
-ENCODER_KEYS = ("num_layers", "num_heads", "hidden_dim", "intermediate_dim",
-                "max_sequence_length", "num_segments")
+ENCODER_KEYS = (
+    "num_layers",
+    "num_heads",
+    "hidden_dim",
+    "intermediate_dim",
+    "max_sequence_length",
+    "num_segments",
+)
 
 
 def steps_in(count, batch_size, key):
     steps = count // batch_size
     if steps < 1:
-        raise ValueError(f"{key}: {count} examples make no full batch of "
-                         f"data.batch_size={batch_size}; give more data or lower it")
+        raise ValueError(
+            f"{key}: {count} examples make no full batch of "
+            f"data.batch_size={batch_size}; give more data or lower it"
+        )
     return steps
 
 
@@ -48,9 +56,13 @@ class BertTask(Task):
                     shutil.copyfile(source, os.path.join(run_dir, name))
             return load_tokenizer(run_dir)
         settings = self.config["tokenizer"]
-        train_wordpiece(output_dir=run_dir, vocab_size=settings["vocab_size"],
-                        texts=self.tokenizer_texts(), files_key="data.train",
-                        lowercase=settings["lowercase"])
+        train_wordpiece(
+            output_dir=run_dir,
+            vocab_size=settings["vocab_size"],
+            texts=self.tokenizer_texts(),
+            files_key="data.train",
+            lowercase=settings["lowercase"],
+        )
         return load_tokenizer(run_dir)
 
     def tokenizer_texts(self):
@@ -68,7 +80,8 @@ class BertTask(Task):
             model.update(BERT_SIZES[model["size"]])
         if not init_from:
             return BertBackbone(
-                vocabulary_size=int(tokenizer.vocabulary_size), dtype=dtype,
+                vocabulary_size=int(tokenizer.vocabulary_size),
+                dtype=dtype,
                 dropout=model["dropout"],
                 **{k: model[k] for k in ENCODER_KEYS},
             )
@@ -87,8 +100,9 @@ class BertTask(Task):
         model = load_run_model(init_from)
         backbone = getattr(model, "backbone", None)
         if backbone is None or type(backbone).__name__ != "BertBackbone":
-            raise ValueError(f"train.init_from: {init_from} holds a "
-                             f"{type(model).__name__}, not a BERT model")
+            raise ValueError(
+                f"train.init_from: {init_from} holds a {type(model).__name__}, not a BERT model"
+            )
         for key in ENCODER_KEYS:
             self.config["model"][key] = getattr(backbone, key)
         self.config["model"]["size"] = None
@@ -96,7 +110,8 @@ class BertTask(Task):
             raise ValueError(
                 f"data.sequence_length: {self.config['data']['sequence_length']} exceeds "
                 f"the pretrained encoder's {backbone.max_sequence_length} positions "
-                f"(train.init_from: {init_from})")
+                f"(train.init_from: {init_from})"
+            )
         return backbone
 
     def resolve_init_from(self):
@@ -106,7 +121,8 @@ class BertTask(Task):
         if not os.path.isfile(os.path.join(init_from, VOCAB_FILENAME)):
             raise FileNotFoundError(
                 f"train.init_from: {init_from} is not a BERT run directory (no "
-                f"{VOCAB_FILENAME}); give the --run-dir of a bert pretraining run")
+                f"{VOCAB_FILENAME}); give the --run-dir of a bert pretraining run"
+            )
         self.config["train"]["init_from"] = os.path.abspath(init_from)
 
 
@@ -119,17 +135,19 @@ class BertPretrainTask(BertTask):
         if data["train"] == BUILTIN:
             seed = data["seed"]
             self.train_documents = builtin_tasks.pretraining_documents(
-                data["builtin_train_documents"], seed=2 * seed)
+                data["builtin_train_documents"], seed=2 * seed
+            )
             self.validation_documents = builtin_tasks.pretraining_documents(
-                data["builtin_validation_documents"], seed=2 * seed + 1)
+                data["builtin_validation_documents"], seed=2 * seed + 1
+            )
             return
         self.train_documents = self._read_documents(data["train"], "data.train")
         if data["validation"] is not None:
-            self.validation_documents = self._read_documents(
-                data["validation"], "data.validation")
+            self.validation_documents = self._read_documents(data["validation"], "data.validation")
         else:
             self.train_documents, self.validation_documents = text_files.split_examples(
-                self.train_documents, data["validation_fraction"])
+                self.train_documents, data["validation_fraction"]
+            )
         if not self.train_documents:
             raise ValueError(f"data.train: {data['train']!r} holds no text")
 
@@ -146,7 +164,10 @@ class BertPretrainTask(BertTask):
     def _examples(self, tokenizer, documents, seed):
         data = self.config["data"]
         return pretraining_examples(
-            tokenizer, documents, data["sequence_length"], seed,
+            tokenizer,
+            documents,
+            data["sequence_length"],
+            seed,
             random_next_probability=data["nsp_random_probability"],
             short_sequence_probability=data["short_sequence_probability"],
         )
@@ -154,8 +175,13 @@ class BertPretrainTask(BertTask):
     def _dataset(self, examples, tokenizer, seed, shuffle):
         data = self.config["data"]
         return bert_pretraining_dataset(
-            examples, tokenizer, data["batch_size"], seed=seed, shuffle=shuffle,
-            repeat=True, selection_rate=data["mlm_selection_rate"],
+            examples,
+            tokenizer,
+            data["batch_size"],
+            seed=seed,
+            shuffle=shuffle,
+            repeat=True,
+            selection_rate=data["mlm_selection_rate"],
             mask_token_rate=data["mlm_mask_token_rate"],
             random_token_rate=data["mlm_random_token_rate"],
             same_masks_every_pass=not shuffle,
@@ -172,9 +198,14 @@ class BertPretrainTask(BertTask):
             steps = steps_in(len(examples["nsp_labels"]), batch, "data.validation")
             steps = min(steps, self.config["train"]["validation_steps"] or steps)
             validation = self._dataset(examples, tokenizer, seed + 1, shuffle=False)
-        return DataPlan(self._dataset(train, tokenizer, seed, shuffle=True), validation,
-                        steps, per_epoch, batch * data["sequence_length"],
-                        bad_records=self.bad_records)
+        return DataPlan(
+            self._dataset(train, tokenizer, seed, shuffle=True),
+            validation,
+            steps,
+            per_epoch,
+            batch * data["sequence_length"],
+            bad_records=self.bad_records,
+        )
 
     def build_model(self, tokenizer, dtype=None):
         from kzoo.models import BertPretrainer

@@ -161,8 +161,9 @@ class TensorBoard(keras.callbacks.TensorBoard):
         summary = summary_pb2.Summary()
         for weight in self.model.weights:  # deduplicated
             name = weight.path.replace(":", "_")
-            summary.value.append(histogram_value(
-                f"{name}/histogram", keras.ops.convert_to_numpy(weight)))
+            summary.value.append(
+                histogram_value(f"{name}/histogram", keras.ops.convert_to_numpy(weight))
+            )
         with self._train_writer.as_default():
             tf.summary.experimental.write_raw_pb(summary.SerializeToString(), step=epoch)
         self._train_writer.flush()
@@ -192,8 +193,10 @@ def histogram_value(tag, data, buckets=30):
     edges = np.linspace(low, high, buckets + 1)
     rows = np.stack([edges[:-1], edges[1:], counts], axis=1).astype(np.float64)
     return summary_pb2.Summary.Value(
-        tag=tag, metadata=histogram_metadata.create_summary_metadata(None, None),
-        tensor=tensor_util.make_tensor_proto(rows))
+        tag=tag,
+        metadata=histogram_metadata.create_summary_metadata(None, None),
+        tensor=tensor_util.make_tensor_proto(rows),
+    )
 
 
 def warns_instead_of_failing(what):
@@ -226,7 +229,8 @@ def warns_instead_of_failing(what):
                     warnings.warn(
                         f"{type(self).__name__} could not {what} "
                         f"({type(error).__name__}: {error}); training goes on without it",
-                        RuntimeWarning, stacklevel=2,
+                        RuntimeWarning,
+                        stacklevel=2,
                     )
 
         return guarded
@@ -316,8 +320,7 @@ class TextSamples(_TextTable):
         if generate is None or not self.prompts:
             return
         samples = generate(self.prompts, max_new_tokens=self.max_new_tokens)
-        self.write_table("samples", ("prompt", "sample"), zip(self.prompts, samples),
-                         epoch + 1)
+        self.write_table("samples", ("prompt", "sample"), zip(self.prompts, samples), epoch + 1)
 
 
 class GenerationMetrics(_TextTable):
@@ -349,10 +352,11 @@ class GenerationMetrics(_TextTable):
         if logs is not None:
             for name, value in self.score(predictions, references).items():
                 logs[f"val_{name}"] = float(value)
-        rows = [(p["source"], p["target"], o) for p, o in
-                zip(self.pairs[: self.num_samples], predictions)]
-        self.write_table("translations", ("source", "reference", "output"), rows,
-                         epoch + 1)
+        rows = [
+            (p["source"], p["target"], o)
+            for p, o in zip(self.pairs[: self.num_samples], predictions)
+        ]
+        self.write_table("translations", ("source", "reference", "output"), rows, epoch + 1)
 
 
 def _cell(text):

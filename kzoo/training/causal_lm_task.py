@@ -73,7 +73,10 @@ class CausalLMTask(Task):
                     f"{data['sequence_length']}"
                 )
         train = causal_lm_dataset(
-            **common, **source.train, shuffle=True, seed=data["seed"],
+            **common,
+            **source.train,
+            shuffle=True,
+            seed=data["seed"],
             shuffle_buffer_size=data["shuffle_buffer"],
         )
         validation = steps = None
@@ -87,9 +90,14 @@ class CausalLMTask(Task):
                 )
             steps = min(batches, self.config["train"]["validation_steps"] or batches)
             validation = causal_lm_dataset(**common, **source.validation, shuffle=False)
-        return DataPlan(train, validation, steps, per_epoch,
-                        data["batch_size"] * data["sequence_length"],
-                        bad_records=source.bad_records)
+        return DataPlan(
+            train,
+            validation,
+            steps,
+            per_epoch,
+            data["batch_size"] * data["sequence_length"],
+            bad_records=source.bad_records,
+        )
 
     def build_model(self, tokenizer, dtype=None):
         return families.build_model(self.config["model"], tokenizer, dtype=dtype)
@@ -136,6 +144,5 @@ class CausalLMTask(Task):
             symbols = corpus.num_symbols(source["texts"])
             result["bits_per_word"] = result["bits_per_token"] * tokens / symbols
             result["entropy_rate_bits"] = corpus.entropy_rate("bits")
-            result["ratio_to_entropy_rate"] = (result["bits_per_word"]
-                                               / result["entropy_rate_bits"])
+            result["ratio_to_entropy_rate"] = result["bits_per_word"] / result["entropy_rate_bits"]
         return result

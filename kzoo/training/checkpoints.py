@@ -119,15 +119,19 @@ def write(directory, model, state, keep=KEEP):
 
 def _write_error(directory, step, error):
     found = list_checkpoints(directory)
-    last = (f"the last complete checkpoint is step {found[-1][0]} "
-            f"({found[-1][1]})" if found else "no complete checkpoint yet")
+    last = (
+        f"the last complete checkpoint is step {found[-1][0]} ({found[-1][1]})"
+        if found
+        else "no complete checkpoint yet"
+    )
     # `directory` is `RUN/checkpoints`.
     run_dir = os.path.dirname(os.path.normpath(directory))
     reason = error.strerror or str(error)
     return CheckpointWriteError(
         f"{os.path.join(directory, checkpoint_name(step))}: could not write the "
         f"checkpoint of step {step} ({reason}); {last}. Free space (or fix the "
-        f"cause), then resume with: kzoo train --resume {run_dir}")
+        f"cause), then resume with: kzoo train --resume {run_dir}"
+    )
 
 
 def _write(directory, model, state, keep):

@@ -103,8 +103,7 @@ def validate_section(section, values, schema):
             continue
         if not _type_ok(value, field.types):
             raise ConfigError(
-                f"{name}: expected {_type_name(field.types)}, got "
-                f"{type(value).__name__} {value!r}"
+                f"{name}: expected {_type_name(field.types)}, got {type(value).__name__} {value!r}"
             )
         if field.choices is not None and value not in field.choices:
             raise ConfigError(f"{name}: must be one of {list(field.choices)}, got {value!r}")
@@ -137,7 +136,9 @@ def apply_overrides(raw_config, overrides):
     for text in overrides or ():
         (section, key), value = parse_override(text)
         if section not in SECTIONS:
-            raise ConfigError(f"--set {text!r}: unknown section {section!r}; valid: {list(SECTIONS)}")
+            raise ConfigError(
+                f"--set {text!r}: unknown section {section!r}; valid: {list(SECTIONS)}"
+            )
         config.setdefault(section, {})
         if config[section] is None:
             config[section] = {}

@@ -55,9 +55,7 @@ def builtin_documents(data_config):
     corpus = default_corpus()
     seed = data_config["seed"]
     train = corpus.documents(data_config["builtin_train_documents"], seed=2 * seed)
-    validation = corpus.documents(
-        data_config["builtin_validation_documents"], seed=2 * seed + 1
-    )
+    validation = corpus.documents(data_config["builtin_validation_documents"], seed=2 * seed + 1)
     return corpus, train, validation
 
 
@@ -80,17 +78,23 @@ def resolve_corpus(data_config):
     if data_config["validation"] is not None:
         records = BadRecords.from_config(data_config, "data.validation")
         train = _files(data_config["train"], train_records)
-        return CorpusSource(train, _files(data_config["validation"], records),
-                            bad_records={train_records.key: train_records,
-                                         records.key: records})
+        return CorpusSource(
+            train,
+            _files(data_config["validation"], records),
+            bad_records={train_records.key: train_records, records.key: records},
+        )
     fraction = data_config["validation_fraction"]
     if fraction == 0:
-        return CorpusSource(_files(data_config["train"], train_records), {},
-                            bad_records={train_records.key: train_records})
-    train_files = text_files.resolve_text_files(data_config["train"], "data.train",
-                                                validate=False)
-    pieces = [text_files.split_text_file(path, fraction, bad_records=train_records)
-              for path in train_files]
+        return CorpusSource(
+            _files(data_config["train"], train_records),
+            {},
+            bad_records={train_records.key: train_records},
+        )
+    train_files = text_files.resolve_text_files(data_config["train"], "data.train", validate=False)
+    pieces = [
+        text_files.split_text_file(path, fraction, bad_records=train_records)
+        for path in train_files
+    ]
     return CorpusSource(
         {"texts": [train for train, _ in pieces]},
         {"texts": [validation for _, validation in pieces if validation]},

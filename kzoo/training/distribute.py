@@ -90,20 +90,31 @@ def read_tf_config(environ=None):
     if not isinstance(spec, dict):
         raise ConfigError(f"TF_CONFIG: expected a JSON object, got {raw[:200]!r}")
     cluster, task = spec.get("cluster"), spec.get("task")
-    if (not isinstance(cluster, dict) or not cluster
-            or not set(cluster) <= set(CLUSTER_JOBS)
-            or not all(isinstance(hosts, list) and hosts
-                       and all(isinstance(h, str) and ":" in h for h in hosts)
-                       for hosts in cluster.values())):
+    if (
+        not isinstance(cluster, dict)
+        or not cluster
+        or not set(cluster) <= set(CLUSTER_JOBS)
+        or not all(
+            isinstance(hosts, list)
+            and hosts
+            and all(isinstance(h, str) and ":" in h for h in hosts)
+            for hosts in cluster.values()
+        )
+    ):
         raise ConfigError(
             'TF_CONFIG: "cluster" must map "chief" and/or "worker" to lists of '
-            f"host:port addresses, got {cluster!r}")
-    if (not isinstance(task, dict) or task.get("type") not in cluster
-            or not isinstance(task.get("index"), int)
-            or not 0 <= task["index"] < len(cluster[task["type"]])):
+            f"host:port addresses, got {cluster!r}"
+        )
+    if (
+        not isinstance(task, dict)
+        or task.get("type") not in cluster
+        or not isinstance(task.get("index"), int)
+        or not 0 <= task["index"] < len(cluster[task["type"]])
+    ):
         raise ConfigError(
             'TF_CONFIG: "task" must be {"type": T, "index": I} naming a task of the '
-            f"cluster (jobs {sorted(cluster)}), got {task!r}")
+            f"cluster (jobs {sorted(cluster)}), got {task!r}"
+        )
     return ClusterTask(cluster, task["type"], task["index"])
 
 
@@ -131,17 +142,20 @@ def choose_strategy(requested, backend, cluster_task, num_devices):
         raise ConfigError(
             "train.strategy: 'data_parallel' is for the JAX backend "
             "(KERAS_BACKEND=jax); on TensorFlow use 'mirrored' (one host) or "
-            "'multi_worker' (a TF_CONFIG cluster)")
+            "'multi_worker' (a TF_CONFIG cluster)"
+        )
     if backend != "tensorflow" and requested in tensorflow_only:
         raise ConfigError(
             f"train.strategy: {requested!r} is a tf.distribute strategy and needs "
             f"KERAS_BACKEND=tensorflow (the backend is {backend!r}); on JAX use "
-            "'data_parallel' or 'auto'")
+            "'data_parallel' or 'auto'"
+        )
     if requested == "multi_worker" and cluster_task is None:
         raise ConfigError(
             "train.strategy: 'multi_worker' needs the TF_CONFIG environment variable "
             '(e.g. {"cluster": {"worker": ["host0:2222", "host1:2222"]}, '
-            '"task": {"type": "worker", "index": 0}}); it is not set')
+            '"task": {"type": "worker", "index": 0}}); it is not set'
+        )
     if requested != "auto":
         return requested
     if backend == "tensorflow" and cluster_task is not None and cluster_task.num_tasks > 1:
@@ -218,7 +232,8 @@ class StrategyPlacement(Placement):
 
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = (
-            tf.data.experimental.AutoShardPolicy.DATA)
+            tf.data.experimental.AutoShardPolicy.DATA
+        )
         return dataset.with_options(options)
 
     def jit_compile(self, requested):
@@ -232,7 +247,9 @@ class StrategyPlacement(Placement):
                 f"train.jit_compile: true is turned off under train.strategy "
                 f"{self.name} ({self.num_replicas} replicas): Keras compiles all "
                 "replicas' step as one XLA cluster, which fails on CPU and is "
-                "disabled by Keras itself under tf.distribute", stacklevel=2)
+                "disabled by Keras itself under tf.distribute",
+                stacklevel=2,
+            )
             return False
         return requested
 
@@ -247,7 +264,8 @@ class StrategyPlacement(Placement):
                 f"train.strategy multi_worker: the workers disagree on {what} "
                 f"({', '.join(f'task {i}: {v}' for i, v in enumerate(values))}); "
                 "every worker must see the same data, recipe and, to resume, the "
-                "chief's run directory (a shared filesystem)")
+                "chief's run directory (a shared filesystem)"
+            )
 
 
 class DataParallelPlacement(Placement):
@@ -271,7 +289,9 @@ class DataParallelPlacement(Placement):
         if not requested:
             warnings.warn(
                 "train.jit_compile: false runs JAX eagerly, one op at a time (many "
-                "times slower); set train.jit_compile: true on JAX", stacklevel=2)
+                "times slower); set train.jit_compile: true on JAX",
+                stacklevel=2,
+            )
         return requested
 
 
@@ -306,7 +326,8 @@ def placement_for(config):
         raise ConfigError(
             "train.max_minutes: not supported with train.strategy multi_worker (the "
             "workers' clocks would stop them at different steps); bound the run "
-            "with train.steps or train.epochs")
+            "with train.steps or train.epochs"
+        )
     if name == "default":
         return Placement()
     if name == "data_parallel":
@@ -321,7 +342,8 @@ def placement_for(config):
         raise ConfigError(
             f"data.batch_size: {batch_size} (the global batch) does not split evenly "
             f"over the {placement.num_replicas} replicas of train.strategy {name}; "
-            f"use a multiple of {placement.num_replicas}")
+            f"use a multiple of {placement.num_replicas}"
+        )
     return placement
 
 
@@ -333,7 +355,8 @@ def _make_strategy(name, tpu):
         if tf.config.list_physical_devices("GPU"):
             return tf.distribute.MirroredStrategy()
         return tf.distribute.MirroredStrategy(
-            [device.name for device in tf.config.list_logical_devices("CPU")])
+            [device.name for device in tf.config.list_logical_devices("CPU")]
+        )
     if name == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     try:  # Resolves, connects to and initializes the TPU system.
@@ -365,8 +388,9 @@ def worker_directory(run_dir):
                     shutil.copy2(path, scratch)
             last = checkpoints.latest(os.path.join(run_dir, run_files.CHECKPOINTS))
             if last is not None:
-                shutil.copytree(last, os.path.join(scratch, run_files.CHECKPOINTS,
-                                                   os.path.basename(last)))
+                shutil.copytree(
+                    last, os.path.join(scratch, run_files.CHECKPOINTS, os.path.basename(last))
+                )
         yield scratch
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

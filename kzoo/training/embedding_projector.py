@@ -65,8 +65,9 @@ def metadata_label(token):
         if character in escapes:
             characters.append(escapes[character])
         elif unicodedata.category(character) in ("Cc", "Zl", "Zp"):
-            characters.append(f"\\x{ord(character):02x}" if ord(character) < 256
-                              else f"\\u{ord(character):04x}")
+            characters.append(
+                f"\\x{ord(character):02x}" if ord(character) < 256 else f"\\u{ord(character):04x}"
+            )
         else:
             characters.append(character)
     label = "".join(characters)
@@ -131,23 +132,34 @@ class EmbeddingProjector(keras.callbacks.Callback):
 
     def _start(self, layer, rows):
         os.makedirs(self.log_dir, exist_ok=True)
-        write_text_atomically(os.path.join(self.log_dir, METADATA),
-                              "".join(f"{label}\n" for label in
-                                      metadata_rows(self.vocabulary, rows)))
+        write_text_atomically(
+            os.path.join(self.log_dir, METADATA),
+            "".join(f"{label}\n" for label in metadata_rows(self.vocabulary, rows)),
+        )
         config = projector.ProjectorConfig()
         embedding = config.embeddings.add()
         embedding.tensor_name = TENSOR_NAME
         embedding.metadata_path = METADATA
-        write_text_atomically(os.path.join(self.log_dir, projector.metadata.PROJECTOR_FILENAME),
-                              str(config))
+        write_text_atomically(
+            os.path.join(self.log_dir, projector.metadata.PROJECTOR_FILENAME), str(config)
+        )
         with tf.device("CPU:0"):
-            self.variable = tf.Variable(tf.zeros((rows, layer.output_dim), tf.float32),
-                                        trainable=False, name="token_embedding")
+            self.variable = tf.Variable(
+                tf.zeros((rows, layer.output_dim), tf.float32),
+                trainable=False,
+                name="token_embedding",
+            )
         self.manager = tf.train.CheckpointManager(
-            tf.train.Checkpoint(embedding=self.variable), self.log_dir, max_to_keep=1,
-            checkpoint_name=CHECKPOINT_NAME)
+            tf.train.Checkpoint(embedding=self.variable),
+            self.log_dir,
+            max_to_keep=1,
+            checkpoint_name=CHECKPOINT_NAME,
+        )
         writer = tf.summary.create_file_writer(self.log_dir)
         with writer.as_default(), tf.summary.record_if(True):
-            tf.summary.text("embedding", f"`{layer.embeddings.path}`: {rows} tokens x "
-                                         f"{layer.output_dim}, after each epoch", step=0)
+            tf.summary.text(
+                "embedding",
+                f"`{layer.embeddings.path}`: {rows} tokens x {layer.output_dim}, after each epoch",
+                step=0,
+            )
         writer.close()

@@ -31,6 +31,5 @@ def evaluate_run(run_dir, data=None, batch_size=None):
         from kzoo.tokenizers import load_tokenizer
 
         tokenizer = load_tokenizer(run_dir)
-    result = task_for(config).evaluate(run_dir, model, tokenizer, data=data,
-                                       batch_size=batch_size)
+    result = task_for(config).evaluate(run_dir, model, tokenizer, data=data, batch_size=batch_size)
     return {"run_dir": os.path.abspath(run_dir), **result}

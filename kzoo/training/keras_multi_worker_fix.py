@@ -72,8 +72,7 @@ def _maybe_symbolic_build(self, iterator=None, data_batch=None):
 
 
 def _reduce_per_replica(values, strategy, reduction):
-    if reduction in ("auto", "mean") and tf_trainer._collective_all_reduce_multi_worker(
-            strategy):
+    if reduction in ("auto", "mean") and tf_trainer._collective_all_reduce_multi_worker(strategy):
 
         def mean(value):
             local = strategy.experimental_local_results(value)[0]
@@ -115,13 +114,13 @@ def unpatched_fit_error(strategy, features):
     try:
         with strategy.scope():
             inputs = keras.tree.map_structure(
-                lambda v: keras.Input(v.shape[1:], dtype=v.dtype), features)
+                lambda v: keras.Input(v.shape[1:], dtype=v.dtype), features
+            )
             x = inputs["x"] if isinstance(inputs, dict) else inputs
             model = keras.Model(inputs, keras.layers.Dense(1)(x))
             model.compile(optimizer="sgd", loss="mse")
         batch = (features, np.ones((4, 1), "float32"))
-        model.fit(tf.data.Dataset.from_tensors(batch).repeat(), steps_per_epoch=1,
-                  verbose=0)
+        model.fit(tf.data.Dataset.from_tensors(batch).repeat(), steps_per_epoch=1, verbose=0)
         return None
     except Exception as error:  # noqa: BLE001 (reported, not handled)
         return f"{type(error).__name__}: {error}"

@@ -27,13 +27,10 @@ class SparseCrossentropyWithSmoothing(keras.losses.Loss):
     True
     """
 
-    def __init__(self, label_smoothing=0.0, name="sparse_crossentropy_with_smoothing",
-                 **kwargs):
+    def __init__(self, label_smoothing=0.0, name="sparse_crossentropy_with_smoothing", **kwargs):
         super().__init__(name=name, **kwargs)
         if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(
-                f"label_smoothing must be in [0, 1); received {label_smoothing}"
-            )
+            raise ValueError(f"label_smoothing must be in [0, 1); received {label_smoothing}")
         self.label_smoothing = label_smoothing
 
     def call(self, y_true, y_pred):

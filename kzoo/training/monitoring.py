@@ -46,15 +46,18 @@ def callbacks(config, run_dir, model, plan, tokenizer):
     chosen = []
     if monitor["graph"]:
         spec = getattr(plan.train, "element_spec", None)
-        chosen.append(GraphSummary(os.path.join(board, "train"),
-                                   spec[0] if isinstance(spec, tuple) else None))
+        chosen.append(
+            GraphSummary(os.path.join(board, "train"), spec[0] if isinstance(spec, tuple) else None)
+        )
     if monitor["gradient_norms"]:
         chosen.append(GradientNorm(config["train"]["log_every"]))
     if monitor["attention_maps"]:
         probe_data = plan.validation if plan.validation is not None else plan.train
-        chosen.append(AttentionMaps(os.path.join(board, "attention"), probe_data,
-                                    tokenizer.get_vocabulary()))
+        chosen.append(
+            AttentionMaps(os.path.join(board, "attention"), probe_data, tokenizer.get_vocabulary())
+        )
     if monitor["projector"]:
-        chosen.append(EmbeddingProjector(os.path.join(board, "projector"),
-                                         tokenizer.get_vocabulary()))
+        chosen.append(
+            EmbeddingProjector(os.path.join(board, "projector"), tokenizer.get_vocabulary())
+        )
     return chosen

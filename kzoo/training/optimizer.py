@@ -63,8 +63,11 @@ class AdamWWithGradientNorm(keras.optimizers.AdamW):
             return
         super().build(variables)
         self.gradient_norm = self.add_variable(
-            shape=(), initializer="zeros", dtype="float32",
-            aggregation="only_first_replica", name="gradient_norm",
+            shape=(),
+            initializer="zeros",
+            dtype="float32",
+            aggregation="only_first_replica",
+            name="gradient_norm",
         )
 
     def apply(self, grads, trainable_variables=None):

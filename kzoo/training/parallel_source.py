@@ -45,17 +45,21 @@ def resolve_pairs(data):
     """Reads (or generates) the pairs a recipe's `data` section names."""
     if data["train"] == BUILTIN and not (data["train_source"] or data["train_target"]):
         return _builtin(data)
-    records = {key: BadRecords.from_config(data, key)
-               for key in ("data.train", "data.validation")}
+    records = {key: BadRecords.from_config(data, key) for key in ("data.train", "data.validation")}
     if data["train_source"] or data["train_target"]:
         train = _line_aligned(data, "train", records["data.train"])
-        validation = _line_aligned(data, "validation", records["data.validation"]) if (
-            data["validation_source"] or data["validation_target"]) else None
+        validation = (
+            _line_aligned(data, "validation", records["data.validation"])
+            if (data["validation_source"] or data["validation_target"])
+            else None
+        )
     else:
         train = read_tables(data, data["train"], "data.train", records["data.train"])
-        validation = (read_tables(data, data["validation"], "data.validation",
-                                  records["data.validation"])
-                      if data["validation"] is not None else None)
+        validation = (
+            read_tables(data, data["validation"], "data.validation", records["data.validation"])
+            if data["validation"] is not None
+            else None
+        )
     if validation is None:
         del records["data.validation"]
         train, validation = split_examples(train, data["validation_fraction"])
@@ -68,10 +72,13 @@ def _line_aligned(data, split, records):
     source, target = data[f"{split}_source"], data[f"{split}_target"]
     if not (source and target):
         missing = f"data.{split}_target" if source else f"data.{split}_source"
-        raise ValueError(f"{missing}: required with data.{split}_source/"
-                         f"data.{split}_target (two line-aligned files)")
-    return parallel_files.read_line_aligned(source, target, key=f"data.{split}",
-                                            bad_records=records)
+        raise ValueError(
+            f"{missing}: required with data.{split}_source/"
+            f"data.{split}_target (two line-aligned files)"
+        )
+    return parallel_files.read_line_aligned(
+        source, target, key=f"data.{split}", bad_records=records
+    )
 
 
 def read_tables(data, patterns, key, bad_records=None):
@@ -81,9 +88,14 @@ def read_tables(data, patterns, key, bad_records=None):
     pairs = []
     for path in resolve_files(patterns, key):
         pairs += parallel_files.read_parallel_table(
-            path, source_column=data["source_column"], target_column=data["target_column"],
-            header=data["header"], file_format=data["format"], key=key,
-            bad_records=records)
+            path,
+            source_column=data["source_column"],
+            target_column=data["target_column"],
+            header=data["header"],
+            file_format=data["format"],
+            key=key,
+            bad_records=records,
+        )
     return pairs
 
 
@@ -93,10 +105,11 @@ def _builtin(data):
     for task in mixture:
         prefix = builtin_translation.TASK_PREFIXES[task] if data["mixture"] else None
         train = builtin_translation.text_to_text_examples(
-            task, data["builtin_train_examples"], seed=data["seed"], split="train")
+            task, data["builtin_train_examples"], seed=data["seed"], split="train"
+        )
         held_out = builtin_translation.text_to_text_examples(
-            task, data["builtin_validation_examples"], seed=data["seed"],
-            split="validation")
+            task, data["builtin_validation_examples"], seed=data["seed"], split="validation"
+        )
         tasks.append((prefix or "", with_prefix(_dicts(train), prefix)))
         validation += with_prefix(_dicts(held_out), prefix)
     rates = [float(rate) for rate in mixture.values()] if data["mixture"] else None

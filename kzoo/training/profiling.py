@@ -39,7 +39,8 @@ def check_profile_steps(config):
     if steps is not None and total is not None and steps[1] > total:
         raise ConfigError(
             f"monitor.profile_steps: {steps!r} ends after train.steps {total}; profile "
-            f"steps between 1 and {total}")
+            f"steps between 1 and {total}"
+        )
 
 
 def profile_batch(config):

@@ -36,39 +36,59 @@ from kzoo.training.profiling import check_profile_steps, profile_steps_problem
 BUILTIN = "builtin"
 
 TOKENIZER_SCHEMA = {
-    "kind": Field((str,), "bpe", choices=("bpe", "unigram", "char", "wordpiece"),
-                  doc="SentencePiece bpe/unigram/char (gpt, lstm); wordpiece (bert)"),
+    "kind": Field(
+        (str,),
+        "bpe",
+        choices=("bpe", "unigram", "char", "wordpiece"),
+        doc="SentencePiece bpe/unigram/char (gpt, lstm); wordpiece (bert)",
+    ),
     "lowercase": Field((bool,), True, doc="wordpiece: lower-case and strip accents"),
-    "vocab_size": Field((int,), 512, positive, nullable=True,
-                        doc="ignored for char: the corpus's characters decide"),
+    "vocab_size": Field(
+        (int,), 512, positive, nullable=True, doc="ignored for char: the corpus's characters decide"
+    ),
 }
 
 DATA_SCHEMA = {
-    "train": Field((str, list), BUILTIN, path=True,
-                   doc="'builtin', a path/glob, or a list"),
-    "validation": Field((str, list), None, nullable=True, path=True,
-                        doc="null: builtin held-out text, or a split of train"),
-    "validation_fraction": Field((float,), 0.1, fraction,
-                                 doc="share of train characters held out when "
-                                     "validation is null and train is not builtin"),
+    "train": Field((str, list), BUILTIN, path=True, doc="'builtin', a path/glob, or a list"),
+    "validation": Field(
+        (str, list),
+        None,
+        nullable=True,
+        path=True,
+        doc="null: builtin held-out text, or a split of train",
+    ),
+    "validation_fraction": Field(
+        (float,),
+        0.1,
+        fraction,
+        doc="share of train characters held out when validation is null and train is not builtin",
+    ),
     "sequence_length": Field((int,), 64, positive),
     "batch_size": Field((int,), 32, positive),
     "shuffle_buffer": Field((int,), 10_000, positive),
     "builtin_train_documents": Field((int,), 4000, positive),
     "builtin_validation_documents": Field((int,), 200, positive),
-    "num_parallel_calls": Field((int,), None, positive, nullable=True,
-                                doc="null: tf.data.AUTOTUNE"),
+    "num_parallel_calls": Field(
+        (int,), None, positive, nullable=True, doc="null: tf.data.AUTOTUNE"
+    ),
     "seed": Field((int,), 0, non_negative),
-    "on_bad_record": Field((str,), "stop", choices=("stop", "skip"),
-                           doc="a bad record in the data files (a line that is not "
-                               "UTF-8 or longer than data.max_line_bytes, a table "
-                               "row with the wrong number of fields, an empty field "
-                               "or invalid JSON): stop with file:line, or skip it "
-                               "(a bad line drops its row, pair or CoNLL sentence) "
-                               "and count it in the log and TensorBoard"),
-    "max_line_bytes": Field((int,), 1_048_576, positive,
-                            doc="a line of more bytes than this (its newline not "
-                                "counted) is a bad record"),
+    "on_bad_record": Field(
+        (str,),
+        "stop",
+        choices=("stop", "skip"),
+        doc="a bad record in the data files (a line that is not "
+        "UTF-8 or longer than data.max_line_bytes, a table "
+        "row with the wrong number of fields, an empty field "
+        "or invalid JSON): stop with file:line, or skip it "
+        "(a bad line drops its row, pair or CoNLL sentence) "
+        "and count it in the log and TensorBoard",
+    ),
+    "max_line_bytes": Field(
+        (int,),
+        1_048_576,
+        positive,
+        doc="a line of more bytes than this (its newline not counted) is a bad record",
+    ),
 }
 
 
@@ -80,20 +100,29 @@ def precision_problem(precision):
 
     if jax.default_backend() != "cpu":
         return None
-    return ("cannot train on the JAX backend on CPU: keras.ops.dot_product_attention "
-            "(jax.nn.dot_product_attention) does not compile float16 there (no "
-            "F16_F16_F32 dot on XLA:CPU); use 'mixed_bfloat16' or 'float32', or "
-            "KERAS_BACKEND=tensorflow")
+    return (
+        "cannot train on the JAX backend on CPU: keras.ops.dot_product_attention "
+        "(jax.nn.dot_product_attention) does not compile float16 there (no "
+        "F16_F16_F32 dot on XLA:CPU); use 'mixed_bfloat16' or 'float32', or "
+        "KERAS_BACKEND=tensorflow"
+    )
 
 
 TRAIN_SCHEMA = {
-    "steps": Field((int,), None, positive, nullable=True,
-                   doc="total optimizer steps; null: train.epochs passes over the data"),
+    "steps": Field(
+        (int,),
+        None,
+        positive,
+        nullable=True,
+        doc="total optimizer steps; null: train.epochs passes over the data",
+    ),
     "epochs": Field((int,), 1, positive, doc="passes over the data when steps is null"),
-    "steps_per_epoch": Field((int,), None, positive, nullable=True,
-                             doc="logging/validation period when steps is set"),
-    "max_minutes": Field((float,), None, positive, nullable=True,
-                         doc="time budget: training stops cleanly and saves"),
+    "steps_per_epoch": Field(
+        (int,), None, positive, nullable=True, doc="logging/validation period when steps is set"
+    ),
+    "max_minutes": Field(
+        (float,), None, positive, nullable=True, doc="time budget: training stops cleanly and saves"
+    ),
     "learning_rate": Field((float,), 1e-3, positive),
     "warmup_steps": Field((int,), 100, non_negative),
     "decay": Field((str,), "cosine", choices=("cosine", "constant")),
@@ -102,71 +131,103 @@ TRAIN_SCHEMA = {
     "beta_1": Field((float,), 0.9, in_range(0.0, 0.9999)),
     "beta_2": Field((float,), 0.99, in_range(0.0, 0.9999)),
     "clipnorm": Field((float,), 1.0, positive, nullable=True),
-    "precision": Field((str,), "float32", precision_problem,
-                       choices=("float32", "mixed_bfloat16", "mixed_float16"),
-                       doc="Keras dtype policy: mixed_* keep float32 variables and "
-                           "losses and compute in bfloat16 (TPUs, recent GPUs) or "
-                           "float16 (GPUs), slower on CPU; mixed_float16 adds "
-                           "dynamic loss scaling (saved in checkpoints) and is "
-                           "refused on JAX on CPU"),
-    "jit_compile": Field((bool,), False,
-                         doc="compile the training and evaluation steps with XLA "
-                             "(any precision); on JAX false runs them op by op"),
-    "strategy": Field((str,), "auto",
-                      choices=("auto", "default", "mirrored", "multi_worker", "tpu",
-                               "data_parallel"),
-                      doc="distribution (kzoo.training.distribute): auto picks "
-                          "multi_worker under a TF_CONFIG of several tasks, mirrored "
-                          "on several GPUs (TensorFlow), data_parallel on several "
-                          "devices (JAX), else default; data.batch_size is the "
-                          "global batch, split evenly over the replicas"),
-    "tpu": Field((str,), "", doc="strategy tpu: the TPU's name or grpc:// address, "
-                                 "'local' on a TPU VM, '': $TPU_NAME"),
+    "precision": Field(
+        (str,),
+        "float32",
+        precision_problem,
+        choices=("float32", "mixed_bfloat16", "mixed_float16"),
+        doc="Keras dtype policy: mixed_* keep float32 variables and "
+        "losses and compute in bfloat16 (TPUs, recent GPUs) or "
+        "float16 (GPUs), slower on CPU; mixed_float16 adds "
+        "dynamic loss scaling (saved in checkpoints) and is "
+        "refused on JAX on CPU",
+    ),
+    "jit_compile": Field(
+        (bool,),
+        False,
+        doc="compile the training and evaluation steps with XLA "
+        "(any precision); on JAX false runs them op by op",
+    ),
+    "strategy": Field(
+        (str,),
+        "auto",
+        choices=("auto", "default", "mirrored", "multi_worker", "tpu", "data_parallel"),
+        doc="distribution (kzoo.training.distribute): auto picks "
+        "multi_worker under a TF_CONFIG of several tasks, mirrored "
+        "on several GPUs (TensorFlow), data_parallel on several "
+        "devices (JAX), else default; data.batch_size is the "
+        "global batch, split evenly over the replicas",
+    ),
+    "tpu": Field(
+        (str,),
+        "",
+        doc="strategy tpu: the TPU's name or grpc:// address, 'local' on a TPU VM, '': $TPU_NAME",
+    ),
     "seed": Field((int,), 0, non_negative),
-    "init_from": Field((str,), None, nullable=True, path=True,
-                       doc="a pretraining run directory whose encoder and tokenizer "
-                           "a fine-tuning run starts from"),
+    "init_from": Field(
+        (str,),
+        None,
+        nullable=True,
+        path=True,
+        doc="a pretraining run directory whose encoder and tokenizer a fine-tuning run starts from",
+    ),
     "validation_steps": Field((int,), None, positive, nullable=True),
     "log_every": Field((int,), 50, positive, doc="steps between step-level scalars"),
-    "checkpoint_every": Field((int,), 500, positive, nullable=True,
-                              doc="steps between resumable checkpoints (also written "
-                                  "at every epoch end and on SIGTERM/SIGINT); null: "
-                                  "epoch ends only"),
-    "deterministic": Field((bool,), False,
-                           doc="TensorFlow op determinism: bit-identical reruns and "
-                               "resumes, somewhat slower"),
+    "checkpoint_every": Field(
+        (int,),
+        500,
+        positive,
+        nullable=True,
+        doc="steps between resumable checkpoints (also written "
+        "at every epoch end and on SIGTERM/SIGINT); null: "
+        "epoch ends only",
+    ),
+    "deterministic": Field(
+        (bool,),
+        False,
+        doc="TensorFlow op determinism: bit-identical reruns and resumes, somewhat slower",
+    ),
     "sample_prompts": Field((list,), [""], doc="prompts for TensorBoard text samples"),
     "sample_max_new_tokens": Field((int,), 48, positive),
 }
 
 MONITOR_SCHEMA = {
     "graph": Field((bool,), True, doc="the traced forward pass's op graph (TensorFlow)"),
-    "projector": Field((bool,), True,
-                       doc="token embeddings for TensorBoard's projector, with "
-                           "token metadata, at the end of every epoch"),
-    "attention_maps": Field((bool,), True,
-                            doc="attention heatmaps of a fixed probe input every epoch"),
+    "projector": Field(
+        (bool,),
+        True,
+        doc="token embeddings for TensorBoard's projector, with "
+        "token metadata, at the end of every epoch",
+    ),
+    "attention_maps": Field(
+        (bool,), True, doc="attention heatmaps of a fixed probe input every epoch"
+    ),
     "histograms": Field((bool,), True, doc="weight histograms every epoch"),
-    "gradient_norms": Field((bool,), True,
-                            doc="global gradient norm (before clipping) every "
-                                "train.log_every steps"),
-    "profile_steps": Field((list,), None, profile_steps_problem, nullable=True,
-                           doc="[first, last]: a profiler trace of these steps "
-                               "(counted from 1, at most train.steps) into "
-                               "tensorboard/train/plugins/profile "
-                               "(tensorboard-plugin-profile); null: none"),
+    "gradient_norms": Field(
+        (bool,), True, doc="global gradient norm (before clipping) every train.log_every steps"
+    ),
+    "profile_steps": Field(
+        (list,),
+        None,
+        profile_steps_problem,
+        nullable=True,
+        doc="[first, last]: a profiler trace of these steps "
+        "(counted from 1, at most train.steps) into "
+        "tensorboard/train/plugins/profile "
+        "(tensorboard-plugin-profile); null: none",
+    ),
 }
 
 EXPORT_SCHEMA = {
     "name": Field((str,), None, nullable=True, doc="null: the recipe file's name"),
     "version": Field((int,), 1, positive),
     "max_new_tokens": Field((int,), 64, positive, doc="cap of generate's max_new_tokens"),
-    "max_prompt_tokens": Field((int,), 128, positive,
-                               doc="longer prompts keep their last tokens"),
+    "max_prompt_tokens": Field((int,), 128, positive, doc="longer prompts keep their last tokens"),
     "xla": Field((bool,), False, doc="jit_compile the exported functions"),
     "top_k": Field((int,), 5, positive, doc="fill_mask: candidates per [MASK]"),
-    "num_beams": Field((int,), 4, positive,
-                       doc="seq2seq/t5: beams of beam search (evaluate and export)"),
+    "num_beams": Field(
+        (int,), 4, positive, doc="seq2seq/t5: beams of beam search (evaluate and export)"
+    ),
 }
 
 SCHEMAS = {
@@ -181,20 +242,26 @@ SCHEMAS = {
 def path_keys(raw):
     """`[(section, key)]` of the path-valued keys (`Field.path`) of a raw config."""
     model = raw.get("model")
-    data_schema = {**DATA_SCHEMA,
-                   **families.data_extras(model if isinstance(model, dict) else None)}
+    data_schema = {
+        **DATA_SCHEMA,
+        **families.data_extras(model if isinstance(model, dict) else None),
+    }
     schemas = {**SCHEMAS, "data": data_schema}
-    return [(section, key) for section, schema in schemas.items()
-            for key, field in schema.items() if field.path]
+    return [
+        (section, key)
+        for section, schema in schemas.items()
+        for key, field in schema.items()
+        if field.path
+    ]
 
 
 def map_paths(config, convert):
     """A copy of `config` (raw or validated) with `convert(path)` applied to every path
     of a path-valued key: a string, or each string of a list. `builtin`, null and
     values of a wrong type (left for `validate` to report) are kept as they are."""
+
     def one(value):
-        return convert(value) if isinstance(value, str) and value not in ("", BUILTIN) \
-            else value
+        return convert(value) if isinstance(value, str) and value not in ("", BUILTIN) else value
 
     result = dict(config)
     for section, key in path_keys(config):
@@ -210,8 +277,9 @@ def map_paths(config, convert):
 def resolve_paths(config, base_dir):
     """`config` with its relative paths (and globs) taken relative to `base_dir`:
     absolute, normalised, `~` expanded."""
-    return map_paths(config, lambda path: os.path.abspath(
-        os.path.join(base_dir, os.path.expanduser(path))))
+    return map_paths(
+        config, lambda path: os.path.abspath(os.path.join(base_dir, os.path.expanduser(path)))
+    )
 
 
 def read_recipe(path):
@@ -227,8 +295,11 @@ def with_overrides(raw, overrides):
 
 def validate(raw, name="recipe"):
     """Validates a raw config dict; returns it with defaults filled in."""
-    config = {"model": validate_section("model", raw.get("model"),
-                                        families.model_schema(raw.get("model")))}
+    config = {
+        "model": validate_section(
+            "model", raw.get("model"), families.model_schema(raw.get("model"))
+        )
+    }
     for section, schema in SCHEMAS.items():
         if section == "data":
             schema = {**schema, **families.data_extras(raw.get("model"))}
@@ -263,11 +334,14 @@ def _check_consistency(config):
             "'bpe', 'unigram' or 'char'"
         )
     fine_tuning = (bert or config["model"]["family"] == "t5") and (
-        config["model"]["task"] not in ("pretrain",))
+        config["model"]["task"] not in ("pretrain",)
+    )
     if config["train"]["init_from"] is not None and not fine_tuning:
-        raise ConfigError("train.init_from: only fine-tuning recipes (BERT model.task "
-                          "classify, tag or qa; T5 model.task finetune) start from a "
-                          "pretrained run")
+        raise ConfigError(
+            "train.init_from: only fine-tuning recipes (BERT model.task "
+            "classify, tag or qa; T5 model.task finetune) start from a "
+            "pretrained run"
+        )
     if bert:
         _check_bert(config)
     elif config["model"]["family"] in families.ENCODER_DECODER_FAMILIES:
@@ -299,10 +373,13 @@ def _check_consistency(config):
 def _check_bert(config):
     data = config["data"]
     if data["mlm_mask_token_rate"] + data["mlm_random_token_rate"] > 1:
-        raise ConfigError("data.mlm_mask_token_rate + data.mlm_random_token_rate: must "
-                          "be <= 1 (the rest of the selected tokens stay unchanged)")
+        raise ConfigError(
+            "data.mlm_mask_token_rate + data.mlm_random_token_rate: must "
+            "be <= 1 (the rest of the selected tokens stay unchanged)"
+        )
     if config["model"]["task"] == "qa" and (
-            data["max_query_tokens"] + 3 + data["doc_stride"] > data["sequence_length"]):
+        data["max_query_tokens"] + 3 + data["doc_stride"] > data["sequence_length"]
+    ):
         raise ConfigError(
             f"data.max_query_tokens + data.doc_stride: {data['max_query_tokens']} + "
             f"{data['doc_stride']} leave no room for a context window in "
@@ -313,23 +390,26 @@ def _check_bert(config):
 def _check_encoder_decoder(config):
     data, export = config["data"], config["export"]
     context = config["model"]["max_sequence_length"]
-    for key, value in (("data.max_source_length", data["max_source_length"]),
-                       ("data.max_target_length", data["max_target_length"]),
-                       ("export.max_prompt_tokens", export["max_prompt_tokens"]),
-                       ("export.max_new_tokens", export["max_new_tokens"] + 1)):
+    for key, value in (
+        ("data.max_source_length", data["max_source_length"]),
+        ("data.max_target_length", data["max_target_length"]),
+        ("export.max_prompt_tokens", export["max_prompt_tokens"]),
+        ("export.max_new_tokens", export["max_new_tokens"] + 1),
+    ):
         if value > context:
-            raise ConfigError(f"{key}: {value} exceeds model.max_sequence_length "
-                              f"{context}")
+            raise ConfigError(f"{key}: {value} exceeds model.max_sequence_length {context}")
     boundaries = data["bucket_boundaries"]
     if boundaries is not None and (
-            not all(isinstance(b, int) and not isinstance(b, bool) and b > 0
-                    for b in boundaries)
-            or list(boundaries) != sorted(set(boundaries))):
-        raise ConfigError(f"data.bucket_boundaries: must be increasing positive "
-                          f"integers, got {boundaries!r}")
+        not all(isinstance(b, int) and not isinstance(b, bool) and b > 0 for b in boundaries)
+        or list(boundaries) != sorted(set(boundaries))
+    ):
+        raise ConfigError(
+            f"data.bucket_boundaries: must be increasing positive integers, got {boundaries!r}"
+        )
     if data["max_target_length"] < 2:
-        raise ConfigError("data.max_target_length: must be >= 2 (the start token and "
-                          "at least one target token)")
+        raise ConfigError(
+            "data.max_target_length: must be >= 2 (the start token and at least one target token)"
+        )
     if config["model"]["family"] == "t5":
         from kzoo.data.builtin_translation import check_mixture
 

@@ -89,8 +89,17 @@ class StepCheckpoint(keras.callbacks.Callback):
         state: Extra JSON-serializable entries stored with every checkpoint.
     """
 
-    def __init__(self, directory, run_dir, every, steps_per_epoch, step_counter,
-                 signals, history=None, state=None):
+    def __init__(
+        self,
+        directory,
+        run_dir,
+        every,
+        steps_per_epoch,
+        step_counter,
+        signals,
+        history=None,
+        state=None,
+    ):
         super().__init__()
         self.directory = directory
         self.run_dir = run_dir
@@ -123,8 +132,9 @@ class StepCheckpoint(keras.callbacks.Callback):
         self.history.append({k: float(v) for k, v in (logs or {}).items()})
         self.save()
         if self._interrupt_at_epoch_end is not None:
-            raise TrainingInterrupted(self.run_dir, self.counter.taken,
-                                      self._interrupt_at_epoch_end)
+            raise TrainingInterrupted(
+                self.run_dir, self.counter.taken, self._interrupt_at_epoch_end
+            )
 
 
 def build_for_fit(model, dataset):

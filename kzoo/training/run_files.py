@@ -54,6 +54,7 @@ def save_atomically(save_fn, path):
 def write_json(data, path, sort_keys=True):
     """Writes `data` as indented JSON, atomically (`sort_keys=False` keeps the
     dicts' order)."""
+
     def dump(tmp):
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=2, sort_keys=sort_keys)
@@ -75,8 +76,7 @@ def write_config(config, run_dir):
 
     def stored(path):
         path = os.path.abspath(os.path.expanduser(path))
-        return os.path.relpath(path, run) if os.path.commonpath([run, path]) == run \
-            else path
+        return os.path.relpath(path, run) if os.path.commonpath([run, path]) == run else path
 
     write_yaml_atomic(map_paths(config, stored), os.path.join(run_dir, CONFIG))
 
@@ -90,6 +90,7 @@ def read_config(run_dir):
     Raises:
         ConfigError: No such file, or not a YAML mapping of recipe sections.
     """
+
     def resolve(path):
         path = os.path.expanduser(path)
         if os.path.isabs(path):
@@ -121,8 +122,10 @@ def _no_model_message(run_dir):
     from kzoo.training import checkpoints
 
     if not os.path.isfile(os.path.join(run_dir, CONFIG)):
-        return (f"{run_dir}: no trained model ({MODEL}); train one with "
-                "`kzoo train RECIPE --run-dir DIR`")
+        return (
+            f"{run_dir}: no trained model ({MODEL}); train one with "
+            "`kzoo train RECIPE --run-dir DIR`"
+        )
     last = checkpoints.latest(os.path.join(run_dir, CHECKPOINTS))
     if last is None:
         where = "before its first checkpoint"
@@ -130,5 +133,7 @@ def _no_model_message(run_dir):
         state = checkpoints.read_state(last)
         total = state.get("total_steps")
         where = f"at step {state['step']}" + (f" of {total}" if total else "")
-    return (f"{run_dir}: training was interrupted {where} (no {MODEL} "
-            f"yet); finish it with `kzoo train --resume {run_dir}`")
+    return (
+        f"{run_dir}: training was interrupted {where} (no {MODEL} "
+        f"yet); finish it with `kzoo train --resume {run_dir}`"
+    )

@@ -29,12 +29,13 @@ class RunDirectoryInUse(FileExistsError):
         self.run_dir = run_dir
         self.holder = holder
         if {"command", "pid", "host", "since"} <= set(holder):
-            who = (f"{holder['command']} (pid {holder['pid']} on {holder['host']}, "
-                   f"since {holder['since']})")
+            who = (
+                f"{holder['command']} (pid {holder['pid']} on {holder['host']}, "
+                f"since {holder['since']})"
+            )
         else:  # The holder has not written its name yet.
             who = "another kzoo process"
-        super().__init__(f"{run_dir}: in use by {who}; wait for it or choose another "
-                         "--run-dir")
+        super().__init__(f"{run_dir}: in use by {who}; wait for it or choose another --run-dir")
 
 
 class RunLock:
@@ -79,9 +80,12 @@ class RunLock:
         _make_directory(self.run_dir)
         try:
             self._fd = _acquire(self.path, self.run_dir)
-            holder = {"command": self.command, "pid": os.getpid(),
-                      "host": socket.gethostname(),
-                      "since": datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S")}
+            holder = {
+                "command": self.command,
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "since": datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
+            }
             os.ftruncate(self._fd, 0)
             os.pwrite(self._fd, (json.dumps(holder) + "\n").encode("utf-8"), 0)
         except BaseException:
@@ -112,8 +116,9 @@ def _make_directory(run_dir):
         while blocker and not os.path.exists(blocker):
             blocker = os.path.dirname(blocker)
         what = "exists" if blocker == run_dir else f"{blocker} exists"
-        raise FileExistsError(f"{run_dir}: {what} and is not a directory; choose "
-                              "another --run-dir") from None
+        raise FileExistsError(
+            f"{run_dir}: {what} and is not a directory; choose another --run-dir"
+        ) from None
 
 
 def _acquire(path, run_dir):

@@ -24,19 +24,29 @@ from kzoo.training.losses import SparseCrossentropyWithSmoothing
 from kzoo.training.task import DataPlan, Task
 
 # `model` keys that describe a T5 network (taken from `train.init_from`).
-T5_KEYS = ("num_layers", "num_heads", "hidden_dim", "intermediate_dim", "key_value_dim",
-           "activation", "use_gated_activation", "tie_embedding_weights",
-           "max_sequence_length")
+T5_KEYS = (
+    "num_layers",
+    "num_heads",
+    "hidden_dim",
+    "intermediate_dim",
+    "key_value_dim",
+    "activation",
+    "use_gated_activation",
+    "tie_embedding_weights",
+    "max_sequence_length",
+)
 
 
-def decode_all(model, sources, max_new_tokens, strategy="greedy", num_beams=4,
-               batch_size=64):
+def decode_all(model, sources, max_new_tokens, strategy="greedy", num_beams=4, batch_size=64):
     """`model.generate` over `sources` in batches; a list of strings."""
     outputs = []
     for start in range(0, len(sources), batch_size):
-        outputs += model.generate(sources[start:start + batch_size],
-                                  max_new_tokens=max_new_tokens, strategy=strategy,
-                                  num_beams=num_beams)
+        outputs += model.generate(
+            sources[start : start + batch_size],
+            max_new_tokens=max_new_tokens,
+            strategy=strategy,
+            num_beams=num_beams,
+        )
     return outputs
 
 
@@ -57,8 +67,10 @@ class EncoderDecoderTask(Task):
     def make_tokenizer(self, run_dir):
         init_from = self.config["train"]["init_from"]
         if init_from:
-            shutil.copyfile(os.path.join(init_from, TOKENIZER_FILENAME),
-                            os.path.join(run_dir, TOKENIZER_FILENAME))
+            shutil.copyfile(
+                os.path.join(init_from, TOKENIZER_FILENAME),
+                os.path.join(run_dir, TOKENIZER_FILENAME),
+            )
             return load_tokenizer(run_dir)
         settings = self.config["tokenizer"]
         kind = settings["kind"]
@@ -66,8 +78,12 @@ class EncoderDecoderTask(Task):
             train_sentencepiece(
                 output_dir=run_dir,
                 vocab_size=None if kind == "char" else settings["vocab_size"],
-                model_type=kind, **corpus, files_key="data.train",
-                seed=self.config["data"]["seed"], num_sentinels=self.num_sentinels())
+                model_type=kind,
+                **corpus,
+                files_key="data.train",
+                seed=self.config["data"]["seed"],
+                num_sentinels=self.num_sentinels(),
+            )
         return load_tokenizer(run_dir)
 
     def build_backbone(self, tokenizer, dtype=None):
@@ -86,21 +102,37 @@ class EncoderDecoderTask(Task):
                 return self.pretrained_backbone(dtype)
             if model["size"]:
                 model.update(T5_SIZES[model["size"]])
-            return T5Backbone(vocabulary_size=vocabulary_size, dropout=model["dropout"],
-                              dtype=dtype, **{k: model[k] for k in T5_KEYS})
-        common = dict(vocabulary_size=vocabulary_size, num_layers=model["num_layers"],
-                      hidden_dim=model["hidden_dim"], dropout=model["dropout"],
-                      max_sequence_length=model["max_sequence_length"], dtype=dtype)
+            return T5Backbone(
+                vocabulary_size=vocabulary_size,
+                dropout=model["dropout"],
+                dtype=dtype,
+                **{k: model[k] for k in T5_KEYS},
+            )
+        common = dict(
+            vocabulary_size=vocabulary_size,
+            num_layers=model["num_layers"],
+            hidden_dim=model["hidden_dim"],
+            dropout=model["dropout"],
+            max_sequence_length=model["max_sequence_length"],
+            dtype=dtype,
+        )
         if model["architecture"] == "lstm":
-            return LSTMSeq2SeqBackbone(embedding_dim=model["embedding_dim"],
-                                       bidirectional=model["bidirectional"], **common)
+            return LSTMSeq2SeqBackbone(
+                embedding_dim=model["embedding_dim"], bidirectional=model["bidirectional"], **common
+            )
         if model["size"]:
             model.update(SEQ2SEQ_SIZES[model["size"]])
-            common.update(num_layers=model["num_layers"], hidden_dim=model["hidden_dim"],
-                          dropout=model["dropout"])
-        return Seq2SeqBackbone(num_heads=model["num_heads"],
-                               intermediate_dim=model["intermediate_dim"],
-                               norm_first=model["norm_first"], **common)
+            common.update(
+                num_layers=model["num_layers"],
+                hidden_dim=model["hidden_dim"],
+                dropout=model["dropout"],
+            )
+        return Seq2SeqBackbone(
+            num_heads=model["num_heads"],
+            intermediate_dim=model["intermediate_dim"],
+            norm_first=model["norm_first"],
+            **common,
+        )
 
     def pretrained_backbone(self, dtype=None):
         """The `train.init_from` run's T5 network; fills the model keys from it."""
@@ -110,13 +142,18 @@ class EncoderDecoderTask(Task):
         init_from = self.config["train"]["init_from"]
         pretrained = getattr(load_run_model(init_from), "backbone", None)
         if not isinstance(pretrained, T5Backbone):
-            raise ValueError(f"train.init_from: {init_from} holds no T5 model; give the "
-                             "--run-dir of a t5 pretraining run")
+            raise ValueError(
+                f"train.init_from: {init_from} holds no T5 model; give the "
+                "--run-dir of a t5 pretraining run"
+            )
         for key in T5_KEYS:
             self.config["model"][key] = getattr(pretrained, key)
         self.config["model"]["size"] = None
-        config = {**pretrained.get_config(), "dropout": self.config["model"]["dropout"],
-                  "dtype": dtype}
+        config = {
+            **pretrained.get_config(),
+            "dropout": self.config["model"]["dropout"],
+            "dtype": dtype,
+        }
         config.pop("name", None)
         backbone = T5Backbone.from_config(config)
         backbone.set_weights(pretrained.get_weights())
@@ -132,34 +169,44 @@ class EncoderDecoderTask(Task):
             # Mean over real target tokens (Keras' default divides by every
             # position, padding included): nats per token, whatever the padding.
             "loss": SparseCrossentropyWithSmoothing(
-                self.config["model"]["label_smoothing"],
-                reduction="mean_with_sample_weight"),
+                self.config["model"]["label_smoothing"], reduction="mean_with_sample_weight"
+            ),
             "weighted_metrics": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         }
 
     def batches(self, tokenizer, pairs, shuffle=False, repeat=False):
         data = self.config["data"]
         return seq2seq_pipeline.seq2seq_dataset(
-            pairs, tokenizer, batch_size=data["batch_size"],
+            pairs,
+            tokenizer,
+            batch_size=data["batch_size"],
             max_source_length=data["max_source_length"],
             max_target_length=data["max_target_length"],
-            bucket_boundaries=data["bucket_boundaries"], shuffle=shuffle,
-            seed=data["seed"], shuffle_buffer_size=data["shuffle_buffer"], repeat=repeat)
+            bucket_boundaries=data["bucket_boundaries"],
+            shuffle=shuffle,
+            seed=data["seed"],
+            shuffle_buffer_size=data["shuffle_buffer"],
+            repeat=repeat,
+        )
 
     def kept_batches(self, tokenizer, pairs, key):
         """Batches of the pairs that fit the length limits (at least one)."""
         data = self.config["data"]
         kept, total = seq2seq_pipeline.count_kept_pairs(
-            pairs, tokenizer, data["max_source_length"], data["max_target_length"])
+            pairs, tokenizer, data["max_source_length"], data["max_target_length"]
+        )
         if kept < data["batch_size"]:
             raise ValueError(
                 f"{key}: {kept} of {total} pairs fit data.max_source_length="
                 f"{data['max_source_length']} and data.max_target_length="
                 f"{data['max_target_length']} tokens: no full batch of data.batch_size="
-                f"{data['batch_size']}; raise the limits or give more data")
+                f"{data['batch_size']}; raise the limits or give more data"
+            )
         if kept < total:
-            print(f"{key}: {total - kept} of {total} pairs are longer than the length "
-                  "limits and are skipped")
+            print(
+                f"{key}: {total - kept} of {total} pairs are longer than the length "
+                "limits and are skipped"
+            )
         return kept // data["batch_size"]
 
     def loss_and_accuracy(self, model, tokenizer, pairs, batch_size=None):
@@ -168,8 +215,9 @@ class EncoderDecoderTask(Task):
             self.config["data"] = {**self.config["data"], "batch_size": batch_size}
         steps = self.kept_batches(tokenizer, pairs, "validation")
         model.compile(**self.compile_args())
-        result = model.evaluate(self.batches(tokenizer, pairs, repeat=True), steps=steps,
-                                verbose=0, return_dict=True)
+        result = model.evaluate(
+            self.batches(tokenizer, pairs, repeat=True), steps=steps, verbose=0, return_dict=True
+        )
         return {"loss": float(result["loss"]), "accuracy": float(result["accuracy"])}
 
 
@@ -184,7 +232,8 @@ class Seq2SeqTask(EncoderDecoderTask):
             if not os.path.isfile(os.path.join(init_from, TOKENIZER_FILENAME)):
                 raise FileNotFoundError(
                     f"train.init_from: {init_from} is not a kzoo run directory (no "
-                    f"{TOKENIZER_FILENAME}); give the --run-dir of a t5 pretraining run")
+                    f"{TOKENIZER_FILENAME}); give the --run-dir of a t5 pretraining run"
+                )
             self.config["train"]["init_from"] = os.path.abspath(init_from)
         self.source = parallel_source.resolve_pairs(self.config_data_with_defaults())
         return self.source
@@ -195,7 +244,8 @@ class Seq2SeqTask(EncoderDecoderTask):
     def tokenizer_corpus(self):
         pairs = self.source.train
         return contextlib.nullcontext(
-            {"texts": [text for pair in pairs for text in (pair["source"], pair["target"])]})
+            {"texts": [text for pair in pairs for text in (pair["source"], pair["target"])]}
+        )
 
     def make_data(self, tokenizer):
         data, source = self.config["data"], self.source
@@ -203,9 +253,15 @@ class Seq2SeqTask(EncoderDecoderTask):
         if source.rates is None:
             train = self.batches(tokenizer, source.train, shuffle=True, repeat=True)
         else:
-            tasks = [(None, seq2seq_pipeline.pair_dataset(pairs).repeat()
-                      .shuffle(data["shuffle_buffer"], seed=data["seed"]))
-                     for _, pairs in source.tasks]
+            tasks = [
+                (
+                    None,
+                    seq2seq_pipeline.pair_dataset(pairs)
+                    .repeat()
+                    .shuffle(data["shuffle_buffer"], seed=data["seed"]),
+                )
+                for _, pairs in source.tasks
+            ]
             mixed = text_to_text.mixture_dataset(tasks, source.rates, seed=data["seed"])
             train = self.batches(tokenizer, mixed)
         validation = steps = None
@@ -214,8 +270,7 @@ class Seq2SeqTask(EncoderDecoderTask):
             steps = min(steps, self.config["train"]["validation_steps"] or steps)
             validation = self.batches(tokenizer, source.validation, repeat=True)
         tokens = data["batch_size"] * (data["max_source_length"] + data["max_target_length"])
-        return DataPlan(train, validation, steps, per_epoch, tokens,
-                        bad_records=source.bad_records)
+        return DataPlan(train, validation, steps, per_epoch, tokens, bad_records=source.bad_records)
 
     def max_new_tokens(self):
         return self.config["data"]["max_target_length"] - 1
@@ -223,19 +278,28 @@ class Seq2SeqTask(EncoderDecoderTask):
     def scores(self, model, pairs, strategy="greedy"):
         """BLEU, ROUGE and exact match of `model` decoding `pairs`."""
         sources = [pair["source"] for pair in pairs]
-        predictions = decode_all(model, sources, self.max_new_tokens(), strategy,
-                                 num_beams=self.config["export"]["num_beams"])
-        return text_metrics.generation_metrics(
-            predictions, [pair["target"] for pair in pairs])
+        predictions = decode_all(
+            model,
+            sources,
+            self.max_new_tokens(),
+            strategy,
+            num_beams=self.config["export"]["num_beams"],
+        )
+        return text_metrics.generation_metrics(predictions, [pair["target"] for pair in pairs])
 
     def callbacks(self, run_dir, model, plan):
         pairs = self.source.validation[: self.config["data"]["eval_examples"]]
         if not pairs:
             return []
         board = os.path.join(run_dir, "tensorboard", "samples")
-        return [GenerationMetrics(
-            board, pairs, lambda m, sources: decode_all(m, sources, self.max_new_tokens()),
-            text_metrics.generation_metrics)]
+        return [
+            GenerationMetrics(
+                board,
+                pairs,
+                lambda m, sources: decode_all(m, sources, self.max_new_tokens()),
+                text_metrics.generation_metrics,
+            )
+        ]
 
     def evaluate(self, run_dir, model, tokenizer, data=None, batch_size=None):
         """Loss, token accuracy, and BLEU / ROUGE / exact match with beam search
@@ -250,5 +314,10 @@ class Seq2SeqTask(EncoderDecoderTask):
         result = self.loss_and_accuracy(model, tokenizer, pairs, batch_size)
         beam = self.scores(model, pairs, "beam")
         greedy = self.scores(model, pairs, "greedy")
-        return {**result, **beam, **{f"greedy_{k}": v for k, v in greedy.items()},
-                "num_beams": self.config["export"]["num_beams"], "examples": len(pairs)}
+        return {
+            **result,
+            **beam,
+            **{f"greedy_{k}": v for k, v in greedy.items()},
+            "num_beams": self.config["export"]["num_beams"],
+            "examples": len(pairs),
+        }

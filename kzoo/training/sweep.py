@@ -84,11 +84,9 @@ def plan_sweep(recipe, grid_texts, overrides=(), out_dir=None):
     for name, choice in zip(trial_names(grid), choices):
         grid_overrides = [f"{g.key}={g.texts[i]}" for g, i in zip(grid, choice)]
         try:
-            config = validate(with_overrides(base, grid_overrides),
-                              name=recipe_name(recipe))
+            config = validate(with_overrides(base, grid_overrides), name=recipe_name(recipe))
         except ConfigError as error:
-            raise blame(error, overrides,
-                        f"{recipe} with {' '.join(grid_overrides)}") from None
+            raise blame(error, overrides, f"{recipe} with {' '.join(grid_overrides)}") from None
         trials.append(Trial(name, choice, config, os.path.join(out_dir, name)))
     _check_data(trials)
     base = json.loads(json.dumps(base, default=str))  # As sweep.json holds it.
@@ -117,12 +115,13 @@ def run_sweep(sweep, verbose="auto"):
                 summary = run_files.read_json(summary_path)
             else:
                 resuming = os.path.exists(os.path.join(trial.run_dir, run_files.CONFIG))
-                print(f"{progress}: {'resuming' if resuming else 'training'} in "
-                      f"{trial.run_dir}", flush=True)
+                print(
+                    f"{progress}: {'resuming' if resuming else 'training'} in {trial.run_dir}",
+                    flush=True,
+                )
                 # A trial starts from the state a fresh `kzoo train` process has.
                 keras.backend.clear_session()
-                summary = trainer.train(copy.deepcopy(trial.config), trial.run_dir,
-                                        verbose=verbose)
+                summary = trainer.train(copy.deepcopy(trial.config), trial.run_dir, verbose=verbose)
             summaries[trial.name] = summary
             write_experiment_config(sweep, summary["history"])
     finally:
@@ -159,9 +158,13 @@ def write_sweep_file(sweep):
         }
         for trial in sweep.trials
     }
-    record = {"recipe": sweep.recipe, "overrides": sweep.overrides,
-              "grid": {g.key: list(g.texts) for g in sweep.grid},
-              "base": sweep.base, "trials": trials}
+    record = {
+        "recipe": sweep.recipe,
+        "overrides": sweep.overrides,
+        "grid": {g.key: list(g.texts) for g in sweep.grid},
+        "base": sweep.base,
+        "trials": trials,
+    }
     os.makedirs(sweep.out_dir, exist_ok=True)
 
     # In sweep order: the grid's key order names the trials.
@@ -177,15 +180,23 @@ def format_table(sweep):
     rows = [["trial", "status", *columns]]
     for trial in sweep.trials:
         values = metrics[trial.name]
-        rows.append([trial.name, trial_status(trial),
-                     *(f"{values[c]:.4g}" if c in values else "-" for c in columns)])
+        rows.append(
+            [
+                trial.name,
+                trial_status(trial),
+                *(f"{values[c]:.4g}" if c in values else "-" for c in columns),
+            ]
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
-             for row in rows]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows
+    ]
     best_by = next((c for c in ("val_loss", "loss") if c in columns), None)
     if best_by:
-        best = min((t for t in sweep.trials if best_by in metrics[t.name]),
-                   key=lambda t: metrics[t.name][best_by])
+        best = min(
+            (t for t in sweep.trials if best_by in metrics[t.name]),
+            key=lambda t: metrics[t.name][best_by],
+        )
         lines.append(f"Lowest {best_by}: {best.name}")
     return "\n".join(lines)
 
@@ -196,8 +207,11 @@ def _check_data(trials):
     seen = set()
     for trial in trials:
         config = trial.config
-        key = json.dumps([config["model"], config["data"], config["train"]["init_from"]],
-                         sort_keys=True, default=str)
+        key = json.dumps(
+            [config["model"], config["data"], config["train"]["init_from"]],
+            sort_keys=True,
+            default=str,
+        )
         if key not in seen:
             seen.add(key)
             task_for(copy.deepcopy(config)).resolve_data()
@@ -207,8 +221,7 @@ def _check_same_sweep(sweep):
     """Refuses a sweep directory that holds a run or a sweep of another recipe,
     other overrides or another grid (their trials would be mixed up)."""
     if os.path.exists(os.path.join(sweep.out_dir, run_files.CONFIG)):
-        raise FileExistsError(f"{sweep.out_dir}: holds a run, not a sweep; choose "
-                              "another --out")
+        raise FileExistsError(f"{sweep.out_dir}: holds a run, not a sweep; choose another --out")
     path = os.path.join(sweep.out_dir, SWEEP_FILE)
     if not os.path.exists(path):
         return
@@ -216,13 +229,14 @@ def _check_same_sweep(sweep):
         previous = run_files.read_json(path)
         previous_grid, previous_base = previous["grid"], previous["base"]
     except (ValueError, KeyError, TypeError):
-        raise FileExistsError(f"{path}: not a kzoo sweep file; choose another --out") \
-            from None
+        raise FileExistsError(f"{path}: not a kzoo sweep file; choose another --out") from None
     grid = {g.key: list(g.texts) for g in sweep.grid}
     if list(previous_grid.items()) != list(grid.items()):
         given = " ".join(f"--grid {k}={','.join(v)}" for k, v in previous_grid.items())
-        raise FileExistsError(f"{path}: holds a sweep of another grid ({given}); re-run "
-                              "it with that grid or choose another --out")
+        raise FileExistsError(
+            f"{path}: holds a sweep of another grid ({given}); re-run "
+            "it with that grid or choose another --out"
+        )
     for section in sorted(set(previous_base) | set(sweep.base)):
         old, new = previous_base.get(section) or {}, sweep.base.get(section) or {}
         for key in sorted(set(old) | set(new)):
@@ -231,4 +245,5 @@ def _check_same_sweep(sweep):
                 raise FileExistsError(
                     f"{path}: holds a sweep with {name}={old.get(key)!r}, not "
                     f"{new.get(key)!r}; re-run it with the same recipe and --set, or "
-                    "choose another --out")
+                    "choose another --out"
+                )

@@ -54,8 +54,9 @@ def parse_grid(texts, overrides=()):
     """`["train.learning_rate=0.001,0.003", ...]` -> `[GridKey]`; values are parsed
     as `--set` values are (YAML scalars)."""
     if not texts:
-        raise ConfigError("give at least one --grid KEY=V1,V2,..., e.g. "
-                          "--grid train.learning_rate=0.001,0.003")
+        raise ConfigError(
+            "give at least one --grid KEY=V1,V2,..., e.g. --grid train.learning_rate=0.001,0.003"
+        )
     set_keys = {text.split("=", 1)[0].strip() for text in overrides}
     grid = []
     for text in texts:
@@ -64,15 +65,17 @@ def parse_grid(texts, overrides=()):
         key = key.strip()
         section, _, name = key.partition(".")
         if not equals:
-            raise ConfigError(f"{where}: expected KEY=V1,V2,..., e.g. "
-                              "train.learning_rate=0.001,0.003")
+            raise ConfigError(
+                f"{where}: expected KEY=V1,V2,..., e.g. train.learning_rate=0.001,0.003"
+            )
         if not section or not name or "." in name:
             raise ConfigError(f"{where}: key must be SECTION.KEY, e.g. train.learning_rate")
         if section not in SECTIONS:
             raise ConfigError(f"{where}: unknown section {section!r}; valid: {list(SECTIONS)}")
         if key in (g.key for g in grid):
-            raise ConfigError(f"{where}: {key} is given by two --grid options; list its "
-                              "values in one")
+            raise ConfigError(
+                f"{where}: {key} is given by two --grid options; list its values in one"
+            )
         if key in set_keys:
             raise ConfigError(f"{where}: {key} is also given with --set; give it in one place")
         items = [item.strip() for item in split_values(raw)]
@@ -81,8 +84,9 @@ def parse_grid(texts, overrides=()):
         values = []
         for position, item in enumerate(items, 1):
             if not item:
-                raise ConfigError(f"{where}: value {position} is empty (an empty string "
-                                  "is written \"\")")
+                raise ConfigError(
+                    f'{where}: value {position} is empty (an empty string is written "")'
+                )
             value = parse_override(f"{key}={item}")[1]
             if any(type(value) is type(v) and value == v for v in values):
                 raise ConfigError(f"{where}: value {item!r} is given twice")
@@ -104,15 +108,18 @@ def trial_names(grid):
     ['learning_rate=0.001,hidden_dim=32', 'learning_rate=0.003,hidden_dim=32']
     """
     last_parts = collections.Counter(g.key.split(".")[1] for g in grid)
-    labels = [g.key.split(".")[1] if last_parts[g.key.split(".")[1]] == 1 else g.key
-              for g in grid]
+    labels = [g.key.split(".")[1] if last_parts[g.key.split(".")[1]] == 1 else g.key for g in grid]
     combinations = list(itertools.product(*(g.texts for g in grid)))
-    names = [",".join(f"{label}={re.sub(r'[^A-Za-z0-9._+-]', '_', text)}"
-                      for label, text in zip(labels, texts))
-             for texts in combinations]
+    names = [
+        ",".join(
+            f"{label}={re.sub(r'[^A-Za-z0-9._+-]', '_', text)}"
+            for label, text in zip(labels, texts)
+        )
+        for texts in combinations
+    ]
     counts = collections.Counter(name.lower() for name in names)
     for index, (name, texts) in enumerate(zip(names, combinations)):
         if counts[name.lower()] > 1 or len(name) > MAX_NAME_LENGTH:
             digest = hashlib.sha1(json.dumps(texts).encode()).hexdigest()[:8]
-            names[index] = f"{name[:MAX_NAME_LENGTH - 9]}-{digest}"
+            names[index] = f"{name[: MAX_NAME_LENGTH - 9]}-{digest}"
     return names

@@ -33,17 +33,27 @@ def write_experiment_config(sweep, history):
     if not names:  # No epoch ended (a time budget): wait for a trial that has some.
         return
     headline = [name for name in ("val_loss", "loss") if name in names]
-    ordered = headline + sorted(set(names) - set(headline),
-                                key=lambda name: (not name.startswith("val_"), name))
+    ordered = headline + sorted(
+        set(names) - set(headline), key=lambda name: (not name.startswith("val_"), name)
+    )
     metrics = []
     for name in ordered:
         group = "validation" if name.startswith("val_") else "train"
         metric = name.removeprefix("val_")
-        metrics.append(hp.Metric(f"epoch_{metric}", group=group,
-                                 display_name=f"{group} {metric}",
-                                 description=f"{group} {metric} at the end of training"))
-    _write_summary(sweep.out_dir, functools.partial(
-        hp.hparams_config, hparams=list(_hparams(sweep.grid).values()), metrics=metrics))
+        metrics.append(
+            hp.Metric(
+                f"epoch_{metric}",
+                group=group,
+                display_name=f"{group} {metric}",
+                description=f"{group} {metric} at the end of training",
+            )
+        )
+    _write_summary(
+        sweep.out_dir,
+        functools.partial(
+            hp.hparams_config, hparams=list(_hparams(sweep.grid).values()), metrics=metrics
+        ),
+    )
 
 
 def _hparams(grid):
@@ -58,8 +68,11 @@ def _hparam_values(grid_key):
     if all(isinstance(v, bool) for v in values) or all(isinstance(v, str) for v in values):
         return list(values)
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-        return [float(v) for v in values] if any(isinstance(v, float) for v in values) \
+        return (
+            [float(v) for v in values]
+            if any(isinstance(v, float) for v in values)
             else list(values)
+        )
     return list(grid_key.texts)
 
 

@@ -13,11 +13,7 @@ run (`train.init_from`) finds both languages in the vocabulary.
 from kzoo.data import builtin_translation, text_files
 from kzoo.data.causal_lm import count_tokens, document_dataset, token_stream
 from kzoo.data.seq2seq_pipeline import batch_seq2seq
-from kzoo.data.span_corruption import (
-    span_corruption_dataset,
-    span_corruption_lengths,
-    token_blocks,
-)
+from kzoo.data.span_corruption import span_corruption_dataset, span_corruption_lengths, token_blocks
 from kzoo.training.corpus_source import CorpusSource, resolve_corpus
 from kzoo.training.recipe import BUILTIN
 from kzoo.training.seq2seq_tasks import EncoderDecoderTask
@@ -42,8 +38,8 @@ class T5PretrainTask(EncoderDecoderTask):
             seed = data["seed"]
             self.source = CorpusSource(
                 {"texts": builtin_documents(data["builtin_train_documents"], 2 * seed)},
-                {"texts": builtin_documents(data["builtin_validation_documents"],
-                                            2 * seed + 1)})
+                {"texts": builtin_documents(data["builtin_validation_documents"], 2 * seed + 1)},
+            )
         else:
             self.source = resolve_corpus(data)
         self.lengths()
@@ -53,13 +49,15 @@ class T5PretrainTask(EncoderDecoderTask):
         """`(tokens per block, target length)`; checks the target fits."""
         data = self.config["data"]
         tokens, targets = span_corruption_lengths(
-            data["max_source_length"], data["noise_density"], data["mean_noise_span_length"])
+            data["max_source_length"], data["noise_density"], data["mean_noise_span_length"]
+        )
         if targets + 1 > data["max_target_length"]:
             raise ValueError(
                 f"data.max_target_length: {data['max_target_length']} is too short for "
                 f"the span-corruption targets of data.max_source_length="
                 f"{data['max_source_length']} ({targets} tokens + the start token); "
-                f"set it to at least {targets + 1}")
+                f"set it to at least {targets + 1}"
+            )
         return tokens, targets
 
     def num_sentinels(self):
@@ -73,24 +71,36 @@ class T5PretrainTask(EncoderDecoderTask):
         tokens_per_block, _ = self.lengths()
         batches = count_tokens(tokenizer, **documents) // tokens_per_block // data["batch_size"]
         if batches < 1:
-            raise ValueError(f"{key}: the text makes no full batch of data.batch_size="
-                             f"{data['batch_size']} blocks of {tokens_per_block} tokens")
+            raise ValueError(
+                f"{key}: the text makes no full batch of data.batch_size="
+                f"{data['batch_size']} blocks of {tokens_per_block} tokens"
+            )
         return batches
 
     def dataset(self, tokenizer, documents, seed, shuffle):
         data = self.config["data"]
         tokens_per_block, _ = self.lengths()
-        blocks = token_blocks(token_stream(document_dataset(**documents), tokenizer),
-                              tokens_per_block).repeat()
+        blocks = token_blocks(
+            token_stream(document_dataset(**documents), tokenizer), tokens_per_block
+        ).repeat()
         if shuffle:
             blocks = blocks.shuffle(data["shuffle_buffer"], seed=seed)
         examples = span_corruption_dataset(
-            blocks, tokenizer.sentinel_ids, tokenizer.eos_id, data["noise_density"],
-            data["mean_noise_span_length"], seed=seed)
-        return batch_seq2seq(examples, data["batch_size"], start_id=tokenizer.bos_id,
-                             max_source_length=data["max_source_length"],
-                             max_target_length=data["max_target_length"],
-                             drop_remainder=True)
+            blocks,
+            tokenizer.sentinel_ids,
+            tokenizer.eos_id,
+            data["noise_density"],
+            data["mean_noise_span_length"],
+            seed=seed,
+        )
+        return batch_seq2seq(
+            examples,
+            data["batch_size"],
+            start_id=tokenizer.bos_id,
+            max_source_length=data["max_source_length"],
+            max_target_length=data["max_target_length"],
+            drop_remainder=True,
+        )
 
     def make_data(self, tokenizer):
         data, seed = self.config["data"], self.config["data"]["seed"]
@@ -101,8 +111,14 @@ class T5PretrainTask(EncoderDecoderTask):
             steps = min(steps, self.config["train"]["validation_steps"] or steps)
             validation = self.dataset(tokenizer, self.source.validation, seed + 1, False)
         tokens = data["batch_size"] * (data["max_source_length"] + data["max_target_length"])
-        return DataPlan(self.dataset(tokenizer, self.source.train, seed, True), validation,
-                        steps, per_epoch, tokens, bad_records=self.source.bad_records)
+        return DataPlan(
+            self.dataset(tokenizer, self.source.train, seed, True),
+            validation,
+            steps,
+            per_epoch,
+            tokens,
+            bad_records=self.source.bad_records,
+        )
 
     def evaluate(self, run_dir, model, tokenizer, data=None, batch_size=None):
         """Span-corruption loss and target-token accuracy on `data` (text files)
@@ -118,7 +134,14 @@ class T5PretrainTask(EncoderDecoderTask):
         steps = self.count_batches(tokenizer, documents, data or "validation")
         seed = self.config["data"]["seed"] + 1
         model.compile(**self.compile_args())
-        result = model.evaluate(self.dataset(tokenizer, documents, seed, False),
-                                steps=steps, verbose=0, return_dict=True)
-        return {"loss": float(result["loss"]), "accuracy": float(result["accuracy"]),
-                "blocks": steps * self.config["data"]["batch_size"]}
+        result = model.evaluate(
+            self.dataset(tokenizer, documents, seed, False),
+            steps=steps,
+            verbose=0,
+            return_dict=True,
+        )
+        return {
+            "loss": float(result["loss"]),
+            "accuracy": float(result["accuracy"]),
+            "blocks": steps * self.config["data"]["batch_size"],
+        }

@@ -12,14 +12,7 @@ import tensorflow as tf
 
 from kzoo.tokenizers import load_tokenizer
 from kzoo.training import callbacks as kzoo_callbacks
-from kzoo.training import (
-    checkpoints,
-    distribute,
-    families,
-    monitoring,
-    resume,
-    run_files,
-)
+from kzoo.training import checkpoints, distribute, families, monitoring, resume, run_files
 from kzoo.training.config import ConfigError
 from kzoo.training.optimizer import make_optimizer
 from kzoo.training.recipe import validate
@@ -77,8 +70,7 @@ def _train(config, run_dir, placement, verbose, created=False):
     task.resolve_data()  # validates the files before any write
     checkpoint_dir = os.path.join(run_dir, run_files.CHECKPOINTS)
     # Before the chief writes anything, so no worker sees a half-made run.
-    placement.agree("the step to start from",
-                    _start_step(checkpoint_dir) if resuming else -1)
+    placement.agree("the step to start from", _start_step(checkpoint_dir) if resuming else -1)
     os.makedirs(run_dir, exist_ok=True)
     try:
         keras.utils.set_random_seed(config["train"]["seed"])
@@ -93,13 +85,14 @@ def _train(config, run_dir, placement, verbose, created=False):
         total_steps, steps_per_epoch, epochs = plan_steps(config, plan.steps_per_epoch)
         warmup = config["train"]["warmup_steps"]
         if not resuming and warmup >= total_steps > 1:
-            print(f"Note: train.warmup_steps {warmup} is not below the run's "
-                  f"{total_steps} steps (train.steps, or train.epochs); the learning "
-                  f"rate warms up over {total_steps - 1} steps instead")
+            print(
+                f"Note: train.warmup_steps {warmup} is not below the run's "
+                f"{total_steps} steps (train.steps, or train.epochs); the learning "
+                f"rate warms up over {total_steps - 1} steps instead"
+            )
         precision = config["train"]["precision"]
         with placement.scope():
-            model = task.build_model(tokenizer,
-                                     dtype=None if precision == "float32" else precision)
+            model = task.build_model(tokenizer, dtype=None if precision == "float32" else precision)
     except BaseException:
         # A failed set-up leaves nothing behind, so the same command can be retried.
         if created:
@@ -128,32 +121,48 @@ def _train(config, run_dir, placement, verbose, created=False):
             model.optimizer.build(model.trainable_variables)
         resume.build_for_fit(model, plan.train)
     board = os.path.join(run_dir, run_files.TENSORBOARD)
-    skipped = report_bad_records(plan.bad_records, os.path.join(board, "train"),
-                                 write_summary=last is None)
+    skipped = report_bad_records(
+        plan.bad_records, os.path.join(board, "train"), write_summary=last is None
+    )
     budget = kzoo_callbacks.TimeBudget(train_config["max_minutes"] or math.inf)
     step_limit = kzoo_callbacks.StepLimit(total_steps, taken=state["step"])
     signals = resume.SignalFlag()
     checkpointer = resume.StepCheckpoint(
-        checkpoint_dir, run_dir, train_config["checkpoint_every"], steps_per_epoch,
-        step_limit, signals, history=state["history"],
+        checkpoint_dir,
+        run_dir,
+        train_config["checkpoint_every"],
+        steps_per_epoch,
+        step_limit,
+        signals,
+        history=state["history"],
         state={"total_steps": total_steps, "steps_per_epoch": steps_per_epoch},
     )
     tensorboard = kzoo_callbacks.TensorBoard(
-        board, update_freq=train_config["log_every"], write_graph=False,
-        **monitoring.tensorboard_options(config))
+        board,
+        update_freq=train_config["log_every"],
+        write_graph=False,
+        **monitoring.tensorboard_options(config),
+    )
     fit_callbacks = [
         step_limit,
         budget,
         keras.callbacks.TerminateOnNaN(),
         *task.callbacks(run_dir, model, plan),
         *monitoring.callbacks(config, run_dir, model, plan, tokenizer),
-        kzoo_callbacks.LanguageModelMetrics(plan.tokens_per_step,
-                                            perplexity=task.reports_perplexity),
-        *([kzoo_callbacks.TextSamples(
-            os.path.join(board, "samples"),
-            train_config["sample_prompts"],
-            train_config["sample_max_new_tokens"],
-        )] if task.generates_from_prompts else []),
+        kzoo_callbacks.LanguageModelMetrics(
+            plan.tokens_per_step, perplexity=task.reports_perplexity
+        ),
+        *(
+            [
+                kzoo_callbacks.TextSamples(
+                    os.path.join(board, "samples"),
+                    train_config["sample_prompts"],
+                    train_config["sample_max_new_tokens"],
+                )
+            ]
+            if task.generates_from_prompts
+            else []
+        ),
         tensorboard,
         checkpointer,
         kzoo_callbacks.ProgressBar(),  # Last, as Keras' own: it prints the epoch logs.
@@ -163,8 +172,11 @@ def _train(config, run_dir, placement, verbose, created=False):
         # Stopping at train.steps / the time budget mid-epoch is intended.
         warnings.filterwarnings("ignore", message="Your input ran out of data")
         # BERT tagging and QA heads do not use the pooler.
-        warnings.filterwarnings("ignore", message="Gradients do not exist for variables "
-                                                  r"\['pooled_dense")
+        warnings.filterwarnings(
+            "ignore",
+            message="Gradients do not exist for variables "
+            r"\['pooled_dense",
+        )
         phases = resume.fit_phases(state["step"], total_steps, steps_per_epoch, epochs)
         for index, phase in enumerate(phases):
             if budget.stopped_early or step_limit.taken >= total_steps:

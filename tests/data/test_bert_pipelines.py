@@ -15,8 +15,7 @@ from kzoo.tokenizers import load_tokenizer, train_wordpiece
 def tokenizer(tmp_path_factory):
     directory = str(tmp_path_factory.mktemp("wordpiece"))
     documents = builtin_tasks.pretraining_documents(60, seed=0)
-    train_wordpiece(output_dir=directory, vocab_size=300,
-                    texts=[s for d in documents for s in d])
+    train_wordpiece(output_dir=directory, vocab_size=300, texts=[s for d in documents for s in d])
     return load_tokenizer(directory)
 
 
@@ -26,7 +25,8 @@ def test_pretraining_batches_mask_15_percent_and_keep_the_originals(tokenizer):
     dataset = bert_pretraining_dataset(examples, tokenizer, 8, seed=0, shuffle=False)
     maskable = selected = 0
     for (features, labels, weights), original in zip(
-            dataset, tf.data.Dataset.from_tensor_slices(examples).batch(8)):
+        dataset, tf.data.Dataset.from_tensor_slices(examples).batch(8)
+    ):
         ids, used = original["token_ids"].numpy(), weights["mlm"].numpy() > 0
         positions = features["mask_positions"].numpy()
         rows = np.nonzero(used)[0]
@@ -46,8 +46,9 @@ def test_pretraining_masks_change_between_epochs_but_not_in_validation(tokenizer
     batches = len(examples["nsp_labels"]) // 8
 
     def two_passes(same):
-        dataset = bert_pretraining_dataset(examples, tokenizer, 8, shuffle=False,
-                                           repeat=True, same_masks_every_pass=same)
+        dataset = bert_pretraining_dataset(
+            examples, tokenizer, 8, shuffle=False, repeat=True, same_masks_every_pass=same
+        )
         return [x["mask_positions"].numpy() for x, _, _ in dataset.take(2 * batches)]
 
     fresh, fixed = two_passes(False), two_passes(True)
@@ -70,8 +71,7 @@ def test_pair_packing_and_classification_batches(tokenizer):
 
 def test_tagging_labels_sit_on_first_sub_words(tokenizer):
     examples = [{"tokens": ["ta", "molanteriv", ","], "tags": ["B-NP", "I-NP", "O"]}]
-    (features, labels, weights, first), = tagging_batches(tokenizer, examples, [[1, 2, 0]],
-                                                          16, 4)
+    ((features, labels, weights, first),) = tagging_batches(tokenizer, examples, [[1, 2, 0]], 16, 4)
     positions = first.to_list()[0]
     pieces = tokenizer.tokenize_words(tf.ragged.constant([examples[0]["tokens"]]))
     counts = [len(p) for p in pieces.to_list()[0]]

@@ -9,12 +9,7 @@ import numpy as np
 import pytest
 
 from kzoo.data import builtin_corpus
-from kzoo.data.builtin_corpus import (
-    ALPHABET,
-    END_OF_DOCUMENT,
-    BuiltinCorpus,
-    default_corpus,
-)
+from kzoo.data.builtin_corpus import ALPHABET, END_OF_DOCUMENT, BuiltinCorpus, default_corpus
 
 
 @pytest.fixture(scope="module")

@@ -106,9 +106,7 @@ def test_pair_classification_next_pairs_follow_each_other(monkeypatch):
             assert example["text_pair"] in followers
         else:
             assert example["text_pair"] not in followers
-            assert any(
-                example["text_pair"] in other for i, other in enumerate(seen) if i != number
-            )
+            assert any(example["text_pair"] in other for i, other in enumerate(seen) if i != number)
 
 
 def test_tagging_chunks_noun_phrases_and_verbs(corpus):

@@ -11,10 +11,7 @@ from kzoo.data import builtin_translation as bt
 SENTENCE = re.compile(r"[a-z]+( [a-z]+)* \.")
 DETERMINERS = ("the", "a", "some")
 GENERATORS = {  # (num_examples, seed, split) -> examples.
-    **{
-        task: functools.partial(bt.text_to_text_examples, task)
-        for task in bt.TEXT_TO_TEXT_TASKS
-    },
+    **{task: functools.partial(bt.text_to_text_examples, task) for task in bt.TEXT_TO_TEXT_TASKS},
     "translation_pairs": bt.translation_pairs,
 }
 
@@ -27,10 +24,7 @@ GENERATORS = {  # (num_examples, seed, split) -> examples.
         # Adjectives follow the noun and agree with its gender: "-o" and "-a".
         ("a big dog sees the small cat .", "so varo grando ka miska pita vide ."),
         # Plural: noun suffix "ek", endings "-on"/"-an", verb ending "em".
-        (
-            "the big dogs see some small cats .",
-            "kon varoek grandon san miskaek pitan videm .",
-        ),
+        ("the big dogs see some small cats .", "kon varoek grandon san miskaek pitan videm ."),
         # The verb agrees with the subject, not the object.
         ("the cats like the dog .", "kan miskaek ko varo amem ."),
         ("a cat likes the dogs .", "sa miska kon varoek ame ."),
@@ -149,9 +143,7 @@ def test_pretraining_texts():
     held_out = {
         source
         for task in bt.TEXT_TO_TEXT_TASKS
-        for source, _ in bt.text_to_text_examples(
-            task, bt.HELD_OUT_VALIDATION, 1, "validation"
-        )
+        for source, _ in bt.text_to_text_examples(task, bt.HELD_OUT_VALIDATION, 1, "validation")
     }
     for document in documents:
         sentences = document.split("\n")

@@ -17,8 +17,7 @@ SEQUENCE_LENGTH = 16
 
 def make_document(rng, num_lines):
     lines = (
-        " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 8)))
-        for _ in range(num_lines)
+        " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 8))) for _ in range(num_lines)
     )
     return "\n".join(lines) + rng.choice(["", "\n", "\n\n"])
 
@@ -32,9 +31,7 @@ def documents():
 @pytest.fixture(scope="module")
 def run_dir(documents, tmp_path_factory):
     directory = str(tmp_path_factory.mktemp("run"))
-    train_sentencepiece(
-        texts=documents, vocab_size=300, model_type="bpe", output_dir=directory
-    )
+    train_sentencepiece(texts=documents, vocab_size=300, model_type="bpe", output_dir=directory)
     return directory
 
 
@@ -46,12 +43,8 @@ def tokenizer(run_dir):
 @pytest.fixture(scope="module")
 def stream(run_dir, documents):
     """The expected token stream, from the Python SentencePiece processor."""
-    processor = spm.SentencePieceProcessor(
-        model_file=os.path.join(run_dir, TOKENIZER_FILENAME)
-    )
-    return np.concatenate(
-        [processor.encode(d) + [processor.eos_id()] for d in documents]
-    )
+    processor = spm.SentencePieceProcessor(model_file=os.path.join(run_dir, TOKENIZER_FILENAME))
+    return np.concatenate([processor.encode(d) + [processor.eos_id()] for d in documents])
 
 
 def blocks_of(dataset):
@@ -63,9 +56,7 @@ def blocks_of(dataset):
 
 
 def test_shapes_and_dtypes(tokenizer, documents):
-    dataset = causal_lm.causal_lm_dataset(
-        tokenizer, SEQUENCE_LENGTH, 4, texts=documents
-    )
+    dataset = causal_lm.causal_lm_dataset(tokenizer, SEQUENCE_LENGTH, 4, texts=documents)
     features, labels = dataset.element_spec
     assert features["token_ids"] == tf.TensorSpec((4, SEQUENCE_LENGTH), tf.int32)
     assert features["padding_mask"] == tf.TensorSpec((4, SEQUENCE_LENGTH), tf.bool)
@@ -84,18 +75,14 @@ def test_packing_keeps_every_token_in_order(tokenizer, documents, stream):
     assert len(x) == num_blocks > 10
     covered = num_blocks * SEQUENCE_LENGTH
     # All inputs, then the last label, give back the stream; only the tail is dropped.
-    np.testing.assert_array_equal(
-        np.concatenate([x.ravel(), y[-1, -1:]]), stream[: covered + 1]
-    )
+    np.testing.assert_array_equal(np.concatenate([x.ravel(), y[-1, -1:]]), stream[: covered + 1])
     np.testing.assert_array_equal(y.ravel(), stream[1 : covered + 1])
     assert len(stream) - (covered + 1) < SEQUENCE_LENGTH
 
 
 def test_end_of_document_between_documents(tokenizer, documents, stream):
     x, _ = blocks_of(
-        causal_lm.causal_lm_dataset(
-            tokenizer, SEQUENCE_LENGTH, 1, texts=documents, shuffle=False
-        )
+        causal_lm.causal_lm_dataset(tokenizer, SEQUENCE_LENGTH, 1, texts=documents, shuffle=False)
     )
     tokens = x.ravel()
     eos_positions = np.flatnonzero(tokens == tokenizer.eos_id)
@@ -113,14 +100,10 @@ def test_files_give_the_same_stream_as_texts(tokenizer, documents, tmp_path):
         path.write_text(document, encoding="utf-8")
         paths.append(str(path))
     from_files = blocks_of(
-        causal_lm.causal_lm_dataset(
-            tokenizer, SEQUENCE_LENGTH, 2, files=paths, shuffle=False
-        )
+        causal_lm.causal_lm_dataset(tokenizer, SEQUENCE_LENGTH, 2, files=paths, shuffle=False)
     )
     from_texts = blocks_of(
-        causal_lm.causal_lm_dataset(
-            tokenizer, SEQUENCE_LENGTH, 2, texts=documents, shuffle=False
-        )
+        causal_lm.causal_lm_dataset(tokenizer, SEQUENCE_LENGTH, 2, texts=documents, shuffle=False)
     )
     np.testing.assert_array_equal(from_files[0], from_texts[0])
     np.testing.assert_array_equal(from_files[1], from_texts[1])
@@ -154,9 +137,7 @@ def test_deterministic_with_parallel_calls(tokenizer, documents):
     assert options.deterministic is True
     runs = [
         blocks_of(
-            causal_lm.causal_lm_dataset(
-                tokenizer, 8, 2, texts=documents, num_parallel_calls=4
-            )
+            causal_lm.causal_lm_dataset(tokenizer, 8, 2, texts=documents, num_parallel_calls=4)
         )[0]
         for _ in range(2)
     ]
@@ -183,28 +164,19 @@ def test_pack_into_blocks_on_chunks_of_any_size():
         tf.ragged.constant([[0, 1], [], [2, 3, 4, 5, 6], [7], [8, 9, 10]])
     )
     blocks = [
-        (x.numpy().tolist(), y.numpy().tolist())
-        for x, y in causal_lm.pack_into_blocks(chunks, 3)
+        (x.numpy().tolist(), y.numpy().tolist()) for x, y in causal_lm.pack_into_blocks(chunks, 3)
     ]
-    assert blocks == [
-        ([0, 1, 2], [1, 2, 3]),
-        ([3, 4, 5], [4, 5, 6]),
-        ([6, 7, 8], [7, 8, 9]),
-    ]
+    assert blocks == [([0, 1, 2], [1, 2, 3]), ([3, 4, 5], [4, 5, 6]), ([6, 7, 8], [7, 8, 9])]
 
 
 def test_short_corpus_gives_no_batches_and_empty_documents_are_skipped(tokenizer):
-    assert (
-        list(causal_lm.causal_lm_dataset(tokenizer, 64, 1, texts=["the fox", ""])) == []
-    )
+    assert list(causal_lm.causal_lm_dataset(tokenizer, 64, 1, texts=["the fox", ""])) == []
     documents = [d.numpy() for d in causal_lm.document_dataset(texts=["", "a", ""])]
     assert documents == [b"a"]
 
 
 def test_bad_arguments(tokenizer):
-    with pytest.raises(
-        ValueError, match="sequence_length: expected a positive int, got 0"
-    ):
+    with pytest.raises(ValueError, match="sequence_length: expected a positive int, got 0"):
         causal_lm.causal_lm_dataset(tokenizer, 0, 2, texts=["a"])
     with pytest.raises(ValueError, match="batch_size: expected a positive int"):
         causal_lm.causal_lm_dataset(tokenizer, 8, None, texts=["a"])
@@ -216,7 +188,13 @@ def test_each_pass_packs_from_a_new_offset(tokenizer, documents, stream):
     length = 8
     per_pass = (len(stream) - 1) // length
     dataset = causal_lm.causal_lm_dataset(
-        tokenizer, length, 1, texts=documents, shuffle=True, seed=0, repeat=True,
+        tokenizer,
+        length,
+        1,
+        texts=documents,
+        shuffle=True,
+        seed=0,
+        repeat=True,
         shuffle_buffer_size=1,  # keep passes in order: only the offsets matter here
     )
     blocks = [f["token_ids"].numpy()[0] for (f, _), _ in zip(dataset, range(2 * per_pass - 1))]

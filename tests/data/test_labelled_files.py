@@ -34,10 +34,7 @@ def test_tsv_with_header_names_pair_crlf_blank_lines_and_literal_quotes(tmp_path
     path = write(
         tmp_path,
         "train.tsv",
-        "\ufefflabel\ttext\tsecond\r\n"
-        'pos\tHe said "hi\tthere\r\n'
-        "\n"
-        " neg \tbad\tworse\n",
+        '\ufefflabel\ttext\tsecond\r\npos\tHe said "hi\tthere\r\n\n neg \tbad\tworse\n',
     )
     examples = read_table(path, text_pair_column="second")
     assert examples == [
@@ -49,10 +46,7 @@ def test_tsv_with_header_names_pair_crlf_blank_lines_and_literal_quotes(tmp_path
 def test_tsv_with_indices_has_no_header_unless_told(tmp_path):
     path = write(tmp_path, "data.tsv", "a\t0\nb\t1\n")
     examples = read_table(path, text_column=0, label_column=1)
-    assert [(e["text"], e["label"], e["line"]) for e in examples] == [
-        ("a", "0", 1),
-        ("b", "1", 2),
-    ]
+    assert [(e["text"], e["label"], e["line"]) for e in examples] == [("a", "0", 1), ("b", "1", 2)]
     assert examples[0]["text_pair"] is None
     examples = read_table(path, text_column=0, label_column=1, header=True)
     assert [(e["text"], e["line"]) for e in examples] == [("b", 2)]
@@ -173,15 +167,25 @@ def test_jsonl_reads_keys_integer_labels_and_skips_blank_lines(tmp_path):
     "line, message",
     [
         ('{"text": "a"}', ":2: missing key 'label' (label_column); the object has keys ['text']"),
-        ('{"text": "a", "label": 1.5}', ":2: expected a string for 'label' (label_column), got 1.5"),
-        ('{"text": ["a"], "label": "x"}', ":2: expected a string for 'text' (text_column), got ['a']"),
+        (
+            '{"text": "a", "label": 1.5}',
+            ":2: expected a string for 'label' (label_column), got 1.5",
+        ),
+        (
+            '{"text": ["a"], "label": "x"}',
+            ":2: expected a string for 'text' (text_column), got ['a']",
+        ),
         ('{"text": "", "label": "x"}', ":2: empty text field (column 'text')"),
-        ('["text", "label"]', ":2: expected a JSON object, got '[\"text\", \"label\"]'"),
-        ('{"text": "a", "label": "x"',
-         ":2: invalid JSON: Expecting ',' delimiter at column 27; expected JSON Lines"),
+        ('["text", "label"]', ':2: expected a JSON object, got \'["text", "label"]\''),
+        (
+            '{"text": "a", "label": "x"',
+            ":2: invalid JSON: Expecting ',' delimiter at column 27; expected JSON Lines",
+        ),
         # The decoder's message ends in "at": the position must follow it.
-        ('{"text": "a", "label": "x',
-         ":2: invalid JSON: Unterminated string starting at column 24; expected JSON"),
+        (
+            '{"text": "a", "label": "x',
+            ":2: invalid JSON: Unterminated string starting at column 24; expected JSON",
+        ),
     ],
 )
 def test_jsonl_errors(tmp_path, line, message):
@@ -262,7 +266,15 @@ def test_conll_sentences_docstart_middle_columns_and_tabs(tmp_path):
         {"tokens": ["Rome"], "tags": ["I-LOC"], "line": 11},
     ]
     assert lf.tag_vocabulary(examples) == [
-        "O", "B-LOC", "B-MISC", "B-ORG", "B-PER", "I-LOC", "I-MISC", "I-ORG", "I-PER"
+        "O",
+        "B-LOC",
+        "B-MISC",
+        "B-ORG",
+        "B-PER",
+        "I-LOC",
+        "I-MISC",
+        "I-ORG",
+        "I-PER",
     ]
 
 

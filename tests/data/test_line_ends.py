@@ -33,40 +33,58 @@ def write_both(tmp_path, name, text):
 
 
 PROSE = "first line, with a\rlone CR\nsecond line\n\nthird ✓\nno final newline"
-SQUAD = {"context": "Paris is in France.", "question": "Where is Paris?",
-         "answers": {"text": ["France"], "answer_start": [12]}}
+SQUAD = {
+    "context": "Paris is in France.",
+    "question": "Where is Paris?",
+    "answers": {"text": ["France"], "answer_start": [12]},
+}
 READERS = {
     "read_lines": ("corpus.txt", PROSE, lambda p: list(text_files.read_lines(p))),
     "scan_lines": ("corpus.txt", PROSE, lambda p: list(scan_lines(p))),
-    "split_text_file": ("corpus.txt", PROSE,
-                        lambda p: text_files.split_text_file(p, 0.25)),
+    "split_text_file": ("corpus.txt", PROSE, lambda p: text_files.split_text_file(p, 0.25)),
     "split_text_file, skipping bad lines": (
-        "corpus.txt", PROSE,
-        lambda p: text_files.split_text_file(p, 0.25, bad_records=BadRecords("skip"))),
+        "corpus.txt",
+        PROSE,
+        lambda p: text_files.split_text_file(p, 0.25, bad_records=BadRecords("skip")),
+    ),
     "bert documents": ("corpus.txt", PROSE, lambda p: read_documents([p])),
     "document_dataset": (
-        "corpus.txt", PROSE,
-        lambda p: [d.numpy() for d in document_dataset(files=[p])]),
+        "corpus.txt",
+        PROSE,
+        lambda p: [d.numpy() for d in document_dataset(files=[p])],
+    ),
     "document_dataset, dropping bad lines": (
-        "corpus.txt", PROSE,
-        lambda p: [d.numpy() for d in document_dataset(files=[p], max_line_bytes=100)]),
-    "tsv": ("train.tsv", "text\tlabel\na b\tpos\n\nc\tneg\n",
-            lambda p: read_classification_file(p, text_column="text",
-                                               label_column="label")),
-    "csv": ("train.csv", 'text,label\n"a\nb, quoted",pos\nc,neg\n',
-            lambda p: read_classification_file(p, text_column="text",
-                                               label_column="label")),
-    "jsonl": ("train.jsonl", '{"text": "a", "label": 1}\n\n{"text": "b", "label": 0}\n',
-              lambda p: read_classification_file(p, text_column="text",
-                                                 label_column="label")),
-    "conll": ("train.conll", "-DOCSTART- -X- O O\n\nEU NNP B-ORG\nrejects VBZ O\n",
-              read_conll_file),
+        "corpus.txt",
+        PROSE,
+        lambda p: [d.numpy() for d in document_dataset(files=[p], max_line_bytes=100)],
+    ),
+    "tsv": (
+        "train.tsv",
+        "text\tlabel\na b\tpos\n\nc\tneg\n",
+        lambda p: read_classification_file(p, text_column="text", label_column="label"),
+    ),
+    "csv": (
+        "train.csv",
+        'text,label\n"a\nb, quoted",pos\nc,neg\n',
+        lambda p: read_classification_file(p, text_column="text", label_column="label"),
+    ),
+    "jsonl": (
+        "train.jsonl",
+        '{"text": "a", "label": 1}\n\n{"text": "b", "label": 0}\n',
+        lambda p: read_classification_file(p, text_column="text", label_column="label"),
+    ),
+    "conll": (
+        "train.conll",
+        "-DOCSTART- -X- O O\n\nEU NNP B-ORG\nrejects VBZ O\n",
+        read_conll_file,
+    ),
     "squad": ("train.jsonl", json.dumps(SQUAD) + "\n", read_squad_file),
-    "parallel table": ("pairs.tsv", "de\ten\nHallo\tHello\nDanke\tThanks\n",
-                       lambda p: read_parallel_table(p, source_column="de",
-                                                     target_column="en")),
-    "line-aligned": ("train.de", "Guten Morgen.\nDanke.\n",
-                     lambda p: read_line_aligned(p, p)),
+    "parallel table": (
+        "pairs.tsv",
+        "de\ten\nHallo\tHello\nDanke\tThanks\n",
+        lambda p: read_parallel_table(p, source_column="de", target_column="en"),
+    ),
+    "line-aligned": ("train.de", "Guten Morgen.\nDanke.\n", lambda p: read_line_aligned(p, p)),
 }
 
 
@@ -98,17 +116,26 @@ def test_line_lengths_count_the_bytes_in_the_file(tmp_path):
 
 
 def test_the_log_says_what_was_converted_once_per_key(tmp_path, capsys):
-    for name, content in (("a.txt", windows("one\ntwo\n")), ("b.txt", "x\r\ny\n"),
-                          ("c.txt", "plain\n")):
+    for name, content in (
+        ("a.txt", windows("one\ntwo\n")),
+        ("b.txt", "x\r\ny\n"),
+        ("c.txt", "plain\n"),
+    ):
         (tmp_path / name).write_bytes(content.encode("utf-8"))
     pattern = str(tmp_path / "*.txt")
     text_files.resolve_text_files(pattern, "data.train")
     text_files.resolve_text_files(pattern, "data.train")  # e.g. the tokenizer trainer
     assert capsys.readouterr().out.splitlines() == [
-        'data.train: 3 file(s): stripped a byte-order mark from 1, converted 3 CRLF '
-        'line end(s) to "\\n"']
-    read_classification_file(str(tmp_path / "c.txt"), text_column=0, label_column=0,
-                             file_format="tsv", key="data.validation")
+        "data.train: 3 file(s): stripped a byte-order mark from 1, converted 3 CRLF "
+        'line end(s) to "\\n"'
+    ]
+    read_classification_file(
+        str(tmp_path / "c.txt"),
+        text_column=0,
+        label_column=0,
+        file_format="tsv",
+        key="data.validation",
+    )
     assert capsys.readouterr().out == ""  # nothing to convert, nothing said
 
 

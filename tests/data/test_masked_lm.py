@@ -13,14 +13,21 @@ def _batch(rows, length, maskable_tokens, seed=0):
     rng = np.random.default_rng(seed)
     ids = np.zeros((rows, length), np.int32)
     ids[:, 0] = 2
-    ids[:, 1: maskable_tokens + 1] = rng.integers(FIRST, VOCAB, (rows, maskable_tokens))
+    ids[:, 1 : maskable_tokens + 1] = rng.integers(FIRST, VOCAB, (rows, maskable_tokens))
     ids[:, maskable_tokens + 1] = 3
     return ids, ids >= FIRST
 
 
 def _mask(ids, maskable, seed=(0, 0), **kwargs):
-    out = mask_tokens(ids, maskable, tf.constant(seed), mask_id=MASK,
-                      vocabulary_size=VOCAB, first_random_id=FIRST, **kwargs)
+    out = mask_tokens(
+        ids,
+        maskable,
+        tf.constant(seed),
+        mask_id=MASK,
+        vocabulary_size=VOCAB,
+        first_random_id=FIRST,
+        **kwargs,
+    )
     return {k: v.numpy() for k, v in out.items()}
 
 
@@ -68,8 +75,11 @@ def test_special_tokens_and_padding_are_never_selected():
 
 def test_masks_are_deterministic_per_seed_and_differ_between_seeds():
     ids, maskable = _batch(8, 32, 30)
-    first, again, other = _mask(ids, maskable, (1, 5)), _mask(ids, maskable, (1, 5)), \
-        _mask(ids, maskable, (1, 6))
+    first, again, other = (
+        _mask(ids, maskable, (1, 5)),
+        _mask(ids, maskable, (1, 5)),
+        _mask(ids, maskable, (1, 6)),
+    )
     np.testing.assert_array_equal(first["token_ids"], again["token_ids"])
     assert not np.array_equal(first["mask_positions"], other["mask_positions"])
 

@@ -80,25 +80,19 @@ def test_jsonl_and_format_override(tmp_path):
 
 def test_missing_column_names_file_line(tmp_path):
     path = write(tmp_path, "train.jsonl", '{"de": "a", "en": "b"}\n{"de": "c"}\n')
-    assert error_of(
-        pf.read_parallel_table, path, source_column="de", target_column="en"
-    ) == (
+    assert error_of(pf.read_parallel_table, path, source_column="de", target_column="en") == (
         f"{path}:2: missing key 'en' (target_column); the object has keys ['de']"
     )
     path = write(tmp_path, "train.tsv", "de\ten\na\tb\n")
-    assert error_of(
-        pf.read_parallel_table, path, source_column="fr", target_column="en"
-    ) == (
-        f"{path}:1: no column 'fr' (source_column) in the header; the header has "
-        "['de', 'en']"
+    assert error_of(pf.read_parallel_table, path, source_column="fr", target_column="en") == (
+        f"{path}:1: no column 'fr' (source_column) in the header; the header has ['de', 'en']"
     )
 
 
 def test_empty_source_or_target_names_file_line(tmp_path):
     path = write(tmp_path, "train.tsv", "a\tA\n \tB\n")
     assert error_of(pf.read_parallel_table, path, source_column=0, target_column=1) == (
-        f"{path}:2: empty source text (column 0); every pair needs a source and a "
-        "target"
+        f"{path}:2: empty source text (column 0); every pair needs a source and a target"
     )
     path = write(tmp_path, "train.csv", 'de,en\na,A\nb,""\n')
     message = error_of(read_de_en, path)
@@ -111,11 +105,7 @@ def test_empty_source_or_target_names_file_line(tmp_path):
 def test_empty_table_names_the_key(tmp_path):
     path = write(tmp_path, "dev.tsv", "de\ten\n\n")
     message = error_of(
-        pf.read_parallel_table,
-        path,
-        source_column="de",
-        target_column="en",
-        key="data.validation",
+        pf.read_parallel_table, path, source_column="de", target_column="en", key="data.validation"
     )
     assert message == f"data.validation: {path}: no examples; the file is empty or blank"
 
@@ -150,8 +140,7 @@ def test_empty_line_names_file_line(tmp_path, side):
     target = write(tmp_path, "train.en", texts["target"])
     bad, other = (source, target) if side == "source" else (target, source)
     assert error_of(pf.read_line_aligned, source, target) == (
-        f"{bad}:2: empty line; every line must hold the translation of the same line "
-        f"of {other}"
+        f"{bad}:2: empty line; every line must hold the translation of the same line of {other}"
     )
 
 

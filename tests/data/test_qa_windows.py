@@ -36,14 +36,22 @@ def tokenizer(tmp_path_factory):
 
 def windows_of(tokenizer, examples, **settings):
     settings = settings or SETTINGS
-    return {key: value.numpy() for key, value in qa_windows(
-        tokenizer, [e["question"] for e in examples], [e["context"] for e in examples],
-        **settings).items()}
+    return {
+        key: value.numpy()
+        for key, value in qa_windows(
+            tokenizer,
+            [e["question"] for e in examples],
+            [e["context"] for e in examples],
+            **settings,
+        ).items()
+    }
 
 
 def byte_spans(examples):
-    spans = [char_to_byte_offsets(e["context"], e["answers"][0]["answer_start"],
-                                  e["answers"][0]["text"]) for e in examples]
+    spans = [
+        char_to_byte_offsets(e["context"], e["answers"][0]["answer_start"], e["answers"][0]["text"])
+        for e in examples
+    ]
     return np.array(spans, np.int64).T
 
 
@@ -57,8 +65,15 @@ def test_windows_cover_the_context_with_the_stride(tokenizer):
     examples = [{"question": e["question"], "context": e["context"]} for e in EXAMPLES[:6]]
     examples.append({"question": "a b c d e f g h i", "context": "pove gosegun"})
     windows = windows_of(tokenizer, examples)
-    assert set(windows) == {"token_ids", "segment_ids", "padding_mask", "example_index",
-                            "token_starts", "token_ends", "token_indices"}
+    assert set(windows) == {
+        "token_ids",
+        "segment_ids",
+        "padding_mask",
+        "example_index",
+        "token_starts",
+        "token_ends",
+        "token_indices",
+    }
     assert windows["token_ids"].dtype == np.int32 and windows["token_starts"].dtype == np.int64
     for row, example in enumerate(examples):
         context_ids = tokenizer.tokenize(example["context"]).numpy()
@@ -72,19 +87,28 @@ def test_windows_cover_the_context_with_the_stride(tokenizer):
             expected = np.arange(5 * k, min(5 * k + 12, len(context_ids)))
             np.testing.assert_array_equal(indices[indices >= 0], expected)
             q = len(question_ids)
-            packed = [tokenizer.cls_id, *question_ids, tokenizer.sep_id,
-                      *context_ids[expected], tokenizer.sep_id]
-            np.testing.assert_array_equal(windows["token_ids"][w, :len(packed)], packed)
+            packed = [
+                tokenizer.cls_id,
+                *question_ids,
+                tokenizer.sep_id,
+                *context_ids[expected],
+                tokenizer.sep_id,
+            ]
+            np.testing.assert_array_equal(windows["token_ids"][w, : len(packed)], packed)
             assert windows["padding_mask"][w].sum() == len(packed)
-            np.testing.assert_array_equal(windows["segment_ids"][w, :len(packed)],
-                                          [0] * (q + 2) + [1] * (len(packed) - q - 2))
-            assert np.all(indices[: q + 2] == -1) and np.all(indices[len(packed) - 1:] == -1)
+            np.testing.assert_array_equal(
+                windows["segment_ids"][w, : len(packed)],
+                [0] * (q + 2) + [1] * (len(packed) - q - 2),
+            )
+            assert np.all(indices[: q + 2] == -1) and np.all(indices[len(packed) - 1 :] == -1)
         assert windows["token_indices"][ours[-1]].max() == len(context_ids) - 1
 
 
 def test_token_offsets_map_back_to_the_context_bytes(tokenizer):
-    examples = [{"question": "what?", "context": c}
-                for c in ["Kimene GOSEGUN vule. Pove gosegun mileko?", EXAMPLES[7]["context"]]]
+    examples = [
+        {"question": "what?", "context": c}
+        for c in ["Kimene GOSEGUN vule. Pove gosegun mileko?", EXAMPLES[7]["context"]]
+    ]
     windows = windows_of(tokenizer, examples)
     vocabulary = tokenizer.get_vocabulary()
     checked = 0
@@ -108,7 +132,8 @@ def test_answer_positions_inside_one_window_and_across_a_boundary(tokenizer):
     golds = [(6, 7), (10, 13)]
     windows = qa_windows(tokenizer, ["what?"] * 2, [context] * 2, **SETTINGS)
     starts, ends = answer_token_positions(
-        windows, [token_starts[s] for s, _ in golds], [token_ends[e] for _, e in golds])
+        windows, [token_starts[s] for s, _ in golds], [token_ends[e] for _, e in golds]
+    )
     starts, ends = starts.numpy(), ends.numpy()
     index = windows["example_index"].numpy()
     indices = windows["token_indices"].numpy()
@@ -127,14 +152,17 @@ def test_answer_positions_inside_one_window_and_across_a_boundary(tokenizer):
 
 
 def test_best_answers_returns_the_peak_span_of_a_non_ascii_context(tokenizer):
-    examples = [{"question": "quoi?", "context": CAFE, "answers": [
-        {"text": "Crème brûlée", "answer_start": CAFE.index("Crème")}]}]
-    windows = windows_of(tokenizer, examples, sequence_length=64, max_query_tokens=8,
-                         doc_stride=16)
+    examples = [
+        {
+            "question": "quoi?",
+            "context": CAFE,
+            "answers": [{"text": "Crème brûlée", "answer_start": CAFE.index("Crème")}],
+        }
+    ]
+    windows = windows_of(tokenizer, examples, sequence_length=64, max_query_tokens=8, doc_stride=16)
     byte_start, byte_end = char_to_byte_offsets(CAFE, CAFE.index("Crème"), "Crème brûlée")
     starts, ends = answer_token_positions(windows, [byte_start], [byte_end])
-    out = best_answers(*oracle_logits(windows, starts, ends), windows, [CAFE],
-                       max_answer_tokens=30)
+    out = best_answers(*oracle_logits(windows, starts, ends), windows, [CAFE], max_answer_tokens=30)
     assert out["answers"].numpy()[0].decode() == "Crème brûlée"
     assert out["byte_starts"].numpy()[0] == byte_start
     assert out["byte_ends"].numpy()[0] == byte_end
@@ -143,8 +171,13 @@ def test_best_answers_returns_the_peak_span_of_a_non_ascii_context(tokenizer):
 
 def test_max_answer_tokens_bounds_the_span(tokenizer):
     context = "kimene gosegun vule pove mileko"
-    windows = windows_of(tokenizer, [{"question": "what?", "context": context}],
-                         sequence_length=64, max_query_tokens=8, doc_stride=16)
+    windows = windows_of(
+        tokenizer,
+        [{"question": "what?", "context": context}],
+        sequence_length=64,
+        max_query_tokens=8,
+        doc_stride=16,
+    )
     assert len(windows["example_index"]) == 1
     context_positions = np.flatnonzero(windows["token_starts"][0] >= 0)
     start_logits = np.zeros(windows["token_ids"].shape, np.float32)
@@ -153,8 +186,7 @@ def test_max_answer_tokens_bounds_the_span(tokenizer):
     end_logits = np.zeros(windows["token_ids"].shape, np.float32)
     end_logits[0, context_positions] = 0.1 * np.arange(len(context_positions))
     for limit in (1, 2, 3):
-        out = best_answers(start_logits, end_logits, windows, [context],
-                           max_answer_tokens=limit)
+        out = best_answers(start_logits, end_logits, windows, [context], max_answer_tokens=limit)
         assert out["byte_starts"].numpy()[0] == 0
         last = context_positions[limit - 1]
         assert out["byte_ends"].numpy()[0] == windows["token_ends"][0, last]
@@ -185,8 +217,12 @@ def test_oracle_logits_give_exact_match_100(tokenizer):
     assert len(windows["example_index"]) > len(EXAMPLES)  # Several windows per context.
     starts, ends = answer_token_positions(windows, *byte_spans(EXAMPLES))
     assert np.all(starts.numpy() <= ends.numpy())
-    out = best_answers(*oracle_logits(windows, starts, ends), windows,
-                       [e["context"] for e in EXAMPLES], max_answer_tokens=8)
+    out = best_answers(
+        *oracle_logits(windows, starts, ends),
+        windows,
+        [e["context"] for e in EXAMPLES],
+        max_answer_tokens=8,
+    )
     predictions = [a.decode() for a in out["answers"].numpy()]
     assert predictions == [e["answers"][0]["text"] for e in EXAMPLES]
     assert qa_metrics(predictions, EXAMPLES) == {"exact_match": 100.0, "f1": 100.0}
@@ -195,19 +231,24 @@ def test_oracle_logits_give_exact_match_100(tokenizer):
 def test_predict_answers_batches_windows_through_the_model(tokenizer):
     windows = qa_eval_windows(tokenizer, EXAMPLES, **SETTINGS)
     start_logits, end_logits = oracle_logits(
-        windows, *answer_token_positions(windows, *byte_spans(EXAMPLES)))
+        windows, *answer_token_positions(windows, *byte_spans(EXAMPLES))
+    )
     seen = []
 
     def model(features, training=False):  # Replays the oracle, batch by batch.
         first = sum(seen)
         seen.append(len(features["token_ids"]))
-        np.testing.assert_array_equal(features["token_ids"],
-                                      windows["token_ids"][first:first + seen[-1]])
-        return {"start_logits": start_logits[first:first + seen[-1]],
-                "end_logits": end_logits[first:first + seen[-1]]}
+        np.testing.assert_array_equal(
+            features["token_ids"], windows["token_ids"][first : first + seen[-1]]
+        )
+        return {
+            "start_logits": start_logits[first : first + seen[-1]],
+            "end_logits": end_logits[first : first + seen[-1]],
+        }
 
-    predictions = predict_answers(model, tokenizer, EXAMPLES, max_answer_tokens=8,
-                                  batch_size=16, **SETTINGS)
+    predictions = predict_answers(
+        model, tokenizer, EXAMPLES, max_answer_tokens=8, batch_size=16, **SETTINGS
+    )
     assert max(seen) == 16 and sum(seen) == len(windows["example_index"])
     assert qa_metrics(predictions, EXAMPLES)["exact_match"] == 100.0
 
@@ -222,13 +263,17 @@ def test_qa_dataset_labels_windows_for_fit(tokenizer):
     starts = np.concatenate([l["start_logits"].numpy() for _, l in dataset])
     expected, _ = answer_token_positions(windows, *byte_spans(EXAMPLES))
     np.testing.assert_array_equal(starts, expected.numpy())
-    shuffled = qa_dataset(tokenizer, EXAMPLES, batch_size=8, shuffle=True, seed=3,
-                          repeat=True, **SETTINGS)
+    shuffled = qa_dataset(
+        tokenizer, EXAMPLES, batch_size=8, shuffle=True, seed=3, repeat=True, **SETTINGS
+    )
     batches = [b[0]["token_ids"].shape[0] for b in shuffled.take(len(starts) // 8 + 2)]
     assert set(batches) == {8}
-    first = [next(iter(qa_dataset(tokenizer, EXAMPLES, batch_size=8, shuffle=True,
-                                  seed=3, **SETTINGS)))[0]["token_ids"].numpy()
-             for _ in range(2)]
+    first = [
+        next(iter(qa_dataset(tokenizer, EXAMPLES, batch_size=8, shuffle=True, seed=3, **SETTINGS)))[
+            0
+        ]["token_ids"].numpy()
+        for _ in range(2)
+    ]
     np.testing.assert_array_equal(*first)
     assert not np.array_equal(first[0], features["token_ids"].numpy())
 
@@ -245,8 +290,9 @@ def test_windows_and_answers_run_in_an_exported_tf_function(tokenizer):
     contexts = [CAFE, "", EXAMPLES[0]["context"]]
     out = answer(tf.constant(["quoi?", "what?", "what?"]), tf.constant(contexts))
     _, _, token_ends = tokenizer.tokenize_with_offsets(contexts)
-    first_tokens = [c.encode()[: e[0]] if len(e) else b"" for c, e in
-                    zip(contexts, token_ends.to_list())]
+    first_tokens = [
+        c.encode()[: e[0]] if len(e) else b"" for c, e in zip(contexts, token_ends.to_list())
+    ]
     assert out["answers"].numpy().tolist() == first_tokens
     assert first_tokens[0].decode().startswith("C") and first_tokens[1] == b""
     assert out["scores"].numpy()[1] == 0.0 and out["scores"].numpy()[0] > 0.0
@@ -256,12 +302,13 @@ def test_windows_and_answers_run_in_an_exported_tf_function(tokenizer):
 
 def test_char_to_byte_offsets_and_bad_settings(tokenizer):
     assert char_to_byte_offsets(CAFE, CAFE.index("thé"), "thé") == (
-        CAFE.encode().index("thé".encode()), len(CAFE.encode()) - 1)
+        CAFE.encode().index("thé".encode()),
+        len(CAFE.encode()) - 1,
+    )
     with pytest.raises(ValueError, match="not in the context at answer_start=2"):
         char_to_byte_offsets(CAFE, 2, "lait")
     with pytest.raises(ValueError, match="doc_stride: expected 1 <= doc_stride <= 12"):
-        qa_windows(tokenizer, ["a"], ["b"], sequence_length=20, max_query_tokens=5,
-                   doc_stride=13)
+        qa_windows(tokenizer, ["a"], ["b"], sequence_length=20, max_query_tokens=5, doc_stride=13)
     with pytest.raises(ValueError, match="one prediction per example"):
         qa_metrics(["a"], EXAMPLES[:2])
 

@@ -15,12 +15,7 @@ from kzoo.tokenizers import TOKENIZER_FILENAME, load_tokenizer, train_sentencepi
 WORDS = "the cat sat on a mat die katze sitzt auf einer matte ja nein".split()
 MAX_SOURCE, MAX_TARGET = 14, 10
 BATCH = 4
-INPUTS = (
-    "encoder_token_ids",
-    "encoder_padding_mask",
-    "decoder_token_ids",
-    "decoder_padding_mask",
-)
+INPUTS = ("encoder_token_ids", "encoder_padding_mask", "decoder_token_ids", "decoder_padding_mask")
 
 
 def sentence(rng):
@@ -49,13 +44,10 @@ def tokenizer(run_dir):
 @pytest.fixture(scope="module")
 def expected_ids(run_dir, pairs):
     """`(source_ids, target_ids)` per pair, from the Python SentencePiece processor."""
-    processor = spm.SentencePieceProcessor(
-        model_file=os.path.join(run_dir, TOKENIZER_FILENAME)
-    )
+    processor = spm.SentencePieceProcessor(model_file=os.path.join(run_dir, TOKENIZER_FILENAME))
     end = processor.eos_id()
     return [
-        (tuple(processor.encode(s) + [end]), tuple(processor.encode(t) + [end]))
-        for s, t in pairs
+        (tuple(processor.encode(s) + [end]), tuple(processor.encode(t) + [end])) for s, t in pairs
     ]
 
 
@@ -105,7 +97,10 @@ def test_tokenize_pairs_appends_the_end_id(tokenizer, pairs, expected_ids):
 
 def test_teacher_forcing_shift_and_real_lengths(tokenizer, pairs, expected_ids):
     dataset = sp.seq2seq_dataset(
-        pairs, tokenizer, batch_size=BATCH, max_source_length=MAX_SOURCE,
+        pairs,
+        tokenizer,
+        batch_size=BATCH,
+        max_source_length=MAX_SOURCE,
         max_target_length=MAX_TARGET,
     )
     for x, y, _ in dataset:
@@ -127,8 +122,9 @@ def test_start_id_zero_is_still_a_real_position():
             "target_ids": tf.ragged.constant([[5, 1]], tf.int64),
         }
     )
-    x, y, weights = next(iter(sp.batch_seq2seq(
-        ids, 2, start_id=0, max_source_length=3, max_target_length=3)))
+    x, y, weights = next(
+        iter(sp.batch_seq2seq(ids, 2, start_id=0, max_source_length=3, max_target_length=3))
+    )
     assert x["decoder_token_ids"].numpy().tolist() == [[0, 5, 0]]
     assert x["decoder_padding_mask"].numpy().tolist() == [[1, 1, 0]]
     assert y.numpy().tolist() == [[5, 1, 0]]
@@ -141,8 +137,7 @@ def test_length_filter_drops_exactly_the_long_ones(tokenizer, pairs, expected_id
     ids = sp.tokenize_pairs(sp.pair_dataset(pairs), tokenizer, tokenizer.eos_id)
     filtered = sp.filter_lengths(ids, MAX_SOURCE, MAX_TARGET)
     assert ids_of(filtered) == kept
-    assert sp.count_kept_pairs(pairs, tokenizer, MAX_SOURCE, MAX_TARGET) == (
-        len(kept), len(pairs))
+    assert sp.count_kept_pairs(pairs, tokenizer, MAX_SOURCE, MAX_TARGET) == (len(kept), len(pairs))
 
 
 def test_length_limits_are_inclusive():
@@ -162,8 +157,12 @@ def test_bucketing_gives_only_documented_shapes_and_loses_nothing(
 ):
     boundaries = [4, 8, 12, 20]
     dataset = sp.seq2seq_dataset(
-        pairs, tokenizer, batch_size=BATCH, max_source_length=MAX_SOURCE,
-        max_target_length=MAX_TARGET, bucket_boundaries=boundaries,
+        pairs,
+        tokenizer,
+        batch_size=BATCH,
+        max_source_length=MAX_SOURCE,
+        max_target_length=MAX_TARGET,
+        bucket_boundaries=boundaries,
         drop_remainder=drop_remainder,
     )
     buckets = sp.bucket_lengths(boundaries, MAX_SOURCE, MAX_TARGET)
@@ -189,13 +188,16 @@ def test_bucketing_gives_only_documented_shapes_and_loses_nothing(
         assert got == kept
 
 
-def test_shuffle_is_deterministic_per_seed_and_reshuffles_each_pass(
-    tokenizer, pairs, expected_ids
-):
+def test_shuffle_is_deterministic_per_seed_and_reshuffles_each_pass(tokenizer, pairs, expected_ids):
     def shuffled(seed):
         return sp.seq2seq_dataset(
-            pairs, tokenizer, batch_size=BATCH, max_source_length=MAX_SOURCE,
-            max_target_length=MAX_TARGET, shuffle=True, seed=seed,
+            pairs,
+            tokenizer,
+            batch_size=BATCH,
+            max_source_length=MAX_SOURCE,
+            max_target_length=MAX_TARGET,
+            shuffle=True,
+            seed=seed,
         )
 
     dataset = shuffled(1)
@@ -211,8 +213,14 @@ def test_shuffle_is_deterministic_per_seed_and_reshuffles_each_pass(
 def test_repeat_continues_with_the_next_shuffled_pass(tokenizer, pairs, expected_ids):
     kept = [ids for ids in expected_ids if fits(ids)]
     dataset = sp.seq2seq_dataset(
-        pairs, tokenizer, batch_size=BATCH, max_source_length=MAX_SOURCE,
-        max_target_length=MAX_TARGET, shuffle=True, seed=1, repeat=True,
+        pairs,
+        tokenizer,
+        batch_size=BATCH,
+        max_source_length=MAX_SOURCE,
+        max_target_length=MAX_TARGET,
+        shuffle=True,
+        seed=1,
+        repeat=True,
         drop_remainder=True,
     )
     examples = examples_of(dataset.take(2 * len(kept) // BATCH))
@@ -225,17 +233,25 @@ def test_detokenized_labels_give_back_the_targets(tokenizer, pairs, expected_ids
     dicts = [{"source": s, "target": t} for s, t in pairs]
     dataset = sp.seq2seq_dataset(
         tf.data.Dataset.from_tensor_slices(
-            {"source": [s for s, _ in pairs], "target": [t for _, t in pairs]}),
-        tokenizer, batch_size=BATCH, max_source_length=MAX_SOURCE,
+            {"source": [s for s, _ in pairs], "target": [t for _, t in pairs]}
+        ),
+        tokenizer,
+        batch_size=BATCH,
+        max_source_length=MAX_SOURCE,
         max_target_length=MAX_TARGET,
     )
-    texts = [t for y in dataset.map(lambda x, y, w: y) for t in
-             tokenizer.detokenize(y).numpy().tolist()]
+    texts = [
+        t for y in dataset.map(lambda x, y, w: y) for t in tokenizer.detokenize(y).numpy().tolist()
+    ]
     expected = [d["target"].encode() for d, ids in zip(dicts, expected_ids) if fits(ids)]
     assert texts == expected
-    from_dicts = sp.seq2seq_dataset(dicts, tokenizer, batch_size=BATCH,
-                                    max_source_length=MAX_SOURCE,
-                                    max_target_length=MAX_TARGET)
+    from_dicts = sp.seq2seq_dataset(
+        dicts,
+        tokenizer,
+        batch_size=BATCH,
+        max_source_length=MAX_SOURCE,
+        max_target_length=MAX_TARGET,
+    )
     assert examples_of(from_dicts) == examples_of(dataset)
 
 
@@ -247,5 +263,6 @@ def test_bad_arguments_name_what_was_expected(tokenizer):
     with pytest.raises(ValueError, match=r"^bucket_boundaries: expected increasing"):
         sp.bucket_lengths([8, 4], 16, 16)
     with pytest.raises(ValueError, match=r"^batch_size: expected a positive int, got 0"):
-        sp.seq2seq_dataset([("a", "b")], tokenizer, batch_size=0, max_source_length=4,
-                           max_target_length=4)
+        sp.seq2seq_dataset(
+            [("a", "b")], tokenizer, batch_size=0, max_source_length=4, max_target_length=4
+        )

@@ -54,8 +54,11 @@ def test_noise_density_is_exactly_rounded_and_15_percent_overall(length):
 @pytest.mark.parametrize("length,expected", [(2, 1), (5, 1), (10, 2), (30, 4), (37, 6)])
 def test_noise_count_rounds_half_to_even_and_keeps_one_of_each(length, expected):
     # 10 * 0.15 = 1.5 -> 2 and 30 * 0.15 = 4.5 -> 4, like Python's round().
-    assert int(random_spans_noise_mask(length).numpy().sum()) == expected == max(
-        1, min(round(length * 0.15), length - 1))
+    assert (
+        int(random_spans_noise_mask(length).numpy().sum())
+        == expected
+        == max(1, min(round(length * 0.15), length - 1))
+    )
 
 
 def test_mean_noise_span_length_is_about_3_and_spans_start_with_kept_tokens():
@@ -101,8 +104,7 @@ def test_sentinels_are_used_in_order():
 
 
 @pytest.mark.parametrize(
-    "inputs_length,expected",
-    [(32, (34, 8)), (64, (70, 14)), (128, (141, 29)), (512, (568, 114))],
+    "inputs_length,expected", [(32, (34, 8)), (64, (70, 14)), (128, (141, 29)), (512, (568, 114))]
 )
 def test_lengths_fill_the_inputs_exactly(inputs_length, expected):
     assert span_corruption_lengths(inputs_length) == expected
@@ -129,8 +131,9 @@ def test_token_blocks_are_consecutive_and_drop_the_tail():
 def _examples(seed, count=20):
     blocks = tf.data.Dataset.from_tensors(tf.range(1000, 1100)).repeat(count)
     dataset = span_corruption_dataset(blocks, SENTINELS, END, seed=seed)
-    return [(e["source_ids"].tolist(), e["target_ids"].tolist())
-            for e in dataset.as_numpy_iterator()]
+    return [
+        (e["source_ids"].tolist(), e["target_ids"].tolist()) for e in dataset.as_numpy_iterator()
+    ]
 
 
 def test_dataset_is_deterministic_per_seed_and_differs_between_elements():
@@ -144,8 +147,11 @@ def test_dataset_is_deterministic_per_seed_and_differs_between_elements():
 
 def test_too_few_sentinels_is_a_clear_error():
     blocks = tf.data.Dataset.from_tensors(tf.range(1000, 1568))
-    with pytest.raises(ValueError, match=r"sentinel_ids: a block of 568 tokens has 28 "
-                                         r"noise spans but only 10 sentinel ids"):
+    with pytest.raises(
+        ValueError,
+        match=r"sentinel_ids: a block of 568 tokens has 28 "
+        r"noise spans but only 10 sentinel ids",
+    ):
         span_corruption_dataset(blocks, SENTINELS[:10], END)
     with pytest.raises(ValueError, match="sentinel_ids: a block of 568 tokens"):
         corrupt_spans(tf.range(1000, 1568), SENTINELS[:10])

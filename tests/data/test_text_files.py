@@ -24,11 +24,7 @@ def names(paths, root):
 
 def test_resolve_sorts_and_deduplicates(corpus_dir):
     files = text_files.resolve_files(
-        [
-            str(corpus_dir / "*.txt"),
-            str(corpus_dir / "a.txt"),
-            str(corpus_dir / "**" / "*.txt"),
-        ],
+        [str(corpus_dir / "*.txt"), str(corpus_dir / "a.txt"), str(corpus_dir / "**" / "*.txt")],
         "data.train",
     )
     assert names(files, corpus_dir) == ["a.txt", "b.txt", os.path.join("sub", "c.txt")]
@@ -40,9 +36,7 @@ def test_resolve_sorts_and_deduplicates(corpus_dir):
 def test_missing_file_names_key_and_pattern(corpus_dir):
     missing = str(corpus_dir / "nope.txt")
     with pytest.raises(FileNotFoundError) as error:
-        text_files.resolve_files(
-            [str(corpus_dir / "a.txt"), missing], "data.validation"
-        )
+        text_files.resolve_files([str(corpus_dir / "a.txt"), missing], "data.validation")
     assert str(error.value) == f"data.validation: file {missing!r} does not exist"
 
 
@@ -98,13 +92,9 @@ def test_validation_streams_across_chunk_boundaries(tmp_path, monkeypatch):
     path = tmp_path / "good.txt"
     path.write_text(good, encoding="utf-8")
     assert text_files.check_utf8(str(path)) == len(good.encode("utf-8"))
-    data = (
-        good.encode("utf-8") + b"\n\xe2\x9c"
-    )  # Truncated 3-byte character at the end.
+    data = good.encode("utf-8") + b"\n\xe2\x9c"  # Truncated 3-byte character at the end.
     path.write_bytes(data)
-    with pytest.raises(
-        ValueError, match=rf":22: invalid UTF-8 at byte offset {len(data) - 2} "
-    ):
+    with pytest.raises(ValueError, match=rf":22: invalid UTF-8 at byte offset {len(data) - 2} "):
         text_files.check_utf8(str(path))
 
 
@@ -126,9 +116,7 @@ def test_split_text_at_character_position():
 
 @pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1, 1.5])
 def test_split_text_rejects_bad_fractions(fraction):
-    with pytest.raises(
-        ValueError, match=r"data\.validation_fraction: .*between 0 and 1"
-    ):
+    with pytest.raises(ValueError, match=r"data\.validation_fraction: .*between 0 and 1"):
         text_files.split_text("abc", fraction)
 
 

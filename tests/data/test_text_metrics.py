@@ -14,11 +14,7 @@ SACREBLEU_PREDICTIONS = [
     "It wasn't surprising.",
     "The man had just bitten him.",
 ]
-SACREBLEU_REFERENCES = [
-    "The dog bit the guy.",
-    "It was not unexpected.",
-    "The man bit him first.",
-]
+SACREBLEU_REFERENCES = ["The dog bit the guy.", "It was not unexpected.", "The man bit him first."]
 
 
 def test_identical_texts_score_perfectly():

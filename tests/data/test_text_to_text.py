@@ -30,11 +30,14 @@ def test_empty_prefix_leaves_the_source_unchanged(prefix):
     assert _sources(add_prefix(_task("x", 2), prefix), 2) == ["x 0", "x 1"]
 
 
-@pytest.mark.parametrize("rates,expected", [
-    ([5, 3, 2], [0.5, 0.3, 0.2]),
-    ([0.1, 0.1, 0.2], [0.25, 0.25, 0.5]),
-    (None, [1 / 3, 1 / 3, 1 / 3]),
-])
+@pytest.mark.parametrize(
+    "rates,expected",
+    [
+        ([5, 3, 2], [0.5, 0.3, 0.2]),
+        ([0.1, 0.1, 0.2], [0.25, 0.25, 0.5]),
+        (None, [1 / 3, 1 / 3, 1 / 3]),
+    ],
+)
 def test_sampling_proportions_follow_the_rates(rates, expected):
     tasks = [(p, _task(p).repeat()) for p in ("a", "b", "c")]
     draws = 4000
@@ -65,12 +68,15 @@ def test_extra_keys_are_dropped_so_tasks_can_differ():
     assert set(mixed.element_spec) == {"source", "target"}
 
 
-@pytest.mark.parametrize("rates,message", [
-    ([1, -1], r"data.mixture: the rate of task 'b' must be a number >= 0, got -1"),
-    ([0, 0], r"data.mixture: all rates are zero"),
-    ([1], r"data.mixture: got 1 rates for 2 tasks \['a', 'b'\]"),
-    ([1, float("nan")], r"task 'b'"),
-])
+@pytest.mark.parametrize(
+    "rates,message",
+    [
+        ([1, -1], r"data.mixture: the rate of task 'b' must be a number >= 0, got -1"),
+        ([0, 0], r"data.mixture: all rates are zero"),
+        ([1], r"data.mixture: got 1 rates for 2 tasks \['a', 'b'\]"),
+        ([1, float("nan")], r"task 'b'"),
+    ],
+)
 def test_bad_rates_are_clear_errors(rates, message):
     tasks = [("a", _task("a")), ("b", _task("b"))]
     with pytest.raises(ValueError, match=message):

@@ -22,8 +22,9 @@ def kzoo_cli():
 
     def run(*args):
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-        return subprocess.run([sys.executable, "-m", "kzoo.cli", *args],
-                              capture_output=True, text=True, env=env)
+        return subprocess.run(
+            [sys.executable, "-m", "kzoo.cli", *args], capture_output=True, text=True, env=env
+        )
 
     return run
 

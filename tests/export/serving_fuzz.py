@@ -9,10 +9,12 @@ import os
 from kzoo.tokenizers import load_tokenizer
 from tests.export.tiny_runs import EXPORTS, SEQ2SEQ_EXPORT
 
-MAX_NEW_TOKENS = {"gpt": EXPORTS["gpt"]["max_new_tokens"],
-                  "lstm": EXPORTS["lstm"]["max_new_tokens"],
-                  "seq2seq": SEQ2SEQ_EXPORT["max_new_tokens"],
-                  "t5": SEQ2SEQ_EXPORT["max_new_tokens"]}
+MAX_NEW_TOKENS = {
+    "gpt": EXPORTS["gpt"]["max_new_tokens"],
+    "lstm": EXPORTS["lstm"]["max_new_tokens"],
+    "seq2seq": SEQ2SEQ_EXPORT["max_new_tokens"],
+    "t5": SEQ2SEQ_EXPORT["max_new_tokens"],
+}
 # The input that sets the batch size, and those that must come one per row of it.
 PRIMARY = ("prompts", "texts", "sources", "questions", "token_ids", "source_ids")
 PAIRED = ("text_pairs", "targets", "contexts", "prompt_lengths")
@@ -20,7 +22,7 @@ MATRICES = ("token_ids", "source_ids")  # [batch, length]; every other input a v
 SHARED_OPTIONS = ("strategy", "temperature", "top_k", "top_p", "seed", "length_penalty")
 FLOAT_OPTIONS = ("temperature", "top_p", "length_penalty")
 STRATEGIES = ("greedy", "sample", "beam")
-INT32 = (-2**31, 2**31 - 1)
+INT32 = (-(2**31), 2**31 - 1)
 
 
 class TinyExport:
@@ -39,9 +41,13 @@ class TinyExport:
         directory = os.path.dirname(os.path.dirname(os.path.dirname(path)))
         shared = family in ("bert", "bert_pairs")
         run_dir = os.path.join(directory, "bert_run" if shared else f"{family}_run")
-        return cls(family, path, tf.saved_model.load(path),
-                   int(load_tokenizer(run_dir).vocabulary_size),
-                   MAX_NEW_TOKENS.get(family))
+        return cls(
+            family,
+            path,
+            tf.saved_model.load(path),
+            int(load_tokenizer(run_dir).vocabulary_size),
+            MAX_NEW_TOKENS.get(family),
+        )
 
     def specs(self, name):
         return self.signatures[name].structured_input_signature[1]
@@ -77,18 +83,24 @@ def draw_request(draw, export, name):
     if "value" in faults:
         real = st.one_of(real, st.floats(width=32))  # NaN, inf
         strategy = st.sampled_from(STRATEGIES + ("nucleus", ""))
-    option = {"max_new_tokens": number(-2, (export.max_new_tokens or 8) + 2),
-              "temperature": real, "top_p": real, "length_penalty": real,
-              "top_k": number(-2, vocabulary + 2), "seed": st.integers(*INT32),
-              "strategy": strategy}
+    option = {
+        "max_new_tokens": number(-2, (export.max_new_tokens or 8) + 2),
+        "temperature": real,
+        "top_p": real,
+        "length_penalty": real,
+        "top_k": number(-2, vocabulary + 2),
+        "seed": st.integers(*INT32),
+        "strategy": strategy,
+    }
     options = [k for k in specs if k in option]
     miscounted = draw(st.sampled_from(options)) if options and "count" in faults else None
     shared = [k for k in options if k in SHARED_OPTIONS]
     unequal = draw(st.sampled_from(shared)) if shared and "unequal" in faults else None
     paired = [k for k in specs if k in PAIRED]
     misrowed = draw(st.sampled_from(paired)) if paired and "rows" in faults else None
-    rows = lambda key: (draw(st.integers(0, 4).filter(lambda n: n != batch))
-                        if key == misrowed else batch)
+    rows = lambda key: (
+        draw(st.integers(0, 4).filter(lambda n: n != batch)) if key == misrowed else batch
+    )
 
     inputs = {}
     for key in sorted(specs, key=lambda k: k == "prompt_lengths"):  # after token_ids
@@ -101,11 +113,11 @@ def draw_request(draw, export, name):
             else:
                 inputs[key] = [draw(option[key])] * count
         elif key in ("token_ids", "source_ids"):
-            width = draw(st.integers(1, 6)) if "ids" not in faults else draw(
-                st.integers(0, 6))
+            width = draw(st.integers(1, 6)) if "ids" not in faults else draw(st.integers(0, 6))
             low = 1 if key == "source_ids" else 0
-            inputs[key] = [[draw(st.integers(low, vocabulary - 1)) for _ in range(width)]
-                           for _ in range(batch)]
+            inputs[key] = [
+                [draw(st.integers(low, vocabulary - 1)) for _ in range(width)] for _ in range(batch)
+            ]
             if batch and width and "ids" in faults:  # 0s from a column, maybe a bad id
                 row = inputs[key][draw(st.integers(0, batch - 1))]
                 column = draw(st.integers(0, width - 1))
@@ -114,8 +126,9 @@ def draw_request(draw, export, name):
             inputs[key + "_width"] = width
         elif key == "prompt_lengths":
             width = inputs["token_ids_width"]
-            lengths = (st.integers(-1, width + 1) if "lengths" in faults
-                       else st.integers(1, max(width, 1)))
+            lengths = (
+                st.integers(-1, width + 1) if "lengths" in faults else st.integers(1, max(width, 1))
+            )
             inputs[key] = [draw(lengths) for _ in range(rows(key))]
         else:
             inputs[key] = [draw(text) for _ in range(rows(key))]
@@ -172,15 +185,23 @@ def call_signature(export, name, inputs):
 def wrong_ranks(specs, inputs):
     """The inputs sent with a rank the policy rejects: ids not a matrix, any other
     input a matrix (a scalar is 1 value or one row)."""
-    return {key for key in specs
-            if inputs.get(key + "_rank") in ((0, 1) if key in MATRICES else (2,))}
+    return {
+        key for key in specs if inputs.get(key + "_rank") in ((0, 1) if key in MATRICES else (2,))
+    }
 
 
 def valid_request(export, name):
     """A valid one-row request to signature `name` (inputs as `draw_request`'s)."""
     specs = export.specs(name)
-    options = {"max_new_tokens": 2, "strategy": b"greedy", "temperature": 0.0,
-               "top_k": 0, "top_p": 1.0, "seed": 0, "length_penalty": 0.0}
+    options = {
+        "max_new_tokens": 2,
+        "strategy": b"greedy",
+        "temperature": 0.0,
+        "top_k": 0,
+        "top_p": 1.0,
+        "seed": 0,
+        "length_penalty": 0.0,
+    }
     inputs = {}
     for key in specs:
         if key in MATRICES:
@@ -218,9 +239,11 @@ def invalid_inputs(export, name, inputs):
         width = inputs["token_ids_width"]
         if any(not 1 <= n <= width for n in inputs["prompt_lengths"]):
             bad.add("prompt_lengths")
-        elif any(t not in vocabulary for row, n in zip(inputs["token_ids"],
-                                                        inputs["prompt_lengths"])
-                 for t in row[:n]):
+        elif any(
+            t not in vocabulary
+            for row, n in zip(inputs["token_ids"], inputs["prompt_lengths"])
+            for t in row[:n]
+        ):
             bad.add("token_ids")
     if "source_ids" in specs:
         for row in inputs["source_ids"]:
@@ -248,8 +271,7 @@ def check_outputs(export, name, inputs, outputs):
             for item in value.ravel():
                 item.decode("utf-8")  # string outputs are valid UTF-8
     if "max_new_tokens" in specs and batch:
-        cap = np.clip(np.broadcast_to(inputs["max_new_tokens"], [batch]), 1,
-                      export.max_new_tokens)
+        cap = np.clip(np.broadcast_to(inputs["max_new_tokens"], [batch]), 1, export.max_new_tokens)
         made = outputs.get("token_count", outputs.get("num_tokens"))
         if "generated_mask" in outputs:
             made = outputs["generated_mask"].sum(axis=1)
@@ -277,7 +299,8 @@ def fuzz_once(export, name, inputs):
         message = error.message
         assert bad, f"{name}: a valid request was rejected: {message[:500]}"
         assert any(f"{key}:" in message for key in bad), (
-            f"{name}: the error names none of {sorted(bad)}: {message[:500]}")
+            f"{name}: the error names none of {sorted(bad)}: {message[:500]}"
+        )
         return "invalid"
     assert not bad, f"{name}: accepted although {sorted(bad)} are invalid"
     check_outputs(export, name, inputs, outputs)

@@ -48,9 +48,13 @@ def served(exported):
 def test_version_directory_is_complete_and_alone(exported):
     _, out_dir, path = exported
     assert path == os.path.join(out_dir, "tiny_gpt", "1")
-    for name in ["saved_model.pb", "variables/variables.index",
-                 "assets.extra/tf_serving_warmup_requests",
-                 "assets.extra/expected_outputs.json", "assets.extra/kzoo_export.json"]:
+    for name in [
+        "saved_model.pb",
+        "variables/variables.index",
+        "assets.extra/tf_serving_warmup_requests",
+        "assets.extra/expected_outputs.json",
+        "assets.extra/kzoo_export.json",
+    ]:
         assert os.path.isfile(os.path.join(path, name)), name
     # No temporary directory is left next to the version.
     assert os.listdir(os.path.join(out_dir, "tiny_gpt")) == ["1"]
@@ -105,19 +109,21 @@ def test_overwrite_replaces_the_version(tmp_path):
 def test_models_config_lists_the_model_and_keeps_other_entries(exported, tmp_path):
     config = model_server_config_pb2.ModelServerConfig()
     text_format.Parse(open(os.path.join(exported[1], "models.config")).read(), config)
-    entries = [(c.name, c.base_path, c.model_platform)
-               for c in config.model_config_list.config]
+    entries = [(c.name, c.base_path, c.model_platform) for c in config.model_config_list.config]
     assert entries == [("tiny_gpt", "/models/tiny_gpt", "tensorflow")]
 
     out = tmp_path / "out"
     shutil.copytree(os.path.join(exported[1], "tiny_gpt"), out / "tiny_gpt")
     (out / "empty_model").mkdir()  # No version: not listed.
-    custom = ('model_config_list { config { name: "other" base_path: "/data/other" '
-              'model_platform: "tensorflow" model_version_policy { all {} } } }')
+    custom = (
+        'model_config_list { config { name: "other" base_path: "/data/other" '
+        'model_platform: "tensorflow" model_version_policy { all {} } } }'
+    )
     (out / "models.config").write_text(custom)
     update_models_config(str(out))
-    text_format.Parse((out / "models.config").read_text(),
-                      config := model_server_config_pb2.ModelServerConfig())
+    text_format.Parse(
+        (out / "models.config").read_text(), config := model_server_config_pb2.ModelServerConfig()
+    )
     names = [c.name for c in config.model_config_list.config]
     assert names == ["other", "tiny_gpt"]
     assert config.model_config_list.config[0].model_version_policy.HasField("all")
@@ -125,7 +131,8 @@ def test_models_config_lists_the_model_and_keeps_other_entries(exported, tmp_pat
 
 def test_warmup_file_holds_a_request_per_signature(exported):
     logs = read_warmup_requests(
-        os.path.join(exported[2], "assets.extra", "tf_serving_warmup_requests"))
+        os.path.join(exported[2], "assets.extra", "tf_serving_warmup_requests")
+    )
     requests = [log.predict_log.request for log in logs]
     assert {r.model_spec.signature_name for r in requests} == SIGNATURES
     assert {r.model_spec.name for r in requests} == {"tiny_gpt"}
@@ -138,8 +145,14 @@ def test_example_requests_are_rest_bodies(exported):
     assert sorted(os.listdir(directory)) == sorted(f"{s}.json" for s in SIGNATURES)
     body = json.load(open(os.path.join(directory, "generate.json")))
     assert body["signature_name"] == "generate"
-    assert body["instances"][1] == {"prompts": "ta", "max_new_tokens": 8, "temperature": 0.0,
-                                    "top_k": 0, "top_p": 1.0, "seed": 0}
+    assert body["instances"][1] == {
+        "prompts": "ta",
+        "max_new_tokens": 8,
+        "temperature": 0.0,
+        "top_k": 0,
+        "top_p": 1.0,
+        "seed": 0,
+    }
 
 
 # --- Signatures ----------------------------------------------------------------------
@@ -147,16 +160,30 @@ def test_example_requests_are_rest_bodies(exported):
 
 def test_signature_specs(served):
     expected = {
-        "generate": ({"prompts": tf.string, "max_new_tokens": tf.int32,
-                      "temperature": tf.float32, "top_k": tf.int32, "top_p": tf.float32,
-                      "seed": tf.int32},
-                     {"generated": tf.string, "token_count": tf.int32}),
-        "score": ({"texts": tf.string},
-                  {"log_likelihood": tf.float32, "num_tokens": tf.int32}),
-        "generate_ids": ({"token_ids": tf.int32, "prompt_lengths": tf.int32,
-                          "max_new_tokens": tf.int32, "temperature": tf.float32,
-                          "top_k": tf.int32, "top_p": tf.float32, "seed": tf.int32},
-                         {"token_ids": tf.int32, "generated_mask": tf.int32}),
+        "generate": (
+            {
+                "prompts": tf.string,
+                "max_new_tokens": tf.int32,
+                "temperature": tf.float32,
+                "top_k": tf.int32,
+                "top_p": tf.float32,
+                "seed": tf.int32,
+            },
+            {"generated": tf.string, "token_count": tf.int32},
+        ),
+        "score": ({"texts": tf.string}, {"log_likelihood": tf.float32, "num_tokens": tf.int32}),
+        "generate_ids": (
+            {
+                "token_ids": tf.int32,
+                "prompt_lengths": tf.int32,
+                "max_new_tokens": tf.int32,
+                "temperature": tf.float32,
+                "top_k": tf.int32,
+                "top_p": tf.float32,
+                "seed": tf.int32,
+            },
+            {"token_ids": tf.int32, "generated_mask": tf.int32},
+        ),
     }
     expected["serving_default"] = expected["generate"]
     assert set(served.signatures) == SIGNATURES
@@ -180,10 +207,14 @@ def test_greedy_generation_equals_keras_generate(served, keras_model, signature)
 def test_sampled_generation_equals_keras_generate(served, keras_model):
     model, _ = keras_model
     settings = {"temperature": 0.9, "top_k": 10, "top_p": 0.9, "seed": 3}
-    out = call(served, "generate", prompts=PROMPTS, max_new_tokens=[NEW_TOKENS],
-               **{k: [v] for k, v in settings.items()})
-    expected = model.generate(PROMPTS, strategy="sample", max_new_tokens=NEW_TOKENS,
-                              **settings)
+    out = call(
+        served,
+        "generate",
+        prompts=PROMPTS,
+        max_new_tokens=[NEW_TOKENS],
+        **{k: [v] for k, v in settings.items()},
+    )
+    expected = model.generate(PROMPTS, strategy="sample", max_new_tokens=NEW_TOKENS, **settings)
     assert strings(out["generated"]) == expected
 
 
@@ -207,10 +238,18 @@ def test_generate_ids_equals_keras_generate(served, keras_model):
     token_ids = np.zeros((3, 5), "int32")
     for i, p in enumerate(prompts):
         token_ids[i, : len(p)] = p
-    out = call(served, "generate_ids", token_ids=token_ids, prompt_lengths=[3, 1, 5],
-               max_new_tokens=[6], **GREEDY)
-    got = [[int(t) for t, m in zip(row, mask) if m and t != model.end_token_id]
-           for row, mask in zip(out["token_ids"], out["generated_mask"])]
+    out = call(
+        served,
+        "generate_ids",
+        token_ids=token_ids,
+        prompt_lengths=[3, 1, 5],
+        max_new_tokens=[6],
+        **GREEDY,
+    )
+    got = [
+        [int(t) for t, m in zip(row, mask) if m and t != model.end_token_id]
+        for row, mask in zip(out["token_ids"], out["generated_mask"])
+    ]
     assert got == model.generate(prompts, strategy="greedy", max_new_tokens=6)
     for i, p in enumerate(prompts):
         assert out["token_ids"][i, : len(p)].tolist() == p
@@ -218,17 +257,26 @@ def test_generate_ids_equals_keras_generate(served, keras_model):
 
 def test_max_new_tokens_is_clipped_per_prompt(served):
     # The cap is export.max_new_tokens = 12.
-    out = call(served, "generate_ids", token_ids=[[3, 9], [3, 9]], prompt_lengths=[2, 2],
-               max_new_tokens=[0, 1000], **GREEDY)
+    out = call(
+        served,
+        "generate_ids",
+        token_ids=[[3, 9], [3, 9]],
+        prompt_lengths=[2, 2],
+        max_new_tokens=[0, 1000],
+        **GREEDY,
+    )
     generated = out["generated_mask"].sum(axis=1)
     assert generated[0] == 1 and generated[1] <= 12
     assert out["token_ids"].shape[1] <= 32
 
 
-@pytest.mark.parametrize("inputs, message", [
-    ({"temperature": [0.0, 0.5]}, "temperature: every prompt of a request must use the same"),
-    ({"max_new_tokens": [4, 4, 4]}, "max_new_tokens: expected 1 value or one per prompt"),
-])
+@pytest.mark.parametrize(
+    "inputs, message",
+    [
+        ({"temperature": [0.0, 0.5]}, "temperature: every prompt of a request must use the same"),
+        ({"max_new_tokens": [4, 4, 4]}, "max_new_tokens: expected 1 value or one per prompt"),
+    ],
+)
 def test_inconsistent_inputs_are_invalid_arguments(served, inputs, message):
     request = {"prompts": ["ta", "mo"], "max_new_tokens": [4], **GREEDY, **inputs}
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
@@ -243,10 +291,22 @@ def test_check_serving_passes(exported, kzoo_cli):
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     report = json.loads(result.stdout)
     assert report["ok"]
-    assert set(report["checks"]) == {"files", "xla", "ops", "signatures", "tf1_session",
-                                     "warmup", "tf2_load", "keras_match", "modules"}
+    assert set(report["checks"]) == {
+        "files",
+        "xla",
+        "ops",
+        "signatures",
+        "tf1_session",
+        "warmup",
+        "tf2_load",
+        "keras_match",
+        "modules",
+    }
     assert report["checks"]["ops"]["ops_from_tf_text"] == [
-        "SentencepieceDetokenizeOp", "SentencepieceOp", "SentencepieceTokenizeOp"]
+        "SentencepieceDetokenizeOp",
+        "SentencepieceOp",
+        "SentencepieceTokenizeOp",
+    ]
     # Ran with XLA compilation disabled, as TF Serving does by default.
     assert "XLA compilation disabled" in report["checks"]["xla"]["detail"]
     assert report["checks"]["ops"]["ops_run_by_xla"] == []
@@ -282,16 +342,21 @@ def test_check_serving_fails_without_variables(exported, kzoo_cli, tmp_path):
 def test_limits_leave_room_for_one_prompt_token(keras_model):
     from kzoo.export.signatures import GenerationLimits
 
-    limits = GenerationLimits.for_model(keras_model[0], max_new_tokens=64,
-                                        max_prompt_tokens=128)
+    limits = GenerationLimits.for_model(keras_model[0], max_new_tokens=64, max_prompt_tokens=128)
     assert limits == GenerationLimits(max_new_tokens=31, max_prompt_tokens=128, context=32)
 
 
 def test_generate_from_saved_model_equals_keras_generate(exported, keras_model):
     from kzoo.export.serving_generate import generate_from_saved_model
 
-    settings = {"strategy": "sample", "temperature": 0.9, "top_k": 10, "top_p": 0.9,
-                "seed": 3, "max_new_tokens": NEW_TOKENS}
+    settings = {
+        "strategy": "sample",
+        "temperature": 0.9,
+        "top_k": 10,
+        "top_p": 0.9,
+        "seed": 3,
+        "max_new_tokens": NEW_TOKENS,
+    }
     got = generate_from_saved_model(exported[2], PROMPTS, **settings)
     assert got == keras_model[0].generate(PROMPTS, **settings)
 

@@ -5,9 +5,19 @@ import importlib
 
 import pytest
 
-MODULES = ["names", "scoring", "signatures", "archive", "serving_requests", "serving_files",
-           "serving_generate",
-           "keras_reference", "saved_model", "check_serving", "serving_probe"]
+MODULES = [
+    "names",
+    "scoring",
+    "signatures",
+    "archive",
+    "serving_requests",
+    "serving_files",
+    "serving_generate",
+    "keras_reference",
+    "saved_model",
+    "check_serving",
+    "serving_probe",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

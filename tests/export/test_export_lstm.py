@@ -51,8 +51,11 @@ def greedy_by_full_forward_passes(model, tokenizer, prompt, max_new_tokens):
 def test_greedy_generation_equals_full_forward_passes(served, keras_model):
     model, tokenizer = keras_model
     out = served["generate"](
-        prompts=tf.constant(PROMPTS), max_new_tokens=tf.constant([8]),
-        temperature=tf.constant([0.0]), top_k=tf.constant([0]), top_p=tf.constant([1.0]),
+        prompts=tf.constant(PROMPTS),
+        max_new_tokens=tf.constant([8]),
+        temperature=tf.constant([0.0]),
+        top_k=tf.constant([0]),
+        top_p=tf.constant([1.0]),
         seed=tf.constant([0]),
     )
     expected = [greedy_by_full_forward_passes(model, tokenizer, p, 8) for p in PROMPTS]
@@ -64,8 +67,7 @@ def test_score_equals_log_softmax_of_the_logits(served, keras_model):
     model, tokenizer = keras_model
     texts = ["ta molan", "", "x"]  # "x" is not in the corpus alphabet: <unk>.
     out = served["score"](texts=tf.constant(texts))
-    for text, score, count in zip(texts, out["log_likelihood"].numpy(),
-                                  out["num_tokens"].numpy()):
+    for text, score, count in zip(texts, out["log_likelihood"].numpy(), out["num_tokens"].numpy()):
         ids = [model.end_token_id] + tokenizer.tokenize(text).numpy().tolist()
         logits = forward_logits(model, ids).astype("float64")
         log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))

@@ -45,8 +45,7 @@ def runs(make_run, tmp_path_factory):
             if family in CAUSAL:
                 cache[family] = make_run(family)
             else:
-                cache[family] = build_seq2seq_run(
-                    tmp_path_factory.mktemp(f"{family}_run"), family)
+                cache[family] = build_seq2seq_run(tmp_path_factory.mktemp(f"{family}_run"), family)
         return cache[family]
 
     return get
@@ -55,8 +54,7 @@ def runs(make_run, tmp_path_factory):
 @pytest.mark.parametrize("family", ["gpt", "seq2seq", "t5"])
 def test_generate_from_a_run_prints_what_the_family_gives(family, runs, capsys):
     run_dir = runs(family)
-    status, out, _ = generate(capsys, run_dir, "--prompt", PROMPTS[0], "--prompt",
-                              PROMPTS[1])
+    status, out, _ = generate(capsys, run_dir, "--prompt", PROMPTS[0], "--prompt", PROMPTS[1])
     assert status == 0
     model = load_run_model(run_dir)
     outputs = model.generate(PROMPTS, max_new_tokens=DEFAULT_NEW_TOKENS[family])
@@ -67,38 +65,49 @@ def test_generate_from_a_run_prints_what_the_family_gives(family, runs, capsys):
 def test_generate_from_an_lstm_run_prints_what_its_export_gives(runs, tiny_export, capsys):
     """The LSTM has no string `generate()`; its run generates as its export does (the
     tiny export is of the same untrained run)."""
-    status, out, _ = generate(capsys, runs("lstm"), "--prompt", PROMPTS[0], "--prompt",
-                              PROMPTS[1])
+    status, out, _ = generate(capsys, runs("lstm"), "--prompt", PROMPTS[0], "--prompt", PROMPTS[1])
     assert status == 0
     export = tiny_export("lstm")
-    assert out == expected_lines("lstm", PROMPTS,
-                                 _greedy(export, PROMPTS, DEFAULT_NEW_TOKENS["lstm"]))
+    assert out == expected_lines(
+        "lstm", PROMPTS, _greedy(export, PROMPTS, DEFAULT_NEW_TOKENS["lstm"])
+    )
 
 
 def _greedy(export, prompts, max_new_tokens):
     """The export's generation signature, called as a TF Serving client calls it."""
-    settings = {"max_new_tokens": tf.constant([max_new_tokens]),
-                "temperature": tf.constant([0.0]), "top_k": tf.constant([0]),
-                "top_p": tf.constant([1.0]), "seed": tf.constant([0])}
+    settings = {
+        "max_new_tokens": tf.constant([max_new_tokens]),
+        "temperature": tf.constant([0.0]),
+        "top_k": tf.constant([0]),
+        "top_p": tf.constant([1.0]),
+        "seed": tf.constant([0]),
+    }
     texts = tf.constant(prompts)
     if export.family in CAUSAL:
         outputs = export.signatures["generate"](prompts=texts, **settings)["generated"]
     else:
         name = "translate" if export.family == "seq2seq" else "generate"
         outputs = export.signatures[name](
-            sources=texts, strategy=tf.constant(["greedy"]),
-            length_penalty=tf.constant([0.0]), **settings)["targets"]
+            sources=texts,
+            strategy=tf.constant(["greedy"]),
+            length_penalty=tf.constant([0.0]),
+            **settings,
+        )["targets"]
     return [text.decode("utf-8", errors="replace") for text in outputs.numpy()]
 
 
-@pytest.mark.parametrize("family", [
-    pytest.param(family, marks=pytest.mark.xdist_group(f"{family}_export"))
-    for family in ("gpt", "lstm", "seq2seq", "t5")])
-def test_generate_from_an_export_calls_its_generation_signature(
-        family, tiny_export, capsys):
+@pytest.mark.parametrize(
+    "family",
+    [
+        pytest.param(family, marks=pytest.mark.xdist_group(f"{family}_export"))
+        for family in ("gpt", "lstm", "seq2seq", "t5")
+    ],
+)
+def test_generate_from_an_export_calls_its_generation_signature(family, tiny_export, capsys):
     export = tiny_export(family)
-    status, out, _ = generate(capsys, export.path, "--prompt", PROMPTS[0], "--prompt",
-                              PROMPTS[1], "--max-new-tokens", "5")
+    status, out, _ = generate(
+        capsys, export.path, "--prompt", PROMPTS[0], "--prompt", PROMPTS[1], "--max-new-tokens", "5"
+    )
     assert status == 0
     assert out == expected_lines(family, PROMPTS, _greedy(export, PROMPTS, 5))
 
@@ -114,37 +123,42 @@ def test_an_exports_cap_is_the_default_and_the_limit(tiny_export, tmp_path, caps
         json.dump({"limits": {**SEQ2SEQ_EXPORT, "num_beams": 4}}, f)
     cap = SEQ2SEQ_EXPORT["max_new_tokens"]
     status, out, _ = generate(capsys, copy, "--prompt", PROMPTS[0])
-    assert status == 0 and out == expected_lines("seq2seq", PROMPTS[:1],
-                                                 _greedy(export, PROMPTS[:1], cap))
+    assert status == 0 and out == expected_lines(
+        "seq2seq", PROMPTS[:1], _greedy(export, PROMPTS[:1], cap)
+    )
     # Rejected as a run directory rejects it, not clipped silently.
-    for value, message in ((cap + 1, f"must be in [1, {cap}] (the export's cap, "
-                                     "export.max_new_tokens), got 11"),
-                           (0, "must be >= 1, got 0")):
-        status, out, err = generate(capsys, copy, "--prompt", "a", "--max-new-tokens",
-                                    str(value))
+    for value, message in (
+        (cap + 1, f"must be in [1, {cap}] (the export's cap, export.max_new_tokens), got 11"),
+        (0, "must be >= 1, got 0"),
+    ):
+        status, out, err = generate(capsys, copy, "--prompt", "a", "--max-new-tokens", str(value))
         assert (status, out) == (2, "")
         assert err == f"kzoo generate: error: --max-new-tokens: {message}\n"
-    status, out, err = generate(capsys, copy, "--prompt", "a", "--strategy", "beam",
-                                "--num-beams", "3")
+    status, out, err = generate(
+        capsys, copy, "--prompt", "a", "--strategy", "beam", "--num-beams", "3"
+    )
     assert (status, out) == (2, "")
     assert "the export searches with 4 beams (export.num_beams" in err
 
 
 def test_a_run_directory_rejects_max_new_tokens_beyond_the_model(runs, capsys):
-    status, out, err = generate(capsys, runs("seq2seq"), "--prompt", "a",
-                                "--max-new-tokens", "64")
+    status, out, err = generate(capsys, runs("seq2seq"), "--prompt", "a", "--max-new-tokens", "64")
     assert (status, out) == (2, "")
-    assert err == ("kzoo generate: error: --max-new-tokens: must be in [1, 63] (the "
-                   "model's max_sequence_length is 64), got 64\n")
+    assert err == (
+        "kzoo generate: error: --max-new-tokens: must be in [1, 63] (the "
+        "model's max_sequence_length is 64), got 64\n"
+    )
 
 
 def test_a_bert_run_names_the_command_that_serves_it(tmp_path, capsys):
     run_dir = build_bert_run(str(tmp_path), "classify")
     status, out, err = generate(capsys, run_dir, "--prompt", "a")
     assert (status, out) == (2, "")
-    assert err == (f"kzoo generate: error: {run_dir}: holds a BertClassifier, which "
-                   "does not generate text; kzoo evaluate scores it, and kzoo export "
-                   "makes a SavedModel whose 'classify' signature TF Serving serves\n")
+    assert err == (
+        f"kzoo generate: error: {run_dir}: holds a BertClassifier, which "
+        "does not generate text; kzoo evaluate scores it, and kzoo export "
+        "makes a SavedModel whose 'classify' signature TF Serving serves\n"
+    )
 
 
 @pytest.mark.xdist_group("bert_export")
@@ -152,8 +166,10 @@ def test_a_bert_export_names_its_signatures(tiny_export, capsys):
     path = tiny_export("bert").path
     status, out, err = generate(capsys, path, "--prompt", "a")
     assert (status, out) == (2, "")
-    assert err == (f"kzoo generate: error: {path}: its signatures (answer, classify, "
-                   "embed, fill_mask, tag) do not generate text (kzoo generate calls "
-                   "generate or translate); query it with TF Serving "
-                   "(\"signature_name\": \"answer\") or saved_model_cli run "
-                   "--signature_def answer\n")
+    assert err == (
+        f"kzoo generate: error: {path}: its signatures (answer, classify, "
+        "embed, fill_mask, tag) do not generate text (kzoo generate calls "
+        "generate or translate); query it with TF Serving "
+        '("signature_name": "answer") or saved_model_cli run '
+        "--signature_def answer\n"
+    )

@@ -29,8 +29,9 @@ pytestmark = pytest.mark.xdist_group("seq2seq_export")
 EXPORT = SEQ2SEQ_EXPORT
 SOURCES = ["some kings help", "the dog", "a red apple sees"]
 TARGETS = ["san rekoek jute", "", "ko varo"]
-GREEDY = dict(strategy=["greedy"], temperature=[0.0], top_k=[0], top_p=[1.0], seed=[0],
-              length_penalty=[0.0])
+GREEDY = dict(
+    strategy=["greedy"], temperature=[0.0], top_k=[0], top_p=[1.0], seed=[0], length_penalty=[0.0]
+)
 
 
 def build_run(run_dir, family):
@@ -61,8 +62,13 @@ def call(served, signature, **inputs):
 
 
 def translate(served, sources, max_new_tokens=8, signature="translate", **settings):
-    return call(served, signature, sources=sources, max_new_tokens=[max_new_tokens],
-                **{**GREEDY, **settings})
+    return call(
+        served,
+        signature,
+        sources=sources,
+        max_new_tokens=[max_new_tokens],
+        **{**GREEDY, **settings},
+    )
 
 
 def strings(tensor):
@@ -70,20 +76,34 @@ def strings(tensor):
 
 
 def test_signatures_and_assets(exported, served):
-    assert set(served.signatures) == {"translate", "score", "translate_ids",
-                                      "serving_default"}
+    assert set(served.signatures) == {"translate", "score", "translate_ids", "serving_default"}
     extra = os.path.join(exported[1], layout.ASSETS_EXTRA)
     with open(os.path.join(extra, layout.EXPORT_INFO_FILE), encoding="utf-8") as f:
         info = json.load(f)
     assert info["model_class"] == "Seq2SeqLM"
-    assert info["limits"] == {"max_new_tokens": 10, "max_source_tokens": 24,
-                              "num_beams": 4, "capacity": 64}
+    assert info["limits"] == {
+        "max_new_tokens": 10,
+        "max_source_tokens": 24,
+        "num_beams": 4,
+        "capacity": 64,
+    }
     assert set(info["signatures"]["translate"]["inputs"]) == {
-        "sources", "max_new_tokens", "strategy", "temperature", "top_k", "top_p", "seed",
-        "length_penalty"}
+        "sources",
+        "max_new_tokens",
+        "strategy",
+        "temperature",
+        "top_k",
+        "top_p",
+        "seed",
+        "length_penalty",
+    }
     examples = sorted(os.listdir(os.path.join(extra, layout.EXAMPLES_DIR)))
-    assert examples == ["score.json", "serving_default.json", "translate.json",
-                        "translate_ids.json"]
+    assert examples == [
+        "score.json",
+        "serving_default.json",
+        "translate.json",
+        "translate_ids.json",
+    ]
 
 
 @pytest.mark.parametrize("signature", ["translate", "serving_default"])
@@ -94,13 +114,15 @@ def test_greedy_translation_equals_keras_generate(served, keras_model, signature
     assert strings(out["targets"]) == expected
     assert out["target_ids"].shape == (3, 8)
     assert out["num_tokens"].numpy().tolist() == [
-        len(keras_model.tokenizer.tokenize(t).numpy()) for t in expected]
+        len(keras_model.tokenizer.tokenize(t).numpy()) for t in expected
+    ]
 
 
 def test_beam_translation_equals_keras_generate(served, keras_model):
     out = translate(served, SOURCES, strategy=["beam"], length_penalty=[0.6])
-    expected = keras_model.generate(SOURCES, max_new_tokens=8, strategy="beam",
-                                    num_beams=4, length_penalty=0.6)
+    expected = keras_model.generate(
+        SOURCES, max_new_tokens=8, strategy="beam", num_beams=4, length_penalty=0.6
+    )
     assert strings(out["targets"]) == expected
 
 
@@ -110,8 +132,9 @@ def test_sampling_with_a_seed_is_reproducible_and_equals_keras(served, keras_mod
     again = strings(translate(served, SOURCES, seed=[3], **settings)["targets"])
     other = strings(translate(served, SOURCES, seed=[4], **settings)["targets"])
     assert first == again != other
-    assert first == keras_model.generate(SOURCES, max_new_tokens=8, strategy="sample",
-                                         temperature=1.5, seed=3)
+    assert first == keras_model.generate(
+        SOURCES, max_new_tokens=8, strategy="sample", temperature=1.5, seed=3
+    )
 
 
 def test_score_equals_keras_score(served, keras_model):
@@ -121,16 +144,23 @@ def test_score_equals_keras_score(served, keras_model):
     for source, target in zip(SOURCES, TARGETS):
         source_ids = tokenizer.tokenize(source).numpy().tolist() + [3]
         target_ids = [2] + tokenizer.tokenize(target).numpy().tolist() + [3]
-        ll = keras_model.score({
-            "encoder_token_ids": np.array([source_ids], "int32"),
-            "encoder_padding_mask": np.ones((1, len(source_ids)), "int32"),
-            "decoder_token_ids": np.array([target_ids], "int32"),
-            "decoder_padding_mask": np.ones((1, len(target_ids)), "int32")})
+        ll = keras_model.score(
+            {
+                "encoder_token_ids": np.array([source_ids], "int32"),
+                "encoder_padding_mask": np.ones((1, len(source_ids)), "int32"),
+                "decoder_token_ids": np.array([target_ids], "int32"),
+                "decoder_padding_mask": np.ones((1, len(target_ids)), "int32"),
+            }
+        )
         rows.append((float(keras.ops.convert_to_numpy(ll)[0]), len(target_ids) - 1))
-    np.testing.assert_allclose(out["log_likelihood"].numpy(), [r[0] for r in rows],
-                               rtol=1e-4, atol=1e-5)
-    assert out["num_tokens"].numpy().tolist() == [r[1] for r in rows] == [
-        len(TARGETS[0]) + 1, 1, len(TARGETS[2]) + 1]
+    np.testing.assert_allclose(
+        out["log_likelihood"].numpy(), [r[0] for r in rows], rtol=1e-4, atol=1e-5
+    )
+    assert (
+        out["num_tokens"].numpy().tolist()
+        == [r[1] for r in rows]
+        == [len(TARGETS[0]) + 1, 1, len(TARGETS[2]) + 1]
+    )
 
 
 def test_ids_variant_equals_greedy_ids(served, keras_model):
@@ -142,8 +172,9 @@ def test_ids_variant_equals_greedy_ids(served, keras_model):
     assert out["target_ids"].numpy().tolist() == greedy["target_ids"].numpy().tolist()
     assert out["num_tokens"].numpy().tolist() == greedy["num_tokens"].numpy().tolist()
     expected = keras_model.generate(rows, max_new_tokens=8, strategy="greedy")
-    assert [row[:n] for row, n in zip(out["target_ids"].numpy().tolist(),
-                                      out["num_tokens"].numpy())] == expected
+    assert [
+        row[:n] for row, n in zip(out["target_ids"].numpy().tolist(), out["num_tokens"].numpy())
+    ] == expected
 
 
 def test_long_sources_are_cut_and_max_new_tokens_capped(served, keras_model):
@@ -159,8 +190,9 @@ def test_long_sources_are_cut_and_max_new_tokens_capped(served, keras_model):
 
 
 def test_a_bad_strategy_is_a_clear_error(served):
-    with pytest.raises(tf.errors.InvalidArgumentError,
-                       match="strategy: expected one of greedy, sample, beam"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match="strategy: expected one of greedy, sample, beam"
+    ):
         translate(served, SOURCES, strategy=["nucleus"])
     with pytest.raises(tf.errors.InvalidArgumentError, match="same value"):
         translate(served, SOURCES[:2], strategy=["greedy", "beam"])
@@ -177,21 +209,22 @@ def test_check_serving_recomputes_the_keras_outputs_from_the_run(exported, tmp_p
     version_dir = exported[1]
     recomputed = run_files.read_json(_recompute_expected(version_dir, str(tmp_path)))
     stored = run_files.read_json(
-        os.path.join(version_dir, layout.ASSETS_EXTRA, layout.EXPECTED_FILE))
+        os.path.join(version_dir, layout.ASSETS_EXTRA, layout.EXPECTED_FILE)
+    )
     assert recomputed == stored
 
 
 def test_t5_endpoints_are_named_generate(tmp_path):
     model, tokenizer = load_run_model(build_run(tmp_path, "t5"))
-    signatures = seq2seq_export.seq2seq_signatures(model, tokenizer,
-                                                   {"model": {"family": "t5"}}, EXPORT)
+    signatures = seq2seq_export.seq2seq_signatures(
+        model, tokenizer, {"model": {"family": "t5"}}, EXPORT
+    )
     assert list(signatures.input_specs()) == ["generate", "score", "generate_ids"]
     assert signatures.start_id == 0 and signatures.limits.num_beams == 4
 
 
 def test_sample_pairs_fall_back_to_the_vocabulary(tmp_path):
-    train_sentencepiece(texts=["to be or not to be"], model_type="char",
-                        output_dir=str(tmp_path))
+    train_sentencepiece(texts=["to be or not to be"], model_type="char", output_dir=str(tmp_path))
     tokenizer = load_tokenizer(str(tmp_path))
     pairs = seq2seq_export.sample_pairs(tokenizer)
     texts = [text for pair in pairs for text in pair]

@@ -16,13 +16,18 @@ from kzoo.training.config import write_yaml_atomic
 from kzoo.training.recipe import validate
 
 MODELS = {
-    "gpt": {"family": "gpt", "num_layers": 1, "num_heads": 2, "hidden_dim": 16,
-            "intermediate_dim": 32, "max_sequence_length": 32},
+    "gpt": {
+        "family": "gpt",
+        "num_layers": 1,
+        "num_heads": 2,
+        "hidden_dim": 16,
+        "intermediate_dim": 32,
+        "max_sequence_length": 32,
+    },
     "lstm": {"family": "lstm", "embedding_dim": 8, "hidden_dim": 16},
 }
 # The GPT's buffer is exactly its context: 20 prompt + 12 new tokens = 32.
-EXPORTS = {"gpt": {"max_new_tokens": 12, "max_prompt_tokens": 20},
-           "lstm": {"max_new_tokens": 64}}
+EXPORTS = {"gpt": {"max_new_tokens": 12, "max_prompt_tokens": 20}, "lstm": {"max_new_tokens": 64}}
 SAMPLE_PROMPTS = ["", "ta"]
 
 
@@ -42,8 +47,9 @@ def build_run(run_dir, family):
         name=f"tiny_{family}",
     )
     write_yaml_atomic(config, os.path.join(run_dir, run_files.CONFIG))
-    train_sentencepiece(texts=default_corpus().documents(50, seed=0), model_type="char",
-                        output_dir=run_dir)
+    train_sentencepiece(
+        texts=default_corpus().documents(50, seed=0), model_type="char", output_dir=run_dir
+    )
     model = families.build_model(config["model"], load_tokenizer(run_dir))
     run_files.save_atomically(model.save, os.path.join(run_dir, run_files.MODEL))
     return str(run_dir)
@@ -53,13 +59,19 @@ def build_run(run_dir, family):
 
 # Seq2seq/T5 and BERT runs are built by hand like `build_run`: a tokenizer of the
 # built-in data, an untrained model and a `config.yaml` naming the family.
-SEQ2SEQ_MODEL = dict(num_layers=1, num_heads=2, hidden_dim=16, intermediate_dim=32,
-                     dropout=0.0, max_sequence_length=64)
+SEQ2SEQ_MODEL = dict(
+    num_layers=1,
+    num_heads=2,
+    hidden_dim=16,
+    intermediate_dim=32,
+    dropout=0.0,
+    max_sequence_length=64,
+)
 SEQ2SEQ_EXPORT = {"max_new_tokens": 10, "max_prompt_tokens": 24}
-BERT_MODEL = dict(num_layers=1, num_heads=2, hidden_dim=16, intermediate_dim=32,
-                  max_sequence_length=32)
-BERT_DATA = {"sequence_length": 32, "max_query_tokens": 8, "doc_stride": 8,
-             "max_answer_tokens": 4}
+BERT_MODEL = dict(
+    num_layers=1, num_heads=2, hidden_dim=16, intermediate_dim=32, max_sequence_length=32
+)
+BERT_DATA = {"sequence_length": 32, "max_query_tokens": 8, "doc_stride": 8, "max_answer_tokens": 4}
 BERT_TAGS = ["O", "B-NP", "I-NP"]
 BERT_TOP_K = 3
 
@@ -72,21 +84,24 @@ def build_seq2seq_run(run_dir, family, kernel_scale=1.0):
 
     keras.utils.set_random_seed(0)
     pairs = translation_pairs(200)
-    train_sentencepiece(texts=[text for pair in pairs for text in pair], model_type="char",
-                        output_dir=run_dir)
+    train_sentencepiece(
+        texts=[text for pair in pairs for text in pair], model_type="char", output_dir=run_dir
+    )
     tokenizer = load_tokenizer(run_dir)
     size = tokenizer.vocabulary_size
     if family == "t5":  # T5 starts decoding with <pad>.
-        model = Seq2SeqLM(T5Backbone(size, **SEQ2SEQ_MODEL), tokenizer=tokenizer,
-                          start_token_id=0)
+        model = Seq2SeqLM(T5Backbone(size, **SEQ2SEQ_MODEL), tokenizer=tokenizer, start_token_id=0)
     else:
         model = Seq2SeqLM(Seq2SeqBackbone(size, **SEQ2SEQ_MODEL), tokenizer=tokenizer)
         for weight in model.weights:
             if "kernel" in weight.path:
                 weight.assign(weight * kernel_scale)
-    config = {"model": {"family": family, **SEQ2SEQ_MODEL}, "tokenizer": {"kind": "char"},
-              "data": {"train": "builtin"},
-              "export": {"name": f"tiny_{family}", **SEQ2SEQ_EXPORT}}
+    config = {
+        "model": {"family": family, **SEQ2SEQ_MODEL},
+        "tokenizer": {"kind": "char"},
+        "data": {"train": "builtin"},
+        "export": {"name": f"tiny_{family}", **SEQ2SEQ_EXPORT},
+    }
     write_yaml_atomic(config, os.path.join(run_dir, run_files.CONFIG))
     run_files.save_atomically(model.save, os.path.join(run_dir, run_files.MODEL))
     return str(run_dir)
@@ -109,16 +124,20 @@ def bert_models(run_dir):
 
     keras.utils.set_random_seed(0)
     characters = list("abcdefghijklmnopqrstuvwxyz0123456789.,;:!?'-")
-    words = {w.strip(".,?").lower() for e in builtin_tasks.qa_examples(20)
-             for w in (e["question"] + " " + e["context"]).split()}
-    write_vocabulary(run_dir, [*SPECIAL_TOKENS, *characters,
-                               *("##" + c for c in characters), *sorted(words - {""})],
-                     lowercase=True)
+    words = {
+        w.strip(".,?").lower()
+        for e in builtin_tasks.qa_examples(20)
+        for w in (e["question"] + " " + e["context"]).split()
+    }
+    write_vocabulary(
+        run_dir,
+        [*SPECIAL_TOKENS, *characters, *("##" + c for c in characters), *sorted(words - {""})],
+        lowercase=True,
+    )
     tokenizer = load_tokenizer(run_dir)
     backbone = BertBackbone(tokenizer.vocabulary_size, dropout=0.0, **BERT_MODEL)
     return tokenizer, {
-        "classify": BertClassifier(backbone, labels=["next", "random"],
-                                   tokenizer=tokenizer),
+        "classify": BertClassifier(backbone, labels=["next", "random"], tokenizer=tokenizer),
         "tag": BertTokenClassifier(backbone, labels=BERT_TAGS, tokenizer=tokenizer),
         "qa": BertQuestionAnswerer(backbone, tokenizer=tokenizer),
         "pretrain": BertPretrainer(backbone, tokenizer=tokenizer),
@@ -128,12 +147,15 @@ def bert_models(run_dir):
 def build_bert_run(run_dir, task):
     """Writes a run directory holding an untrained BERT `task` model."""
     tokenizer, models = bert_models(run_dir)
-    config = validate({
-        "model": {"family": "bert", "task": task, **BERT_MODEL},
-        "tokenizer": {"kind": "wordpiece", "vocab_size": tokenizer.vocabulary_size},
-        "data": {"train": "builtin", "builtin_task": "next_sentence", **BERT_DATA},
-        "export": {"name": f"tiny_bert_{task}", "top_k": BERT_TOP_K},
-    }, name=f"tiny_bert_{task}")
+    config = validate(
+        {
+            "model": {"family": "bert", "task": task, **BERT_MODEL},
+            "tokenizer": {"kind": "wordpiece", "vocab_size": tokenizer.vocabulary_size},
+            "data": {"train": "builtin", "builtin_task": "next_sentence", **BERT_DATA},
+            "export": {"name": f"tiny_bert_{task}", "top_k": BERT_TOP_K},
+        },
+        name=f"tiny_bert_{task}",
+    )
     write_yaml_atomic(config, os.path.join(run_dir, run_files.CONFIG))
     run_files.save_atomically(models[task].save, os.path.join(run_dir, run_files.MODEL))
     return str(run_dir)
@@ -152,8 +174,9 @@ def build_bert_export(directory, tasks=("classify", "tag", "qa", "pretrain")):
     archive = keras.export.ExportArchive()
     archive.track(tokenizer)
     for task in tasks:
-        signatures = BertSignatures(models[task], tokenizer, BERT_DATA, top_k=BERT_TOP_K,
-                                    pairs=task == "classify")
+        signatures = BertSignatures(
+            models[task], tokenizer, BERT_DATA, top_k=BERT_TOP_K, pairs=task == "classify"
+        )
         archive.track(models[task])
         for name, specs in signatures.input_specs().items():
             if name != "embed" or task == "pretrain":
@@ -183,15 +206,17 @@ def build_export(directory, family, assets=True):
     if family in MODELS:
         build_run(run_dir, family)
     elif family.startswith("bert_"):
-        build_bert_run(run_dir, family[len("bert_"):])
+        build_bert_run(run_dir, family[len("bert_") :])
     else:
         build_seq2seq_run(run_dir, family)
     out_dir = os.path.join(directory, "saved_models")
     if assets:
         return export_run(run_dir, out_dir=out_dir)
     skip = lambda *args, **kwargs: None
-    with mock.patch.object(saved_model, "_write_assets_extra", skip), \
-            mock.patch.object(saved_model, "_write_export_info", skip), \
-            mock.patch.object(bert_export, "write_bert_assets", skip), \
-            mock.patch.object(seq2seq_export, "write_seq2seq_assets", skip):
+    with (
+        mock.patch.object(saved_model, "_write_assets_extra", skip),
+        mock.patch.object(saved_model, "_write_export_info", skip),
+        mock.patch.object(bert_export, "write_bert_assets", skip),
+        mock.patch.object(seq2seq_export, "write_seq2seq_assets", skip),
+    ):
         return export_run(run_dir, out_dir=out_dir)

@@ -140,9 +140,7 @@ def test_kv_cache_equals_full_pass(data, rotary):
     out, cache = layer(x[:, :2], use_causal_mask=True, cache=cache, cache_update_index=0)
     steps = [to_numpy(out)]
     for t in range(2, QUERY_LEN):
-        out, cache = layer(
-            x[:, t : t + 1], use_causal_mask=True, cache=cache, cache_update_index=t
-        )
+        out, cache = layer(x[:, t : t + 1], use_causal_mask=True, cache=cache, cache_update_index=t)
         steps.append(to_numpy(out))
     np.testing.assert_allclose(np.concatenate(steps, axis=1), full, atol=1e-5)
 
@@ -193,13 +191,11 @@ def test_record_attention_gives_the_probabilities_and_leaves_outputs_unchanged(d
     mask = ~above_diagonal[None] & padding[:, None, :]
     logits = np.where(mask[:, None], logits, -np.inf)
     expected = np.exp(logits - logits.max(-1, keepdims=True))
-    np.testing.assert_allclose(probabilities, expected / expected.sum(-1, keepdims=True),
-                               atol=1e-6)
+    np.testing.assert_allclose(probabilities, expected / expected.sum(-1, keepdims=True), atol=1e-6)
 
 
 def test_record_attention_finds_every_layer_of_a_block_and_nests(data):
-    block = TransformerDecoderBlock(num_heads=HEADS, intermediate_dim=16,
-                                    cross_attention=True)
+    block = TransformerDecoderBlock(num_heads=HEADS, intermediate_dim=16, cross_attention=True)
     encoder_padding = np.ones((BATCH, KEY_LEN), bool)
     encoder_padding[0, -3:] = False
     block(data["query"], data["value"])  # Built: its attention layers exist.
@@ -223,27 +219,29 @@ def test_record_attention_finds_every_layer_of_a_block_and_nests(data):
 # throughout). In bfloat16 the op's einsum and the batched matmul round their
 # bfloat16 products alike on some CPUs, not on all (oneDNN picks the kernel by the
 # instruction set): within the tolerance, not bit for bit.
-ATTENTION_PATHS = [("_matmul_attention", 5, True, 2e-2),
-                   ("_single_query_attention", 1, False, 3e-2)]
+ATTENTION_PATHS = [
+    ("_matmul_attention", 5, True, 2e-2),
+    ("_single_query_attention", 1, False, 3e-2),
+]
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
-@pytest.mark.parametrize("name, query_length, exact_on_tensorflow, bfloat16_atol",
-                         ATTENTION_PATHS)
+@pytest.mark.parametrize("name, query_length, exact_on_tensorflow, bfloat16_atol", ATTENTION_PATHS)
 def test_attention_paths_equal_keras_dot_product_attention(
-        name, query_length, exact_on_tensorflow, bfloat16_atol, dtype):
+    name, query_length, exact_on_tensorflow, bfloat16_atol, dtype
+):
     import keras
 
     from kzoo.layers import attention
 
     rng = np.random.default_rng(1)
-    q, k, v = (keras.ops.cast(rng.normal(size=(3, length, 4, 8)), dtype)
-               for length in (query_length, 9, 9))
+    q, k, v = (
+        keras.ops.cast(rng.normal(size=(3, length, 4, 8)), dtype) for length in (query_length, 9, 9)
+    )
     bias = keras.ops.cast(rng.normal(size=(1, 4, query_length, 9)), dtype)
     mask = rng.random((3, 1, query_length, 9)) > 0.4
     mask[1, 0, 0] = False  # A query that sees no key.
-    exact = (exact_on_tensorflow and dtype == "float32"
-             and keras.backend.backend() == "tensorflow")
+    exact = exact_on_tensorflow and dtype == "float32" and keras.backend.backend() == "tensorflow"
     for b, m in itertools.product((None, bias), (None, mask)):
         expected = keras.ops.dot_product_attention(q, k, v, bias=b, mask=m, scale=0.3)
         actual = getattr(attention, name)(q, k, v, b, m, 0.3)

@@ -55,8 +55,14 @@ def test_the_seed_fixes_the_masks():
 
 
 def test_noise_shape_broadcasts_the_mask():
-    kept = to_numpy(Dropout(0.5, noise_shape=(None, 1, 16), seed=0)(
-        np.ones((4, 3, 16), "float32"), training=True)) != 0
+    kept = (
+        to_numpy(
+            Dropout(0.5, noise_shape=(None, 1, 16), seed=0)(
+                np.ones((4, 3, 16), "float32"), training=True
+            )
+        )
+        != 0
+    )
     assert np.all(kept == kept[:, :1, :])
     assert 0 < kept.mean() < 1
 
@@ -95,14 +101,17 @@ def test_hash_bits_are_uniform_over_24_bits():
 def test_every_model_family_draws_its_masks_with_the_hash():
     from kzoo.models import BertBackbone, GPTBackbone, Seq2SeqBackbone, T5Backbone
 
-    sizes = dict(vocabulary_size=32, num_layers=1, num_heads=2, hidden_dim=8,
-                 intermediate_dim=16)
-    for backbone in (GPTBackbone(**sizes, max_sequence_length=8, dropout=0.1),
-                     BertBackbone(**sizes, max_sequence_length=8),
-                     Seq2SeqBackbone(**sizes, max_sequence_length=8),
-                     T5Backbone(**sizes)):
-        dropouts = [layer for layer in backbone._flatten_layers()
-                    if isinstance(layer, keras.layers.Dropout)]
+    sizes = dict(vocabulary_size=32, num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16)
+    for backbone in (
+        GPTBackbone(**sizes, max_sequence_length=8, dropout=0.1),
+        BertBackbone(**sizes, max_sequence_length=8),
+        Seq2SeqBackbone(**sizes, max_sequence_length=8),
+        T5Backbone(**sizes),
+    ):
+        dropouts = [
+            layer for layer in backbone._flatten_layers() if isinstance(layer, keras.layers.Dropout)
+        ]
         assert dropouts, type(backbone).__name__
         assert all(isinstance(layer, Dropout) for layer in dropouts), [
-            type(layer) for layer in dropouts]
+            type(layer) for layer in dropouts
+        ]

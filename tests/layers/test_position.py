@@ -16,9 +16,7 @@ X = np.random.default_rng(0).normal(size=(2, 6, 8)).astype("float32")
 
 
 def test_sinusoidal_matches_formula():
-    layer, out = run_layer_test(
-        SinusoidalPositionEncoding, {}, X, expected_output_shape=(2, 6, 8)
-    )
+    layer, out = run_layer_test(SinusoidalPositionEncoding, {}, X, expected_output_shape=(2, 6, 8))
     out = to_numpy(out)[0]
     for pos in range(6):
         for i in range(4):
@@ -44,9 +42,7 @@ def test_rotary_preserves_norm_and_depends_on_relative_position():
         RotaryEmbedding, {"max_wavelength": 100}, x, expected_output_shape=(1, 8, 2, 4)
     )
     out = to_numpy(out)
-    np.testing.assert_allclose(
-        np.linalg.norm(out, axis=-1), np.linalg.norm(x, axis=-1), rtol=1e-5
-    )
+    np.testing.assert_allclose(np.linalg.norm(out, axis=-1), np.linalg.norm(x, axis=-1), rtol=1e-5)
     # Same query/key vectors at every position: <q_m, k_n> depends on m - n only.
     q = np.broadcast_to(x[:, :1], x.shape).copy()
     rq = to_numpy(layer(q))[0, :, 0]
@@ -55,20 +51,30 @@ def test_rotary_preserves_norm_and_depends_on_relative_position():
     np.testing.assert_allclose(np.diag(scores, 3), np.full(5, scores[0, 3]), rtol=1e-4)
     # Position 0 is not rotated; start_index shifts positions.
     np.testing.assert_allclose(out[:, 0], x[:, 0], atol=1e-6)
-    np.testing.assert_allclose(
-        to_numpy(layer(x[:, 3:5], start_index=3)), out[:, 3:5], atol=1e-5
-    )
+    np.testing.assert_allclose(to_numpy(layer(x[:, 3:5], start_index=3)), out[:, 3:5], atol=1e-5)
 
 
 # (key_position - query_position) -> bucket, computed by hand from the T5 formula:
 # bucket = max_exact + floor(log(n / max_exact) / log(max_distance / max_exact)
 #          * (num_buckets - max_exact)) for n = distance >= max_exact.
 BIDIRECTIONAL_32_128 = {
-    0: 0, -1: 1, -7: 7, -8: 8, -15: 9, -16: 10, -127: 15, -128: 15, -1000: 15,
-    1: 17, 7: 23, 8: 24, 15: 25, 128: 31, 1000: 31,
+    0: 0,
+    -1: 1,
+    -7: 7,
+    -8: 8,
+    -15: 9,
+    -16: 10,
+    -127: 15,
+    -128: 15,
+    -1000: 15,
+    1: 17,
+    7: 23,
+    8: 24,
+    15: 25,
+    128: 31,
+    1000: 31,
 }
-CAUSAL_32_128 = {0: 0, 5: 0, 100: 0, -1: 1, -15: 15, -16: 16, -20: 17, -64: 26,
-                 -127: 31, -200: 31}
+CAUSAL_32_128 = {0: 0, 5: 0, 100: 0, -1: 1, -15: 15, -16: 16, -20: 17, -64: 26, -127: 31, -200: 31}
 
 
 @pytest.mark.parametrize(

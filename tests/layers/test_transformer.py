@@ -69,7 +69,9 @@ def test_encoder_attention_bias_changes_output():
 
 @pytest.mark.parametrize("cross_attention", [False, True])
 def test_decoder_block_is_causal(cross_attention):
-    block = TransformerDecoderBlock(**block_kwargs("pre_norm_rotary", cross_attention=cross_attention))
+    block = TransformerDecoderBlock(
+        **block_kwargs("pre_norm_rotary", cross_attention=cross_attention)
+    )
     memory = MEMORY if cross_attention else None
     base = to_numpy(block(X, memory))
     for t in range(LENGTH - 1):

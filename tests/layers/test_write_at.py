@@ -37,9 +37,14 @@ def test_write_at_needs_no_xla_kernel_on_tensorflow():
         pytest.skip("TensorFlow graphs only")
     import tensorflow as tf
 
-    fn = tf.function(lambda b, u, i: write_at(b, u, i, axis=2), input_signature=[
-        tf.TensorSpec([None, 2, 6, 3]), tf.TensorSpec([None, 2, None, 3]),
-        tf.TensorSpec([], tf.int32)])
+    fn = tf.function(
+        lambda b, u, i: write_at(b, u, i, axis=2),
+        input_signature=[
+            tf.TensorSpec([None, 2, 6, 3]),
+            tf.TensorSpec([None, 2, None, 3]),
+            tf.TensorSpec([], tf.int32),
+        ],
+    )
     graph = fn.get_concrete_function().graph
     ops_used = {op.type for op in graph.get_operations()}
     assert "TensorScatterUpdate" in ops_used

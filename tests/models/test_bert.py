@@ -5,8 +5,15 @@ from kzoo.models import BertBackbone
 from kzoo.testing import run_model_test, to_numpy
 
 VOCAB, LENGTH, HIDDEN = 40, 8, 16
-CONFIG = dict(vocabulary_size=VOCAB, num_layers=2, num_heads=2, hidden_dim=HIDDEN,
-              intermediate_dim=32, max_sequence_length=16, dropout=0.0)
+CONFIG = dict(
+    vocabulary_size=VOCAB,
+    num_layers=2,
+    num_heads=2,
+    hidden_dim=HIDDEN,
+    intermediate_dim=32,
+    max_sequence_length=16,
+    dropout=0.0,
+)
 RNG = np.random.default_rng(0)
 INPUTS = {
     "token_ids": RNG.integers(2, VOCAB, (2, LENGTH)).astype("int32"),
@@ -31,8 +38,9 @@ def test_architecture_details():
     out = backbone(INPUTS)
     cls = to_numpy(out["sequence_output"])[:, 0]
     kernel, bias = (to_numpy(w) for w in backbone.pooled_dense.weights)
-    np.testing.assert_allclose(to_numpy(out["pooled_output"]), np.tanh(cls @ kernel + bias),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        to_numpy(out["pooled_output"]), np.tanh(cls @ kernel + bias), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_padding_and_segments():
@@ -52,15 +60,23 @@ def test_from_keras_hub_bert_gives_identical_outputs():
     from kzoo.convert import from_keras_hub
 
     hub = keras_hub.models.BertBackbone(
-        vocabulary_size=VOCAB, num_layers=2, num_heads=2, hidden_dim=HIDDEN,
-        intermediate_dim=32, max_sequence_length=16,
+        vocabulary_size=VOCAB,
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=HIDDEN,
+        intermediate_dim=32,
+        max_sequence_length=16,
     )
     ours = from_keras_hub(hub)
     assert isinstance(ours, BertBackbone)
     expected, actual = hub(INPUTS), ours(INPUTS)
-    np.testing.assert_allclose(to_numpy(actual["pooled_output"]),
-                               to_numpy(expected["pooled_output"]), atol=1e-5)
-    sequence, hub_sequence = to_numpy(actual["sequence_output"]), to_numpy(expected["sequence_output"])
+    np.testing.assert_allclose(
+        to_numpy(actual["pooled_output"]), to_numpy(expected["pooled_output"]), atol=1e-5
+    )
+    sequence, hub_sequence = (
+        to_numpy(actual["sequence_output"]),
+        to_numpy(expected["sequence_output"]),
+    )
     np.testing.assert_allclose(sequence[0], hub_sequence[0], atol=1e-5)
     np.testing.assert_allclose(sequence[1, :6], hub_sequence[1, :6], atol=1e-5)
 
@@ -73,19 +89,25 @@ def test_pretraining_heads_on_a_converted_keras_hub_backbone_use_tanh_gelu(tmp_p
     from kzoo.models import BertPretrainer
 
     hub = keras_hub.models.BertBackbone(
-        vocabulary_size=VOCAB, num_layers=1, num_heads=2, hidden_dim=HIDDEN,
-        intermediate_dim=32, max_sequence_length=16,
+        vocabulary_size=VOCAB,
+        num_layers=1,
+        num_heads=2,
+        hidden_dim=HIDDEN,
+        intermediate_dim=32,
+        max_sequence_length=16,
     )
     pretrainer = BertPretrainer(from_keras_hub(hub))  # activation "gelu_approximate"
     hidden = RNG.normal(size=(2, 3, HIDDEN)).astype("float32")
     dense = pretrainer.mlm_head.dense
-    expected = keras.activations.gelu(hidden @ to_numpy(dense.kernel) + to_numpy(dense.bias),
-                                      approximate=True)
+    expected = keras.activations.gelu(
+        hidden @ to_numpy(dense.kernel) + to_numpy(dense.bias), approximate=True
+    )
     np.testing.assert_allclose(to_numpy(dense(hidden)), to_numpy(expected), atol=1e-6)
     inputs = dict(INPUTS, mask_positions=np.array([[1, 2], [0, 5]], "int32"))
     path = str(tmp_path / "pretrainer.keras")
     pretrainer.save(path)
     restored = keras.models.load_model(path)
     assert restored.mlm_head.activation == "gelu_approximate"
-    np.testing.assert_allclose(to_numpy(restored(inputs)["mlm"]),
-                               to_numpy(pretrainer(inputs)["mlm"]), atol=1e-6)
+    np.testing.assert_allclose(
+        to_numpy(restored(inputs)["mlm"]), to_numpy(pretrainer(inputs)["mlm"]), atol=1e-6
+    )

@@ -15,8 +15,15 @@ from kzoo.models.bert.bert_question_answerer import PADDING_LOGIT
 from kzoo.testing import assert_all_close, run_model_test, to_numpy
 
 VOCAB, LENGTH, HIDDEN = 30, 8, 8
-CONFIG = dict(vocabulary_size=VOCAB, num_layers=2, num_heads=2, hidden_dim=HIDDEN,
-              intermediate_dim=16, max_sequence_length=16, dropout=0.0)
+CONFIG = dict(
+    vocabulary_size=VOCAB,
+    num_layers=2,
+    num_heads=2,
+    hidden_dim=HIDDEN,
+    intermediate_dim=16,
+    max_sequence_length=16,
+    dropout=0.0,
+)
 CLASSES = ["negative", "neutral", "positive"]
 TAGS = ["O", "B-X", "I-X"]
 RNG = np.random.default_rng(0)
@@ -114,16 +121,18 @@ def test_masked_lm_logits_use_the_tied_embedding_and_output_bias():
     x = x * gamma + beta
     table = to_numpy(backbone.token_embedding.embeddings)
     expected = x @ table.T + to_numpy(head.output_bias)
-    np.testing.assert_allclose(to_numpy(pretrainer(PRETRAIN_INPUTS)["mlm"]), expected,
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        to_numpy(pretrainer(PRETRAIN_INPUTS)["mlm"]), expected, rtol=1e-4, atol=1e-5
+    )
 
 
 def test_next_sentence_logits_are_a_dense_layer_on_the_pooled_output():
     pretrainer = build("pretrainer")
     pooled = to_numpy(pretrainer.backbone(INPUTS)["pooled_output"])
     kernel, bias = (to_numpy(w) for w in pretrainer.nsp_head.weights)
-    np.testing.assert_allclose(to_numpy(pretrainer(PRETRAIN_INPUTS)["nsp"]),
-                               pooled @ kernel + bias, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        to_numpy(pretrainer(PRETRAIN_INPUTS)["nsp"]), pooled @ kernel + bias, rtol=1e-5, atol=1e-6
+    )
 
 
 def test_question_answerer_gives_padding_a_large_negative_logit():
@@ -152,12 +161,13 @@ def test_task_models_share_the_pretrained_backbone_weights(tmp_path):
 
 def _targets(kind, rng):
     return {
-        "pretrainer": {"mlm": rng.integers(0, VOCAB, (4, 4)),
-                       "nsp": rng.integers(0, 2, (4,))},
+        "pretrainer": {"mlm": rng.integers(0, VOCAB, (4, 4)), "nsp": rng.integers(0, 2, (4,))},
         "classifier": rng.integers(0, len(CLASSES), (4,)),
         "token_classifier": rng.integers(0, len(TAGS), (4, LENGTH)),
-        "question_answerer": {"start_logits": rng.integers(0, 6, (4,)),
-                              "end_logits": rng.integers(0, 6, (4,))},
+        "question_answerer": {
+            "start_logits": rng.integers(0, 6, (4,)),
+            "end_logits": rng.integers(0, 6, (4,)),
+        },
     }[kind]
 
 
@@ -177,8 +187,10 @@ def _compile(model, y, **kwargs):
 @pytest.mark.filterwarnings("ignore:Gradients do not exist:UserWarning")
 # On JAX the token-level heads fit (slow is skipped there); the classifier's fit
 # takes 40 s to compile on JAX and runs on TensorFlow only.
-@pytest.mark.parametrize("kind", [pytest.param("classifier", marks=pytest.mark.slow),
-                                  "token_classifier", "question_answerer"])
+@pytest.mark.parametrize(
+    "kind",
+    [pytest.param("classifier", marks=pytest.mark.slow), "token_classifier", "question_answerer"],
+)
 def test_fit_updates_the_model_but_not_padding_tokens(kind):
     # Eager: one step compiled would take 10-25 s here; the pretrainer test
     # below runs a compiled one.
@@ -215,9 +227,11 @@ def test_pretrainer_fit_weights_the_masked_lm_loss_per_position():
     other_targets["mlm"][:, 3] = (other_targets["mlm"][:, 3] + 1) % VOCAB
 
     def mlm_loss(targets):
-        metrics = pretrainer.evaluate(x, targets, sample_weight=sample_weight,
-                                      verbose=0, return_dict=True)
+        metrics = pretrainer.evaluate(
+            x, targets, sample_weight=sample_weight, verbose=0, return_dict=True
+        )
         return metrics["mlm_loss"]
+
     assert mlm_loss(other_targets) == pytest.approx(mlm_loss(y))
     other_targets["mlm"][:, 0] = (other_targets["mlm"][:, 0] + 1) % VOCAB
     assert mlm_loss(other_targets) != pytest.approx(mlm_loss(y))

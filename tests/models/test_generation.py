@@ -28,8 +28,15 @@ def run_decode(table, prompts, max_new_tokens, **kwargs):
     step = scripted_step(table)
     first = np.asarray(table, "float32")[buffer[np.arange(len(prompts)), lengths.min() - 1]]
     ids, mask = generation.decode(
-        step, first, np.zeros(len(prompts), "int32"), buffer, lengths, max_new_tokens,
-        END, PAD, **kwargs,
+        step,
+        first,
+        np.zeros(len(prompts), "int32"),
+        buffer,
+        lengths,
+        max_new_tokens,
+        END,
+        PAD,
+        **kwargs,
     )
     ids, mask = to_numpy(ids), to_numpy(mask)
     return [row[m].tolist() for row, m in zip(ids, mask)], ids
@@ -119,8 +126,15 @@ def test_beam_search_finds_the_better_sequence_greedy_misses():
     lengths = np.array([1], "int32")
     buffer = np.array([[2, 0, 0]], "int32")
     ids, mask, scores = generation.beam_search(
-        scripted_step(table), table[[2]], np.zeros(1, "int32"), buffer, lengths, 2,
-        END, PAD, num_beams=3,
+        scripted_step(table),
+        table[[2]],
+        np.zeros(1, "int32"),
+        buffer,
+        lengths,
+        2,
+        END,
+        PAD,
+        num_beams=3,
     )
     assert to_numpy(ids)[0][to_numpy(mask)[0]].tolist() == [4, END]
     assert to_numpy(scores)[0] == pytest.approx(np.log(0.4), abs=1e-4)
@@ -130,8 +144,15 @@ def test_beam_search_respects_prompts_of_different_lengths():
     lengths = np.array([1, 3], "int32")
     buffer = np.array([[2, 0, 0, 0, 0], [4, 4, 4, 0, 0]], "int32")
     ids, mask, _ = generation.beam_search(
-        scripted_step(CHAIN), CHAIN[[2, 4]], np.zeros(2, "int32"), buffer, lengths, 2,
-        END, PAD, num_beams=2,
+        scripted_step(CHAIN),
+        CHAIN[[2, 4]],
+        np.zeros(2, "int32"),
+        buffer,
+        lengths,
+        2,
+        END,
+        PAD,
+        num_beams=2,
     )
     ids, mask = to_numpy(ids), to_numpy(mask)
     assert ids[1, :3].tolist() == [4, 4, 4]

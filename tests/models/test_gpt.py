@@ -6,8 +6,14 @@ from kzoo.models import GPTBackbone, GPTCausalLM
 from kzoo.testing import run_model_test, to_numpy
 
 VOCAB, LENGTH = 40, 10
-CONFIG = dict(vocabulary_size=VOCAB, num_layers=2, num_heads=2, hidden_dim=16,
-              intermediate_dim=32, max_sequence_length=24)
+CONFIG = dict(
+    vocabulary_size=VOCAB,
+    num_layers=2,
+    num_heads=2,
+    hidden_dim=16,
+    intermediate_dim=32,
+    max_sequence_length=24,
+)
 RNG = np.random.default_rng(0)
 INPUTS = {
     "token_ids": RNG.integers(2, VOCAB, (2, LENGTH)).astype("int32"),
@@ -20,9 +26,7 @@ def build_lm(dtype=None, **overrides):
 
 
 def test_backbone_contract():
-    run_model_test(
-        lambda dtype=None: GPTBackbone(**CONFIG, dtype=dtype), INPUTS, (2, LENGTH, 16)
-    )
+    run_model_test(lambda dtype=None: GPTBackbone(**CONFIG, dtype=dtype), INPUTS, (2, LENGTH, 16))
 
 
 def test_causal_lm_contract_and_tied_head():
@@ -37,8 +41,7 @@ def test_causal_lm_contract_and_tied_head():
 
 
 def test_residual_projections_get_scaled_init():
-    backbone = GPTBackbone(**{**CONFIG, "num_layers": 8, "hidden_dim": 64,
-                              "intermediate_dim": 256})
+    backbone = GPTBackbone(**{**CONFIG, "num_layers": 8, "hidden_dim": 64, "intermediate_dim": 256})
     block = backbone.transformer_layers[0]
     query_std = np.std(to_numpy(block.self_attention.query_dense.kernel))
     output_std = np.std(to_numpy(block.feedforward.output_dense.kernel))
@@ -134,8 +137,12 @@ def test_from_keras_hub_gpt2_gives_identical_outputs():
     from kzoo.convert import from_keras_hub
 
     hub = keras_hub.models.GPT2Backbone(
-        vocabulary_size=VOCAB, num_layers=2, num_heads=2, hidden_dim=16,
-        intermediate_dim=32, max_sequence_length=24,
+        vocabulary_size=VOCAB,
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=16,
+        intermediate_dim=32,
+        max_sequence_length=24,
     )
     ours = from_keras_hub(hub)
     assert isinstance(ours, GPTBackbone)
@@ -155,14 +162,16 @@ def test_greedy_generation_matches_keras_hub_token_for_token():
 
     keras.utils.set_random_seed(3)
     hub = keras_hub.models.GPT2CausalLM(
-        keras_hub.models.GPT2Backbone(**CONFIG, dropout=0.0), preprocessor=None)
+        keras_hub.models.GPT2Backbone(**CONFIG, dropout=0.0), preprocessor=None
+    )
     hub.compile(sampler="greedy")
     ours = GPTCausalLM(from_keras_hub(hub.backbone), end_token_id=-1)  # never ends
     prompt, new = 5, 12
     ids = np.zeros((2, prompt + new), "int32")
     ids[:, :prompt] = RNG.integers(1, VOCAB, (2, prompt))
-    expected = hub.generate({"token_ids": ids, "padding_mask": ids > 0},
-                            stop_token_ids=None)["token_ids"]
+    expected = hub.generate({"token_ids": ids, "padding_mask": ids > 0}, stop_token_ids=None)[
+        "token_ids"
+    ]
     actual, generated, _ = ours.generate_ids(ids, np.full((2,), prompt, "int32"), new)
     np.testing.assert_array_equal(to_numpy(actual), np.asarray(expected))
     assert to_numpy(generated)[:, prompt:].all()

@@ -7,8 +7,15 @@ from kzoo.testing import assert_all_close, run_model_test, to_numpy
 
 VOCAB, SOURCE_LENGTH, TARGET_LENGTH = 40, 7, 5
 START, END = 1, 2
-CONFIG = dict(vocabulary_size=VOCAB, num_layers=2, num_heads=2, hidden_dim=16,
-              intermediate_dim=32, dropout=0.0, max_sequence_length=32)
+CONFIG = dict(
+    vocabulary_size=VOCAB,
+    num_layers=2,
+    num_heads=2,
+    hidden_dim=16,
+    intermediate_dim=32,
+    dropout=0.0,
+    max_sequence_length=32,
+)
 RNG = np.random.default_rng(0)
 INPUTS = {
     "encoder_token_ids": RNG.integers(3, VOCAB, (2, SOURCE_LENGTH)).astype("int32"),
@@ -24,9 +31,7 @@ def build_backbone(dtype=None, **overrides):
 
 
 def build_translator(dtype=None, **overrides):
-    return Seq2SeqLM(
-        build_backbone(dtype, **overrides), start_token_id=START, end_token_id=END
-    )
+    return Seq2SeqLM(build_backbone(dtype, **overrides), start_token_id=START, end_token_id=END)
 
 
 def build_lstm(dtype=None, **overrides):
@@ -56,12 +61,16 @@ def greedy_by_full_passes(model, sources, max_new_tokens):
     target = np.zeros((len(sources), max_new_tokens + 1), "int32")
     target[:, 0] = START
     for t in range(max_new_tokens):
-        logits = to_numpy(model({
-            "encoder_token_ids": source_ids,
-            "encoder_padding_mask": source_mask,
-            "decoder_token_ids": target,
-            "decoder_padding_mask": np.ones_like(target),
-        }))
+        logits = to_numpy(
+            model(
+                {
+                    "encoder_token_ids": source_ids,
+                    "encoder_padding_mask": source_mask,
+                    "decoder_token_ids": target,
+                    "decoder_padding_mask": np.ones_like(target),
+                }
+            )
+        )
         target[:, t + 1] = logits[:, t].argmax(-1)
     outputs = []
     for row in target[:, 1:].tolist():
@@ -76,8 +85,10 @@ def test_backbone_contract():
     run_model_test(
         build_backbone,
         INPUTS,
-        {"encoder_sequence_output": (2, SOURCE_LENGTH, 16),
-         "decoder_sequence_output": (2, TARGET_LENGTH, 16)},
+        {
+            "encoder_sequence_output": (2, SOURCE_LENGTH, 16),
+            "decoder_sequence_output": (2, TARGET_LENGTH, 16),
+        },
     )
 
 
@@ -117,11 +128,13 @@ def test_decoder_is_causal_and_encoder_padding_is_ignored(norm_first):
     later_target = to_numpy(backbone(with_changes(decoder_token_ids=((slice(None), 3), 7))))
     np.testing.assert_allclose(
         later_target["decoder_sequence_output"][:, :3],
-        base["decoder_sequence_output"][:, :3], atol=1e-5,
+        base["decoder_sequence_output"][:, :3],
+        atol=1e-5,
     )
     assert not np.allclose(
         later_target["decoder_sequence_output"][:, 3:],
-        base["decoder_sequence_output"][:, 3:], atol=1e-5,
+        base["decoder_sequence_output"][:, 3:],
+        atol=1e-5,
     )
     # Row 1's source has 4 real tokens: what sits in its padding changes nothing.
     padded = to_numpy(backbone(with_changes(encoder_token_ids=((1, slice(4, None)), 9))))
@@ -129,8 +142,7 @@ def test_decoder_is_causal_and_encoder_padding_is_ignored(norm_first):
         padded["decoder_sequence_output"], base["decoder_sequence_output"], atol=1e-5
     )
     np.testing.assert_allclose(
-        padded["encoder_sequence_output"][1, :4],
-        base["encoder_sequence_output"][1, :4], atol=1e-5,
+        padded["encoder_sequence_output"][1, :4], base["encoder_sequence_output"][1, :4], atol=1e-5
     )
 
 
@@ -139,16 +151,12 @@ def test_decode_with_cache_matches_the_full_decoder_pass(norm_first):
     backbone = build_backbone(norm_first=norm_first)
     ids = INPUTS["decoder_token_ids"]
     full = to_numpy(backbone({**INPUTS, "decoder_padding_mask": np.ones_like(ids)}))
-    encoder_output = backbone.encode(INPUTS["encoder_token_ids"],
-                                     INPUTS["encoder_padding_mask"])
+    encoder_output = backbone.encode(INPUTS["encoder_token_ids"], INPUTS["encoder_padding_mask"])
     assert_all_close(encoder_output, full["encoder_sequence_output"])
-    cache = backbone.decoder_cache(encoder_output, INPUTS["encoder_padding_mask"],
-                                   TARGET_LENGTH)
+    cache = backbone.decoder_cache(encoder_output, INPUTS["encoder_padding_mask"], TARGET_LENGTH)
     # One tensor per decoder layer: (batch, keys/values, length, heads, head_dim).
-    assert [tuple(c.shape) for c in cache["cross_attention"]] == [
-        (2, 2, SOURCE_LENGTH, 2, 8)] * 2
-    assert [tuple(c.shape) for c in cache["self_attention"]] == [
-        (2, 2, TARGET_LENGTH, 2, 8)] * 2
+    assert [tuple(c.shape) for c in cache["cross_attention"]] == [(2, 2, SOURCE_LENGTH, 2, 8)] * 2
+    assert [tuple(c.shape) for c in cache["self_attention"]] == [(2, 2, TARGET_LENGTH, 2, 8)] * 2
     hidden, cache = backbone.decode_with_cache(ids[:, :2], cache, 0)
     steps = [to_numpy(hidden)]
     for t in range(2, TARGET_LENGTH):
@@ -221,25 +229,29 @@ def test_beam_search_with_one_beam_is_greedy_and_caching_does_not_matter(transla
     greedy = translator.generate(SOURCES, max_new_tokens=6)  # compiled once per module
     assert generate_eagerly(translator, strategy="beam", num_beams=1) == greedy
     beams = generate_eagerly(translator, strategy="beam", num_beams=3)
-    assert beams == generate_eagerly(translator, strategy="beam", num_beams=3,
-                                     use_cache=False)
+    assert beams == generate_eagerly(translator, strategy="beam", num_beams=3, use_cache=False)
 
 
 @pytest.mark.slow  # also on JAX: JAX_SLOW_TESTS in tests/test_backend_agnostic.py
 def test_beam_search_finds_at_least_the_greedy_score(translator):
     ids, mask = right_pad(SOURCES)
-    _, _, beam_scores = translator.generate_ids(ids, mask, 5, strategy="beam",
-                                                num_beams=4)
+    _, _, beam_scores = translator.generate_ids(ids, mask, 5, strategy="beam", num_beams=4)
     greedy_scores = []
     for source, target in zip(SOURCES, translator.generate(SOURCES, max_new_tokens=5)):
         ended = len(target) < 5  # stopped on the end token: score it too
         decoder = [START] + target + ([END] if ended else [])
-        greedy_scores.append(to_numpy(translator.score({
-            "encoder_token_ids": np.array([source], "int32"),
-            "encoder_padding_mask": np.ones((1, len(source)), "int32"),
-            "decoder_token_ids": np.array([decoder], "int32"),
-            "decoder_padding_mask": np.ones((1, len(decoder)), "int32"),
-        }))[0])
+        greedy_scores.append(
+            to_numpy(
+                translator.score(
+                    {
+                        "encoder_token_ids": np.array([source], "int32"),
+                        "encoder_padding_mask": np.ones((1, len(source)), "int32"),
+                        "decoder_token_ids": np.array([decoder], "int32"),
+                        "decoder_padding_mask": np.ones((1, len(decoder)), "int32"),
+                    }
+                )
+            )[0]
+        )
     assert np.all(to_numpy(beam_scores) >= np.array(greedy_scores) - 1e-4)
 
 
@@ -281,9 +293,7 @@ def _copy_task(batch=32, length=5):
     inputs = {
         "encoder_token_ids": source,
         "encoder_padding_mask": np.ones_like(source),
-        "decoder_token_ids": np.concatenate(
-            [np.full((batch, 1), START, "int32"), target], axis=1
-        ),
+        "decoder_token_ids": np.concatenate([np.full((batch, 1), START, "int32"), target], axis=1),
         "decoder_padding_mask": np.ones((batch, length + 1), "int32"),
     }
     labels = np.concatenate([target, np.full((batch, 1), END, "int32")], axis=1)

@@ -5,8 +5,14 @@ from kzoo.models import T5Backbone
 from kzoo.testing import run_model_test, to_numpy
 
 VOCAB, SOURCE, TARGET, HIDDEN = 40, 8, 6, 16
-CONFIG = dict(vocabulary_size=VOCAB, num_layers=2, num_heads=2, hidden_dim=HIDDEN,
-              intermediate_dim=32, dropout=0.0)
+CONFIG = dict(
+    vocabulary_size=VOCAB,
+    num_layers=2,
+    num_heads=2,
+    hidden_dim=HIDDEN,
+    intermediate_dim=32,
+    dropout=0.0,
+)
 V1_0 = dict(activation="relu", use_gated_activation=False, tie_embedding_weights=True)
 V1_1 = dict(activation="gelu", use_gated_activation=True, tie_embedding_weights=False)
 RNG = np.random.default_rng(0)
@@ -27,8 +33,10 @@ def test_backbone_contract(version):
     run_model_test(
         lambda dtype=None: build(dtype, **version),
         INPUTS,
-        {"encoder_sequence_output": (2, SOURCE, HIDDEN),
-         "decoder_sequence_output": (2, TARGET, HIDDEN)},
+        {
+            "encoder_sequence_output": (2, SOURCE, HIDDEN),
+            "decoder_sequence_output": (2, TARGET, HIDDEN),
+        },
     )
 
 
@@ -67,10 +75,12 @@ def test_encoder_ignores_padding_and_decoder_is_causal():
     changed["encoder_token_ids"][1, 5:] = 3  # padded source tokens
     changed["decoder_token_ids"][:, 3:] = 7  # future target tokens
     out = to_numpy(backbone(changed))
-    np.testing.assert_allclose(out["encoder_sequence_output"][1, :5],
-                               base["encoder_sequence_output"][1, :5], atol=1e-5)
-    np.testing.assert_allclose(out["decoder_sequence_output"][:, :3],
-                               base["decoder_sequence_output"][:, :3], atol=1e-5)
+    np.testing.assert_allclose(
+        out["encoder_sequence_output"][1, :5], base["encoder_sequence_output"][1, :5], atol=1e-5
+    )
+    np.testing.assert_allclose(
+        out["decoder_sequence_output"][:, :3], base["decoder_sequence_output"][:, :3], atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("version", [V1_0, V1_1], ids=["tied", "untied"])
@@ -81,16 +91,14 @@ def test_logits(version):
         expected = hidden * HIDDEN**-0.5 @ to_numpy(backbone.token_embedding.embeddings).T
     else:
         expected = hidden @ to_numpy(backbone.token_embedding.reverse_embeddings)
-    np.testing.assert_allclose(to_numpy(backbone.logits(hidden)), expected,
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(to_numpy(backbone.logits(hidden)), expected, rtol=1e-4, atol=1e-5)
 
 
 def test_decode_with_cache_matches_full_decoder():
     backbone = build(**V1_1)
     full = to_numpy(backbone(dict(INPUTS, decoder_padding_mask=np.ones((2, TARGET), "int32"))))
     encoder_output = backbone.encode(INPUTS["encoder_token_ids"], INPUTS["encoder_padding_mask"])
-    np.testing.assert_allclose(to_numpy(encoder_output), full["encoder_sequence_output"],
-                               atol=1e-5)
+    np.testing.assert_allclose(to_numpy(encoder_output), full["encoder_sequence_output"], atol=1e-5)
     cache = backbone.decoder_cache(encoder_output, INPUTS["encoder_padding_mask"], TARGET)
     ids = INPUTS["decoder_token_ids"]
     hidden, cache = backbone.decode_with_cache(ids[:, :2], cache, 0)
@@ -98,8 +106,9 @@ def test_decode_with_cache_matches_full_decoder():
     for t in range(2, TARGET):
         hidden, cache = backbone.decode_with_cache(ids[:, t : t + 1], cache, t)
         steps.append(to_numpy(hidden))
-    np.testing.assert_allclose(np.concatenate(steps, axis=1),
-                               full["decoder_sequence_output"], atol=1e-5)
+    np.testing.assert_allclose(
+        np.concatenate(steps, axis=1), full["decoder_sequence_output"], atol=1e-5
+    )
 
 
 @pytest.mark.slow  # also on JAX: JAX_SLOW_TESTS in tests/test_backend_agnostic.py
@@ -121,8 +130,11 @@ def test_from_keras_hub_t5_gives_identical_outputs(version):
         np.testing.assert_allclose(actual[key][0], expected[key][0], atol=1e-5)
         np.testing.assert_allclose(actual[key][1, :real], expected[key][1, :real], atol=1e-5)
     hub_lm = keras_hub.models.T5Seq2SeqLM(backbone=hub, preprocessor=None)
-    np.testing.assert_allclose(to_numpy(ours.logits(actual["decoder_sequence_output"]))[0],
-                               to_numpy(hub_lm(INPUTS))[0], atol=1e-4)
+    np.testing.assert_allclose(
+        to_numpy(ours.logits(actual["decoder_sequence_output"]))[0],
+        to_numpy(hub_lm(INPUTS))[0],
+        atol=1e-4,
+    )
 
 
 def test_seq2seq_lm_on_t5_generates_with_cache_as_without():

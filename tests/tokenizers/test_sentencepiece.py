@@ -52,10 +52,7 @@ def run_dirs(corpus, tmp_path_factory):
     for model_type, vocab_size in SUBWORD_TYPES + [("char", None)]:
         directory = str(tmp_path_factory.mktemp(model_type))
         train_sentencepiece(
-            texts=[corpus],
-            vocab_size=vocab_size,
-            model_type=model_type,
-            output_dir=directory,
+            texts=[corpus], vocab_size=vocab_size, model_type=model_type, output_dir=directory
         )
         dirs[model_type] = directory
     return dirs
@@ -67,9 +64,7 @@ def tokenizers(run_dirs):
 
 
 def python_processor(run_dir):
-    return spm.SentencePieceProcessor(
-        model_file=os.path.join(run_dir, TOKENIZER_FILENAME)
-    )
+    return spm.SentencePieceProcessor(model_file=os.path.join(run_dir, TOKENIZER_FILENAME))
 
 
 def decode(strings):
@@ -79,10 +74,7 @@ def decode(strings):
 @pytest.mark.parametrize("model_type", ["bpe", "unigram", "char"])
 def test_round_trip_is_exact(tokenizers, model_type):
     tokenizer = tokenizers[model_type]
-    assert (
-        decode(tokenizer.detokenize(tokenizer.tokenize(LOSSLESS_TEXTS)))
-        == LOSSLESS_TEXTS
-    )
+    assert decode(tokenizer.detokenize(tokenizer.tokenize(LOSSLESS_TEXTS))) == LOSSLESS_TEXTS
     ids = tokenizer.tokenize(LOSSLESS_TEXTS).flat_values.numpy()
     assert tokenizer.unk_id not in ids
 
@@ -143,23 +135,14 @@ def test_matches_python_sentencepiece(tokenizers, run_dirs, model_type):
 
 def test_special_ids(tokenizers):
     tokenizer = tokenizers["bpe"]
-    assert (tokenizer.pad_id, tokenizer.unk_id, tokenizer.bos_id, tokenizer.eos_id) == (
-        0,
-        1,
-        2,
-        3,
-    )
+    assert (tokenizer.pad_id, tokenizer.unk_id, tokenizer.bos_id, tokenizer.eos_id) == (0, 1, 2, 3)
     assert tokenizer.vocabulary_size == 320
 
 
 def test_output_types(tokenizers):
     tokenizer = tokenizers["bpe"]
     single = tokenizer.tokenize("the fox")
-    assert (
-        isinstance(single, tf.Tensor)
-        and single.dtype == tf.int32
-        and single.shape.rank == 1
-    )
+    assert isinstance(single, tf.Tensor) and single.dtype == tf.int32 and single.shape.rank == 1
     batch = tokenizer.tokenize(["the fox", "dog"])
     assert isinstance(batch, tf.RaggedTensor) and batch.dtype == tf.int32
     assert batch.shape[0] == 2
@@ -170,9 +153,7 @@ def test_detokenize_drops_padding_and_end_of_document(tokenizers):
     tokenizer = tokenizers["bpe"]
     ids = tokenizer.tokenize(["the fox", "café  dog\n"])
     eos = tf.ragged.constant([[tokenizer.eos_id]] * 2, dtype=tf.int32)
-    dense = tf.concat([ids, eos], axis=1).to_tensor(
-        default_value=tokenizer.pad_id, shape=[2, 20]
-    )
+    dense = tf.concat([ids, eos], axis=1).to_tensor(default_value=tokenizer.pad_id, shape=[2, 20])
     assert decode(tokenizer.detokenize(dense)) == ["the fox", "café  dog\n"]
     single = tf.concat([[tokenizer.bos_id], ids[0], [tokenizer.eos_id, 0, 0]], axis=0)
     assert tokenizer.detokenize(single).numpy().decode() == "the fox"
@@ -189,21 +170,14 @@ def test_works_in_tf_function_and_tf_data(tokenizers):
 
     dense, texts = round_trip(tf.constant(strings))
     assert decode(texts) == strings
-    assert (
-        dense.numpy().tolist()
-        == tokenizer.tokenize(strings).to_tensor().numpy().tolist()
-    )
+    assert dense.numpy().tolist() == tokenizer.tokenize(strings).to_tensor().numpy().tolist()
     dataset = tf.data.Dataset.from_tensor_slices(strings).map(tokenizer.tokenize)
-    assert [ids.numpy().tolist() for ids in dataset] == tokenizer.tokenize(
-        strings
-    ).to_list()
+    assert [ids.numpy().tolist() for ids in dataset] == tokenizer.tokenize(strings).to_list()
 
 
 def test_keras_serialization_round_trip(tokenizers, tmp_path):
     tokenizer = tokenizers["bpe"]
-    restored = keras.saving.deserialize_keras_object(
-        keras.saving.serialize_keras_object(tokenizer)
-    )
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(tokenizer))
     assert isinstance(restored, SentencePieceTokenizer)
     assert restored.proto == tokenizer.proto
     model = keras.Sequential([keras.Input(shape=(), dtype="string"), tokenizer])
@@ -226,17 +200,13 @@ def test_saved_model_export(tokenizers, tmp_path):
     restored = tf.saved_model.load(str(tmp_path / "export"))
     texts = ["the lazy  dog", "😀"]
     expected = tokenizer.tokenize(texts).to_tensor().numpy()
-    np.testing.assert_array_equal(
-        restored.tokenize(tf.constant(texts)).numpy(), expected
-    )
+    np.testing.assert_array_equal(restored.tokenize(tf.constant(texts)).numpy(), expected)
 
 
 def test_save_and_load_the_model_file(tokenizers, tmp_path):
     path = tokenizers["char"].save(str(tmp_path / "run"))
     assert path == str(tmp_path / "run" / TOKENIZER_FILENAME)
-    assert os.listdir(tmp_path / "run") == [
-        TOKENIZER_FILENAME
-    ]  # no temporary left over
+    assert os.listdir(tmp_path / "run") == [TOKENIZER_FILENAME]  # no temporary left over
     assert load_tokenizer(str(tmp_path / "run")).proto == tokenizers["char"].proto
 
 
@@ -282,8 +252,12 @@ def test_a_windows_corpus_gives_no_bom_or_cr_piece(tmp_path, model_type, vocab_s
     # Saved by a Windows editor: a byte-order mark first, "\r\n" line ends.
     text = "\ufeff" + make_corpus().replace("\n", "\r\n")
     (tmp_path / "corpus.txt").write_bytes(text.encode("utf-8"))
-    path = train_sentencepiece(files=str(tmp_path / "*.txt"), vocab_size=vocab_size,
-                               model_type=model_type, output_dir=str(tmp_path / "run"))
+    path = train_sentencepiece(
+        files=str(tmp_path / "*.txt"),
+        vocab_size=vocab_size,
+        model_type=model_type,
+        output_dir=str(tmp_path / "run"),
+    )
     processor = spm.SentencePieceProcessor(model_file=path)
     pieces = [processor.id_to_piece(i) for i in range(processor.vocab_size())]
     assert not [p for p in pieces if "\ufeff" in p or "\r" in p]
@@ -295,14 +269,8 @@ def test_a_windows_corpus_gives_no_bom_or_cr_piece(tmp_path, model_type, vocab_s
 def test_trains_on_a_megabyte_in_seconds(tmp_path, model_type):
     rng = random.Random(0)
     syllables = [a + b for a in "bdgklmnprstvz" for b in "aeiou"]
-    words = [
-        "".join(rng.choice(syllables) for _ in range(rng.randint(1, 4)))
-        for _ in range(5000)
-    ]
-    lines = [
-        " ".join(rng.choice(words) for _ in range(rng.randint(3, 15)))
-        for _ in range(19_000)
-    ]
+    words = ["".join(rng.choice(syllables) for _ in range(rng.randint(1, 4))) for _ in range(5000)]
+    lines = [" ".join(rng.choice(words) for _ in range(rng.randint(3, 15))) for _ in range(19_000)]
     text = "\n".join(lines)
     assert len(text) > 1_000_000
     start = time.perf_counter()
@@ -316,18 +284,14 @@ def test_trains_on_a_megabyte_in_seconds(tmp_path, model_type):
 
 
 def test_vocab_size_too_large_names_the_config_key(corpus, tmp_path):
-    with pytest.raises(
-        ValueError, match=r"tokenizer\.vocab_size: 50000 .* at most \d+"
-    ) as error:
+    with pytest.raises(ValueError, match=r"tokenizer\.vocab_size: 50000 .* at most \d+") as error:
         train_sentencepiece(texts=[corpus], vocab_size=50000, output_dir=str(tmp_path))
     bound = int(str(error.value).split("at most ")[1].split()[0])
     train_sentencepiece(texts=[corpus], vocab_size=bound, output_dir=str(tmp_path))
 
 
 def test_vocab_size_too_small_names_the_config_key(corpus, tmp_path):
-    with pytest.raises(
-        ValueError, match=r"tokenizer\.vocab_size: 100 is too small.*256 byte"
-    ):
+    with pytest.raises(ValueError, match=r"tokenizer\.vocab_size: 100 is too small.*256 byte"):
         train_sentencepiece(texts=[corpus], vocab_size=100, output_dir=str(tmp_path))
 
 
@@ -335,28 +299,19 @@ def test_vocab_size_too_small_names_the_config_key(corpus, tmp_path):
 def test_empty_corpus(tmp_path, model_type):
     with pytest.raises(ValueError, match="empty corpus"):
         train_sentencepiece(
-            texts=["", "\n\n"],
-            vocab_size=300,
-            model_type=model_type,
-            output_dir=str(tmp_path),
+            texts=["", "\n\n"], vocab_size=300, model_type=model_type, output_dir=str(tmp_path)
         )
     (tmp_path / "empty.txt").write_text("")
     with pytest.raises(ValueError, match=r"data\.train: empty corpus.*empty\.txt"):
         train_sentencepiece(
-            files=[str(tmp_path / "empty.txt")],
-            vocab_size=300,
-            output_dir=str(tmp_path),
+            files=[str(tmp_path / "empty.txt")], vocab_size=300, output_dir=str(tmp_path)
         )
     assert not (tmp_path / TOKENIZER_FILENAME).exists()
 
 
 def test_missing_files_and_bad_arguments(tmp_path):
-    with pytest.raises(
-        FileNotFoundError, match=r"data\.train: no files match '.*\*\.md'"
-    ):
-        train_sentencepiece(
-            files=str(tmp_path / "*.md"), vocab_size=300, output_dir=str(tmp_path)
-        )
+    with pytest.raises(FileNotFoundError, match=r"data\.train: no files match '.*\*\.md'"):
+        train_sentencepiece(files=str(tmp_path / "*.md"), vocab_size=300, output_dir=str(tmp_path))
     with pytest.raises(ValueError, match=r"tokenizer\.model_type: .*'wordpiece'"):
         train_sentencepiece(
             texts=["a"], model_type="wordpiece", vocab_size=9, output_dir=str(tmp_path)

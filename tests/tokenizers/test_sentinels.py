@@ -7,12 +7,7 @@ import pytest
 import sentencepiece as spm
 
 from kzoo.tokenizers import SentencePieceTokenizer, load_tokenizer, train_sentencepiece
-from tests.tokenizers.test_sentencepiece import (
-    LOSSLESS_TEXTS,
-    SUBWORD_TYPES,
-    decode,
-    make_corpus,
-)
+from tests.tokenizers.test_sentencepiece import LOSSLESS_TEXTS, SUBWORD_TYPES, decode, make_corpus
 
 # More than 10, so that "<extra_id_1>" and "<extra_id_10>" are both in the vocabulary.
 NUM_SENTINELS = 12
@@ -45,9 +40,7 @@ def tokenizers(corpus, tmp_path_factory):
 
 
 @pytest.mark.parametrize("model_type", ["bpe", "unigram", "char"])
-def test_sentinel_ids_are_distinct_in_order_and_follow_the_newline(
-    tokenizers, model_type
-):
+def test_sentinel_ids_are_distinct_in_order_and_follow_the_newline(tokenizers, model_type):
     tokenizer = tokenizers[model_type]
     ids = tokenizer.sentinel_ids
     assert ids == list(range(FIRST_SENTINEL_ID, FIRST_SENTINEL_ID + NUM_SENTINELS))
@@ -111,28 +104,21 @@ def test_vocab_size_bounds_include_the_sentinels(corpus, tmp_path):
     bound = upper_bound(NUM_SENTINELS)
     assert bound == upper_bound(0) + NUM_SENTINELS
     path = train_sentencepiece(
-        texts=[corpus],
-        vocab_size=bound,
-        num_sentinels=NUM_SENTINELS,
-        output_dir=str(tmp_path),
+        texts=[corpus], vocab_size=bound, num_sentinels=NUM_SENTINELS, output_dir=str(tmp_path)
     )
     assert spm.SentencePieceProcessor(model_file=path).vocab_size() == bound
     with pytest.raises(
         ValueError, match=r"vocab_size: 100 is too small.*the 12 sentinels, the 256"
     ):
         train_sentencepiece(
-            texts=[corpus],
-            vocab_size=100,
-            num_sentinels=NUM_SENTINELS,
-            output_dir=str(tmp_path),
+            texts=[corpus], vocab_size=100, num_sentinels=NUM_SENTINELS, output_dir=str(tmp_path)
         )
 
 
 def test_sentinels_in_the_corpus_are_never_merged(tmp_path):
     # Span-corrupted text: the sentinels are frequent, yet stay whole tokens.
     text = "".join(
-        f"the fox<extra_id_{i % 3}> jumps over<extra_id_{(i + 1) % 3}>\n"
-        for i in range(300)
+        f"the fox<extra_id_{i % 3}> jumps over<extra_id_{(i + 1) % 3}>\n" for i in range(300)
     )
     for model_type, vocab_size in [("bpe", 280), ("char", None)]:
         train_sentencepiece(

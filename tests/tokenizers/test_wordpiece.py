@@ -24,7 +24,7 @@ from kzoo.tokenizers import (
 
 MIXED = [
     "Héllo WORLD, café!",
-    "Naïve Über-users   say: \"ÇA VA?\" (über)",
+    'Naïve Über-users   say: "ÇA VA?" (über)',
     "ZO Kufe mosan. Déjà vu; straße",
 ]
 VOCAB_SIZE = 300
@@ -76,9 +76,7 @@ def test_vocabulary_holds_specials_and_every_character(tokenizer, corpus, run_di
     assert characters <= set(vocabulary)
     assert {"##" + c for c in characters} <= set(vocabulary)
     assert sorted(os.listdir(run_dir)) == [VOCAB_FILENAME, "wordpiece.json"]
-    assert json.load(open(os.path.join(run_dir, "wordpiece.json"))) == {
-        "lowercase": True
-    }
+    assert json.load(open(os.path.join(run_dir, "wordpiece.json"))) == {"lowercase": True}
 
 
 def test_round_trip_is_the_normalized_text(tokenizer, corpus):
@@ -142,10 +140,7 @@ def test_detokenize_drops_padding_and_keeps_other_specials(tokenizer):
     cls = tf.ragged.constant([[tokenizer.cls_id]] * 2, dtype=tf.int32)
     sep = tf.ragged.constant([[tokenizer.sep_id]] * 2, dtype=tf.int32)
     dense = tf.concat([cls, ids, sep], axis=1).to_tensor(shape=[2, 12])
-    assert decode(tokenizer.detokenize(dense)) == [
-        "[CLS] zo kufe [SEP]",
-        "[CLS] da [SEP]",
-    ]
+    assert decode(tokenizer.detokenize(dense)) == ["[CLS] zo kufe [SEP]", "[CLS] da [SEP]"]
     single = tokenizer.detokenize(dense[1])
     assert single.shape.rank == 0 and single.numpy() == b"[CLS] da [SEP]"
     tokens = tokenizer.id_to_token(tf.constant([[0, 1], [2, 4]]))
@@ -180,8 +175,7 @@ def test_saved_model_export(tokenizer, tmp_path):
         lambda texts: tokenizer.tokenize(texts).to_tensor(), input_signature=[spec]
     )
     module.offsets = tf.function(
-        lambda texts: tokenizer.tokenize_with_offsets(texts)[1].to_tensor(),
-        input_signature=[spec],
+        lambda texts: tokenizer.tokenize_with_offsets(texts)[1].to_tensor(), input_signature=[spec]
     )
     module.detokenize = tf.function(
         tokenizer.detokenize, input_signature=[tf.TensorSpec([None, None], tf.int32)]
@@ -199,9 +193,7 @@ def test_saved_model_export(tokenizer, tmp_path):
 
 
 def test_keras_serialization_round_trip(tokenizer, tmp_path):
-    restored = keras.saving.deserialize_keras_object(
-        keras.saving.serialize_keras_object(tokenizer)
-    )
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(tokenizer))
     assert isinstance(restored, WordPieceTokenizer) and restored.lowercase
     assert restored.tokenize(MIXED).to_list() == tokenizer.tokenize(MIXED).to_list()
     model = keras.Sequential([keras.Input(shape=(), dtype="string"), tokenizer])
@@ -214,9 +206,7 @@ def test_load_tokenizer_dispatches_on_the_files(tokenizer, run_dir, tmp_path):
     assert isinstance(load_tokenizer(run_dir), WordPieceTokenizer)
     path = tokenizer.save(str(tmp_path / "copy"))
     assert path == str(tmp_path / "copy" / VOCAB_FILENAME)
-    assert load_tokenizer(str(tmp_path / "copy")).get_vocabulary() == (
-        tokenizer.get_vocabulary()
-    )
+    assert load_tokenizer(str(tmp_path / "copy")).get_vocabulary() == (tokenizer.get_vocabulary())
     train_sentencepiece(
         texts=["to be or not\n"], model_type="char", output_dir=str(tmp_path / "sp")
     )
@@ -244,8 +234,9 @@ def test_a_windows_corpus_gives_no_bom_or_cr_token(tmp_path):
     # Saved by a Windows editor: a byte-order mark first, "\r\n" line ends.
     text = "\ufeff" + "\n".join(default_corpus().documents(20, seed=0))
     (tmp_path / "a.txt").write_bytes(text.replace("\n", "\r\n").encode("utf-8"))
-    path = train_wordpiece(files=str(tmp_path / "*.txt"), vocab_size=VOCAB_SIZE,
-                           output_dir=str(tmp_path / "run"))
+    path = train_wordpiece(
+        files=str(tmp_path / "*.txt"), vocab_size=VOCAB_SIZE, output_dir=str(tmp_path / "run")
+    )
     vocabulary = open(path, encoding="utf-8", newline="").read().split("\n")
     assert not [token for token in vocabulary if "\ufeff" in token or "\r" in token]
 
@@ -255,16 +246,12 @@ def test_training_errors_name_the_key(tmp_path):
     with pytest.raises(ValueError, match="exactly one of"):
         train_wordpiece(vocab_size=100, output_dir=output_dir)
     with pytest.raises(ValueError, match="exactly one of"):
-        train_wordpiece(
-            texts=["a"], files="a.txt", vocab_size=100, output_dir=output_dir
-        )
+        train_wordpiece(texts=["a"], files="a.txt", vocab_size=100, output_dir=output_dir)
     with pytest.raises(ValueError, match=r"texts .*: empty corpus"):
         train_wordpiece(texts=["  \n\t", ""], vocab_size=100, output_dir=output_dir)
     (tmp_path / "blank.txt").write_text(" \n \u3000\n")
     with pytest.raises(ValueError, match=r"data\.train=.*blank\.txt.*empty corpus"):
-        train_wordpiece(
-            files=str(tmp_path / "blank.txt"), vocab_size=100, output_dir=output_dir
-        )
+        train_wordpiece(files=str(tmp_path / "blank.txt"), vocab_size=100, output_dir=output_dir)
     with pytest.raises(FileNotFoundError, match=r"corpus\.files: no files match"):
         train_wordpiece(
             files=str(tmp_path / "*.md"),
@@ -272,9 +259,7 @@ def test_training_errors_name_the_key(tmp_path):
             vocab_size=100,
             output_dir=output_dir,
         )
-    with pytest.raises(
-        ValueError, match=r"tokenizer\.vocab_size: 10 is too small.*at least 11"
-    ):
+    with pytest.raises(ValueError, match=r"tokenizer\.vocab_size: 10 is too small.*at least 11"):
         train_wordpiece(texts=["abc"], vocab_size=10, output_dir=output_dir)
     with pytest.raises(ValueError, match=r"tokenizer\.vocab_size: .*got 0"):
         train_wordpiece(texts=["abc"], vocab_size=0, output_dir=output_dir)

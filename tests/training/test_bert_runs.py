@@ -26,10 +26,17 @@ TINY_BERT = [
     "data.batch_size=8",
     "train.warmup_steps=1",
 ]
-PRETRAIN = ["data.builtin_train_documents=40", "data.builtin_validation_documents=10",
-            "train.steps=4", "train.steps_per_epoch=2"]
-FINE_TUNE = ["data.builtin_train_examples=48", "data.builtin_validation_examples=16",
-             "train.epochs=1"]
+PRETRAIN = [
+    "data.builtin_train_documents=40",
+    "data.builtin_validation_documents=10",
+    "train.steps=4",
+    "train.steps_per_epoch=2",
+]
+FINE_TUNE = [
+    "data.builtin_train_examples=48",
+    "data.builtin_validation_examples=16",
+    "train.epochs=1",
+]
 
 
 def _train(recipe, run_dir, overrides):
@@ -47,35 +54,44 @@ def runs(tmp_path_factory):
     _train("bert_tiny_pretrain.yaml", pretrain, PRETRAIN)
     runs = {"pretrain": pretrain}
     init = [f"train.init_from={pretrain}"]
-    for task, recipe in (("classify", "bert_tiny_classify.yaml"),
-                         ("tag", "bert_tiny_tagging.yaml"),
-                         ("qa", "bert_tiny_qa.yaml")):
+    for task, recipe in (
+        ("classify", "bert_tiny_classify.yaml"),
+        ("tag", "bert_tiny_tagging.yaml"),
+        ("qa", "bert_tiny_qa.yaml"),
+    ):
         runs[task] = root / task
-        extra = (["data.max_query_tokens=8", "data.doc_stride=8",
-                  "data.max_answer_tokens=4"] if task == "qa" else [])
+        extra = (
+            ["data.max_query_tokens=8", "data.doc_stride=8", "data.max_answer_tokens=4"]
+            if task == "qa"
+            else []
+        )
         _train(recipe, runs[task], init + FINE_TUNE + extra)
     return runs
 
 
-
-
-@pytest.mark.parametrize("task,metrics", [
-    ("pretrain", {"epoch_mlm_accuracy", "epoch_nsp_accuracy", "epoch_mlm_loss"}),
-    ("classify", {"epoch_accuracy", "epoch_macro_f1", "epoch_learning_rate"}),
-    ("tag", {"epoch_entity_f1", "epoch_accuracy"}),
-    ("qa", {"epoch_exact_match", "epoch_f1"}),
-])
+@pytest.mark.parametrize(
+    "task,metrics",
+    [
+        ("pretrain", {"epoch_mlm_accuracy", "epoch_nsp_accuracy", "epoch_mlm_loss"}),
+        ("classify", {"epoch_accuracy", "epoch_macro_f1", "epoch_learning_rate"}),
+        ("tag", {"epoch_entity_f1", "epoch_accuracy"}),
+        ("qa", {"epoch_exact_match", "epoch_f1"}),
+    ],
+)
 def test_task_metrics_reach_tensorboard(runs, task, metrics):
     # Keras writes val_* logs to the validation/ writer without the prefix.
     assert metrics <= tensorboard_tags(runs[task])
 
 
-@pytest.mark.parametrize("task,keys", [
-    ("pretrain", {"mlm_accuracy", "nsp_accuracy", "mlm_loss", "nsp_loss"}),
-    ("classify", {"accuracy", "macro_f1"}),
-    ("tag", {"entity_f1", "entity_precision", "entity_recall", "accuracy"}),
-    ("qa", {"exact_match", "f1"}),
-])
+@pytest.mark.parametrize(
+    "task,keys",
+    [
+        ("pretrain", {"mlm_accuracy", "nsp_accuracy", "mlm_loss", "nsp_loss"}),
+        ("classify", {"accuracy", "macro_f1"}),
+        ("tag", {"entity_f1", "entity_precision", "entity_recall", "accuracy"}),
+        ("qa", {"exact_match", "f1"}),
+    ],
+)
 def test_evaluate_json_reports_the_task_metrics(runs, task, keys):
     from kzoo.training.evaluate import evaluate_run
 
@@ -113,18 +129,28 @@ def test_unknown_label_at_evaluation_names_file_and_line(runs, tmp_path):
 
 
 def test_classification_from_user_files(tmp_path):
-    paths = builtin_tasks.write_builtin_task(tmp_path / "data", "pair_classification",
-                                             num_train=40, num_validation=16, seed=3)
-    _train("bert_tiny_classify.yaml", tmp_path / "run", [
-        f"data.train={paths['train']}", f"data.validation={paths['validation']}",
-        "data.text_pair_column=text_pair", "train.epochs=1", "tokenizer.vocab_size=200"])
+    paths = builtin_tasks.write_builtin_task(
+        tmp_path / "data", "pair_classification", num_train=40, num_validation=16, seed=3
+    )
+    _train(
+        "bert_tiny_classify.yaml",
+        tmp_path / "run",
+        [
+            f"data.train={paths['train']}",
+            f"data.validation={paths['validation']}",
+            "data.text_pair_column=text_pair",
+            "train.epochs=1",
+            "tokenizer.vocab_size=200",
+        ],
+    )
     model_config = json.load(open(tmp_path / "run" / "summary.json"))
     assert model_config["steps"] == 40 // 8
 
 
-@pytest.mark.parametrize("task,signature", [
-    ("pretrain", "fill_mask"), ("classify", "classify"), ("tag", "tag"), ("qa", "answer"),
-])
+@pytest.mark.parametrize(
+    "task,signature",
+    [("pretrain", "fill_mask"), ("classify", "classify"), ("tag", "tag"), ("qa", "answer")],
+)
 def test_export_passes_check_serving(runs, tmp_path, task, signature):
     from kzoo.export import export_run
     from kzoo.export.check_serving import check_serving
@@ -134,4 +160,3 @@ def test_export_passes_check_serving(runs, tmp_path, task, signature):
     assert result["ok"], result["checks"]
     info = json.load(open(os.path.join(version, "assets.extra", "kzoo_export.json")))
     assert {signature, "embed", "serving_default"} <= set(info["signatures"])
-

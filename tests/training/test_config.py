@@ -14,15 +14,22 @@ from kzoo.training.recipe import load_recipe, validate
         ({"train": {"precision": "fp8"}}, r"train\.precision: must be one of .*'fp8'"),
         ({"model": {"family": "bart"}}, r"model\.family: must be one of .*'bart'"),
         ({"model": {"family": "lstm", "num_heads": 2}}, r"model\.num_heads: unknown key"),
-        ({"data": {"sequence_length": 999}}, r"data\.sequence_length: 999 exceeds model\.max_sequence_length 256"),
+        (
+            {"data": {"sequence_length": 999}},
+            r"data\.sequence_length: 999 exceeds model\.max_sequence_length 256",
+        ),
         ({"data": {"batch_size": None}}, r"data\.batch_size: must not be null"),
         ({"tokenizer": {"vocab_size": None}}, r"tokenizer\.vocab_size: required"),
         ({"train": {"use_bias": True}}, r"train\.use_bias: unknown key"),
         ({"data": "x"}, r"data: expected a mapping, got str"),
-        ({"model": {"max_sequence_length": 32}, "data": {"sequence_length": 16}},
-         r"train\.sample_max_new_tokens: 48 must be below model\.max_sequence_length 32"),
-        ({"export": {"max_prompt_tokens": 200, "max_new_tokens": 64}},
-         r"export\.max_prompt_tokens \+ export\.max_new_tokens: 200 \+ 64 exceeds"),
+        (
+            {"model": {"max_sequence_length": 32}, "data": {"sequence_length": 16}},
+            r"train\.sample_max_new_tokens: 48 must be below model\.max_sequence_length 32",
+        ),
+        (
+            {"export": {"max_prompt_tokens": 200, "max_new_tokens": 64}},
+            r"export\.max_prompt_tokens \+ export\.max_new_tokens: 200 \+ 64 exceeds",
+        ),
     ],
 )
 def test_bad_values_name_the_key(raw, message):
@@ -96,42 +103,76 @@ def test_bert_recipes_validate_and_reject_mismatches():
     with pytest.raises(ConfigError, match="tokenizer.kind: 'bpe' does not suit"):
         validate({**base, "tokenizer": {"kind": "bpe"}})
     with pytest.raises(ConfigError, match="train.init_from: only fine-tuning"):
-        validate({**base, "model": {"family": "bert", "task": "pretrain"},
-                  "train": {"init_from": "runs/x"}})
+        validate(
+            {
+                **base,
+                "model": {"family": "bert", "task": "pretrain"},
+                "train": {"init_from": "runs/x"},
+            }
+        )
     with pytest.raises(ConfigError, match="data.max_query_tokens"):
-        validate({**base, "model": {"family": "bert", "task": "qa"},
-                  "data": {"sequence_length": 32, "max_query_tokens": 24}})
+        validate(
+            {
+                **base,
+                "model": {"family": "bert", "task": "qa"},
+                "data": {"sequence_length": 32, "max_query_tokens": 24},
+            }
+        )
     with pytest.raises(ConfigError, match="data.label_column"):  # BERT-only data key
         validate({"data": {"label_column": "y"}})
     with pytest.raises(ConfigError, match="model.size"):
         validate({**base, "model": {"family": "bert", "size": "huge"}})
 
 
-@pytest.mark.parametrize("raw,message", [
-    ({"model": {"family": "seq2seq"}, "tokenizer": {"kind": "wordpiece"}},
-     "tokenizer.kind: 'wordpiece' does not suit model.family 'seq2seq'"),
-    ({"model": {"family": "seq2seq"}, "train": {"init_from": "runs/x"}},
-     "train.init_from: only fine-tuning"),
-    ({"model": {"family": "t5", "task": "pretrain"}, "train": {"init_from": "runs/x"}},
-     "train.init_from: only fine-tuning"),
-    ({"model": {"family": "seq2seq", "max_sequence_length": 32},
-      "data": {"max_source_length": 40}},
-     "data.max_source_length: 40 exceeds model.max_sequence_length 32"),
-    ({"model": {"family": "seq2seq", "max_sequence_length": 64},
-      "export": {"max_new_tokens": 64, "max_prompt_tokens": 32}},
-     "export.max_new_tokens: 65 exceeds"),
-    ({"model": {"family": "seq2seq"}, "data": {"bucket_boundaries": [16, 8]}},
-     "data.bucket_boundaries: must be increasing"),
-    ({"model": {"family": "t5", "task": "finetune"}, "data": {"mixture": {"sing": 1}}},
-     "data.mixture: unknown built-in task 'sing'"),
-    ({"model": {"family": "t5", "task": "finetune"},
-      "data": {"mixture": {"translate": -1}}},
-     "data.mixture.translate: the rate must be a number >= 0"),
-    ({"model": {"family": "t5", "task": "finetune"}, "data": {"mixture": {"plural": 0}}},
-     "data.mixture: at least one rate must be > 0"),
-    ({"model": {"family": "seq2seq", "architecture": "gru"}}, "model.architecture"),
-    ({"model": {"family": "gpt"}, "data": {"source_column": "en"}}, "data.source_column"),
-])
+@pytest.mark.parametrize(
+    "raw,message",
+    [
+        (
+            {"model": {"family": "seq2seq"}, "tokenizer": {"kind": "wordpiece"}},
+            "tokenizer.kind: 'wordpiece' does not suit model.family 'seq2seq'",
+        ),
+        (
+            {"model": {"family": "seq2seq"}, "train": {"init_from": "runs/x"}},
+            "train.init_from: only fine-tuning",
+        ),
+        (
+            {"model": {"family": "t5", "task": "pretrain"}, "train": {"init_from": "runs/x"}},
+            "train.init_from: only fine-tuning",
+        ),
+        (
+            {
+                "model": {"family": "seq2seq", "max_sequence_length": 32},
+                "data": {"max_source_length": 40},
+            },
+            "data.max_source_length: 40 exceeds model.max_sequence_length 32",
+        ),
+        (
+            {
+                "model": {"family": "seq2seq", "max_sequence_length": 64},
+                "export": {"max_new_tokens": 64, "max_prompt_tokens": 32},
+            },
+            "export.max_new_tokens: 65 exceeds",
+        ),
+        (
+            {"model": {"family": "seq2seq"}, "data": {"bucket_boundaries": [16, 8]}},
+            "data.bucket_boundaries: must be increasing",
+        ),
+        (
+            {"model": {"family": "t5", "task": "finetune"}, "data": {"mixture": {"sing": 1}}},
+            "data.mixture: unknown built-in task 'sing'",
+        ),
+        (
+            {"model": {"family": "t5", "task": "finetune"}, "data": {"mixture": {"translate": -1}}},
+            "data.mixture.translate: the rate must be a number >= 0",
+        ),
+        (
+            {"model": {"family": "t5", "task": "finetune"}, "data": {"mixture": {"plural": 0}}},
+            "data.mixture: at least one rate must be > 0",
+        ),
+        ({"model": {"family": "seq2seq", "architecture": "gru"}}, "model.architecture"),
+        ({"model": {"family": "gpt"}, "data": {"source_column": "en"}}, "data.source_column"),
+    ],
+)
 def test_encoder_decoder_recipes_reject_mismatches(raw, message):
     with pytest.raises(ConfigError, match=message):
         validate(raw)
@@ -140,10 +181,13 @@ def test_encoder_decoder_recipes_reject_mismatches(raw, message):
 def test_t5_pretraining_target_length_must_fit_the_spans():
     from kzoo.training.task_registry import task_for
 
-    config = validate({"model": {"family": "t5", "task": "pretrain"},
-                       "data": {"max_source_length": 64, "max_target_length": 12}})
-    with pytest.raises(ValueError, match="data.max_target_length: 12 is too short .* "
-                                         "at least 15"):
+    config = validate(
+        {
+            "model": {"family": "t5", "task": "pretrain"},
+            "data": {"max_source_length": 64, "max_target_length": 12},
+        }
+    )
+    with pytest.raises(ValueError, match="data.max_target_length: 12 is too short .* at least 15"):
         task_for(config).lengths()
 
 
@@ -152,8 +196,9 @@ def test_seq2seq_loss_is_a_mean_over_real_target_tokens():
 
     from kzoo.training.task_registry import task_for
 
-    loss = task_for(validate({"model": {"family": "seq2seq", "label_smoothing": 0.0}})
-                    ).compile_args()["loss"]
+    loss = task_for(
+        validate({"model": {"family": "seq2seq", "label_smoothing": 0.0}})
+    ).compile_args()["loss"]
     labels = np.array([[0, 1]])
     logits = np.log(np.array([[[0.5, 0.5], [0.9, 0.1]]], "float32"))
     weights = np.array([[1.0, 0.0]])  # the second position is padding

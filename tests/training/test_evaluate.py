@@ -28,8 +28,11 @@ def test_evaluate_equals_a_manual_nll_over_the_same_batches(tiny_run):
     model = load_run_model(run_dir)
     source = resolve_corpus(config["data"]).validation
     dataset = causal_lm_dataset(
-        model.tokenizer, config["data"]["sequence_length"], config["data"]["batch_size"],
-        shuffle=False, **source,
+        model.tokenizer,
+        config["data"]["sequence_length"],
+        config["data"]["batch_size"],
+        shuffle=False,
+        **source,
     )
     assert math.isclose(result["loss"], manual_mean_nll(model, dataset), rel_tol=1e-5)
     assert math.isclose(result["perplexity"], math.exp(result["loss"]), rel_tol=1e-9)
@@ -44,14 +47,27 @@ def test_evaluate_equals_a_manual_nll_over_the_same_batches(tiny_run):
 
 def test_cli_evaluate_json_and_generate(tiny_run):
     run_dir, _, _ = tiny_run
-    out = subprocess.run(kzoo_command("evaluate", run_dir, "--json"),
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        kzoo_command("evaluate", run_dir, "--json"), capture_output=True, text=True, check=True
+    )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert {"loss", "perplexity", "bits_per_word", "ratio_to_entropy_rate"} <= set(result)
     out = subprocess.run(
-        kzoo_command("generate", run_dir, "--prompt", "zo", "--max-new-tokens", "5",
-                     "--strategy", "sample", "--seed", "3"),
-        capture_output=True, text=True, check=True,
+        kzoo_command(
+            "generate",
+            run_dir,
+            "--prompt",
+            "zo",
+            "--max-new-tokens",
+            "5",
+            "--strategy",
+            "sample",
+            "--seed",
+            "3",
+        ),
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert out.stdout.startswith("zo")
 
@@ -70,8 +86,17 @@ def test_cli_errors_name_the_problem(tmp_path, tiny_run, capsys):
     cases = [
         (["train", recipe, "--set", "train.stepz=1"], "--set 'train.stepz=1': unknown key"),
         (["train", recipe, "--run-dir", run_dir], "already holds a finished run"),
-        (["train", recipe, "--run-dir", str(tmp_path / "r"),
-          "--set", f"data.train={tmp_path}/nothing/*.txt"], "data.train: no files match"),
+        (
+            [
+                "train",
+                recipe,
+                "--run-dir",
+                str(tmp_path / "r"),
+                "--set",
+                f"data.train={tmp_path}/nothing/*.txt",
+            ],
+            "data.train: no files match",
+        ),
         (["train", "--resume", str(tmp_path)], "no run there (no config.yaml)"),
         (["train", recipe, "--resume", run_dir], "--resume RUN_DIR takes no CONFIG"),
         (["train"], "give a recipe (kzoo train CONFIG) or --resume RUN_DIR"),
@@ -85,9 +110,17 @@ def test_cli_errors_name_the_problem(tmp_path, tiny_run, capsys):
 
 def test_a_failed_set_up_leaves_no_run_behind(tmp_path, capsys):
     run_dir = tmp_path / "run"
-    status, stderr = _cli(capsys, "train", os.path.join(ROOT, "recipes", "gpt_tiny.yaml"),
-                          "--run-dir", str(run_dir), "--set", "tokenizer.vocab_size=100000",
-                          "--set", "data.builtin_train_documents=20")
+    status, stderr = _cli(
+        capsys,
+        "train",
+        os.path.join(ROOT, "recipes", "gpt_tiny.yaml"),
+        "--run-dir",
+        str(run_dir),
+        "--set",
+        "tokenizer.vocab_size=100000",
+        "--set",
+        "data.builtin_train_documents=20",
+    )
     assert status == 2
     assert "tokenizer.vocab_size: 100000 is more than this corpus supports" in stderr
     assert not run_dir.exists()

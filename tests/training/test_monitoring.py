@@ -35,11 +35,7 @@ from kzoo.training.embedding_projector import (
     token_embedding,
 )
 from kzoo.training.graph_summary import GraphSummary
-from kzoo.training.optimizer import (
-    AdamWWithGradientNorm,
-    global_norm,
-    recorded_gradient_norm,
-)
+from kzoo.training.optimizer import AdamWWithGradientNorm, global_norm, recorded_gradient_norm
 from kzoo.training.recipe import validate
 from tests.conftest import tensorboard_events
 
@@ -51,8 +47,10 @@ RNG = np.random.default_rng(0)
 def _sequence(prefix, length, real):
     """Token ids and a right-padded mask: `real` of `length` positions are tokens."""
     mask = np.array([[1] * real + [0] * (length - real), [1] * length], "int32")
-    return {f"{prefix}token_ids": RNG.integers(3, VOCAB, (2, length)).astype("int32") * mask,
-            f"{prefix}padding_mask": mask}
+    return {
+        f"{prefix}token_ids": RNG.integers(3, VOCAB, (2, length)).astype("int32") * mask,
+        f"{prefix}padding_mask": mask,
+    }
 
 
 def _decoder_only():
@@ -68,9 +66,11 @@ def _bert():
 
 def _encoder_decoder(prefix):
     features = {**_sequence("encoder_", 8, 5), **_sequence("decoder_", 6, 4)}
-    return features, {f"{prefix}encoder_layer_0/self_attention": (5, 5, False),
-                      f"{prefix}decoder_layer_0/self_attention": (4, 4, True),
-                      f"{prefix}decoder_layer_0/cross_attention": (4, 5, False)}
+    return features, {
+        f"{prefix}encoder_layer_0/self_attention": (5, 5, False),
+        f"{prefix}decoder_layer_0/self_attention": (4, 4, True),
+        f"{prefix}decoder_layer_0/cross_attention": (4, 5, False),
+    }
 
 
 def _bert_backbone():
@@ -79,24 +79,38 @@ def _bert_backbone():
 
 # family: (model builder, (features, {attention layer: (queries, keys, causal)}))
 FAMILIES = {
-    "gpt": (lambda: models.GPTCausalLM(models.GPTBackbone(VOCAB, **SMALL,
-                                                          max_sequence_length=16)),
-            _decoder_only),
-    "lstm": (lambda: models.LSTMLanguageModel(VOCAB, embedding_dim=8, hidden_dim=8),
-             lambda: (_sequence("", 9, 6), {})),
+    "gpt": (
+        lambda: models.GPTCausalLM(models.GPTBackbone(VOCAB, **SMALL, max_sequence_length=16)),
+        _decoder_only,
+    ),
+    "lstm": (
+        lambda: models.LSTMLanguageModel(VOCAB, embedding_dim=8, hidden_dim=8),
+        lambda: (_sequence("", 9, 6), {}),
+    ),
     "bert_pretrain": (lambda: models.BertPretrainer(_bert_backbone()), _bert),
     "bert_classify": (lambda: models.BertClassifier(_bert_backbone(), ["a", "b"]), _bert),
     "bert_tag": (lambda: models.BertTokenClassifier(_bert_backbone(), ["O", "B-X"]), _bert),
     "bert_qa": (lambda: models.BertQuestionAnswerer(_bert_backbone()), _bert),
-    "seq2seq": (lambda: models.Seq2SeqLM(models.Seq2SeqBackbone(VOCAB, **SMALL),
-                                         start_token_id=1, end_token_id=2),
-                lambda: _encoder_decoder("")),
-    "lstm_seq2seq": (lambda: models.Seq2SeqLM(models.LSTMSeq2SeqBackbone(
-        VOCAB, embedding_dim=8, hidden_dim=8), start_token_id=1, end_token_id=2),
-        lambda: (_encoder_decoder("")[0], {})),
-    "t5": (lambda: models.Seq2SeqLM(models.T5Backbone(VOCAB, **SMALL),
-                                    start_token_id=1, end_token_id=2),
-           lambda: _encoder_decoder("transformer_")),
+    "seq2seq": (
+        lambda: models.Seq2SeqLM(
+            models.Seq2SeqBackbone(VOCAB, **SMALL), start_token_id=1, end_token_id=2
+        ),
+        lambda: _encoder_decoder(""),
+    ),
+    "lstm_seq2seq": (
+        lambda: models.Seq2SeqLM(
+            models.LSTMSeq2SeqBackbone(VOCAB, embedding_dim=8, hidden_dim=8),
+            start_token_id=1,
+            end_token_id=2,
+        ),
+        lambda: (_encoder_decoder("")[0], {}),
+    ),
+    "t5": (
+        lambda: models.Seq2SeqLM(
+            models.T5Backbone(VOCAB, **SMALL), start_token_id=1, end_token_id=2
+        ),
+        lambda: _encoder_decoder("transformer_"),
+    ),
 }
 VOCABULARY = ["<pad>", "\n", "a\tb"] + [f"t{i}" for i in range(3, VOCAB)]
 
@@ -142,7 +156,7 @@ def test_attention_maps_and_projector_find_each_familys_layers(family, tmp_path)
         assert image.shape == heatmap_shape(queries, keys), name
         if causal:  # The first query sees only the first key: white, then black.
             assert image[0, 0].tolist() == [255, 255, 255]
-            assert not image[:MAX_CELL, MAX_CELL:keys * MAX_CELL].any()
+            assert not image[:MAX_CELL, MAX_CELL : keys * MAX_CELL].any()
 
     embedding = getattr(model, "backbone", model).token_embedding
     assert token_embedding(model) is embedding
@@ -155,11 +169,22 @@ def test_attention_maps_and_projector_find_each_familys_layers(family, tmp_path)
 def test_metadata_labels_are_one_visible_cell_each():
     tokens = ["▁the", "\n", "a\tb", "c\\n", "\r", " ", "", "<0x0A>", "x\x00y", "[CLS]"]
     labels = [metadata_label(token) for token in tokens]
-    assert labels == ["▁the", "\\n", "a\\tb", "c\\\\n", "\\r", "' '", "''", "<0x0A>",
-                      "x\\x00y", "[CLS]"]
+    assert labels == [
+        "▁the",
+        "\\n",
+        "a\\tb",
+        "c\\\\n",
+        "\\r",
+        "' '",
+        "''",
+        "<0x0A>",
+        "x\\x00y",
+        "[CLS]",
+    ]
     assert len(set(labels)) == len(labels)
-    assert all(label.strip() and len(label.splitlines()) == 1 and "\t" not in label
-               for label in labels)
+    assert all(
+        label.strip() and len(label.splitlines()) == 1 and "\t" not in label for label in labels
+    )
 
 
 def _tiny_model(dtype=None):
@@ -170,8 +195,9 @@ def _tiny_model(dtype=None):
     optimizer = AdamWWithGradientNorm(clipnorm=1e-3)
     if dtype == "mixed_float16":  # As Keras wraps it for a mixed_float16 model.
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    model.compile(optimizer=optimizer,
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     return model
 
 
@@ -221,7 +247,8 @@ def test_histograms_match_tensorboards_and_tied_weights_are_written_once(tmp_pat
     np.testing.assert_allclose(actual, expected, rtol=1e-12)
     np.testing.assert_array_equal(
         tf.make_ndarray(histogram_value("c", np.full(5, 2.0), buckets=3).tensor),
-        [[2, 2, 0], [2, 2, 0], [2, 2, 5]])
+        [[2, 2, 0], [2, 2, 0], [2, 2, 5]],
+    )
 
     model = FAMILIES["gpt"][0]()  # Tied: the embedding is in two of its layers.
     model(_decoder_only()[0])
@@ -238,36 +265,60 @@ def test_histograms_match_tensorboards_and_tied_weights_are_written_once(tmp_pat
 def test_monitor_switches_choose_the_callbacks_and_tensorboard_options():
     raw = {"model": {"family": "gpt"}, "train": {"steps": 10}}
     config = validate(raw)
-    assert config["monitor"] == {"graph": True, "projector": True, "attention_maps": True,
-                                 "histograms": True, "gradient_norms": True,
-                                 "profile_steps": None}
+    assert config["monitor"] == {
+        "graph": True,
+        "projector": True,
+        "attention_maps": True,
+        "histograms": True,
+        "gradient_norms": True,
+        "profile_steps": None,
+    }
     plan = types.SimpleNamespace(train=tf.data.Dataset.from_tensors(({}, 0)), validation=None)
     tokenizer = types.SimpleNamespace(get_vocabulary=lambda: VOCABULARY)
     chosen = monitoring.callbacks(config, "RUN", None, plan, tokenizer)
-    assert [type(c) for c in chosen] == [GraphSummary, GradientNorm, AttentionMaps,
-                                         EmbeddingProjector]
+    assert [type(c) for c in chosen] == [
+        GraphSummary,
+        GradientNorm,
+        AttentionMaps,
+        EmbeddingProjector,
+    ]
     assert chosen[2].log_dir == os.path.join("RUN", "tensorboard", "attention")
     assert monitoring.tensorboard_options(config) == {"histogram_freq": 1, "profile_batch": 0}
-    off = validate({**raw, "monitor": {"graph": False, "projector": False,
-                                       "attention_maps": False, "histograms": False,
-                                       "gradient_norms": False, "profile_steps": [2, 10]}})
+    off = validate(
+        {
+            **raw,
+            "monitor": {
+                "graph": False,
+                "projector": False,
+                "attention_maps": False,
+                "histograms": False,
+                "gradient_norms": False,
+                "profile_steps": [2, 10],
+            },
+        }
+    )
     assert monitoring.callbacks(off, "RUN", None, plan, tokenizer) == []
-    assert monitoring.tensorboard_options(off) == {"histogram_freq": 0,
-                                                   "profile_batch": (2, 10)}
+    assert monitoring.tensorboard_options(off) == {"histogram_freq": 0, "profile_batch": (2, 10)}
 
 
-@pytest.mark.parametrize("steps,train_steps,message", [
-    ([3], 10, "must be [first, last] with 1 <= first <= last"),
-    ([4, 2], 10, "must be [first, last] with 1 <= first <= last"),
-    ([0, 2], 10, "must be [first, last]"),
-    ([1, "2"], 10, "must be [first, last]"),
-    ([True, 2], 10, "must be [first, last]"),
-    ("2,3", 10, "expected list, got str"),
-    ([5, 12], 10, "[5, 12] ends after train.steps 10; profile steps between 1 and 10"),
-])
+@pytest.mark.parametrize(
+    "steps,train_steps,message",
+    [
+        ([3], 10, "must be [first, last] with 1 <= first <= last"),
+        ([4, 2], 10, "must be [first, last] with 1 <= first <= last"),
+        ([0, 2], 10, "must be [first, last]"),
+        ([1, "2"], 10, "must be [first, last]"),
+        ([True, 2], 10, "must be [first, last]"),
+        ("2,3", 10, "expected list, got str"),
+        ([5, 12], 10, "[5, 12] ends after train.steps 10; profile steps between 1 and 10"),
+    ],
+)
 def test_profile_steps_are_validated(steps, train_steps, message):
-    raw = {"model": {"family": "gpt"}, "train": {"steps": train_steps},
-           "monitor": {"profile_steps": steps}}
+    raw = {
+        "model": {"family": "gpt"},
+        "train": {"steps": train_steps},
+        "monitor": {"profile_steps": steps},
+    }
     with pytest.raises(ConfigError, match="monitor.profile_steps") as error:
         monitoring.tensorboard_options(validate(raw))
     assert message in str(error.value)
@@ -277,8 +328,7 @@ def test_profile_steps_write_a_trace_of_those_steps(tmp_path):
     model = _tiny_model()
     x = RNG.integers(0, VOCAB, (6, 4)).astype("int32")
     board = TensorBoard(str(tmp_path), profile_batch=(2, 3))
-    model.fit(x, np.zeros((6, 4), "int32"), batch_size=2, epochs=1, verbose=0,
-              callbacks=[board])
+    model.fit(x, np.zeros((6, 4), "int32"), batch_size=2, epochs=1, verbose=0, callbacks=[board])
     traces = glob.glob(str(tmp_path / "train" / "plugins" / "profile" / "*" / "*.xplane.pb"))
     assert len(traces) == 1 and os.path.getsize(traces[0]) > 0
 
@@ -298,13 +348,19 @@ def test_every_monitor_writes_on_through_a_second_fit(tmp_path):
     callbacks = [
         GraphSummary(os.path.join(board, "train")),
         GradientNorm(1),
-        AttentionMaps(os.path.join(board, "attention"),
-                      tf.data.Dataset.from_tensors((features, 0)), VOCABULARY),
+        AttentionMaps(
+            os.path.join(board, "attention"),
+            tf.data.Dataset.from_tensors((features, 0)),
+            VOCABULARY,
+        ),
         EmbeddingProjector(os.path.join(board, "projector"), VOCABULARY),
         TextSamples(samples, ["zo"], max_new_tokens=4),
-        GenerationMetrics(samples, [{"source": "a", "target": "b"}],
-                          decode=lambda model, sources: ["b"] * len(sources),
-                          score=lambda predictions, references: {"exact_match": 1.0}),
+        GenerationMetrics(
+            samples,
+            [{"source": "a", "target": "b"}],
+            decode=lambda model, sources: ["b"] * len(sources),
+            score=lambda predictions, references: {"exact_match": 1.0},
+        ),
         TensorBoard(board, histogram_freq=1),
     ]
     for epoch in (0, 1):  # One epoch per `fit`.
@@ -329,8 +385,14 @@ def test_an_epoch_stopped_early_reports_the_steps_it_trained(capsys):
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
     data = tf.data.Dataset.from_tensors((np.ones((1, 2)), np.ones((1, 1)))).repeat()
-    model.fit(data, steps_per_epoch=250, epochs=2, verbose=2, shuffle=False,
-              callbacks=[StopAfterOneStep(), ProgressBar()])
+    model.fit(
+        data,
+        steps_per_epoch=250,
+        epochs=2,
+        verbose=2,
+        shuffle=False,
+        callbacks=[StopAfterOneStep(), ProgressBar()],
+    )
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "Epoch 1/2" and lines[1].startswith("  1/250 - ")
     assert not any("250/250" in line for line in lines)
@@ -339,12 +401,17 @@ def test_an_epoch_stopped_early_reports_the_steps_it_trained(capsys):
 def test_a_failing_monitor_warns_once_and_training_goes_on(tmp_path):
     model = FAMILIES["gpt"][0]()
     (tmp_path / "file").write_text("")
-    broken = keras.callbacks.CallbackList([
-        # The probe's batches lack the padding mask; the directory is a file.
-        AttentionMaps(str(tmp_path / "a"), tf.data.Dataset.from_tensors(
-            ({"token_ids": np.ones((1, 4), "int32")}, 0))),
-        EmbeddingProjector(str(tmp_path / "file" / "projector"), VOCABULARY),
-    ], model=model)
+    broken = keras.callbacks.CallbackList(
+        [
+            # The probe's batches lack the padding mask; the directory is a file.
+            AttentionMaps(
+                str(tmp_path / "a"),
+                tf.data.Dataset.from_tensors(({"token_ids": np.ones((1, 4), "int32")}, 0)),
+            ),
+            EmbeddingProjector(str(tmp_path / "file" / "projector"), VOCABULARY),
+        ],
+        model=model,
+    )
     with pytest.warns(RuntimeWarning, match="training goes on without it") as caught:
         broken.on_train_begin()
         for epoch in range(3):
@@ -353,6 +420,7 @@ def test_a_failing_monitor_warns_once_and_training_goes_on(tmp_path):
     messages = [str(w.message) for w in caught if w.category is RuntimeWarning]
     assert [message.split(" (")[0] for message in messages] == [
         "AttentionMaps could not take the attention probe",
-        "EmbeddingProjector could not write the embedding projector"]
+        "EmbeddingProjector could not write the embedding projector",
+    ]
     assert "(KeyError: 'padding_mask'); training goes on without it" in messages[0]
     assert "(NotADirectoryError: " in messages[1]

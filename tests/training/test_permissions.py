@@ -37,10 +37,13 @@ def modes_under(root):
 
 def assert_umask_modes(root, umask):
     file_mode, directory_mode = MODES[umask]
-    expected = {path: directory_mode if os.path.isdir(os.path.join(root, path)) else file_mode
-                for path in modes_under(root)}
-    assert {p: oct(m) for p, m in modes_under(root).items()} == \
-        {p: oct(m) for p, m in expected.items()}
+    expected = {
+        path: directory_mode if os.path.isdir(os.path.join(root, path)) else file_mode
+        for path in modes_under(root)
+    }
+    assert {p: oct(m) for p, m in modes_under(root).items()} == {
+        p: oct(m) for p, m in expected.items()
+    }
 
 
 def test_run_files_and_checkpoints_follow_the_umask(tmp_path, umask):

@@ -22,28 +22,50 @@ from tests.conftest import ROOT, TINY_OVERRIDES
 VOCAB, LENGTH, BATCH = 40, 8, 4
 MIXED = ("mixed_bfloat16", "mixed_float16")
 
-_BERT = {"num_layers": 1, "num_heads": 2, "hidden_dim": 8, "intermediate_dim": 16,
-         "max_sequence_length": 16}
-_ENCODER_DECODER = {"num_layers": 1, "num_heads": 2, "hidden_dim": 16,
-                    "intermediate_dim": 32}
+_BERT = {
+    "num_layers": 1,
+    "num_heads": 2,
+    "hidden_dim": 8,
+    "intermediate_dim": 16,
+    "max_sequence_length": 16,
+}
+_ENCODER_DECODER = {"num_layers": 1, "num_heads": 2, "hidden_dim": 16, "intermediate_dim": 32}
 _LENGTHS = {"max_source_length": LENGTH, "max_target_length": LENGTH}
 # The raw recipe of each family/task: only the keys that make it tiny.
 RECIPES = {
-    "gpt": {"model": {"family": "gpt", "num_layers": 1, "hidden_dim": 16,
-                      "intermediate_dim": 32}},
+    "gpt": {"model": {"family": "gpt", "num_layers": 1, "hidden_dim": 16, "intermediate_dim": 32}},
     "lstm": {"model": {"family": "lstm", "embedding_dim": 8, "hidden_dim": 16}},
-    **{f"bert_{task}": {
-        "model": {"family": "bert", "task": task, **_BERT},
-        "tokenizer": {"kind": "wordpiece"},
-        "data": {"builtin_train_examples": 8, "builtin_validation_examples": 8,
-                 "max_query_tokens": 2, "doc_stride": 2},
-    } for task in ("pretrain", "classify", "tag", "qa")},
+    **{
+        f"bert_{task}": {
+            "model": {"family": "bert", "task": task, **_BERT},
+            "tokenizer": {"kind": "wordpiece"},
+            "data": {
+                "builtin_train_examples": 8,
+                "builtin_validation_examples": 8,
+                "max_query_tokens": 2,
+                "doc_stride": 2,
+            },
+        }
+        for task in ("pretrain", "classify", "tag", "qa")
+    },
     "seq2seq": {"model": {"family": "seq2seq", **_ENCODER_DECODER}, "data": _LENGTHS},
-    "seq2seq_lstm": {"model": {"family": "seq2seq", "architecture": "lstm",
-                               "embedding_dim": 8, "num_layers": 1, "hidden_dim": 16},
-                     "data": _LENGTHS},
-    **{f"t5_{task}": {"model": {"family": "t5", "task": task, **_ENCODER_DECODER},
-                      "data": _LENGTHS} for task in ("pretrain", "finetune")},
+    "seq2seq_lstm": {
+        "model": {
+            "family": "seq2seq",
+            "architecture": "lstm",
+            "embedding_dim": 8,
+            "num_layers": 1,
+            "hidden_dim": 16,
+        },
+        "data": _LENGTHS,
+    },
+    **{
+        f"t5_{task}": {
+            "model": {"family": "t5", "task": task, **_ENCODER_DECODER},
+            "data": _LENGTHS,
+        }
+        for task in ("pretrain", "finetune")
+    },
 }
 FAMILIES = tuple(RECIPES)
 
@@ -65,9 +87,15 @@ def task_and_model(family, precision):
     from kzoo.training.task_registry import task_for
 
     recipe = RECIPES[family]
-    task = task_for(validate({
-        **recipe, "train": {"precision": precision, "warmup_steps": 0},
-        "data": {**recipe.get("data", {}), "sequence_length": LENGTH}}))
+    task = task_for(
+        validate(
+            {
+                **recipe,
+                "train": {"precision": precision, "warmup_steps": 0},
+                "data": {**recipe.get("data", {}), "sequence_length": LENGTH},
+            }
+        )
+    )
     if family in ("bert_classify", "bert_tag"):
         task.resolve_data()  # the labels come from the (built-in) training examples
     dtype = None if precision == "float32" else precision
@@ -81,23 +109,32 @@ def batch(family, seed=0):
     padding = np.ones((BATCH, LENGTH), "int32")
     padding[-1, 5:] = 0
     if family in ("gpt", "lstm"):
-        return {"token_ids": ids[:, :-1], "padding_mask": np.ones_like(padding)}, \
-            ids[:, 1:], None
+        return {"token_ids": ids[:, :-1], "padding_mask": np.ones_like(padding)}, ids[:, 1:], None
     if family.startswith("bert"):
-        x = {"token_ids": ids[:, :-1], "padding_mask": padding,
-             "segment_ids": np.repeat([[0] * 4 + [1] * 4], BATCH, axis=0).astype("int32")}
+        x = {
+            "token_ids": ids[:, :-1],
+            "padding_mask": padding,
+            "segment_ids": np.repeat([[0] * 4 + [1] * 4], BATCH, axis=0).astype("int32"),
+        }
         if family == "bert_pretrain":
             x["mask_positions"] = np.tile(np.array([[1, 2, 4]], "int32"), (BATCH, 1))
             y = {"mlm": ids[:, :3], "nsp": ids[:, 0] % 2}
-            return x, y, {"mlm": np.ones((BATCH, 3), "float32"),
-                          "nsp": np.ones((BATCH,), "float32")}
+            return (
+                x,
+                y,
+                {"mlm": np.ones((BATCH, 3), "float32"), "nsp": np.ones((BATCH,), "float32")},
+            )
         if family == "bert_classify":
             return x, ids[:, 0] % 2, None
         if family == "bert_tag":
             return x, ids[:, :-1] % 3, padding.astype("float32")
         return x, {"start_logits": ids[:, 0] % 5, "end_logits": ids[:, 1] % 5}, None
-    x = {"encoder_token_ids": ids[:, :-1], "encoder_padding_mask": padding,
-         "decoder_token_ids": ids[:, 1:], "decoder_padding_mask": padding}
+    x = {
+        "encoder_token_ids": ids[:, :-1],
+        "encoder_padding_mask": padding,
+        "decoder_token_ids": ids[:, 1:],
+        "decoder_padding_mask": padding,
+    }
     return x, ids[:, :-1], padding.astype("float32")
 
 
@@ -114,8 +151,11 @@ def backbone_of(model):
 
 def compute_dtypes(model):
     """The compute dtypes of the model's layers that hold weights."""
-    return {layer.compute_dtype for layer in model._flatten_layers()
-            if layer.weights and not isinstance(layer, StubTokenizer)}
+    return {
+        layer.compute_dtype
+        for layer in model._flatten_layers()
+        if layer.weights and not isinstance(layer, StubTokenizer)
+    }
 
 
 def take_one_step(model, family):
@@ -158,15 +198,13 @@ def test_mixed_float16_model_reloads_with_its_policy(family, tmp_path):
     x, _, _ = batch(family)
     model.save(tmp_path / "model.keras")
     loaded = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
-    assert loaded.dtype_policy.name == backbone_of(loaded).dtype_policy.name == (
-        "mixed_float16")
+    assert loaded.dtype_policy.name == backbone_of(loaded).dtype_policy.name == ("mixed_float16")
     assert compute_dtypes(loaded) == {"float16"}
     assert_all_close(loaded(x), model(x), atol=0, rtol=0)
 
 
 @pytest.mark.filterwarnings("ignore:Gradients do not exist:UserWarning")
-@pytest.mark.parametrize(
-    "family", FAMILIES if os.environ.get("KZOO_TEST_XLA_ALL") else ["lstm"])
+@pytest.mark.parametrize("family", FAMILIES if os.environ.get("KZOO_TEST_XLA_ALL") else ["lstm"])
 def test_one_xla_step_at_mixed_float16(family):
     # XLA on CPU compiles float16 (TF 2.21), the loss scale's conditional update
     # included.
@@ -185,12 +223,19 @@ def test_mixed_float16_run_checkpoints_and_restores_its_loss_scale(tmp_path):
     from kzoo.training.trainer import train
 
     recipe = os.path.join(ROOT, "recipes", "gpt_tiny.yaml")
-    config = load_recipe(recipe, TINY_OVERRIDES + [
-        "train.precision=mixed_float16", "train.steps=2", "train.steps_per_epoch=2",
-        "train.validation_steps=1", "train.sample_prompts=[]"])
+    config = load_recipe(
+        recipe,
+        TINY_OVERRIDES
+        + [
+            "train.precision=mixed_float16",
+            "train.steps=2",
+            "train.steps_per_epoch=2",
+            "train.validation_steps=1",
+            "train.sample_prompts=[]",
+        ],
+    )
     # Only the loss scale is under test: no TensorBoard extras.
-    config["monitor"].update(graph=False, projector=False, attention_maps=False,
-                             histograms=False)
+    config["monitor"].update(graph=False, projector=False, attention_maps=False, histograms=False)
     run_dir = str(tmp_path / "run")
     summary = train(config, run_dir, verbose=0)
     assert summary["steps"] == 2 and np.isfinite(summary["history"]["loss"]).all()
@@ -204,8 +249,9 @@ def test_mixed_float16_run_checkpoints_and_restores_its_loss_scale(tmp_path):
 
     model = load_run_model(run_dir)
     assert model.dtype_policy.name == model.backbone.dtype_policy.name == "mixed_float16"
-    model.compile(optimizer=make_optimizer(config["train"], total_steps=2),
-                  **task_for(config).compile_args())
+    model.compile(
+        optimizer=make_optimizer(config["train"], total_steps=2), **task_for(config).compile_args()
+    )
     optimizer = model.optimizer
     assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
     optimizer.build(model.trainable_variables)
@@ -215,9 +261,14 @@ def test_mixed_float16_run_checkpoints_and_restores_its_loss_scale(tmp_path):
     assert int(to_numpy(optimizer.iterations)) == 2
 
 
-@pytest.mark.parametrize("platform,precision,refused", [
-    ("cpu", "mixed_float16", True), ("cpu", "mixed_bfloat16", False),
-    ("gpu", "mixed_float16", False)])
+@pytest.mark.parametrize(
+    "platform,precision,refused",
+    [
+        ("cpu", "mixed_float16", True),
+        ("cpu", "mixed_bfloat16", False),
+        ("gpu", "mixed_float16", False),
+    ],
+)
 def test_mixed_float16_is_refused_on_jax_on_cpu(monkeypatch, platform, precision, refused):
     # jax.jit(jax.nn.dot_product_attention) of float16 fails to compile on CPU
     # (JAX 0.10: "The precision 'F16_F16_F32' is not supported by dot_general on
@@ -233,7 +284,10 @@ def test_mixed_float16_is_refused_on_jax_on_cpu(monkeypatch, platform, precision
     if not refused:
         assert validate(recipe)["train"]["precision"] == precision
         return
-    with pytest.raises(ConfigError, match=r"train\.precision: cannot train on the JAX "
-                       r"backend on CPU: .* use 'mixed_bfloat16' or 'float32', or "
-                       r"KERAS_BACKEND=tensorflow, got 'mixed_float16'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"train\.precision: cannot train on the JAX "
+        r"backend on CPU: .* use 'mixed_bfloat16' or 'float32', or "
+        r"KERAS_BACKEND=tensorflow, got 'mixed_float16'",
+    ):
         validate(recipe)

@@ -24,8 +24,11 @@ pytestmark = pytest.mark.xdist_group("resume")
 
 # Dropout on, so the dropout seed state must be restored too.
 RESUMABLE = TINY_OVERRIDES + [
-    "model.dropout=0.1", "train.sample_prompts=[]", "train.steps=12",
-    "train.steps_per_epoch=5", "train.checkpoint_every=2",
+    "model.dropout=0.1",
+    "train.sample_prompts=[]",
+    "train.steps=12",
+    "train.steps_per_epoch=5",
+    "train.checkpoint_every=2",
 ]
 
 
@@ -51,12 +54,10 @@ def _batches(phases, total_steps):
 def test_fit_phases_continue_the_uninterrupted_schedule(total_steps, per_epoch, data):
     epochs = math.ceil(total_steps / per_epoch)
     step = data.draw(st.integers(0, total_steps))
-    uninterrupted = _batches(resume.fit_phases(0, total_steps, per_epoch, epochs),
-                             total_steps)
+    uninterrupted = _batches(resume.fit_phases(0, total_steps, per_epoch, epochs), total_steps)
     assert [position for _, position in uninterrupted] == list(range(total_steps))
     assert all(epoch == position // per_epoch for epoch, position in uninterrupted)
-    resumed = _batches(resume.fit_phases(step, total_steps, per_epoch, epochs),
-                       total_steps)
+    resumed = _batches(resume.fit_phases(step, total_steps, per_epoch, epochs), total_steps)
     assert resumed == uninterrupted[step:]
 
 
@@ -65,16 +66,21 @@ def test_fit_phases_continue_the_uninterrupted_schedule(total_steps, per_epoch, 
 
 def _model(width=4, seed=0):
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(width),
-                              keras.layers.Dropout(0.5), keras.layers.Dense(1)])
+    model = keras.Sequential(
+        [
+            keras.Input((3,)),
+            keras.layers.Dense(width),
+            keras.layers.Dropout(0.5),
+            keras.layers.Dense(1),
+        ]
+    )
     model.compile(optimizer=keras.optimizers.AdamW(1e-2), loss="mse")
     model.fit(np.ones((8, 3)), np.ones((8, 1)), epochs=1, verbose=0)
     return model
 
 
 def _state(model):
-    return [keras.ops.convert_to_numpy(v)
-            for v in model.variables + model.optimizer.variables]
+    return [keras.ops.convert_to_numpy(v) for v in model.variables + model.optimizer.variables]
 
 
 def test_restore_gives_back_weights_optimizer_and_seed_state(tmp_path):
@@ -123,8 +129,7 @@ def _write_half_then_fail(*args, **kwargs):
 
 
 @pytest.mark.parametrize("name", [run_files.CONFIG, run_files.MODEL, run_files.SUMMARY])
-def test_a_crash_while_a_run_file_is_written_keeps_the_previous_one(tmp_path, monkeypatch,
-                                                                    name):
+def test_a_crash_while_a_run_file_is_written_keeps_the_previous_one(tmp_path, monkeypatch, name):
     from kzoo.training import config as config_module
     from kzoo.training.recipe import load_recipe
 
@@ -132,9 +137,9 @@ def test_a_crash_while_a_run_file_is_written_keeps_the_previous_one(tmp_path, mo
     path = tmp_path / name
     write = {  # as the trainer writes each
         run_files.CONFIG: lambda seed: run_files.write_config(
-            load_recipe(recipe, [f"train.seed={seed}"]), str(tmp_path)),
-        run_files.MODEL: lambda seed: run_files.save_atomically(_model(seed=seed).save,
-                                                                str(path)),
+            load_recipe(recipe, [f"train.seed={seed}"]), str(tmp_path)
+        ),
+        run_files.MODEL: lambda seed: run_files.save_atomically(_model(seed=seed).save, str(path)),
         run_files.SUMMARY: lambda seed: run_files.write_json({"seed": seed}, str(path)),
     }[name]
     write(1)
@@ -184,8 +189,9 @@ def _train(run_dir, overrides=()):
     from kzoo.training.recipe import load_recipe
     from kzoo.training.trainer import train
 
-    config = load_recipe(os.path.join(ROOT, "recipes", "gpt_tiny.yaml"),
-                         RESUMABLE + list(overrides))
+    config = load_recipe(
+        os.path.join(ROOT, "recipes", "gpt_tiny.yaml"), RESUMABLE + list(overrides)
+    )
     return train(config, str(run_dir), verbose=0)
 
 
@@ -196,7 +202,8 @@ def reference_run(tmp_path_factory):
 
 
 def test_signals_checkpoint_then_resume_gives_the_uninterrupted_run(
-        tmp_path, monkeypatch, capsys, reference_run):
+    tmp_path, monkeypatch, capsys, reference_run
+):
     from kzoo.cli import main
 
     reference_dir, reference = reference_run
@@ -206,17 +213,33 @@ def test_signals_checkpoint_then_resume_gives_the_uninterrupted_run(
     run_dir = tmp_path / "run"
     # `kzoo train` (in this process): message and exit status 128 + SIGTERM.
     sets = [arg for override in RESUMABLE for arg in ("--set", override)]
-    assert main(["train", os.path.join(ROOT, "recipes", "gpt_tiny.yaml"),
-                 "--run-dir", str(run_dir), *sets]) == 128 + signal.SIGTERM
-    assert (f"SIGTERM received: checkpoint written at step 3. Resume with\n"
-            f"    kzoo train --resume {run_dir}") in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "train",
+                os.path.join(ROOT, "recipes", "gpt_tiny.yaml"),
+                "--run-dir",
+                str(run_dir),
+                *sets,
+            ]
+        )
+        == 128 + signal.SIGTERM
+    )
+    assert (
+        f"SIGTERM received: checkpoint written at step 3. Resume with\n"
+        f"    kzoo train --resume {run_dir}"
+    ) in capsys.readouterr().err
     # The unfinished run has no model yet: each command says where it stopped.
-    for command in (["evaluate", str(run_dir)], ["generate", str(run_dir), "--prompt", "zo"],
-                    ["export", str(run_dir), "--out", str(tmp_path / "exports")]):
+    for command in (
+        ["evaluate", str(run_dir)],
+        ["generate", str(run_dir), "--prompt", "zo"],
+        ["export", str(run_dir), "--out", str(tmp_path / "exports")],
+    ):
         assert main(command) == 2
         assert capsys.readouterr().err == (
             f"kzoo {command[0]}: error: {run_dir}: training was interrupted at step 3 of "
-            f"12 (no model.keras yet); finish it with `kzoo train --resume {run_dir}`\n")
+            f"12 (no model.keras yet); finish it with `kzoo train --resume {run_dir}`\n"
+        )
     with pytest.raises(resume.TrainingInterrupted) as interrupted:
         _train(run_dir)
     assert interrupted.value.step == 10
@@ -228,9 +251,11 @@ def test_signals_checkpoint_then_resume_gives_the_uninterrupted_run(
     assert summary["resumed_from_step"] == 10 and summary["steps"] == 12
     # Same epoch boundaries: validation saw the same weights at the same steps.
     assert summary["history"]["val_loss"] == pytest.approx(
-        reference["history"]["val_loss"], abs=1e-6)
+        reference["history"]["val_loss"], abs=1e-6
+    )
     assert summary["history"]["loss"][-1] == pytest.approx(
-        reference["history"]["loss"][-1], abs=1e-6)
+        reference["history"]["loss"][-1], abs=1e-6
+    )
     assert_same_weights(reference_dir, run_dir)
 
 
@@ -250,8 +275,10 @@ def test_resuming_with_a_different_recipe_names_the_key(tmp_path, reference_run)
 
 
 def _lines(first, count):
-    return "".join(f"line {i}: the quick brown fox jumps over the lazy dog\n"
-                   for i in range(first, first + count)).encode()
+    return "".join(
+        f"line {i}: the quick brown fox jumps over the lazy dog\n"
+        for i in range(first, first + count)
+    ).encode()
 
 
 @pytest.fixture(scope="module")
@@ -264,19 +291,32 @@ def sigint_run(tmp_path_factory):
     train.write_bytes(_lines(0, 100) + b"bad \xff line\n" + _lines(100, 100))
     validation.write_bytes(_lines(200, 50) + b"\xfe\n" + _lines(250, 50))
     overrides = [o for o in RESUMABLE if not o.startswith("train.steps")] + [
-        "train.steps=1000", "train.steps_per_epoch=500", "tokenizer.kind=char",
-        "tokenizer.vocab_size=null", f"data.train={train}", f"data.validation={validation}",
-        "data.on_bad_record=skip"]
+        "train.steps=1000",
+        "train.steps_per_epoch=500",
+        "tokenizer.kind=char",
+        "tokenizer.vocab_size=null",
+        f"data.train={train}",
+        f"data.validation={validation}",
+        "data.on_bad_record=skip",
+    ]
     run_dir = str(root / "run")
     sets = [arg for override in overrides for arg in ("--set", override)]
     process = subprocess.Popen(
-        kzoo_command("train", os.path.join(ROOT, "recipes", "gpt_tiny.yaml"),
-                     "--run-dir", run_dir, *sets),
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        kzoo_command(
+            "train", os.path.join(ROOT, "recipes", "gpt_tiny.yaml"), "--run-dir", run_dir, *sets
+        ),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     directory = os.path.join(run_dir, run_files.CHECKPOINTS)
     deadline = time.monotonic() + 300
-    while (process.poll() is None and not checkpoints.list_checkpoints(directory)
-           and time.monotonic() < deadline):
+    while (
+        process.poll() is None
+        and not checkpoints.list_checkpoints(directory)
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.01)
     process.send_signal(signal.SIGINT)
     stderr = process.communicate(timeout=300)[1]
@@ -295,8 +335,11 @@ def _train_recipe(run_dir, overrides, verbose=0):
 def test_sigint_through_the_cli_exits_130_with_the_resume_message(sigint_run):
     run_dir, _, status, stderr = sigint_run
     assert status == 130, stderr[-3000:]
-    assert re.search(r"kzoo train: SIGINT received: checkpoint written at step \d+\. "
-                     rf"Resume with\n    kzoo train --resume {re.escape(run_dir)}\n", stderr)
+    assert re.search(
+        r"kzoo train: SIGINT received: checkpoint written at step \d+\. "
+        rf"Resume with\n    kzoo train --resume {re.escape(run_dir)}\n",
+        stderr,
+    )
 
 
 @pytest.mark.slow
@@ -316,7 +359,9 @@ def test_a_resume_may_change_train_max_minutes_only(sigint_run, tmp_path, capsys
     assert re.search(rf"^ *1/{500 - step} - ", capsys.readouterr().out, re.MULTILINE)
     # The bad lines skipped are counted in summary.json.
     assert run_files.read_json(run_dir / run_files.SUMMARY)["skipped_records"] == {
-        "data.train": 1, "data.validation": 1}
+        "data.train": 1,
+        "data.validation": 1,
+    }
 
 
 # --- SIGKILL ------------------------------------------------------------------------
@@ -324,8 +369,9 @@ def test_a_resume_may_change_train_max_minutes_only(sigint_run, tmp_path, capsys
 
 def _kill_after(args, run_dir, step, seed):
     """Starts `kzoo train ARGS`; SIGKILLs it once a checkpoint >= `step` exists."""
-    process = subprocess.Popen(kzoo_command(*args), cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        kzoo_command(*args), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     directory = os.path.join(run_dir, run_files.CHECKPOINTS)
     deadline = time.monotonic() + 300
     while process.poll() is None and time.monotonic() < deadline:
@@ -343,19 +389,25 @@ def _kill_after(args, run_dir, step, seed):
 def test_sigkill_at_random_steps_then_resume_equals_an_uninterrupted_run(tmp_path):
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
-    overrides = [o for o in RESUMABLE if not o.startswith(("train.steps=",
-                                                            "train.checkpoint_every"))]
+    overrides = [
+        o for o in RESUMABLE if not o.startswith(("train.steps=", "train.checkpoint_every"))
+    ]
     overrides += ["train.steps=40", "train.checkpoint_every=1", "train.deterministic=true"]
     sets = [arg for o in overrides for arg in ("--set", o)]
     reference, run_dir = str(tmp_path / "reference"), str(tmp_path / "run")
     recipe = os.path.join(ROOT, "recipes", "gpt_tiny.yaml")
-    subprocess.run(kzoo_command("train", recipe, "--run-dir", reference, *sets),
-                   cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(
+        kzoo_command("train", recipe, "--run-dir", reference, *sets),
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
     args = ["train", recipe, "--run-dir", run_dir, *sets]
     first = _kill_after(args, run_dir, rng.randrange(2, 15), seed)
     _kill_after(args, run_dir, rng.randrange(first + 2, 30), seed)
-    finish = subprocess.run(kzoo_command("train", "--resume", run_dir), cwd=ROOT,
-                            capture_output=True, text=True)
+    finish = subprocess.run(
+        kzoo_command("train", "--resume", run_dir), cwd=ROOT, capture_output=True, text=True
+    )
     assert finish.returncode == 0, (seed, finish.stderr[-2000:])
     assert "Resuming" in finish.stdout
     assert_same_weights(reference, run_dir)

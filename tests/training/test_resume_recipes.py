@@ -25,48 +25,91 @@ from tests.conftest import (
 STEPS = ["train.steps=4", "train.steps_per_epoch=2", "train.warmup_steps=1"]
 EPOCHS = ["train.epochs=2", "train.warmup_steps=1"]  # recipes that count epochs
 GPT = [o for o in TINY_OVERRIDES if not o.startswith(("train.steps", "train.warmup"))]
-LSTM = ["model.embedding_dim=8", "model.hidden_dim=16", *[
-    o for o in GPT if o.startswith(("tokenizer.", "data.", "train."))]]
-BERT = ["model.num_layers=1", "model.hidden_dim=16", "model.intermediate_dim=32",
-        "model.max_sequence_length=32", "tokenizer.vocab_size=300",
-        "data.sequence_length=32", "data.batch_size=8"]
-BERT_FINE_TUNE = BERT + EPOCHS + [  # 16 examples: 2 batches an epoch
-    "data.builtin_train_examples=16", "data.builtin_validation_examples=8"]
-SEQ2SEQ = ["model.num_layers=1", "model.num_heads=2", "model.hidden_dim=16",
-           "model.intermediate_dim=32", "tokenizer.vocab_size=320", "data.batch_size=8",
-           "data.builtin_train_examples=64", "data.builtin_validation_examples=16",
-           "data.eval_examples=2", *STEPS]
+LSTM = [
+    "model.embedding_dim=8",
+    "model.hidden_dim=16",
+    *[o for o in GPT if o.startswith(("tokenizer.", "data.", "train."))],
+]
+BERT = [
+    "model.num_layers=1",
+    "model.hidden_dim=16",
+    "model.intermediate_dim=32",
+    "model.max_sequence_length=32",
+    "tokenizer.vocab_size=300",
+    "data.sequence_length=32",
+    "data.batch_size=8",
+]
+BERT_FINE_TUNE = (
+    BERT
+    + EPOCHS
+    + [  # 16 examples: 2 batches an epoch
+        "data.builtin_train_examples=16",
+        "data.builtin_validation_examples=8",
+    ]
+)
+SEQ2SEQ = [
+    "model.num_layers=1",
+    "model.num_heads=2",
+    "model.hidden_dim=16",
+    "model.intermediate_dim=32",
+    "tokenizer.vocab_size=320",
+    "data.batch_size=8",
+    "data.builtin_train_examples=64",
+    "data.builtin_validation_examples=16",
+    "data.eval_examples=2",
+    *STEPS,
+]
 T5 = [o for o in SEQ2SEQ if not o.startswith("model.num_heads")] + [
-    "model.size=null", "model.num_heads=2"]
+    "model.size=null",
+    "model.num_heads=2",
+]
 
 RECIPES = {
     "gpt_tiny": GPT + STEPS,
     "gpt_shakespeare_char": [  # data.train: the `shakespeare` fixture's file
-        "model.num_layers=1", "model.hidden_dim=16", "model.intermediate_dim=32",
-        "data.sequence_length=16", "data.batch_size=8", "train.validation_steps=2",
-        "train.sample_max_new_tokens=8", "train.log_every=2", *STEPS],
+        "model.num_layers=1",
+        "model.hidden_dim=16",
+        "model.intermediate_dim=32",
+        "data.sequence_length=16",
+        "data.batch_size=8",
+        "train.validation_steps=2",
+        "train.sample_max_new_tokens=8",
+        "train.log_every=2",
+        *STEPS,
+    ],
     "lstm_tiny": LSTM + STEPS,
-    "bert_tiny_pretrain": BERT + STEPS + [
-        "data.builtin_train_documents=40", "data.builtin_validation_documents=4"],
+    "bert_tiny_pretrain": BERT
+    + STEPS
+    + ["data.builtin_train_documents=40", "data.builtin_validation_documents=4"],
     "bert_tiny_classify": BERT_FINE_TUNE,
     "bert_tiny_tagging": BERT_FINE_TUNE,
-    "bert_tiny_qa": BERT + STEPS + [  # Windows per example vary: steps, not epochs.
-        "data.builtin_train_examples=8", "data.builtin_validation_examples=2",
-        "data.max_query_tokens=8", "data.doc_stride=8", "data.max_answer_tokens=4"],
+    "bert_tiny_qa": BERT
+    + STEPS
+    + [  # Windows per example vary: steps, not epochs.
+        "data.builtin_train_examples=8",
+        "data.builtin_validation_examples=2",
+        "data.max_query_tokens=8",
+        "data.doc_stride=8",
+        "data.max_answer_tokens=4",
+    ],
     "seq2seq_tiny": SEQ2SEQ,
-    "t5_tiny_pretrain": T5 + ["data.builtin_train_documents=40",
-                              "data.builtin_validation_documents=4",
-                              "data.num_sentinels=8"],
+    "t5_tiny_pretrain": T5
+    + [
+        "data.builtin_train_documents=40",
+        "data.builtin_validation_documents=4",
+        "data.num_sentinels=8",
+    ],
     # Without the length buckets (each bucket traces the train step again); the
     # seq2seq_tiny run resumes with them.
-    "t5_tiny_finetune": T5 + ["data.builtin_train_examples=64",
-                              "data.bucket_boundaries=null"],
+    "t5_tiny_finetune": T5 + ["data.builtin_train_examples=64", "data.bucket_boundaries=null"],
 }
 
 
 def test_every_shipped_recipe_is_covered():
-    shipped = {os.path.basename(path)[: -len(".yaml")]
-               for path in glob.glob(os.path.join(ROOT, "recipes", "*.yaml"))}
+    shipped = {
+        os.path.basename(path)[: -len(".yaml")]
+        for path in glob.glob(os.path.join(ROOT, "recipes", "*.yaml"))
+    }
     assert shipped == set(RECIPES)
 
 
@@ -99,19 +142,36 @@ def _train(recipe, run_dir, shakespeare):
 # others share their task classes with these: gpt_shakespeare_char (gpt_tiny with
 # characters), bert_tiny_classify and bert_tiny_tagging (BERT fine-tuning, as QA),
 # t5_tiny_finetune (the seq2seq task; also resumed in test_seq2seq_runs.py).
-IN_CI = ("gpt_tiny", "lstm_tiny", "bert_tiny_pretrain", "bert_tiny_qa", "seq2seq_tiny",
-         "t5_tiny_pretrain")
+IN_CI = (
+    "gpt_tiny",
+    "lstm_tiny",
+    "bert_tiny_pretrain",
+    "bert_tiny_qa",
+    "seq2seq_tiny",
+    "t5_tiny_pretrain",
+)
 ALL_RECIPES = os.environ.get("KZOO_ALL_RECIPES") == "1"
 
 
 # Each recipe trains its own runs (no xdist group: the workers share them out).
 @pytest.mark.slow
-@pytest.mark.parametrize("recipe", [
-    recipe if recipe in IN_CI else pytest.param(recipe, marks=pytest.mark.skipif(
-        not ALL_RECIPES, reason="make test-recipes (KZOO_ALL_RECIPES=1) resumes it"))
-    for recipe in sorted(RECIPES)])
+@pytest.mark.parametrize(
+    "recipe",
+    [
+        recipe
+        if recipe in IN_CI
+        else pytest.param(
+            recipe,
+            marks=pytest.mark.skipif(
+                not ALL_RECIPES, reason="make test-recipes (KZOO_ALL_RECIPES=1) resumes it"
+            ),
+        )
+        for recipe in sorted(RECIPES)
+    ],
+)
 def test_recipe_interrupted_mid_epoch_resumes_to_the_uninterrupted_run(
-        recipe, tmp_path, monkeypatch, shakespeare):
+    recipe, tmp_path, monkeypatch, shakespeare
+):
     from kzoo.training.resume import TrainingInterrupted
 
     reference = _train(recipe, tmp_path / "reference", shakespeare)

@@ -19,9 +19,11 @@ from tests.conftest import ROOT, TINY_OVERRIDES
 
 RECIPE = os.path.join(ROOT, "recipes", "gpt_tiny.yaml")
 SETS = [arg for override in TINY_OVERRIDES for arg in ("--set", override)]
-IN_USE = re.compile(r"(.*): in use by kzoo train \(pid (\d+) on (.+), since "
-                    r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\); wait for it or choose another "
-                    r"--run-dir")
+IN_USE = re.compile(
+    r"(.*): in use by kzoo train \(pid (\d+) on (.+), since "
+    r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\); wait for it or choose another "
+    r"--run-dir"
+)
 
 # A lock holder that ends without releasing it: SIGKILLed once it holds the lock.
 HOLD_LOCK = """
@@ -50,10 +52,19 @@ sys.exit(cli.main(args))
 
 
 def _python(code, *args, log):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=os.pathsep.join(
-        filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
-    return subprocess.Popen([sys.executable, "-c", code, *args], cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT, text=True)
+    env = dict(
+        os.environ,
+        TF_CPP_MIN_LOG_LEVEL="3",
+        PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])),
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def _wait_for(path, process, log_path, timeout=300):
@@ -70,9 +81,18 @@ def _stopped_train(tmp_path, run_dir):
     of step 1: its process."""
     marker, log_path = str(tmp_path / "stopped"), str(tmp_path / "first.log")
     with open(log_path, "w") as log:
-        process = _python(STOPPING_TRAIN, marker, "train", RECIPE, "--run-dir",
-                          str(run_dir), *SETS, "--set", "train.checkpoint_every=1",
-                          log=log)
+        process = _python(
+            STOPPING_TRAIN,
+            marker,
+            "train",
+            RECIPE,
+            "--run-dir",
+            str(run_dir),
+            *SETS,
+            "--set",
+            "train.checkpoint_every=1",
+            log=log,
+        )
     _wait_for(marker, process, log_path)
     return process
 
@@ -104,13 +124,14 @@ def test_a_second_writer_is_refused_naming_the_holder(tmp_path):
 def test_a_run_dir_that_is_or_is_under_a_file_is_refused(tmp_path):
     afile = tmp_path / "afile"
     afile.write_text("x")
-    for run_dir, message in ((afile, f"{afile}: exists"),
-                             (afile / "sub", f"{afile / 'sub'}: {afile} exists")):
+    for run_dir, message in (
+        (afile, f"{afile}: exists"),
+        (afile / "sub", f"{afile / 'sub'}: {afile} exists"),
+    ):
         with pytest.raises(FileExistsError) as refused:
             with RunLock(str(run_dir)):
                 pass
-        assert str(refused.value) == (f"{message} and is not a directory; choose "
-                                      "another --run-dir")
+        assert str(refused.value) == (f"{message} and is not a directory; choose another --run-dir")
 
 
 def test_a_lock_left_by_a_killed_process_does_not_block(tmp_path):
@@ -139,26 +160,29 @@ def _untouched_state(run_dir):
     for directory, _, files in os.walk(run_dir):
         for name in files:
             path = os.path.relpath(os.path.join(directory, name), run_dir)
-            state[path] = (None if path.startswith(run_files.TENSORBOARD)
-                           else os.stat(os.path.join(directory, name)).st_mtime_ns)
+            state[path] = (
+                None
+                if path.startswith(run_files.TENSORBOARD)
+                else os.stat(os.path.join(directory, name)).st_mtime_ns
+            )
     return state
 
 
 @pytest.mark.slow
-def test_a_second_kzoo_train_is_refused_at_once_and_a_sigkilled_one_resumes(
-        tmp_path, capsys):
+def test_a_second_kzoo_train_is_refused_at_once_and_a_sigkilled_one_resumes(tmp_path, capsys):
     run_dir = tmp_path / "run"
     first = _stopped_train(tmp_path, run_dir)
     before = _untouched_state(run_dir)
     start = time.monotonic()
-    status = main(["train", RECIPE, "--run-dir", str(run_dir), *SETS,
-                   "--set", "train.checkpoint_every=1"])
+    status = main(
+        ["train", RECIPE, "--run-dir", str(run_dir), *SETS, "--set", "train.checkpoint_every=1"]
+    )
     seconds = time.monotonic() - start
     stderr = capsys.readouterr().err
     assert status == 2, stderr
     assert seconds < 10
     assert stderr.count("\n") == 1 and stderr.startswith("kzoo train: error: ")
-    match = IN_USE.fullmatch(stderr.strip()[len("kzoo train: error: "):])
+    match = IN_USE.fullmatch(stderr.strip()[len("kzoo train: error: ") :])
     assert match and match.group(2) == str(first.pid), stderr
     assert _untouched_state(run_dir) == before
     # Killed, the first run leaves its lock file behind, stale: the resume takes it.
@@ -174,8 +198,9 @@ def test_a_second_kzoo_train_is_refused_at_once_and_a_sigkilled_one_resumes(
 def test_a_sweep_trial_in_use_is_refused(tmp_path, capsys):
     out = tmp_path / "sweep"
     with RunLock(str(out / "learning_rate=0.01")):
-        status = main(["sweep", RECIPE, "--out", str(out), *SETS,
-                       "--grid", "train.learning_rate=0.01,0.003"])
+        status = main(
+            ["sweep", RECIPE, "--out", str(out), *SETS, "--grid", "train.learning_rate=0.01,0.003"]
+        )
     assert status == 2
     assert "learning_rate=0.01: in use by kzoo train (pid " in capsys.readouterr().err
     assert not (out / "learning_rate=0.01" / run_files.CONFIG).exists()

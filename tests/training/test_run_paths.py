@@ -38,31 +38,44 @@ def _corpus(path, documents, seed):
     return _write(path, "\n".join(BuiltinCorpus().documents(documents, seed=seed)) + "\n")
 
 
-def test_recipe_paths_are_relative_to_its_folder_and_set_paths_to_the_cwd(
-        tmp_path, monkeypatch):
-    recipe = _tiny_recipe(tmp_path / "project" / "recipes" / "r.yaml",
-                          {"train": ["../corpus/*.txt", "/elsewhere/b.txt"]})
+def test_recipe_paths_are_relative_to_its_folder_and_set_paths_to_the_cwd(tmp_path, monkeypatch):
+    recipe = _tiny_recipe(
+        tmp_path / "project" / "recipes" / "r.yaml",
+        {"train": ["../corpus/*.txt", "/elsewhere/b.txt"]},
+    )
     _write(tmp_path / "project" / "corpus" / "a.txt", "a\n")
     (tmp_path / "cwd").mkdir()
     monkeypatch.chdir(tmp_path / "cwd")
-    config = load_recipe("../project/recipes/r.yaml",
-                         ["data.validation=held/out.txt"])
-    assert config["data"]["train"] == [str(tmp_path / "project" / "corpus" / "*.txt"),
-                                       "/elsewhere/b.txt"]
+    config = load_recipe("../project/recipes/r.yaml", ["data.validation=held/out.txt"])
+    assert config["data"]["train"] == [
+        str(tmp_path / "project" / "corpus" / "*.txt"),
+        "/elsewhere/b.txt",
+    ]
     assert config["data"]["validation"] == str(tmp_path / "cwd" / "held" / "out.txt")
     assert load_recipe(str(recipe), ["data.train=builtin"])["data"]["train"] == "builtin"
     # Every path-valued key, the seq2seq files and train.init_from included.
-    seq2seq = _write(tmp_path / "project" / "s.yaml", yaml.safe_dump({
-        "model": {"family": "t5", "task": "finetune"},
-        "data": {"train_source": "en.txt", "train_target": "de.txt",
-                 "validation_source": "sub/en.txt", "validation_target": None},
-        "train": {"init_from": "../runs/t5_pretrain"}}))
+    seq2seq = _write(
+        tmp_path / "project" / "s.yaml",
+        yaml.safe_dump(
+            {
+                "model": {"family": "t5", "task": "finetune"},
+                "data": {
+                    "train_source": "en.txt",
+                    "train_target": "de.txt",
+                    "validation_source": "sub/en.txt",
+                    "validation_target": None,
+                },
+                "train": {"init_from": "../runs/t5_pretrain"},
+            }
+        ),
+    )
     raw = read_recipe(str(seq2seq))
     assert raw["data"] == {
         "train_source": str(tmp_path / "project" / "en.txt"),
         "train_target": str(tmp_path / "project" / "de.txt"),
         "validation_source": str(tmp_path / "project" / "sub" / "en.txt"),
-        "validation_target": None}
+        "validation_target": None,
+    }
     assert raw["train"]["init_from"] == str(tmp_path / "runs" / "t5_pretrain")
 
 
@@ -70,69 +83,95 @@ def test_sweep_trials_take_recipe_paths_from_the_recipe_folder(tmp_path, monkeyp
     _corpus(tmp_path / "project" / "corpus" / "train.txt", 40, seed=0)
     _tiny_recipe(tmp_path / "project" / "r.yaml", {"train": "corpus/train.txt"})
     monkeypatch.chdir(tmp_path)
-    plan = sweep.plan_sweep("project/r.yaml", ["train.learning_rate=0.01,0.003"],
-                            TINY_OVERRIDES, out_dir="sweep")
+    plan = sweep.plan_sweep(
+        "project/r.yaml", ["train.learning_rate=0.01,0.003"], TINY_OVERRIDES, out_dir="sweep"
+    )
     assert {t.config["data"]["train"] for t in plan.trials} == {
-        str(tmp_path / "project" / "corpus" / "train.txt")}
+        str(tmp_path / "project" / "corpus" / "train.txt")
+    }
 
 
-def test_config_yaml_stores_paths_absolute_or_inside_the_run_relative(
-        tmp_path, monkeypatch):
+def test_config_yaml_stores_paths_absolute_or_inside_the_run_relative(tmp_path, monkeypatch):
     run_dir = tmp_path / "runs" / "x"
     monkeypatch.chdir(tmp_path)
-    config = validate({"data": {"train": ["runs/x/data/*.txt", "corpus/b.txt"],
-                                "validation": str(run_dir / "valid.txt")}})
+    config = validate(
+        {
+            "data": {
+                "train": ["runs/x/data/*.txt", "corpus/b.txt"],
+                "validation": str(run_dir / "valid.txt"),
+            }
+        }
+    )
     run_dir.mkdir(parents=True)
     run_files.write_config(config, "runs/x")
     with open(run_dir / run_files.CONFIG, encoding="utf-8") as f:
         saved = yaml.safe_load(f)["data"]
     assert (saved["train"], saved["validation"]) == (
-        ["data/*.txt", str(tmp_path / "corpus" / "b.txt")], "valid.txt")
+        ["data/*.txt", str(tmp_path / "corpus" / "b.txt")],
+        "valid.txt",
+    )
     # Read from anywhere, and after a move: inside paths follow the run.
     shutil.move(run_dir, tmp_path / "moved")
     monkeypatch.chdir(ROOT)
     data = run_files.read_config(str(tmp_path / "moved"))["data"]
     assert (data["train"], data["validation"]) == (
         [str(tmp_path / "moved" / "data" / "*.txt"), str(tmp_path / "corpus" / "b.txt")],
-        str(tmp_path / "moved" / "valid.txt"))
+        str(tmp_path / "moved" / "valid.txt"),
+    )
 
 
-def test_a_run_written_before_paths_were_stored_absolute_still_reads(
-        tmp_path, monkeypatch):
+def test_a_run_written_before_paths_were_stored_absolute_still_reads(tmp_path, monkeypatch):
     """Older runs kept `data.train: train.txt` as typed, relative to the directory
     that started them: from there, such a path still resolves."""
     run_dir = tmp_path / "runs" / "old"
-    _write(run_dir / run_files.CONFIG, yaml.safe_dump(
-        {"data": {"train": "corpus/*.txt", "validation": "valid.txt"}}))
+    _write(
+        run_dir / run_files.CONFIG,
+        yaml.safe_dump({"data": {"train": "corpus/*.txt", "validation": "valid.txt"}}),
+    )
     _write(tmp_path / "corpus" / "a.txt", "a\n")
     _write(run_dir / "valid.txt", "b\n")  # inside the run: the new rule wins
     monkeypatch.chdir(tmp_path)
     data = run_files.read_config("runs/old")["data"]
     assert (data["train"], data["validation"]) == (
-        str(tmp_path / "corpus" / "*.txt"), str(run_dir / "valid.txt"))
+        str(tmp_path / "corpus" / "*.txt"),
+        str(run_dir / "valid.txt"),
+    )
     monkeypatch.chdir(ROOT)  # elsewhere: relative to the run, as new runs are
-    assert run_files.read_config(str(run_dir))["data"]["train"] == str(
-        run_dir / "corpus" / "*.txt")
+    assert run_files.read_config(str(run_dir))["data"]["train"] == str(run_dir / "corpus" / "*.txt")
 
 
 @pytest.mark.slow
 def test_a_run_trains_resumes_and_evaluates_from_other_directories_and_moves(
-        tmp_path, monkeypatch, capsys):
+    tmp_path, monkeypatch, capsys
+):
     """Train from `work/` with a recipe in `project/recipes/` (data.train
     `../corpus/train.txt`) and `--set data.validation` inside the run directory;
     resume from `project/`; move the run, evaluate it from `project/corpus/`."""
-    _tiny_recipe(tmp_path / "project" / "recipes" / "tiny.yaml",
-                 {"train": "../corpus/train.txt"})
+    _tiny_recipe(tmp_path / "project" / "recipes" / "tiny.yaml", {"train": "../corpus/train.txt"})
     _corpus(tmp_path / "project" / "corpus" / "train.txt", 60, seed=0)
     _corpus(tmp_path / "work" / "runs" / "x" / "held_out" / "valid.txt", 10, seed=1)
     monkeypatch.chdir(tmp_path / "work")
     interrupt_at(monkeypatch, {3: signal.SIGTERM})
-    assert main(["train", "../project/recipes/tiny.yaml", "--run-dir", "runs/x", *SETS,
-                 "--set", "data.validation=runs/x/held_out/*.txt"]) == 128 + signal.SIGTERM
+    assert (
+        main(
+            [
+                "train",
+                "../project/recipes/tiny.yaml",
+                "--run-dir",
+                "runs/x",
+                *SETS,
+                "--set",
+                "data.validation=runs/x/held_out/*.txt",
+            ]
+        )
+        == 128 + signal.SIGTERM
+    )
     with open(tmp_path / "work" / "runs" / "x" / run_files.CONFIG, encoding="utf-8") as f:
         saved = yaml.safe_load(f)["data"]
     assert (saved["train"], saved["validation"]) == (
-        str(tmp_path / "project" / "corpus" / "train.txt"), "held_out/*.txt")
+        str(tmp_path / "project" / "corpus" / "train.txt"),
+        "held_out/*.txt",
+    )
     capsys.readouterr()
 
     monkeypatch.chdir(tmp_path / "project")

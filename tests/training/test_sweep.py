@@ -27,9 +27,13 @@ pytestmark = pytest.mark.xdist_group("sweep")
 
 # Two steps (one epoch) per trial, no text samples, no monitoring beyond scalars.
 SWEEP_OVERRIDES = [o for o in TINY_OVERRIDES if not o.startswith("train.steps")] + [
-    "train.steps=2", "train.sample_prompts=[]", "monitor.graph=false",
-    "monitor.projector=false", "monitor.attention_maps=false",
-    "monitor.histograms=false"]
+    "train.steps=2",
+    "train.sample_prompts=[]",
+    "monitor.graph=false",
+    "monitor.projector=false",
+    "monitor.attention_maps=false",
+    "monitor.histograms=false",
+]
 GRID = "train.learning_rate=0.01,0.003"
 TRIALS = {"learning_rate=0.01": 0.01, "learning_rate=0.003": 0.003}
 # Trial name suffixes of colliding names (sha1 of the values as typed): pinned, so a
@@ -71,14 +75,18 @@ def plugin_summaries(event_dir, plugin_name):
         for event in tf.compat.v1.train.summary_iterator(path):
             for value in event.summary.value:
                 if value.metadata.plugin_data.plugin_name == plugin_name:
-                    found.append((value.tag, value.metadata.plugin_data.content,
-                                  tf.make_ndarray(value.tensor)))
+                    found.append(
+                        (
+                            value.tag,
+                            value.metadata.plugin_data.content,
+                            tf.make_ndarray(value.tensor),
+                        )
+                    )
     return found
 
 
 def last_scalar(event_dir, tag):
-    values = [float(value) for t, _, value in plugin_summaries(event_dir, "scalars")
-              if t == tag]
+    values = [float(value) for t, _, value in plugin_summaries(event_dir, "scalars") if t == tag]
     return values[-1]
 
 
@@ -100,8 +108,11 @@ def test_each_combination_is_a_run_directory_recorded_in_sweep_json(swept):
         assert trial["metrics"] == {k: v[-1] for k, v in summary["history"].items()}
         # The table printed at the end: one row per trial with its final losses.
         row = next(line for line in stdout.splitlines() if line.startswith(name + " "))
-        assert row.split()[1:4] == ["finished", f"{trial['metrics']['loss']:.4g}",
-                                    f"{trial['metrics']['val_loss']:.4g}"]
+        assert row.split()[1:4] == [
+            "finished",
+            f"{trial['metrics']['loss']:.4g}",
+            f"{trial['metrics']['val_loss']:.4g}",
+        ]
     best = min(record["trials"], key=lambda n: record["trials"][n]["metrics"]["val_loss"])
     assert f"Lowest val_loss: {best}\n" in stdout
     # The two learning rates trained different models.
@@ -133,8 +144,11 @@ def test_hparams_config_and_sessions_read_back_and_link_to_the_scalars(swept):
         # scalar `tag` of the run `<session run>/<group>`.
         for group, tag in metrics:
             key = ("val_" if group == "validation" else "") + tag.removeprefix("epoch_")
-            np.testing.assert_allclose(last_scalar(os.path.join(board, group), tag),
-                                       record["trials"][name]["metrics"][key], rtol=1e-6)
+            np.testing.assert_allclose(
+                last_scalar(os.path.join(board, group), tag),
+                record["trials"][name]["metrics"][key],
+                rtol=1e-6,
+            )
 
 
 def test_tensorboard_hparams_dashboard_lists_the_trials_with_their_metrics(swept):
@@ -147,16 +161,29 @@ def test_tensorboard_hparams_dashboard_lists_the_trials_with_their_metrics(swept
     out_dir, _ = swept
     record = run_files.read_json(os.path.join(out_dir, "sweep.json"))
     board = program.TensorBoard(plugins=default.get_plugins())
-    board.configure(logdir=out_dir, host="127.0.0.1", port=0, load_fast="false",
-                    reload_interval=0, reload_task="blocking")  # Loaded, then served.
+    board.configure(
+        logdir=out_dir,
+        host="127.0.0.1",
+        port=0,
+        load_fast="false",
+        reload_interval=0,
+        reload_task="blocking",
+    )  # Loaded, then served.
     server = board._make_server()  # `launch()` gives no way to stop it.
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         request = urllib.request.Request(
             server.get_url() + "data/plugin/hparams/session_groups",
-            data=json.dumps({"startIndex": 0, "sliceSize": 10, "includeMetrics": True,
-                             "allowedStatuses": ["STATUS_UNKNOWN"]}).encode(),
-            headers={"Content-Type": "application/json"})
+            data=json.dumps(
+                {
+                    "startIndex": 0,
+                    "sliceSize": 10,
+                    "includeMetrics": True,
+                    "allowedStatuses": ["STATUS_UNKNOWN"],
+                }
+            ).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=60) as response:
             groups = json.loads(response.read())["sessionGroups"]
     finally:
@@ -168,24 +195,26 @@ def test_tensorboard_hparams_dashboard_lists_the_trials_with_their_metrics(swept
         assert group["hparams"] == trial["hparams"]
         [session] = group["sessions"]
         assert session["name"] == f"{group['name']}/tensorboard"
-        values = {(m["name"]["group"], m["name"]["tag"]): m["value"]
-                  for m in group["metricValues"]}
+        values = {(m["name"]["group"], m["name"]["tag"]): m["value"] for m in group["metricValues"]}
         assert len(values) == len(trial["metrics"]) - 1  # All but the learning rate.
-        np.testing.assert_allclose(values[("validation", "epoch_loss")],
-                                   trial["metrics"]["val_loss"], rtol=1e-6)
-        np.testing.assert_allclose(values[("train", "epoch_perplexity")],
-                                   trial["metrics"]["perplexity"], rtol=1e-6)
+        np.testing.assert_allclose(
+            values[("validation", "epoch_loss")], trial["metrics"]["val_loss"], rtol=1e-6
+        )
+        np.testing.assert_allclose(
+            values[("train", "epoch_perplexity")], trial["metrics"]["perplexity"], rtol=1e-6
+        )
 
 
-def test_rerun_skips_finished_trials_and_resumes_an_unfinished_one(swept, tmp_path,
-                                                                  monkeypatch):
+def test_rerun_skips_finished_trials_and_resumes_an_unfinished_one(swept, tmp_path, monkeypatch):
     out_dir = str(tmp_path / "sweep")
     shutil.copytree(swept[0], out_dir)
     finished, unfinished = (os.path.join(out_dir, name) for name in TRIALS)
     shutil.rmtree(unfinished)  # Trained again, and interrupted mid-epoch.
-    untouched = {path: os.stat(path).st_mtime_ns
-                 for path in glob.glob(os.path.join(out_dir, "**"), recursive=True)
-                 if os.path.isfile(path) and not path.endswith("sweep.json")}
+    untouched = {
+        path: os.stat(path).st_mtime_ns
+        for path in glob.glob(os.path.join(out_dir, "**"), recursive=True)
+        if os.path.isfile(path) and not path.endswith("sweep.json")
+    }
     interrupt_at(monkeypatch, {1: signal.SIGTERM})
     status, stdout, stderr = run_cli(sweep_args(out_dir))
     assert status == 128 + signal.SIGTERM, stderr
@@ -201,8 +230,10 @@ def test_rerun_skips_finished_trials_and_resumes_an_unfinished_one(swept, tmp_pa
     assert summary["resumed_from_step"] == 1 and summary["steps"] == 2
     assert_same_weights(os.path.join(swept[0], "learning_rate=0.003"), unfinished)
     # Nothing of the finished trial, nor any hparams summary, was written again.
-    assert {os.path.join(finished, run_files.CONFIG),
-            os.path.join(finished, run_files.SUMMARY)} < set(untouched)
+    assert {
+        os.path.join(finished, run_files.CONFIG),
+        os.path.join(finished, run_files.SUMMARY),
+    } < set(untouched)
     for path, mtime in untouched.items():
         assert os.stat(path).st_mtime_ns == mtime, path
     record = run_files.read_json(os.path.join(out_dir, "sweep.json"))
@@ -224,33 +255,46 @@ def test_an_interrupted_trial_is_reported_and_left_to_resume(tmp_path, monkeypat
     out_dir = tmp_path / "sweep"
     status, _, stderr = run_cli(sweep_args(out_dir))
     assert status == 128 + signal.SIGTERM
-    assert re.search(r"SIGTERM received: \S+learning_rate=0.01 checkpointed at step 1\. "
-                     "Re-run the same kzoo sweep command to resume it", stderr)
+    assert re.search(
+        r"SIGTERM received: \S+learning_rate=0.01 checkpointed at step 1\. "
+        "Re-run the same kzoo sweep command to resume it",
+        stderr,
+    )
     record = run_files.read_json(out_dir / "sweep.json")
     assert [t["status"] for t in record["trials"].values()] == ["unfinished", "pending"]
 
 
-@pytest.mark.parametrize("grid, overrides, message", [
-    (["train.learning_rate=0.01,-1.0"], [], "with train.learning_rate=-1.0: "
-                                            "train.learning_rate: must be > 0, got -1.0"),
-    (["train.learning_rat=0.1,0.2"], [], "train.learning_rat: unknown key; valid keys: "),
-    (["optimizer.lr=1,2"], [], "--grid 'optimizer.lr=1,2': unknown section 'optimizer'"),
-    (["learning_rate=0.1"], [], "--grid 'learning_rate=0.1': key must be SECTION.KEY"),
-    (["train.learning_rate"], [], "--grid 'train.learning_rate': expected KEY=V1,V2"),
-    (["train.learning_rate="], [], "--grid 'train.learning_rate=': no values"),
-    (["train.learning_rate=0.1,,0.2"], [], "value 2 is empty"),
-    (["train.learning_rate=0.1,0.10"], [], "value '0.10' is given twice"),
-    (["train.seed=1,2", "train.seed=3"], [], "train.seed is given by two --grid options"),
-    (["train.steps=1,2"], None, "train.steps is also given with --set"),
-    ([], [], "give at least one --grid KEY=V1,V2"),
-    # A valid tokenizer kind, but not for this combination (a GPT).
-    (["tokenizer.kind=bpe,wordpiece"], [],
-     "with tokenizer.kind=wordpiece: tokenizer.kind: 'wordpiece' does not suit "
-     "model.family 'gpt'"),
-    (["data.train=builtin,no_such_dir/*.txt"], [], "no_such_dir/*.txt"),
-])
-def test_bad_grid_is_a_one_line_error_before_anything_is_written(tmp_path, capsys, grid,
-                                                                overrides, message):
+@pytest.mark.parametrize(
+    "grid, overrides, message",
+    [
+        (
+            ["train.learning_rate=0.01,-1.0"],
+            [],
+            "with train.learning_rate=-1.0: train.learning_rate: must be > 0, got -1.0",
+        ),
+        (["train.learning_rat=0.1,0.2"], [], "train.learning_rat: unknown key; valid keys: "),
+        (["optimizer.lr=1,2"], [], "--grid 'optimizer.lr=1,2': unknown section 'optimizer'"),
+        (["learning_rate=0.1"], [], "--grid 'learning_rate=0.1': key must be SECTION.KEY"),
+        (["train.learning_rate"], [], "--grid 'train.learning_rate': expected KEY=V1,V2"),
+        (["train.learning_rate="], [], "--grid 'train.learning_rate=': no values"),
+        (["train.learning_rate=0.1,,0.2"], [], "value 2 is empty"),
+        (["train.learning_rate=0.1,0.10"], [], "value '0.10' is given twice"),
+        (["train.seed=1,2", "train.seed=3"], [], "train.seed is given by two --grid options"),
+        (["train.steps=1,2"], None, "train.steps is also given with --set"),
+        ([], [], "give at least one --grid KEY=V1,V2"),
+        # A valid tokenizer kind, but not for this combination (a GPT).
+        (
+            ["tokenizer.kind=bpe,wordpiece"],
+            [],
+            "with tokenizer.kind=wordpiece: tokenizer.kind: 'wordpiece' does not suit "
+            "model.family 'gpt'",
+        ),
+        (["data.train=builtin,no_such_dir/*.txt"], [], "no_such_dir/*.txt"),
+    ],
+)
+def test_bad_grid_is_a_one_line_error_before_anything_is_written(
+    tmp_path, capsys, grid, overrides, message
+):
     out_dir = tmp_path / "sweep"
     overrides = SWEEP_OVERRIDES + (overrides or [])
     status = cli.main(sweep_args(out_dir, grid, overrides))
@@ -265,35 +309,49 @@ def test_another_grid_or_recipe_into_a_sweep_directory_is_refused(swept, capsys)
     out_dir, _ = swept
     before = os.path.getmtime(os.path.join(out_dir, "sweep.json"))
     assert cli.main(sweep_args(out_dir, grid=["train.learning_rate=0.01,0.03"])) == 2
-    assert "holds a sweep of another grid (--grid train.learning_rate=0.01,0.003)" in \
-        capsys.readouterr().err
+    assert (
+        "holds a sweep of another grid (--grid train.learning_rate=0.01,0.003)"
+        in capsys.readouterr().err
+    )
     assert cli.main(sweep_args(out_dir, overrides=SWEEP_OVERRIDES + ["train.seed=1"])) == 2
     assert "holds a sweep with train.seed=None, not 1" in capsys.readouterr().err
     assert os.path.getmtime(os.path.join(out_dir, "sweep.json")) == before
 
 
 def test_grid_values_parse_like_set_values():
-    grid = kzoo_sweep.parse_grid([
-        "model.hidden_dim=16, 32", "train.sample_prompts=[a, b],[]",
-        "data.train='x,y.txt',builtin", "train.jit_compile=true,false"])
-    assert [g.values for g in grid] == [(16, 32), (["a", "b"], []), ("x,y.txt", "builtin"),
-                                        (True, False)]
+    grid = kzoo_sweep.parse_grid(
+        [
+            "model.hidden_dim=16, 32",
+            "train.sample_prompts=[a, b],[]",
+            "data.train='x,y.txt',builtin",
+            "train.jit_compile=true,false",
+        ]
+    )
+    assert [g.values for g in grid] == [
+        (16, 32),
+        (["a", "b"], []),
+        ("x,y.txt", "builtin"),
+        (True, False),
+    ]
     assert grid[1].texts == ("[a, b]", "[]")
 
 
 def test_trial_names_are_readable_safe_and_unique():
     grid = kzoo_sweep.parse_grid(
-        ["train.seed=0,1", "data.seed=0", "data.train='a/b c.txt','a/b_c.txt',A,a,b"])
+        ["train.seed=0,1", "data.seed=0", "data.train='a/b c.txt','a/b_c.txt',A,a,b"]
+    )
     names = kzoo_sweep.trial_names(grid)
     # Two keys end in `seed`: their full keys tell them apart.
     assert names[4] == "train.seed=0,data.seed=0,train=b"
     assert len({name.lower() for name in names}) == len(names) == 10
     assert all(re.fullmatch(r"[A-Za-z0-9._+=,-]+", name) for name in names)
     # Values that read alike get a hash of the values as typed (stable across runs).
-    assert names[:4] == ["train.seed=0,data.seed=0,train=_a_b_c.txt_-" + HASHES[0],
-                         "train.seed=0,data.seed=0,train=_a_b_c.txt_-" + HASHES[1],
-                         "train.seed=0,data.seed=0,train=A-" + HASHES[2],
-                         "train.seed=0,data.seed=0,train=a-" + HASHES[3]]
+    assert names[:4] == [
+        "train.seed=0,data.seed=0,train=_a_b_c.txt_-" + HASHES[0],
+        "train.seed=0,data.seed=0,train=_a_b_c.txt_-" + HASHES[1],
+        "train.seed=0,data.seed=0,train=A-" + HASHES[2],
+        "train.seed=0,data.seed=0,train=a-" + HASHES[3],
+    ]
     [long] = kzoo_sweep.trial_names(kzoo_sweep.parse_grid(["data.train=" + "x" * 300]))
     assert len(long) == 120 and re.fullmatch(r"train=x+-[0-9a-f]{8}", long)
 
@@ -307,10 +365,14 @@ def test_hparams_domains_take_mixed_numbers_and_lists(tmp_path):
     kzoo_sweep.write_session_summary(sweep, sweep.trials[-1])
     [(_, content, _)] = plugin_summaries(sweep.out_dir, "hparams")
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content).experiment
-    domains = {h.name: [getattr(v, v.WhichOneof("kind")) for v in h.domain_discrete.values]
-               for h in experiment.hparam_infos}
-    assert domains == {"train.learning_rate": [0.01, 1.0],
-                       "train.sample_prompts": ["[a]", "[b, c]"]}
+    domains = {
+        h.name: [getattr(v, v.WhichOneof("kind")) for v in h.domain_discrete.values]
+        for h in experiment.hparam_infos
+    }
+    assert domains == {
+        "train.learning_rate": [0.01, 1.0],
+        "train.sample_prompts": ["[a]", "[b, c]"],
+    }
     board = os.path.join(sweep.trials[-1].run_dir, run_files.TENSORBOARD)
     [(_, content, _)] = plugin_summaries(board, "hparams")
     session = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
@@ -319,5 +381,7 @@ def test_hparams_domains_take_mixed_numbers_and_lists(tmp_path):
     # sweep.json keeps the grid's order (not sorted): the same sweep plans again.
     kzoo_sweep.write_sweep_file(sweep)
     again = kzoo_sweep.plan_sweep(RECIPE, grid, overrides, out_dir=sweep.out_dir)
-    assert [t.name for t in again.trials][:2] == ["sample_prompts=_a_,learning_rate=0.01",
-                                                  "sample_prompts=_a_,learning_rate=1"]
+    assert [t.name for t in again.trials][:2] == [
+        "sample_prompts=_a_,learning_rate=0.01",
+        "sample_prompts=_a_,learning_rate=1",
+    ]

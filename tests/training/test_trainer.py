@@ -26,7 +26,11 @@ def read_scalars(event_dir):
         for event in tf.compat.v1.train.summary_iterator(path):
             for value in event.summary.value:
                 if value.metadata.plugin_data.plugin_name in ("scalars", ""):
-                    number = tf.make_ndarray(value.tensor) if value.HasField("tensor") else value.simple_value
+                    number = (
+                        tf.make_ndarray(value.tensor)
+                        if value.HasField("tensor")
+                        else value.simple_value
+                    )
                     scalars.setdefault(value.tag, []).append((event.step, float(number)))
     return scalars
 
@@ -37,7 +41,9 @@ def test_run_directory_layout(tiny_run):
         assert os.path.isfile(os.path.join(run_dir, name)), name
     # Step checkpoints (every 500 steps, each epoch end): the two newest are kept.
     assert sorted(os.listdir(os.path.join(run_dir, run_files.CHECKPOINTS))) == [
-        "step-00000003", "step-00000006"]
+        "step-00000003",
+        "step-00000006",
+    ]
     assert not glob.glob(os.path.join(run_dir, "**", ".tmp-*"), recursive=True)
     assert summary["steps"] == summary["planned_steps"] == 6
     assert not summary["stopped_by_time_budget"]
@@ -55,7 +61,8 @@ def test_run_files_get_the_modes_the_umask_gives(tiny_run):
         modes[directory] = 0o777 & ~mask
         modes.update((os.path.join(directory, name), 0o666 & ~mask) for name in files)
     assert {path: oct(stat.S_IMODE(os.stat(path).st_mode)) for path in modes} == {
-        path: oct(mode) for path, mode in modes.items()}
+        path: oct(mode) for path, mode in modes.items()
+    }
 
 
 def test_tensorboard_has_losses_perplexity_learning_rate_and_throughput(tiny_run):
@@ -68,9 +75,7 @@ def test_tensorboard_has_losses_perplexity_learning_rate_and_throughput(tiny_run
     assert "batch_loss" in train  # step-level curve every train.log_every steps
     losses = [v for _, v in train["epoch_loss"]]
     np.testing.assert_allclose(losses, summary["history"]["loss"], rtol=1e-5)
-    np.testing.assert_allclose(
-        [v for _, v in train["epoch_perplexity"]], np.exp(losses), rtol=1e-4
-    )
+    np.testing.assert_allclose([v for _, v in train["epoch_perplexity"]], np.exp(losses), rtol=1e-4)
     assert [v for _, v in validation["epoch_loss"]] == pytest.approx(summary["history"]["val_loss"])
     assert all(v > 0 for _, v in train["epoch_tokens_per_second"])
 
@@ -113,14 +118,22 @@ def test_tensorboard_has_the_op_graph_histograms_and_gradient_norms(tiny_run):
     events = read_events(os.path.join(run_dir, run_files.TENSORBOARD, "train"))
     (graph_event,) = [event for event, value in events if value is None]
     graph = tf.compat.v1.GraphDef.FromString(graph_event.graph_def)
-    attention_ops = {node.op for node in graph.node
-                     if "/transformer_layer_0" in node.name and "/self_attention" in node.name}
+    attention_ops = {
+        node.op
+        for node in graph.node
+        if "/transformer_layer_0" in node.name and "/self_attention" in node.name
+    }
     assert {"MatMul", "BatchMatMulV2", "Softmax"} <= attention_ops  # Q/K/V, Q.K^T, softmax
-    inputs = {node.name: [d.size for d in node.attr["shape"].shape.dim]
-              for node in graph.node if node.op == "Placeholder" and "/" not in node.name}
+    inputs = {
+        node.name: [d.size for d in node.attr["shape"].shape.dim]
+        for node in graph.node
+        if node.op == "Placeholder" and "/" not in node.name
+    }
     data = config["data"]
-    assert inputs == {"token_ids": [data["batch_size"], data["sequence_length"]],
-                      "padding_mask": [data["batch_size"], data["sequence_length"]]}
+    assert inputs == {
+        "token_ids": [data["batch_size"], data["sequence_length"]],
+        "padding_mask": [data["batch_size"], data["sequence_length"]],
+    }
 
     histograms = {}
     for event, value in events:
@@ -142,11 +155,15 @@ def test_tensorboard_has_attention_heatmaps_of_a_fixed_probe(tiny_run):
 
     run_dir, config, _ = tiny_run
     events = read_events(os.path.join(run_dir, run_files.TENSORBOARD, "attention"))
-    images = [(event.step, tf.image.decode_png(tf.make_ndarray(value.tensor)[2]).numpy())
-              for event, value in events if value.metadata.plugin_data.plugin_name == "images"
-              and value.tag == "transformer_layer_0/self_attention"]
-    (probe,) = [tf.make_ndarray(value.tensor).item().decode() for _, value in events
-                if value.tag == "probe"]
+    images = [
+        (event.step, tf.image.decode_png(tf.make_ndarray(value.tensor)[2]).numpy())
+        for event, value in events
+        if value.metadata.plugin_data.plugin_name == "images"
+        and value.tag == "transformer_layer_0/self_attention"
+    ]
+    (probe,) = [
+        tf.make_ndarray(value.tensor).item().decode() for _, value in events if value.tag == "probe"
+    ]
     length, heads = config["data"]["sequence_length"], config["model"]["num_heads"]
     assert probe.startswith(f"**token_ids** ({length} tokens): ")
     assert [step for step, _ in images] == [0, 1]
@@ -155,7 +172,7 @@ def test_tensorboard_has_attention_heatmaps_of_a_fixed_probe(tiny_run):
         assert image.shape == (length * cell, heads * length * cell + (heads - 1) * GAP, 3)
         for head in range(heads):
             left = head * (length * cell + GAP)
-            block = image[:, left:left + length * cell]
+            block = image[:, left : left + length * cell]
             assert block[0, 0].tolist() == [255, 255, 255]  # the first token sees itself
             above = np.triu(np.ones((length, length), bool), 1).repeat(cell, 0).repeat(cell, 1)
             assert not block[above].any()  # causal: nothing above the diagonal
@@ -171,9 +188,11 @@ def test_projector_files_hold_the_final_token_embedding(tiny_run):
     run_dir, _, _ = tiny_run
     projector = os.path.join(run_dir, run_files.TENSORBOARD, "projector")
     config = text_format.Parse(
-        open(os.path.join(projector, "projector_config.pbtxt")).read(), ProjectorConfig())
+        open(os.path.join(projector, "projector_config.pbtxt")).read(), ProjectorConfig()
+    )
     assert [(e.tensor_name, e.metadata_path) for e in config.embeddings] == [
-        (TENSOR_NAME, "metadata.tsv")]
+        (TENSOR_NAME, "metadata.tsv")
+    ]
     stored = tf.train.load_checkpoint(projector).get_tensor(TENSOR_NAME)
     np.testing.assert_array_equal(stored, final_variables(run_dir)["token_embedding/embeddings"])
     vocabulary = load_tokenizer(run_dir).get_vocabulary()
@@ -212,7 +231,9 @@ def test_kzoo_tensorboard_serves_the_scalars_on_loopback_only(tiny_run):
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "kzoo.cli", "tensorboard", run_dir, "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -221,7 +242,9 @@ def test_kzoo_tensorboard_serves_the_scalars_on_loopback_only(tiny_run):
             if "epoch_perplexity" in tags.get("train", {}):
                 break
             time.sleep(1)
-        assert {"epoch_loss", "epoch_learning_rate", "epoch_tokens_per_second"} <= set(tags["train"])
+        assert {"epoch_loss", "epoch_learning_rate", "epoch_tokens_per_second"} <= set(
+            tags["train"]
+        )
         points = _get_json(
             f"{base}/data/plugin/scalars/scalars?run=train&tag=epoch_loss", timeout=30
         )
@@ -254,11 +277,17 @@ def _check_monitoring_dashboards(base, run_dir):
     assert _get_json(f"{base}/data/plugin/projector/runs", timeout=30) == ["projector"]
     info = _get_json(f"{base}/data/plugin/projector/info?run=projector", timeout=30)
     embedding = final_variables(run_dir)["token_embedding/embeddings"]
-    assert info["embeddings"] == [{"tensorName": TENSOR_NAME, "metadataPath": "metadata.tsv",
-                                   "tensorShape": list(embedding.shape)}]
+    assert info["embeddings"] == [
+        {
+            "tensorName": TENSOR_NAME,
+            "metadataPath": "metadata.tsv",
+            "tensorShape": list(embedding.shape),
+        }
+    ]
     query = f"run=projector&name={quote(TENSOR_NAME)}"
-    tensor = np.frombuffer(_get_bytes(f"{base}/data/plugin/projector/tensor?{query}"),
-                           "float32").reshape(embedding.shape)
+    tensor = np.frombuffer(
+        _get_bytes(f"{base}/data/plugin/projector/tensor?{query}"), "float32"
+    ).reshape(embedding.shape)
     np.testing.assert_array_equal(tensor, embedding)
     metadata = _get_bytes(f"{base}/data/plugin/projector/metadata?{query}").decode()
     assert metadata.count("\n") == embedding.shape[0]
@@ -276,8 +305,8 @@ def test_time_budget_stops_cleanly_and_saves(tmp_path, tiny_overrides):
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     config = load_recipe(
         os.path.join(root, "recipes", "gpt_tiny.yaml"),
-        tiny_overrides + ["train.steps=1000", "train.max_minutes=0.0001",
-                          "train.sample_prompts=[]"],
+        tiny_overrides
+        + ["train.steps=1000", "train.max_minutes=0.0001", "train.sample_prompts=[]"],
     )
     summary = train(config, str(tmp_path / "run"), verbose=0)
     assert summary["stopped_by_time_budget"]
@@ -288,8 +317,12 @@ def test_time_budget_stops_cleanly_and_saves(tmp_path, tiny_overrides):
 def test_learning_rate_schedule_warms_up_then_decays():
     from kzoo.training.optimizer import learning_rate_schedule
 
-    config = {"learning_rate": 1e-3, "warmup_steps": 10, "decay": "cosine",
-              "min_learning_rate": 1e-4}
+    config = {
+        "learning_rate": 1e-3,
+        "warmup_steps": 10,
+        "decay": "cosine",
+        "min_learning_rate": 1e-4,
+    }
     schedule = learning_rate_schedule(config, total_steps=110)
     rates = [float(schedule(step)) for step in (0, 5, 10, 60, 110)]
     assert rates[0] == 0.0 and rates[1] == pytest.approx(5e-4)
@@ -309,8 +342,13 @@ def test_mixed_precision_and_xla_train(tmp_path, tiny_overrides):
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     config = load_recipe(
         os.path.join(root, "recipes", "gpt_tiny.yaml"),
-        tiny_overrides + ["train.precision=mixed_bfloat16", "train.jit_compile=true",
-                          "train.steps=3", "train.sample_prompts=[]"],
+        tiny_overrides
+        + [
+            "train.precision=mixed_bfloat16",
+            "train.jit_compile=true",
+            "train.steps=3",
+            "train.sample_prompts=[]",
+        ],
     )
     summary = train(config, str(tmp_path / "run"), verbose=0)
     assert summary["steps"] == 3

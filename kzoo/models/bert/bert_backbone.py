@@ -3,12 +3,7 @@
 import keras
 from keras import ops
 
-from kzoo.layers import (
-    Dropout,
-    PositionEmbedding,
-    ReversibleEmbedding,
-    TransformerEncoderBlock,
-)
+from kzoo.layers import Dropout, PositionEmbedding, ReversibleEmbedding, TransformerEncoderBlock
 from kzoo.models.functional_model import FunctionalModel
 
 
@@ -54,9 +49,18 @@ class BertBackbone(FunctionalModel):
         Language Understanding", 2019.
     """
 
-    CONFIG_KEYS = ("vocabulary_size", "num_layers", "num_heads", "hidden_dim",
-                   "intermediate_dim", "dropout", "max_sequence_length",
-                   "num_segments", "activation", "layer_norm_epsilon")
+    CONFIG_KEYS = (
+        "vocabulary_size",
+        "num_layers",
+        "num_heads",
+        "hidden_dim",
+        "intermediate_dim",
+        "dropout",
+        "max_sequence_length",
+        "num_segments",
+        "activation",
+        "layer_norm_epsilon",
+    )
 
     def __init__(
         self,
@@ -75,23 +79,29 @@ class BertBackbone(FunctionalModel):
     ):
         # === Layers ===
         self.token_embedding = ReversibleEmbedding(
-            vocabulary_size, hidden_dim, embeddings_initializer=_truncated_normal(),
-            dtype=dtype, name="token_embedding",
+            vocabulary_size,
+            hidden_dim,
+            embeddings_initializer=_truncated_normal(),
+            dtype=dtype,
+            name="token_embedding",
         )
         self.position_embedding = PositionEmbedding(
-            max_sequence_length, initializer=_truncated_normal(), dtype=dtype,
+            max_sequence_length,
+            initializer=_truncated_normal(),
+            dtype=dtype,
             name="position_embedding",
         )
         self.segment_embedding = keras.layers.Embedding(
-            num_segments, hidden_dim, embeddings_initializer=_truncated_normal(),
-            dtype=dtype, name="segment_embedding",
+            num_segments,
+            hidden_dim,
+            embeddings_initializer=_truncated_normal(),
+            dtype=dtype,
+            name="segment_embedding",
         )
         self.embeddings_layer_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_epsilon, dtype=dtype, name="embeddings_layer_norm"
         )
-        self.embeddings_dropout = Dropout(
-            dropout, dtype=dtype, name="embeddings_dropout"
-        )
+        self.embeddings_dropout = Dropout(dropout, dtype=dtype, name="embeddings_dropout")
         self.transformer_layers = [
             TransformerEncoderBlock(
                 num_heads=num_heads,
@@ -107,8 +117,11 @@ class BertBackbone(FunctionalModel):
             for i in range(num_layers)
         ]
         self.pooled_dense = keras.layers.Dense(
-            hidden_dim, activation="tanh", kernel_initializer=_truncated_normal(),
-            dtype=dtype, name="pooled_dense",
+            hidden_dim,
+            activation="tanh",
+            kernel_initializer=_truncated_normal(),
+            dtype=dtype,
+            name="pooled_dense",
         )
 
         # === Functional Model ===
@@ -122,8 +135,11 @@ class BertBackbone(FunctionalModel):
             x = block(x, padding_mask=padding_mask)
         pooled = self.pooled_dense(ops.take(x, 0, axis=1))
         super().__init__(
-            inputs={"token_ids": token_ids, "segment_ids": segment_ids,
-                    "padding_mask": padding_mask},
+            inputs={
+                "token_ids": token_ids,
+                "segment_ids": segment_ids,
+                "padding_mask": padding_mask,
+            },
             outputs={"sequence_output": x, "pooled_output": pooled},
             dtype=dtype,
             **kwargs,

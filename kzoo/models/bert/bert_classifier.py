@@ -21,19 +21,17 @@ class LabelledOutputModel(TaskModel):
 
     def __init__(self, backbone, labels, dropout=0.1, tokenizer=None, **kwargs):
         if isinstance(labels, (str, int)) or len(labels) == 0:
-            raise ValueError(
-                f"labels must be a non-empty list of names; received {labels!r}"
-            )
+            raise ValueError(f"labels must be a non-empty list of names; received {labels!r}")
 
         # === Layers ===
         self.backbone = backbone
         self.tokenizer = tokenizer
-        self.output_dropout = Dropout(
-            dropout, dtype=backbone.dtype_policy, name="output_dropout"
-        )
+        self.output_dropout = Dropout(dropout, dtype=backbone.dtype_policy, name="output_dropout")
         self.output_dense = keras.layers.Dense(
-            len(labels), kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
-            dtype=backbone.dtype_policy, name="logits",
+            len(labels),
+            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+            dtype=backbone.dtype_policy,
+            name="logits",
         )
 
         # === Functional Model ===

@@ -57,17 +57,18 @@ class BertMaskedLMHead(keras.layers.Layer):
         self.token_embedding = token_embedding
         # "gelu_approximate" (tanh GELU, as converted KerasHub BERTs use) is not a
         # Keras activation name.
-        self.activation = activation if activation == "gelu_approximate" \
-            else keras.activations.get(activation)
+        self.activation = (
+            activation if activation == "gelu_approximate" else keras.activations.get(activation)
+        )
         self.layer_norm_epsilon = layer_norm_epsilon
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.vocabulary_size = token_embedding.input_dim
         hidden_dim = token_embedding.output_dim
         self.dense = keras.layers.Dense(
             hidden_dim,
-            activation=_gelu_approximate if activation == "gelu_approximate"
-            else self.activation,
-            kernel_initializer=self.kernel_initializer, dtype=self.dtype_policy,
+            activation=_gelu_approximate if activation == "gelu_approximate" else self.activation,
+            kernel_initializer=self.kernel_initializer,
+            dtype=self.dtype_policy,
             name="dense",
         )
         self.layer_norm = keras.layers.LayerNormalization(
@@ -79,7 +80,7 @@ class BertMaskedLMHead(keras.layers.Layer):
         self.dense.build(gathered_shape)
         self.layer_norm.build(gathered_shape[:-1] + (self.token_embedding.output_dim,))
         self.output_bias = self.add_weight(
-            name="output_bias", shape=(self.vocabulary_size,), initializer="zeros",
+            name="output_bias", shape=(self.vocabulary_size,), initializer="zeros"
         )
 
     def call(self, sequence_output, mask_positions):
@@ -92,7 +93,8 @@ class BertMaskedLMHead(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            activation=self.activation if isinstance(self.activation, str)
+            activation=self.activation
+            if isinstance(self.activation, str)
             else keras.activations.serialize(self.activation),
             layer_norm_epsilon=self.layer_norm_epsilon,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),

@@ -53,8 +53,10 @@ class BertPretrainer(TaskModel):
             name="mlm_head",
         )
         self.nsp_head = keras.layers.Dense(
-            2, kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
-            dtype=backbone.dtype_policy, name="nsp_head",
+            2,
+            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+            dtype=backbone.dtype_policy,
+            name="nsp_head",
         )
 
         # === Functional Model ===

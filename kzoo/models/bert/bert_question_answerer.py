@@ -48,8 +48,10 @@ class BertQuestionAnswerer(TaskModel):
         self.backbone = backbone
         self.tokenizer = tokenizer
         self.span_dense = keras.layers.Dense(
-            2, kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
-            dtype=backbone.dtype_policy, name="span_logits",
+            2,
+            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+            dtype=backbone.dtype_policy,
+            name="span_logits",
         )
 
         # === Functional Model ===

@@ -21,8 +21,13 @@ def from_keras_hub_bert(source):
         num_segments=source.num_segments,
         activation="gelu_approximate",
     )
-    for name in ("token_embedding", "position_embedding", "segment_embedding",
-                 "embeddings_layer_norm", "pooled_dense"):
+    for name in (
+        "token_embedding",
+        "position_embedding",
+        "segment_embedding",
+        "embeddings_layer_norm",
+        "pooled_dense",
+    ):
         copy_weights(getattr(backbone, name), getattr(source, name))
     for block, hub in zip(backbone.transformer_layers, source.transformer_layers):
         copy_transformer_block(block, hub)

@@ -5,12 +5,7 @@ import math
 import keras
 from keras import ops
 
-from kzoo.layers import (
-    Dropout,
-    PositionEmbedding,
-    ReversibleEmbedding,
-    TransformerDecoderBlock,
-)
+from kzoo.layers import Dropout, PositionEmbedding, ReversibleEmbedding, TransformerDecoderBlock
 from kzoo.models.functional_model import FunctionalModel
 
 
@@ -53,9 +48,16 @@ class GPTBackbone(FunctionalModel):
         Radford et al., "Language Models are Unsupervised Multitask Learners", 2019.
     """
 
-    CONFIG_KEYS = ("vocabulary_size", "num_layers", "num_heads", "hidden_dim",
-                   "intermediate_dim", "dropout", "max_sequence_length",
-                   "layer_norm_epsilon")
+    CONFIG_KEYS = (
+        "vocabulary_size",
+        "num_layers",
+        "num_heads",
+        "hidden_dim",
+        "intermediate_dim",
+        "dropout",
+        "max_sequence_length",
+        "layer_norm_epsilon",
+    )
 
     def __init__(
         self,
@@ -79,14 +81,9 @@ class GPTBackbone(FunctionalModel):
             name="token_embedding",
         )
         self.position_embedding = PositionEmbedding(
-            max_sequence_length,
-            initializer=_normal(0.02),
-            dtype=dtype,
-            name="position_embedding",
+            max_sequence_length, initializer=_normal(0.02), dtype=dtype, name="position_embedding"
         )
-        self.embeddings_dropout = Dropout(
-            dropout, dtype=dtype, name="embeddings_dropout"
-        )
+        self.embeddings_dropout = Dropout(dropout, dtype=dtype, name="embeddings_dropout")
         self.transformer_layers = [
             TransformerDecoderBlock(
                 num_heads=num_heads,

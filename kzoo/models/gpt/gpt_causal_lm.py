@@ -77,9 +77,7 @@ class GPTCausalLM(TaskModel):
 
     def _uncached_step(self, tokens, token_ids, index):
         token_ids = write_at(token_ids, tokens[:, None], index)
-        logits = self(
-            {"token_ids": token_ids, "padding_mask": ops.ones_like(token_ids)}
-        )
+        logits = self({"token_ids": token_ids, "padding_mask": ops.ones_like(token_ids)})
         next_logits = ops.take(logits, index, axis=1)
         return next_logits, token_ids
 
@@ -119,9 +117,19 @@ class GPTCausalLM(TaskModel):
         last_prompt = ops.take(hidden, start - 1, axis=1)
         logits = ops.cast(self.backbone.token_embedding(last_prompt, reverse=True), "float32")
         return generation.decode_with_strategy(
-            step, logits, cache, token_ids, prompt_lengths, max_new_tokens,
-            self.end_token_id, strategy=strategy, temperature=temperature,
-            top_k=top_k, top_p=top_p, seed=seed, num_beams=num_beams,
+            step,
+            logits,
+            cache,
+            token_ids,
+            prompt_lengths,
+            max_new_tokens,
+            self.end_token_id,
+            strategy=strategy,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            seed=seed,
+            num_beams=num_beams,
             length_penalty=length_penalty,
         )
 
@@ -165,12 +173,10 @@ class GPTCausalLM(TaskModel):
         prompts = text_generation.input_ids(self, rows, is_text)
         if is_text:
             prompts = [[self.end_token_id] + p for p in prompts]
-        prompts = [p[-(capacity - max_new_tokens):] for p in prompts]
+        prompts = [p[-(capacity - max_new_tokens) :] for p in prompts]
         lengths = np.array([len(p) for p in prompts], "int32")
         needed = int(lengths.max()) + max_new_tokens
-        buffer, _ = text_generation.right_pad(
-            prompts, text_generation.round_up(needed, capacity)
-        )
+        buffer, _ = text_generation.right_pad(prompts, text_generation.round_up(needed, capacity))
         fn = self._generate_function(strategy, num_beams, use_cache)
         ids, mask, _ = fn(
             buffer,
@@ -191,9 +197,17 @@ class GPTCausalLM(TaskModel):
         def build():
             def fn(ids, lengths, new_tokens, temperature, top_k, top_p, seed, penalty):
                 return self.generate_ids(
-                    ids, lengths, new_tokens, strategy=strategy, temperature=temperature,
-                    top_k=top_k, top_p=top_p, seed=seed, num_beams=num_beams,
-                    length_penalty=penalty, use_cache=use_cache,
+                    ids,
+                    lengths,
+                    new_tokens,
+                    strategy=strategy,
+                    temperature=temperature,
+                    top_k=top_k,
+                    top_p=top_p,
+                    seed=seed,
+                    num_beams=num_beams,
+                    length_penalty=penalty,
+                    use_cache=use_cache,
                 )
 
             return jit_function(fn, self.variables)

@@ -38,8 +38,14 @@ class LSTMLanguageModel(FunctionalModel):
         Zaremba et al., "Recurrent Neural Network Regularization", 2014.
     """
 
-    CONFIG_KEYS = ("vocabulary_size", "embedding_dim", "hidden_dim", "num_layers",
-                   "dropout", "end_token_id")
+    CONFIG_KEYS = (
+        "vocabulary_size",
+        "embedding_dim",
+        "hidden_dim",
+        "num_layers",
+        "dropout",
+        "end_token_id",
+    )
 
     def __init__(
         self,
@@ -58,11 +64,7 @@ class LSTMLanguageModel(FunctionalModel):
         )
         self.lstm_layers = [
             keras.layers.LSTM(
-                hidden_dim,
-                return_sequences=True,
-                return_state=True,
-                dtype=dtype,
-                name=f"lstm_{i}",
+                hidden_dim, return_sequences=True, return_state=True, dtype=dtype, name=f"lstm_{i}"
             )
             for i in range(num_layers)
         ]
@@ -103,8 +105,9 @@ class LSTMLanguageModel(FunctionalModel):
             new_states.append((h, c))
         return self._logits(x[:, 0]), tuple(new_states)
 
-    def generate_ids(self, token_ids, prompt_lengths, max_new_tokens, temperature=0.0,
-                     top_k=0, top_p=1.0, seed=0):
+    def generate_ids(
+        self, token_ids, prompt_lengths, max_new_tokens, temperature=0.0, top_k=0, top_p=1.0, seed=0
+    ):
         """Greedy or sampled decoding; see `kzoo.models.generation.decode`."""
         token_ids = ops.cast(token_ids, "int32")
         batch = ops.shape(token_ids)[0]
@@ -113,7 +116,16 @@ class LSTMLanguageModel(FunctionalModel):
         start = ops.min(ops.cast(prompt_lengths, "int32"))
         logits, states = generation.stepwise_prefill(self._step, states, token_ids, start)
         return generation.decode(
-            self._step, logits, states, token_ids, prompt_lengths, max_new_tokens,
-            self.end_token_id, 0, temperature=temperature, top_k=top_k, top_p=top_p,
+            self._step,
+            logits,
+            states,
+            token_ids,
+            prompt_lengths,
+            max_new_tokens,
+            self.end_token_id,
+            0,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
             seed=seed,
         )

@@ -54,8 +54,16 @@ class LSTMSeq2SeqBackbone(FunctionalModel):
         Translation", 2015.
     """
 
-    CONFIG_KEYS = ("vocabulary_size", "embedding_dim", "hidden_dim", "num_layers",
-                   "bidirectional", "dropout", "tie_embeddings", "max_sequence_length")
+    CONFIG_KEYS = (
+        "vocabulary_size",
+        "embedding_dim",
+        "hidden_dim",
+        "num_layers",
+        "bidirectional",
+        "dropout",
+        "tie_embeddings",
+        "max_sequence_length",
+    )
     recurrent = True
 
     def __init__(
@@ -86,16 +94,20 @@ class LSTMSeq2SeqBackbone(FunctionalModel):
             for i in range(num_layers)
         ]
         self.decoder_layers = [
-            keras.layers.LSTM(hidden_dim, return_sequences=True, return_state=True,
-                              dtype=dtype, name=f"decoder_lstm_{i}")
+            keras.layers.LSTM(
+                hidden_dim,
+                return_sequences=True,
+                return_state=True,
+                dtype=dtype,
+                name=f"decoder_lstm_{i}",
+            )
             for i in range(num_layers)
         ]
         self.attention_key = keras.layers.Dense(
             hidden_dim, use_bias=False, dtype=dtype, name="attention_key"
         )
         self.attention_output = keras.layers.Dense(
-            hidden_dim, activation="tanh", use_bias=False, dtype=dtype,
-            name="attention_output",
+            hidden_dim, activation="tanh", use_bias=False, dtype=dtype, name="attention_output"
         )
         self.dropout_layer = Dropout(dropout, dtype=dtype, name="dropout")
         self.output_dense = keras.layers.Dense(
@@ -107,15 +119,21 @@ class LSTMSeq2SeqBackbone(FunctionalModel):
         # === Functional Model ===
         inputs = {
             name: keras.Input(shape=(None,), dtype="int32", name=name)
-            for name in ("encoder_token_ids", "encoder_padding_mask",
-                         "decoder_token_ids", "decoder_padding_mask")
+            for name in (
+                "encoder_token_ids",
+                "encoder_padding_mask",
+                "decoder_token_ids",
+                "decoder_padding_mask",
+            )
         }
         self.tie_embeddings = tie_embeddings
         cache = self.encode(inputs["encoder_token_ids"], inputs["encoder_padding_mask"])
         # Right-padded targets need no mask: the decoder only looks back.
         hidden, _ = self.decode_with_cache(inputs["decoder_token_ids"], cache, 0)
-        outputs = {"encoder_sequence_output": cache["encoder_outputs"],
-                   "decoder_sequence_output": hidden}
+        outputs = {
+            "encoder_sequence_output": cache["encoder_outputs"],
+            "decoder_sequence_output": hidden,
+        }
         super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
 
         # === Config ===
@@ -131,11 +149,13 @@ class LSTMSeq2SeqBackbone(FunctionalModel):
     @staticmethod
     def _encoder_lstm(hidden_dim, bidirectional, dtype, name):
         if not bidirectional:
-            return keras.layers.LSTM(hidden_dim, return_sequences=True,
-                                     return_state=True, dtype=dtype, name=name)
+            return keras.layers.LSTM(
+                hidden_dim, return_sequences=True, return_state=True, dtype=dtype, name=name
+            )
         return keras.layers.Bidirectional(
-            keras.layers.LSTM(hidden_dim // 2, return_sequences=True,
-                              return_state=True, dtype=dtype),
+            keras.layers.LSTM(
+                hidden_dim // 2, return_sequences=True, return_state=True, dtype=dtype
+            ),
             dtype=dtype,
             name=name,
         )
@@ -149,8 +169,10 @@ class LSTMSeq2SeqBackbone(FunctionalModel):
         for lstm in self.encoder_layers:
             x, *state = lstm(x, mask=mask, training=training)
             if len(state) == 4:  # forward (h, c), backward (h, c)
-                state = [ops.concatenate([state[0], state[2]], axis=-1),
-                         ops.concatenate([state[1], state[3]], axis=-1)]
+                state = [
+                    ops.concatenate([state[0], state[2]], axis=-1),
+                    ops.concatenate([state[1], state[3]], axis=-1),
+                ]
             states.append(tuple(state))
             x = self.dropout_layer(x, training=training)
         return {
@@ -181,9 +203,7 @@ class LSTMSeq2SeqBackbone(FunctionalModel):
     def logits(self, decoder_sequence_output):
         """The output projection (through the embedding when tied)."""
         if self.tie_embeddings:
-            return self.token_embedding(
-                self.output_dense(decoder_sequence_output), reverse=True
-            )
+            return self.token_embedding(self.output_dense(decoder_sequence_output), reverse=True)
         return self.output_dense(decoder_sequence_output)
 
     def _attend(self, queries, cache):

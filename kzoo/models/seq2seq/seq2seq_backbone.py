@@ -19,9 +19,7 @@ SEQ2SEQ_SIZES = {
     "tiny": dict(num_layers=2, num_heads=2, hidden_dim=128, intermediate_dim=512),
     "small": dict(num_layers=3, num_heads=4, hidden_dim=256, intermediate_dim=1024),
     "base": dict(num_layers=6, num_heads=8, hidden_dim=512, intermediate_dim=2048),
-    "big": dict(
-        num_layers=6, num_heads=16, hidden_dim=1024, intermediate_dim=4096, dropout=0.3
-    ),
+    "big": dict(num_layers=6, num_heads=16, hidden_dim=1024, intermediate_dim=4096, dropout=0.3),
 }
 
 
@@ -72,9 +70,18 @@ class Seq2SeqBackbone(FunctionalModel):
         Vaswani et al., "Attention Is All You Need", 2017.
     """
 
-    CONFIG_KEYS = ("vocabulary_size", "num_heads", "hidden_dim", "intermediate_dim",
-                   "num_encoder_layers", "num_decoder_layers", "dropout",
-                   "max_sequence_length", "norm_first", "layer_norm_epsilon")
+    CONFIG_KEYS = (
+        "vocabulary_size",
+        "num_heads",
+        "hidden_dim",
+        "intermediate_dim",
+        "num_encoder_layers",
+        "num_decoder_layers",
+        "dropout",
+        "max_sequence_length",
+        "norm_first",
+        "layer_norm_epsilon",
+    )
 
     def __init__(
         self,
@@ -111,18 +118,12 @@ class Seq2SeqBackbone(FunctionalModel):
         self.token_embedding = ReversibleEmbedding(
             vocabulary_size,
             hidden_dim,
-            embeddings_initializer=keras.initializers.RandomNormal(
-                stddev=hidden_dim**-0.5
-            ),
+            embeddings_initializer=keras.initializers.RandomNormal(stddev=hidden_dim**-0.5),
             dtype=dtype,
             name="token_embedding",
         )
-        self.position_encoding = SinusoidalPositionEncoding(
-            dtype=dtype, name="position_encoding"
-        )
-        self.embeddings_dropout = Dropout(
-            dropout, dtype=dtype, name="embeddings_dropout"
-        )
+        self.position_encoding = SinusoidalPositionEncoding(dtype=dtype, name="position_encoding")
+        self.embeddings_dropout = Dropout(dropout, dtype=dtype, name="embeddings_dropout")
         block_kwargs = dict(
             num_heads=num_heads,
             intermediate_dim=intermediate_dim,
@@ -136,9 +137,7 @@ class Seq2SeqBackbone(FunctionalModel):
             for i in range(num_encoder_layers)
         ]
         self.decoder_layers = [
-            TransformerDecoderBlock(
-                **block_kwargs, cross_attention=True, name=f"decoder_layer_{i}"
-            )
+            TransformerDecoderBlock(**block_kwargs, cross_attention=True, name=f"decoder_layer_{i}")
             for i in range(num_decoder_layers)
         ]
         # Pre-norm leaves the residual stream unnormalised: each stack ends with a norm.
@@ -154,12 +153,14 @@ class Seq2SeqBackbone(FunctionalModel):
         # === Functional Model ===
         inputs = {
             name: keras.Input(shape=(None,), dtype="int32", name=name)
-            for name in ("encoder_token_ids", "encoder_padding_mask",
-                         "decoder_token_ids", "decoder_padding_mask")
+            for name in (
+                "encoder_token_ids",
+                "encoder_padding_mask",
+                "decoder_token_ids",
+                "decoder_padding_mask",
+            )
         }
-        encoder_output = self.encode(
-            inputs["encoder_token_ids"], inputs["encoder_padding_mask"]
-        )
+        encoder_output = self.encode(inputs["encoder_token_ids"], inputs["encoder_padding_mask"])
         x = self.embed(inputs["decoder_token_ids"])
         for block in self.decoder_layers:
             x = block(
@@ -227,10 +228,10 @@ class Seq2SeqBackbone(FunctionalModel):
         batch = ops.shape(encoder_output)[0]
         shape = (batch, 2, max_length, self.num_heads, self.head_dim)
         return {
-            "self_attention": [ops.zeros(shape, self.compute_dtype)
-                               for _ in self.decoder_layers],
-            "cross_attention": [block.compute_cross_attention_cache(encoder_output)
-                                for block in self.decoder_layers],
+            "self_attention": [ops.zeros(shape, self.compute_dtype) for _ in self.decoder_layers],
+            "cross_attention": [
+                block.compute_cross_attention_cache(encoder_output) for block in self.decoder_layers
+            ],
             "encoder_padding_mask": ops.cast(encoder_padding_mask, "int32"),
         }
 

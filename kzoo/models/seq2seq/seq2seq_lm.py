@@ -54,9 +54,7 @@ class Seq2SeqLM(TaskModel):
 
     CONFIG_KEYS = ("start_token_id", "end_token_id")
 
-    def __init__(
-        self, backbone, tokenizer=None, start_token_id=None, end_token_id=None, **kwargs
-    ):
+    def __init__(self, backbone, tokenizer=None, start_token_id=None, end_token_id=None, **kwargs):
         # === Layers ===
         self.backbone = backbone
         self.tokenizer = tokenizer
@@ -92,9 +90,7 @@ class Seq2SeqLM(TaskModel):
         logits = self(inputs)
         target_ids = ops.cast(inputs["decoder_token_ids"], "int32")
         log_probs = ops.log_softmax(logits[:, :-1], axis=-1)
-        token_log_probs = ops.take_along_axis(
-            log_probs, target_ids[:, 1:, None], axis=-1
-        )[..., 0]
+        token_log_probs = ops.take_along_axis(log_probs, target_ids[:, 1:, None], axis=-1)[..., 0]
         mask = ops.cast(inputs["decoder_padding_mask"], "float32")[:, 1:]
         return ops.sum(token_log_probs * mask, axis=-1)
 
@@ -107,8 +103,11 @@ class Seq2SeqLM(TaskModel):
     def _uncached_step(self, tokens, state, index):
         """The reference: the whole model re-run on everything so far."""
         target_ids = write_at(state["decoder_token_ids"], tokens[:, None], index)
-        state = {**state, "decoder_token_ids": target_ids,
-                 "decoder_padding_mask": ops.ones_like(target_ids)}
+        state = {
+            **state,
+            "decoder_token_ids": target_ids,
+            "decoder_padding_mask": ops.ones_like(target_ids),
+        }
         return ops.take(self(state), index, axis=1), state
 
     def generate_ids(
@@ -162,9 +161,7 @@ class Seq2SeqLM(TaskModel):
                 encoder_output, source_padding_mask, ops.shape(target_ids)[1]
             )
             if getattr(self.backbone, "recurrent", False):
-                logits, cache = generation.stepwise_prefill(
-                    self._step, cache, target_ids, start
-                )
+                logits, cache = generation.stepwise_prefill(self._step, cache, target_ids, start)
             else:
                 # Prefill the whole buffer once; positions past each prefix are
                 # rewritten as the loop reaches them and are causally invisible.
@@ -181,10 +178,20 @@ class Seq2SeqLM(TaskModel):
             logits = ops.take(self(cache), start - 1, axis=1)
             step = self._uncached_step
         return generation.decode_with_strategy(
-            step, ops.cast(logits, "float32"), cache, target_ids, target_prompt_lengths,
-            max_new_tokens, self.end_token_id, strategy=strategy,
-            temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
-            num_beams=num_beams, length_penalty=length_penalty,
+            step,
+            ops.cast(logits, "float32"),
+            cache,
+            target_ids,
+            target_prompt_lengths,
+            max_new_tokens,
+            self.end_token_id,
+            strategy=strategy,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            seed=seed,
+            num_beams=num_beams,
+            length_penalty=length_penalty,
         )
 
     def generate(
@@ -239,9 +246,16 @@ class Seq2SeqLM(TaskModel):
         target_ids[:, 0] = start_id
         fn = self._generate_function(strategy, num_beams, use_cache)
         ids, mask, _ = fn(
-            source_ids, source_mask, target_ids, np.ones((len(sources),), "int32"),
-            np.int32(max_new_tokens), np.float32(temperature), np.int32(top_k),
-            np.float32(top_p), np.int32(seed), np.float32(length_penalty),
+            source_ids,
+            source_mask,
+            target_ids,
+            np.ones((len(sources),), "int32"),
+            np.int32(max_new_tokens),
+            np.float32(temperature),
+            np.int32(top_k),
+            np.float32(top_p),
+            np.int32(seed),
+            np.float32(length_penalty),
         )
         rows = text_generation.generated_ids(ids, mask, self.end_token_id)
         return text_generation.outputs(self, rows, is_text, single)
@@ -258,13 +272,32 @@ class Seq2SeqLM(TaskModel):
         from kzoo.jit import jit_function
 
         def build():
-            def fn(source_ids, source_mask, target_ids, target_lengths, new_tokens,
-                   temperature, top_k, top_p, seed, penalty):
+            def fn(
+                source_ids,
+                source_mask,
+                target_ids,
+                target_lengths,
+                new_tokens,
+                temperature,
+                top_k,
+                top_p,
+                seed,
+                penalty,
+            ):
                 return self.generate_ids(
-                    source_ids, source_mask, new_tokens, strategy=strategy,
-                    temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
-                    num_beams=num_beams, length_penalty=penalty, target_ids=target_ids,
-                    target_prompt_lengths=target_lengths, use_cache=use_cache,
+                    source_ids,
+                    source_mask,
+                    new_tokens,
+                    strategy=strategy,
+                    temperature=temperature,
+                    top_k=top_k,
+                    top_p=top_p,
+                    seed=seed,
+                    num_beams=num_beams,
+                    length_penalty=penalty,
+                    target_ids=target_ids,
+                    target_prompt_lengths=target_lengths,
+                    use_cache=use_cache,
                 )
 
             return jit_function(fn, self.variables)

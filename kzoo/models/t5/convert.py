@@ -14,8 +14,7 @@ def _activation_name(activation):
     name = str(name).split(">")[-1]
     if name not in ACTIVATIONS:
         raise ValueError(
-            f"from_keras_hub_t5: activation must be one of {ACTIVATIONS}; "
-            f"received {name!r}"
+            f"from_keras_hub_t5: activation must be one of {ACTIVATIONS}; received {name!r}"
         )
     return name
 
@@ -68,12 +67,20 @@ def from_keras_hub_t5(source):
     )
     copy_weights(backbone.token_embedding, source.token_embedding)
     stacks = [
-        (backbone.encoder_relative_position_bias, backbone.encoder_transformer_layers,
-         backbone.encoder_layer_norm, source.encoder_transformer_layers,
-         source.encoder_layer_norm),
-        (backbone.decoder_relative_position_bias, backbone.decoder_transformer_layers,
-         backbone.decoder_layer_norm, source.decoder_transformer_layers,
-         source.decoder_layer_norm),
+        (
+            backbone.encoder_relative_position_bias,
+            backbone.encoder_transformer_layers,
+            backbone.encoder_layer_norm,
+            source.encoder_transformer_layers,
+            source.encoder_layer_norm,
+        ),
+        (
+            backbone.decoder_relative_position_bias,
+            backbone.decoder_transformer_layers,
+            backbone.decoder_layer_norm,
+            source.decoder_transformer_layers,
+            source.decoder_layer_norm,
+        ),
     ]
     for bias, blocks, norm, hub_layers, hub_norm in stacks:
         bias.embeddings.assign(hub_layers[0].self_attention.relative_attention_bias)

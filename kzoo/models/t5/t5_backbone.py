@@ -85,11 +85,22 @@ class T5Backbone(FunctionalModel):
         Text-to-Text Transformer", 2020.
     """
 
-    CONFIG_KEYS = ("vocabulary_size", "num_layers", "num_heads", "hidden_dim",
-                   "intermediate_dim", "key_value_dim", "dropout", "activation",
-                   "use_gated_activation", "layer_norm_epsilon",
-                   "tie_embedding_weights", "relative_attention_num_buckets",
-                   "relative_attention_max_distance", "max_sequence_length")
+    CONFIG_KEYS = (
+        "vocabulary_size",
+        "num_layers",
+        "num_heads",
+        "hidden_dim",
+        "intermediate_dim",
+        "key_value_dim",
+        "dropout",
+        "activation",
+        "use_gated_activation",
+        "layer_norm_epsilon",
+        "tie_embedding_weights",
+        "relative_attention_num_buckets",
+        "relative_attention_max_distance",
+        "max_sequence_length",
+    )
 
     def __init__(
         self,
@@ -112,8 +123,7 @@ class T5Backbone(FunctionalModel):
     ):
         if activation not in ACTIVATIONS:
             raise ValueError(
-                f"T5Backbone: activation must be one of {ACTIVATIONS}; "
-                f"received {activation!r}"
+                f"T5Backbone: activation must be one of {ACTIVATIONS}; received {activation!r}"
             )
         head_dim = key_value_dim or hidden_dim // num_heads
 
@@ -149,9 +159,7 @@ class T5Backbone(FunctionalModel):
                 num_buckets=relative_attention_num_buckets,
                 max_distance=relative_attention_max_distance,
                 bidirectional=bidirectional,
-                embeddings_initializer=keras.initializers.RandomNormal(
-                    stddev=hidden_dim**-0.5
-                ),
+                embeddings_initializer=keras.initializers.RandomNormal(stddev=hidden_dim**-0.5),
                 dtype=dtype,
                 name=name,
             )
@@ -177,8 +185,7 @@ class T5Backbone(FunctionalModel):
         )
         self.decoder_transformer_layers = [
             TransformerDecoderBlock(
-                **block_kwargs, cross_attention=True,
-                name=f"transformer_decoder_layer_{i}",
+                **block_kwargs, cross_attention=True, name=f"transformer_decoder_layer_{i}"
             )
             for i in range(num_layers)
         ]
@@ -190,12 +197,14 @@ class T5Backbone(FunctionalModel):
         # === Functional Model ===
         inputs = {
             name: keras.Input(shape=(None,), dtype="int32", name=name)
-            for name in ("encoder_token_ids", "encoder_padding_mask",
-                         "decoder_token_ids", "decoder_padding_mask")
+            for name in (
+                "encoder_token_ids",
+                "encoder_padding_mask",
+                "decoder_token_ids",
+                "decoder_padding_mask",
+            )
         }
-        encoder_output = self.encode(
-            inputs["encoder_token_ids"], inputs["encoder_padding_mask"]
-        )
+        encoder_output = self.encode(inputs["encoder_token_ids"], inputs["encoder_padding_mask"])
         decoder_output = self.decode(
             inputs["decoder_token_ids"],
             encoder_output,
@@ -249,12 +258,7 @@ class T5Backbone(FunctionalModel):
         return self.encoder_dropout(self.encoder_layer_norm(x), training=training)
 
     def decode(
-        self,
-        token_ids,
-        encoder_output,
-        encoder_padding_mask,
-        padding_mask=None,
-        training=None,
+        self, token_ids, encoder_output, encoder_padding_mask, padding_mask=None, training=None
     ):
         """The decoder's output for a whole target sequence (teacher forcing)."""
         x = self.token_embedding(token_ids)
@@ -284,10 +288,13 @@ class T5Backbone(FunctionalModel):
         batch_size = ops.shape(encoder_output)[0]
         shape = (batch_size, 2, max_length, self.num_heads, self.head_dim)
         return {
-            "self_attention": [ops.zeros(shape, self.compute_dtype)
-                               for _ in self.decoder_transformer_layers],
-            "cross_attention": [block.compute_cross_attention_cache(encoder_output)
-                                for block in self.decoder_transformer_layers],
+            "self_attention": [
+                ops.zeros(shape, self.compute_dtype) for _ in self.decoder_transformer_layers
+            ],
+            "cross_attention": [
+                block.compute_cross_attention_cache(encoder_output)
+                for block in self.decoder_transformer_layers
+            ],
             "encoder_padding_mask": encoder_padding_mask,
         }
 
@@ -310,8 +317,7 @@ class T5Backbone(FunctionalModel):
         )
         layer_caches = []
         for block, self_cache, cross_cache in zip(
-            self.decoder_transformer_layers, cache["self_attention"],
-            cache["cross_attention"],
+            self.decoder_transformer_layers, cache["self_attention"], cache["cross_attention"]
         ):
             x, layer_cache = block(
                 x,
