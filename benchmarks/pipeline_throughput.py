@@ -41,7 +41,7 @@ import numpy as np
 
 from kzoo.data.causal_lm import count_tokens
 from kzoo.training.recipe import load_recipe
-from kzoo.training.task_registry import task_for
+from kzoo.training.tasks.registry import task_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHAKESPEARE = "/work/shared/data/tinyshakespeare.txt"

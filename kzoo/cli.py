@@ -203,20 +203,20 @@ def run_train(args):
 
 
 def run_sweep(args):
-    from kzoo.training.sweep_grid import parse_grid
+    from kzoo.training.sweep.grid import parse_grid
 
     _check_recipe(args)
     parse_grid(args.grid, args.set)
     if args.out:
         check_output_directory(args.out, "--out")
     start_tensorflow()
-    from kzoo.training import sweep
     from kzoo.training.resume import TrainingInterrupted
+    from kzoo.training.sweep import runner
 
-    plan = sweep.plan_sweep(args.config, args.grid, args.set, args.out)
+    plan = runner.plan_sweep(args.config, args.grid, args.set, args.out)
     print(f"Sweep of {len(plan.trials)} trials in {plan.out_dir}", flush=True)
     try:
-        sweep.run_sweep(plan, verbose=1 if sys.stdout.isatty() else 2)
+        runner.run_sweep(plan, verbose=1 if sys.stdout.isatty() else 2)
     except TrainingInterrupted as interrupted:
         print(
             f"\nkzoo sweep: {signal.Signals(interrupted.signum).name} received: "
@@ -226,8 +226,8 @@ def run_sweep(args):
         )
         return interrupted.exit_status
     print()
-    print(sweep.format_table(plan))
-    print(f"\nSweep file:  {os.path.join(plan.out_dir, sweep.SWEEP_FILE)}")
+    print(runner.format_table(plan))
+    print(f"\nSweep file:  {os.path.join(plan.out_dir, runner.SWEEP_FILE)}")
     print(f"TensorBoard: kzoo tensorboard {plan.out_dir}   (the HPARAMS tab compares the trials)")
     return 0
 

@@ -9,8 +9,8 @@ model on `read_squad_file` examples with the official SQuAD v1.1 scores.
 import numpy as np
 import tensorflow as tf
 
-from kzoo.data import task_metrics
 from kzoo.data.qa_windows import CHUNK_SIZE, FEATURE_KEYS, qa_eval_windows
+from kzoo.metrics import task_metrics
 
 
 def best_answers(

@@ -10,7 +10,7 @@ buffers with `kzoo.layers.write_at`, so the signatures need no XLA at serving ti
 
 import keras
 
-from kzoo.export.signatures import ALIASES, INPUT_SPECS, CausalLMSignatures
+from kzoo.export.causal_lm_signatures import ALIASES, INPUT_SPECS, CausalLMSignatures
 
 
 def write_saved_model(path, model, tokenizer, limits, xla=False):
@@ -23,7 +23,7 @@ def write_saved_model(path, model, tokenizer, limits, xla=False):
     Example:
     >>> import tempfile
     >>> import tensorflow as tf
-    >>> from kzoo.export.signatures import GenerationLimits
+    >>> from kzoo.export.causal_lm_signatures import GenerationLimits
     >>> from kzoo.models import LSTMLanguageModel
     >>> from kzoo.tokenizers import load_tokenizer, train_sentencepiece
     >>> run_dir = tempfile.mkdtemp()
@@ -48,7 +48,7 @@ def build_archive(model, tokenizer, limits, xla=False):
     Args:
         model: A kzoo causal LM (`GPTCausalLM`, `LSTMLanguageModel`).
         tokenizer: Its `SentencePieceTokenizer`.
-        limits: A `kzoo.export.signatures.GenerationLimits`.
+        limits: A `kzoo.export.causal_lm_signatures.GenerationLimits`.
         xla: Compile the decoding and scoring cores with XLA.
 
     Returns:

@@ -142,8 +142,8 @@ def _recompute_expected(version_dir, work):
         from kzoo.export.seq2seq_export import reference_outputs
         from kzoo.export.seq2seq_signatures import Seq2SeqLimits as Limits
     else:
+        from kzoo.export.causal_lm_signatures import GenerationLimits as Limits
         from kzoo.export.keras_reference import reference_outputs
-        from kzoo.export.signatures import GenerationLimits as Limits
     limits = Limits(**info["limits"])
     stored["requests"] = [
         dict(r, expected=reference_outputs(model, tokenizer, limits, r)) for r in stored["requests"]

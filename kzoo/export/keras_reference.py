@@ -110,7 +110,7 @@ def generate_texts(
     Returns:
         A list of `str`, without the prompts.
     """
-    from kzoo.export.signatures import GenerationLimits, model_context
+    from kzoo.export.causal_lm_signatures import GenerationLimits, model_context
 
     rows = document_ids(tokenizer, int(model.end_token_id), prompts)
     limits = GenerationLimits(max_new_tokens, max(map(len, rows)), model_context(model))

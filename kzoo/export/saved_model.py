@@ -27,11 +27,11 @@ import tensorflow as tf
 
 from kzoo.export import bert_export, layout, seq2seq_export, serving_files
 from kzoo.export.archive import signature_names, write_saved_model
+from kzoo.export.causal_lm_signatures import INPUT_SPECS, OUTPUT_DTYPES, GenerationLimits
 from kzoo.export.input_policy import declared_shape
 from kzoo.export.keras_reference import SCORE_TOLERANCE, document_ids, reference_outputs
 from kzoo.export.names import validate_model_name, validate_version
 from kzoo.export.serving_requests import sample_prompts, sample_requests
-from kzoo.export.signatures import INPUT_SPECS, OUTPUT_DTYPES, GenerationLimits
 from kzoo.training import run_files
 from kzoo.training.config import validate_section
 from kzoo.training.recipe import EXPORT_SCHEMA

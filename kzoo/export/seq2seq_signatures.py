@@ -60,6 +60,7 @@ import dataclasses
 
 import tensorflow as tf
 
+from kzoo.export.causal_lm_signatures import next_power_of_two
 from kzoo.export.input_policy import (
     any_rank,
     as_rows,
@@ -71,7 +72,6 @@ from kzoo.export.input_policy import (
     unless_empty,
     valid_utf8,
 )
-from kzoo.export.signatures import next_power_of_two
 from kzoo.models.seq2seq.seq2seq_lm import start_buffer
 from kzoo.models.text_generation import STRATEGIES
 

@@ -14,10 +14,10 @@ from google.protobuf import text_format
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
+from kzoo.export.causal_lm_signatures import INPUT_SPECS
 from kzoo.export.layout import CONTAINER_MODELS_DIR, MODELS_CONFIG
 from kzoo.export.names import validate_model_name
 from kzoo.export.serving_requests import rest_body
-from kzoo.export.signatures import INPUT_SPECS
 from kzoo.training.run_files import save_atomically, write_json
 
 

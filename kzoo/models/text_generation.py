@@ -1,6 +1,6 @@
 """The Python side of `generate()`, shared by every task model that generates.
 
-The decoding loops themselves are `keras.ops` code in `kzoo.models.generation`;
+The decoding loops themselves are `keras.ops` code in `kzoo.models.decoding`;
 this module turns strings into padded id buffers and back, checks the user's
 options and keeps one compiled loop per setting.
 """

@@ -22,7 +22,7 @@ def evaluate_run(run_dir, data=None, batch_size=None):
     for BERT tasks) with `run_dir`.
     """
     from kzoo.training.recipe import validate
-    from kzoo.training.task_registry import task_for
+    from kzoo.training.tasks.registry import task_for
 
     config = validate(read_run_config(run_dir))
     model = load_run_model(run_dir)

@@ -31,7 +31,7 @@ from kzoo.training.config import (
     read_yaml,
     validate_section,
 )
-from kzoo.training.profiling import check_profile_steps, profile_steps_problem
+from kzoo.training.monitoring.profiling import check_profile_steps, profile_steps_problem
 
 BUILTIN = "builtin"
 

@@ -12,12 +12,13 @@ import tensorflow as tf
 
 from kzoo.tokenizers import load_tokenizer
 from kzoo.training import callbacks as kzoo_callbacks
-from kzoo.training import checkpoints, distribute, families, monitoring, resume, run_files
+from kzoo.training import checkpoints, distribute, families, resume, run_files
 from kzoo.training.config import ConfigError
+from kzoo.training.monitoring import monitors
 from kzoo.training.optimizer import make_optimizer
 from kzoo.training.recipe import validate
 from kzoo.training.run_lock import RunLock
-from kzoo.training.task_registry import task_for
+from kzoo.training.tasks.registry import task_for
 
 
 def plan_steps(config, steps_per_epoch):
@@ -141,14 +142,14 @@ def _train(config, run_dir, placement, verbose, created=False):
         board,
         update_freq=train_config["log_every"],
         write_graph=False,
-        **monitoring.tensorboard_options(config),
+        **monitors.tensorboard_options(config),
     )
     fit_callbacks = [
         step_limit,
         budget,
         keras.callbacks.TerminateOnNaN(),
         *task.callbacks(run_dir, model, plan),
-        *monitoring.callbacks(config, run_dir, model, plan, tokenizer),
+        *monitors.callbacks(config, run_dir, model, plan, tokenizer),
         kzoo_callbacks.LanguageModelMetrics(
             plan.tokens_per_step, perplexity=task.reports_perplexity
         ),

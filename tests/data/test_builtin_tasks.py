@@ -8,7 +8,7 @@ import pytest
 
 from kzoo.data import builtin_tasks, labelled_files
 from kzoo.data.builtin_corpus import default_corpus
-from kzoo.data.task_metrics import entity_spans
+from kzoo.metrics.task_metrics import entity_spans
 
 GENERATORS = {
     "classification": builtin_tasks.classification_examples,

@@ -1,8 +1,8 @@
-"""kzoo.data.task_metrics: entity F1, macro F1 and SQuAD scores on hand-computed cases."""
+"""kzoo.metrics.task_metrics: entity F1, macro F1 and SQuAD scores on hand-computed cases."""
 
 import pytest
 
-from kzoo.data.task_metrics import (
+from kzoo.metrics.task_metrics import (
     entity_f1,
     entity_spans,
     macro_f1,

@@ -1,11 +1,11 @@
-"""kzoo.data.text_metrics: BLEU, ROUGE and exact match on hand-computed cases."""
+"""kzoo.metrics.text_metrics: BLEU, ROUGE and exact match on hand-computed cases."""
 
 import math
 
 import pytest
 import sacrebleu
 
-from kzoo.data.text_metrics import bleu, exact_match, generation_metrics, rouge
+from kzoo.metrics.text_metrics import bleu, exact_match, generation_metrics, rouge
 
 TEXTS = ["the quick brown fox jumps over the lazy dog", "It was not unexpected."]
 # sacreBLEU's README example, with its first reference stream only.

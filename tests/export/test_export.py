@@ -340,7 +340,7 @@ def test_check_serving_fails_without_variables(exported, kzoo_cli, tmp_path):
 
 
 def test_limits_leave_room_for_one_prompt_token(keras_model):
-    from kzoo.export.signatures import GenerationLimits
+    from kzoo.export.causal_lm_signatures import GenerationLimits
 
     limits = GenerationLimits.for_model(keras_model[0], max_new_tokens=64, max_prompt_tokens=128)
     assert limits == GenerationLimits(max_new_tokens=31, max_prompt_tokens=128, context=32)

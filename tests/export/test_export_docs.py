@@ -8,7 +8,7 @@ import pytest
 MODULES = [
     "names",
     "scoring",
-    "signatures",
+    "causal_lm_signatures",
     "archive",
     "serving_requests",
     "serving_files",

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from kzoo.models import generation
+from kzoo.models import decoding
 from kzoo.testing import to_numpy
 
 VOCAB, END, PAD = 6, 1, 0
@@ -27,7 +27,7 @@ def run_decode(table, prompts, max_new_tokens, **kwargs):
         buffer[row, : len(prompt)] = prompt
     step = scripted_step(table)
     first = np.asarray(table, "float32")[buffer[np.arange(len(prompts)), lengths.min() - 1]]
-    ids, mask = generation.decode(
+    ids, mask = decoding.decode(
         step,
         first,
         np.zeros(len(prompts), "int32"),
@@ -90,7 +90,7 @@ def test_sampled_frequencies_follow_the_softmax():
 
 def test_filter_logits_top_k_and_top_p():
     logits = np.log(np.array([[0.5, 0.25, 0.15, 0.1]], "float32"))
-    kept = lambda **kw: (to_numpy(generation.filter_logits(logits, **kw)) > -1e8).tolist()
+    kept = lambda **kw: (to_numpy(decoding.filter_logits(logits, **kw)) > -1e8).tolist()
     assert kept(top_k=2) == [[True, True, False, False]]
     assert kept(top_p=0.7) == [[True, True, False, False]]
     assert kept(top_p=0.5) == [[True, False, False, False]]
@@ -99,17 +99,17 @@ def test_filter_logits_top_k_and_top_p():
 
 
 def test_hash_uniform_is_deterministic_and_uniform():
-    u = to_numpy(generation.hash_uniform(3, 5, (64, 1000)))
+    u = to_numpy(decoding.hash_uniform(3, 5, (64, 1000)))
     assert u.min() > 0 and u.max() < 1
     assert abs(u.mean() - 0.5) < 0.01 and abs(u.var() - 1 / 12) < 0.005
-    np.testing.assert_array_equal(u, to_numpy(generation.hash_uniform(3, 5, (64, 1000))))
-    assert not np.array_equal(u, to_numpy(generation.hash_uniform(3, 6, (64, 1000))))
+    np.testing.assert_array_equal(u, to_numpy(decoding.hash_uniform(3, 5, (64, 1000))))
+    assert not np.array_equal(u, to_numpy(decoding.hash_uniform(3, 6, (64, 1000))))
     # Neighbouring tokens and rows get independent noise.
     assert abs(np.corrcoef(u[:, :-1].ravel(), u[:, 1:].ravel())[0, 1]) < 0.02
     assert abs(np.corrcoef(u[:-1].ravel(), u[1:].ravel())[0, 1]) < 0.02
     # Known values pin the generator (the same on every backend and in exports).
     np.testing.assert_allclose(
-        to_numpy(generation.hash_uniform(0, 0, (1, 3)))[0], [0.73726, 0.32495, 0.31580], atol=1e-5
+        to_numpy(decoding.hash_uniform(0, 0, (1, 3)))[0], [0.73726, 0.32495, 0.31580], atol=1e-5
     )
 
 
@@ -125,7 +125,7 @@ def test_beam_search_finds_the_better_sequence_greedy_misses():
     assert greedy[0][0] == 3
     lengths = np.array([1], "int32")
     buffer = np.array([[2, 0, 0]], "int32")
-    ids, mask, scores = generation.beam_search(
+    ids, mask, scores = decoding.beam_search(
         scripted_step(table),
         table[[2]],
         np.zeros(1, "int32"),
@@ -143,7 +143,7 @@ def test_beam_search_finds_the_better_sequence_greedy_misses():
 def test_beam_search_respects_prompts_of_different_lengths():
     lengths = np.array([1, 3], "int32")
     buffer = np.array([[2, 0, 0, 0, 0], [4, 4, 4, 0, 0]], "int32")
-    ids, mask, _ = generation.beam_search(
+    ids, mask, _ = decoding.beam_search(
         scripted_step(CHAIN),
         CHAIN[[2, 4]],
         np.zeros(2, "int32"),

@@ -8,7 +8,7 @@ import pytest
 from kzoo.data.causal_lm import causal_lm_dataset
 from kzoo.tokenizers import load_tokenizer, train_sentencepiece
 from kzoo.training.recipe import validate
-from kzoo.training.task_registry import task_for
+from kzoo.training.tasks.registry import task_for
 
 LINES = [f"line {i}: the quick brown fox jumps over the lazy dog\n" for i in range(300)]
 

@@ -103,7 +103,7 @@ def test_evaluate_json_reports_the_task_metrics(runs, task, keys):
 def test_fine_tuning_starts_from_the_pretrained_encoder(runs):
     from kzoo.training.evaluate import load_run_model, read_run_config
     from kzoo.training.recipe import validate
-    from kzoo.training.task_registry import task_for
+    from kzoo.training.tasks.registry import task_for
 
     config = validate(read_run_config(str(runs["classify"])))
     assert config["train"]["init_from"] == str(runs["pretrain"])

@@ -179,7 +179,7 @@ def test_encoder_decoder_recipes_reject_mismatches(raw, message):
 
 
 def test_t5_pretraining_target_length_must_fit_the_spans():
-    from kzoo.training.task_registry import task_for
+    from kzoo.training.tasks.registry import task_for
 
     config = validate(
         {
@@ -194,7 +194,7 @@ def test_t5_pretraining_target_length_must_fit_the_spans():
 def test_seq2seq_loss_is_a_mean_over_real_target_tokens():
     import numpy as np
 
-    from kzoo.training.task_registry import task_for
+    from kzoo.training.tasks.registry import task_for
 
     loss = task_for(
         validate({"model": {"family": "seq2seq", "label_smoothing": 0.0}})

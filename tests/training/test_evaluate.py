@@ -6,8 +6,8 @@ import subprocess
 import numpy as np
 
 from kzoo.data.causal_lm import causal_lm_dataset
-from kzoo.training.corpus_source import resolve_corpus
 from kzoo.training.evaluate import evaluate_run, load_run_model
+from kzoo.training.tasks.corpus_source import resolve_corpus
 from tests.conftest import ROOT, kzoo_command
 
 

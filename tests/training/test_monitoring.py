@@ -17,8 +17,6 @@ import tensorflow as tf
 from PIL import Image
 
 from kzoo import models
-from kzoo.training import monitoring
-from kzoo.training.attention_maps import GAP, MAX_CELL, AttentionMaps
 from kzoo.training.callbacks import (
     GenerationMetrics,
     GradientNorm,
@@ -28,13 +26,15 @@ from kzoo.training.callbacks import (
     histogram_value,
 )
 from kzoo.training.config import ConfigError
-from kzoo.training.embedding_projector import (
+from kzoo.training.monitoring import monitors
+from kzoo.training.monitoring.attention_maps import GAP, MAX_CELL, AttentionMaps
+from kzoo.training.monitoring.embedding_projector import (
     TENSOR_NAME,
     EmbeddingProjector,
     metadata_label,
     token_embedding,
 )
-from kzoo.training.graph_summary import GraphSummary
+from kzoo.training.monitoring.graph_summary import GraphSummary
 from kzoo.training.optimizer import AdamWWithGradientNorm, global_norm, recorded_gradient_norm
 from kzoo.training.recipe import validate
 from tests.conftest import tensorboard_events
@@ -275,7 +275,7 @@ def test_monitor_switches_choose_the_callbacks_and_tensorboard_options():
     }
     plan = types.SimpleNamespace(train=tf.data.Dataset.from_tensors(({}, 0)), validation=None)
     tokenizer = types.SimpleNamespace(get_vocabulary=lambda: VOCABULARY)
-    chosen = monitoring.callbacks(config, "RUN", None, plan, tokenizer)
+    chosen = monitors.callbacks(config, "RUN", None, plan, tokenizer)
     assert [type(c) for c in chosen] == [
         GraphSummary,
         GradientNorm,
@@ -283,7 +283,7 @@ def test_monitor_switches_choose_the_callbacks_and_tensorboard_options():
         EmbeddingProjector,
     ]
     assert chosen[2].log_dir == os.path.join("RUN", "tensorboard", "attention")
-    assert monitoring.tensorboard_options(config) == {"histogram_freq": 1, "profile_batch": 0}
+    assert monitors.tensorboard_options(config) == {"histogram_freq": 1, "profile_batch": 0}
     off = validate(
         {
             **raw,
@@ -297,8 +297,8 @@ def test_monitor_switches_choose_the_callbacks_and_tensorboard_options():
             },
         }
     )
-    assert monitoring.callbacks(off, "RUN", None, plan, tokenizer) == []
-    assert monitoring.tensorboard_options(off) == {"histogram_freq": 0, "profile_batch": (2, 10)}
+    assert monitors.callbacks(off, "RUN", None, plan, tokenizer) == []
+    assert monitors.tensorboard_options(off) == {"histogram_freq": 0, "profile_batch": (2, 10)}
 
 
 @pytest.mark.parametrize(
@@ -320,7 +320,7 @@ def test_profile_steps_are_validated(steps, train_steps, message):
         "monitor": {"profile_steps": steps},
     }
     with pytest.raises(ConfigError, match="monitor.profile_steps") as error:
-        monitoring.tensorboard_options(validate(raw))
+        monitors.tensorboard_options(validate(raw))
     assert message in str(error.value)
 
 

@@ -11,7 +11,7 @@ from kzoo.data.builtin_corpus import BuiltinCorpus
 from kzoo.tokenizers.model_file import write_model_file
 from kzoo.tokenizers.wordpiece_trainer import write_vocabulary
 from kzoo.training import checkpoints, run_files
-from kzoo.training.embedding_projector import write_text_atomically
+from kzoo.training.monitoring.embedding_projector import write_text_atomically
 from kzoo.training.recipe import validate
 
 # umask -> (file mode, directory mode)

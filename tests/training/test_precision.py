@@ -84,7 +84,7 @@ class StubTokenizer(keras.layers.Layer):
 def task_and_model(family, precision):
     """The family's `Task` (validated tiny recipe) and the model it builds."""
     from kzoo.training.recipe import validate
-    from kzoo.training.task_registry import task_for
+    from kzoo.training.tasks.registry import task_for
 
     recipe = RECIPES[family]
     task = task_for(
@@ -219,7 +219,7 @@ def test_mixed_float16_run_checkpoints_and_restores_its_loss_scale(tmp_path):
     from kzoo.training.evaluate import load_run_model
     from kzoo.training.optimizer import make_optimizer
     from kzoo.training.recipe import load_recipe
-    from kzoo.training.task_registry import task_for
+    from kzoo.training.tasks.registry import task_for
     from kzoo.training.trainer import train
 
     recipe = os.path.join(ROOT, "recipes", "gpt_tiny.yaml")

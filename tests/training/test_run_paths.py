@@ -12,8 +12,9 @@ import yaml
 
 from kzoo.cli import main
 from kzoo.data.builtin_corpus import BuiltinCorpus
-from kzoo.training import run_files, sweep
+from kzoo.training import run_files
 from kzoo.training.recipe import load_recipe, read_recipe, validate
+from kzoo.training.sweep import runner
 from tests.conftest import ROOT, TINY_OVERRIDES, interrupt_at
 
 SETS = [arg for override in TINY_OVERRIDES for arg in ("--set", override)]
@@ -83,7 +84,7 @@ def test_sweep_trials_take_recipe_paths_from_the_recipe_folder(tmp_path, monkeyp
     _corpus(tmp_path / "project" / "corpus" / "train.txt", 40, seed=0)
     _tiny_recipe(tmp_path / "project" / "r.yaml", {"train": "corpus/train.txt"})
     monkeypatch.chdir(tmp_path)
-    plan = sweep.plan_sweep(
+    plan = runner.plan_sweep(
         "project/r.yaml", ["train.learning_rate=0.01,0.003"], TINY_OVERRIDES, out_dir="sweep"
     )
     assert {t.config["data"]["train"] for t in plan.trials} == {

@@ -148,7 +148,7 @@ def test_fine_tuning_starts_from_the_pretrained_t5(runs):
     from kzoo.tokenizers import load_tokenizer
     from kzoo.training.evaluate import load_run_model, read_run_config
     from kzoo.training.recipe import validate
-    from kzoo.training.task_registry import task_for
+    from kzoo.training.tasks.registry import task_for
 
     config = validate(read_run_config(str(runs["t5"])))
     assert config["train"]["init_from"] == str(runs["t5_pretrain"])
@@ -172,7 +172,7 @@ def test_line_aligned_files_make_the_expected_epoch(runs):
 
 def test_parallel_tsv_with_a_task_prefix(tmp_path):
     from kzoo.training.recipe import load_recipe
-    from kzoo.training.task_registry import task_for
+    from kzoo.training.tasks.registry import task_for
 
     train_tsv, valid_tsv = builtin_translation.write_builtin_translation(tmp_path / "tsv", 40, 16)
     config = load_recipe(

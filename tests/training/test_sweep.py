@@ -18,7 +18,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 from kzoo import cli
 from kzoo.training import run_files
-from kzoo.training import sweep as kzoo_sweep
+from kzoo.training.sweep import runner as kzoo_sweep
 from tests.conftest import ROOT, TINY_OVERRIDES, assert_same_weights, interrupt_at
 
 RECIPE = os.path.join(ROOT, "recipes", "gpt_tiny.yaml")

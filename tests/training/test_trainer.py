@@ -151,7 +151,7 @@ def test_tensorboard_has_the_op_graph_histograms_and_gradient_norms(tiny_run):
 
 
 def test_tensorboard_has_attention_heatmaps_of_a_fixed_probe(tiny_run):
-    from kzoo.training.attention_maps import GAP, MAX_CELL
+    from kzoo.training.monitoring.attention_maps import GAP, MAX_CELL
 
     run_dir, config, _ = tiny_run
     events = read_events(os.path.join(run_dir, run_files.TENSORBOARD, "attention"))
@@ -183,7 +183,7 @@ def test_projector_files_hold_the_final_token_embedding(tiny_run):
     from tensorboard.plugins.projector import ProjectorConfig
 
     from kzoo.tokenizers import load_tokenizer
-    from kzoo.training.embedding_projector import TENSOR_NAME, metadata_label
+    from kzoo.training.monitoring.embedding_projector import TENSOR_NAME, metadata_label
 
     run_dir, _, _ = tiny_run
     projector = os.path.join(run_dir, run_files.TENSORBOARD, "projector")
@@ -272,7 +272,7 @@ def _check_monitoring_dashboards(base, run_dir):
     """The Projector, Graphs and Images dashboards' data, as the browser gets it."""
     from urllib.parse import quote
 
-    from kzoo.training.embedding_projector import TENSOR_NAME
+    from kzoo.training.monitoring.embedding_projector import TENSOR_NAME
 
     assert _get_json(f"{base}/data/plugin/projector/runs", timeout=30) == ["projector"]
     info = _get_json(f"{base}/data/plugin/projector/info?run=projector", timeout=30)

@@ -1,18 +1,18 @@
-"""GPT causal language model: tied output head, scoring and cached generation."""
+"""GPT causal language model: tied output head, scoring and cached decoding."""
 
 import keras
 import numpy as np
 from keras import ops
 
 from kzoo.layers.write_at import write_at
-from kzoo.models import generation, text_generation
+from kzoo.models import decoding, text_generation
 from kzoo.models.gpt.gpt_backbone import GPTBackbone  # noqa: F401 (docstring example)
 from kzoo.models.task_model import TaskModel
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
 class GPTCausalLM(TaskModel):
-    """Next-token prediction on a `GPTBackbone`, with generation.
+    """Next-token prediction on a `GPTBackbone`, with decoding.
 
     Outputs float32 logits `(batch, length, vocabulary_size)` from the token
     embedding used in reverse (tied weights). `generate` accepts strings (when a
@@ -97,7 +97,7 @@ class GPTCausalLM(TaskModel):
     ):
         """Fills a right-padded `(batch, max_length)` buffer (room for
         `max(prompt_lengths) + max_new_tokens`); see
-        `kzoo.models.generation`. Returns `(token_ids, generated_mask, scores)`
+        `kzoo.models.decoding`. Returns `(token_ids, generated_mask, scores)`
         (scores are beam scores, zeros otherwise)."""
         token_ids = ops.cast(token_ids, "int32")
         prompt_lengths = ops.cast(prompt_lengths, "int32")
@@ -116,7 +116,7 @@ class GPTCausalLM(TaskModel):
             cache, step = token_ids, self._uncached_step
         last_prompt = ops.take(hidden, start - 1, axis=1)
         logits = ops.cast(self.backbone.token_embedding(last_prompt, reverse=True), "float32")
-        return generation.decode_with_strategy(
+        return decoding.decode_with_strategy(
             step,
             logits,
             cache,

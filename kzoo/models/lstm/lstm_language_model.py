@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from kzoo.layers import Dropout, ReversibleEmbedding
-from kzoo.models import generation
+from kzoo.models import decoding
 from kzoo.models.functional_model import FunctionalModel
 
 
@@ -23,7 +23,7 @@ class LSTMLanguageModel(FunctionalModel):
         hidden_dim: Width of each LSTM.
         num_layers: Number of stacked LSTMs.
         dropout: Dropout between layers.
-        end_token_id: Token that ends generation.
+        end_token_id: Token that ends decoding.
         dtype: Dtype policy.
 
     Example:
@@ -108,14 +108,14 @@ class LSTMLanguageModel(FunctionalModel):
     def generate_ids(
         self, token_ids, prompt_lengths, max_new_tokens, temperature=0.0, top_k=0, top_p=1.0, seed=0
     ):
-        """Greedy or sampled decoding; see `kzoo.models.generation.decode`."""
+        """Greedy or sampled decoding; see `kzoo.models.decoding.decode`."""
         token_ids = ops.cast(token_ids, "int32")
         batch = ops.shape(token_ids)[0]
         zeros = ops.zeros((batch, self.hidden_dim), self.compute_dtype)
         states = tuple((zeros, zeros) for _ in self.lstm_layers)
         start = ops.min(ops.cast(prompt_lengths, "int32"))
-        logits, states = generation.stepwise_prefill(self._step, states, token_ids, start)
-        return generation.decode(
+        logits, states = decoding.stepwise_prefill(self._step, states, token_ids, start)
+        return decoding.decode(
             self._step,
             logits,
             states,

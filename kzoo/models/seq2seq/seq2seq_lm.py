@@ -1,11 +1,11 @@
-"""Sequence-to-sequence task model: output head, scoring and cached generation."""
+"""Sequence-to-sequence task model: output head, scoring and cached decoding."""
 
 import keras
 import numpy as np
 from keras import ops
 
 from kzoo.layers.write_at import write_at
-from kzoo.models import generation, text_generation
+from kzoo.models import decoding, text_generation
 from kzoo.models.task_model import TaskModel
 
 
@@ -142,7 +142,7 @@ class Seq2SeqLM(TaskModel):
                 step (same outputs, slower; a reference for tests).
 
         Returns:
-            `(target_ids, generated_mask, scores)` as `kzoo.models.generation`'s
+            `(target_ids, generated_mask, scores)` as `kzoo.models.decoding`'s
             loops return them (scores are beam scores, zeros otherwise).
         """
         source_ids = ops.cast(source_ids, "int32")
@@ -161,7 +161,7 @@ class Seq2SeqLM(TaskModel):
                 encoder_output, source_padding_mask, ops.shape(target_ids)[1]
             )
             if getattr(self.backbone, "recurrent", False):
-                logits, cache = generation.stepwise_prefill(self._step, cache, target_ids, start)
+                logits, cache = decoding.stepwise_prefill(self._step, cache, target_ids, start)
             else:
                 # Prefill the whole buffer once; positions past each prefix are
                 # rewritten as the loop reaches them and are causally invisible.
@@ -177,7 +177,7 @@ class Seq2SeqLM(TaskModel):
             }
             logits = ops.take(self(cache), start - 1, axis=1)
             step = self._uncached_step
-        return generation.decode_with_strategy(
+        return decoding.decode_with_strategy(
             step,
             ops.cast(logits, "float32"),
             cache,

@@ -9,14 +9,15 @@ its task metrics to the epoch logs (so TensorBoard shows them) and to
 import keras
 import numpy as np
 
-from kzoo.data import builtin_tasks, labelled_files, qa_answers, qa_windows, task_metrics
+from kzoo.data import builtin_tasks, labelled_files, qa_answers, qa_windows
 from kzoo.data.bad_records import BadRecords
 from kzoo.data.bert_finetuning import classification_dataset, tagging_batches, tagging_dataset
 from kzoo.data.text_files import resolve_files, split_examples
-from kzoo.training.bert_tasks import BertTask, steps_in
+from kzoo.metrics import task_metrics
 from kzoo.training.callbacks import EpochMetrics
 from kzoo.training.recipe import BUILTIN
-from kzoo.training.task import DataPlan
+from kzoo.training.tasks.base import DataPlan
+from kzoo.training.tasks.bert_pretrain import BertTask, steps_in
 
 
 class _FineTuneTask(BertTask):

@@ -1,4 +1,4 @@
-"""Which `Task` (`kzoo.training.task`) trains a recipe: by its family and task.
+"""Which `Task` (`kzoo.training.tasks.base`) trains a recipe: by its family and task.
 
 Apart from `task.py`, so the task modules (which subclass `Task`) and this
 lookup (which imports them) form no import cycle.
@@ -10,25 +10,25 @@ def task_for(config):
     # Imports only the family's own task module (BERT's pull in keras_hub).
     family, task = config["model"]["family"], config["model"].get("task")
     if family in ("gpt", "lstm"):
-        from kzoo.training.causal_lm_task import CausalLMTask
+        from kzoo.training.tasks.causal_lm import CausalLMTask
 
         return CausalLMTask(config)
     if family == "bert":
-        from kzoo.training import bert_finetuning_tasks, bert_tasks
+        from kzoo.training.tasks import bert_finetune, bert_pretrain
 
         tasks = {
-            "pretrain": bert_tasks.BertPretrainTask,
-            "classify": bert_finetuning_tasks.BertClassifyTask,
-            "tag": bert_finetuning_tasks.BertTagTask,
-            "qa": bert_finetuning_tasks.BertQATask,
+            "pretrain": bert_pretrain.BertPretrainTask,
+            "classify": bert_finetune.BertClassifyTask,
+            "tag": bert_finetune.BertTagTask,
+            "qa": bert_finetune.BertQATask,
         }
         return tasks[task](config)
     if family == "seq2seq" or (family == "t5" and task == "finetune"):
-        from kzoo.training.seq2seq_tasks import Seq2SeqTask
+        from kzoo.training.tasks.seq2seq import Seq2SeqTask
 
         return Seq2SeqTask(config)
     if family == "t5":
-        from kzoo.training.t5_pretrain_task import T5PretrainTask
+        from kzoo.training.tasks.t5_pretrain import T5PretrainTask
 
         return T5PretrainTask(config)
     raise ValueError(f"model.family: no task for {family!r}")

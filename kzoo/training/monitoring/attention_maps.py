@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from kzoo.layers.attention import MultiHeadAttention, record_attention
 from kzoo.training.callbacks import warns_instead_of_failing
-from kzoo.training.embedding_projector import metadata_label
+from kzoo.training.monitoring.embedding_projector import metadata_label
 
 PROBE_TOKENS = 32
 MAX_IMAGE_WIDTH = 1024  # pixels; cells shrink (down to 1 px) to stay within it

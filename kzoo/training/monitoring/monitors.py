@@ -24,11 +24,11 @@ goes on (`kzoo.training.callbacks.warns_instead_of_failing`).
 import os
 
 from kzoo.training import run_files
-from kzoo.training.attention_maps import AttentionMaps
 from kzoo.training.callbacks import GradientNorm
-from kzoo.training.embedding_projector import EmbeddingProjector
-from kzoo.training.graph_summary import GraphSummary
-from kzoo.training.profiling import profile_batch
+from kzoo.training.monitoring.attention_maps import AttentionMaps
+from kzoo.training.monitoring.embedding_projector import EmbeddingProjector
+from kzoo.training.monitoring.graph_summary import GraphSummary
+from kzoo.training.monitoring.profiling import profile_batch
 
 
 def tensorboard_options(config):

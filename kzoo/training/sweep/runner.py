@@ -34,9 +34,9 @@ import keras
 from kzoo.training import run_files, trainer
 from kzoo.training.config import ConfigError, blame
 from kzoo.training.recipe import read_recipe, recipe_name, validate, with_overrides
-from kzoo.training.sweep_grid import parse_grid, trial_names
-from kzoo.training.sweep_hparams import write_experiment_config, write_session_summary
-from kzoo.training.task_registry import task_for
+from kzoo.training.sweep.grid import parse_grid, trial_names
+from kzoo.training.sweep.hparams import write_experiment_config, write_session_summary
+from kzoo.training.tasks.registry import task_for
 
 SWEEP_FILE = "sweep.json"
 

@@ -1,7 +1,7 @@
 """Encoder-decoder runs: translation (`model.family: seq2seq`, Transformer or LSTM)
 and T5 text-to-text fine-tuning (`model.family: t5`, `model.task: finetune`).
 
-Both read (source, target) pairs (`kzoo.training.parallel_source`), train a shared
+Both read (source, target) pairs (`kzoo.training.tasks.parallel_source`), train a shared
 SentencePiece vocabulary on both sides (or copy the `train.init_from` run's),
 batch them by length (`kzoo.data.seq2seq_pipeline`), and train `Seq2SeqLM` with
 teacher forcing and label smoothing. Every epoch the first `data.eval_examples`
@@ -16,12 +16,13 @@ import shutil
 
 import keras
 
-from kzoo.data import builtin_translation, seq2seq_pipeline, text_metrics, text_to_text
+from kzoo.data import builtin_translation, seq2seq_pipeline, text_to_text
+from kzoo.metrics import text_metrics
 from kzoo.tokenizers import TOKENIZER_FILENAME, load_tokenizer, train_sentencepiece
-from kzoo.training import parallel_source
 from kzoo.training.callbacks import GenerationMetrics
 from kzoo.training.losses import SparseCrossentropyWithSmoothing
-from kzoo.training.task import DataPlan, Task
+from kzoo.training.tasks import parallel_source
+from kzoo.training.tasks.base import DataPlan, Task
 
 # `model` keys that describe a T5 network (taken from `train.init_from`).
 T5_KEYS = (

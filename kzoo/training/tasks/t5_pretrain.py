@@ -14,10 +14,10 @@ from kzoo.data import builtin_translation, text_files
 from kzoo.data.causal_lm import count_tokens, document_dataset, token_stream
 from kzoo.data.seq2seq_pipeline import batch_seq2seq
 from kzoo.data.span_corruption import span_corruption_dataset, span_corruption_lengths, token_blocks
-from kzoo.training.corpus_source import CorpusSource, resolve_corpus
 from kzoo.training.recipe import BUILTIN
-from kzoo.training.seq2seq_tasks import EncoderDecoderTask
-from kzoo.training.task import DataPlan
+from kzoo.training.tasks.base import DataPlan
+from kzoo.training.tasks.corpus_source import CorpusSource, resolve_corpus
+from kzoo.training.tasks.seq2seq import EncoderDecoderTask
 
 
 def builtin_documents(count, seed):

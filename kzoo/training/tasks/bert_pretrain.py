@@ -21,7 +21,7 @@ from kzoo.data.bert_pretraining import (
 from kzoo.tokenizers import load_tokenizer, train_wordpiece
 from kzoo.tokenizers.wordpiece_trainer import SETTINGS_FILENAME, VOCAB_FILENAME
 from kzoo.training.recipe import BUILTIN
-from kzoo.training.task import DataPlan, Task
+from kzoo.training.tasks.base import DataPlan, Task
 
 # `model` keys that describe the encoder (taken from `train.init_from`).
 ENCODER_KEYS = (

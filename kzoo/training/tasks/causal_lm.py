@@ -9,8 +9,8 @@ from kzoo.data import text_files
 from kzoo.data.causal_lm import causal_lm_dataset, count_tokens
 from kzoo.tokenizers import load_tokenizer, train_sentencepiece
 from kzoo.training import families
-from kzoo.training.corpus_source import resolve_corpus
-from kzoo.training.task import DataPlan, Task
+from kzoo.training.tasks.base import DataPlan, Task
+from kzoo.training.tasks.corpus_source import resolve_corpus
 
 
 def parallel_calls(data_config):

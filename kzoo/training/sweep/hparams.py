@@ -1,5 +1,5 @@
 """The hparams plugin's records of a sweep: the experiment config in the sweep
-directory and one session summary per trial (see `kzoo.training.sweep`)."""
+directory and one session summary per trial (see `kzoo.training.sweep.runner`)."""
 
 import functools
 import glob

@@ -1,0 +1,2 @@
+"""What TensorBoard shows beyond losses: the `monitor` section's callbacks
+(`monitors`) and one module per view (graph, projector, attention maps, profile)."""

@@ -1,0 +1,2 @@
+"""`kzoo sweep`: the grid (`grid`), the trials (`runner`) and their HPARAMS
+records (`hparams`)."""

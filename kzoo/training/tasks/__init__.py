@@ -1,0 +1,7 @@
+"""What a recipe trains: one `Task` per kind of run (`base`), found by the
+recipe's family and task in a lazy registry (`registry.task_for`), and the shared
+sources of text (`corpus_source`) and pairs (`parallel_source`).
+
+Modules: `causal_lm` (GPT, LSTM), `bert_pretrain`, `bert_finetune` (classify,
+tag, QA), `seq2seq` (translation, T5 text-to-text), `t5_pretrain`.
+"""
