@@ -15,7 +15,8 @@
 Errors in the user's input (config keys, files, names, numbers) print one line
 naming the problem and exit with status 2, what the machine got wrong (a full disk)
 one line and status 1; arguments are checked before TensorFlow starts, nothing is
-imported before it is needed, and TensorFlow's C++ start-up lines are hidden.
+imported before it is needed, and TensorFlow's C++ start-up lines are hidden
+(`kzoo --verbose COMMAND` or `kzoo COMMAND --verbose` shows them).
 `export` and `check-serving` run on Keras' TensorFlow backend whatever
 KERAS_BACKEND says.
 """
@@ -41,6 +42,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+VERBOSE_HELP = "show TensorFlow's C++ start-up log (hidden by default)"
+
+
 def build_parser():
     parser = _Parser(
         prog="kzoo",
@@ -50,6 +54,7 @@ def build_parser():
         ),
     )
     parser.add_argument("--version", action="version", version=f"kzoo {__version__}")
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     train = commands.add_parser("train", help="train a recipe into a run directory")
@@ -144,6 +149,10 @@ def build_parser():
     check = commands.add_parser("check-serving", help="check an export as TF Serving loads it")
     check.add_argument("export_dir")
     check.add_argument("--json", action="store_true")
+    for command in commands.choices.values():  # also after the subcommand
+        command.add_argument(
+            "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP
+        )
     return parser
 
 
@@ -344,6 +353,8 @@ def main(argv=None):
     if args.command is None:
         parser.print_help()
         return 0
+    if args.verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = os.environ.get("TF_CPP_MIN_LOG_LEVEL") or "0"
     quiet_tensorflow()
     if not _backend_for(args.command):
         import subprocess

@@ -27,7 +27,7 @@ def paths(tmp_path_factory):
     """The paths the catalogue refers to by name."""
     import tensorflow as tf
 
-    from tests.export.tiny_runs import build_run
+    from kzoo.testing.tiny_runs import build_run
 
     root = tmp_path_factory.mktemp("cli_errors")
     (root / "afile.txt").write_text("not a directory\n")
@@ -403,3 +403,26 @@ def test_a_full_disk_at_a_checkpoint_is_one_line_and_keeps_the_last(tmp_path, mo
     assert checkpoints.read_state(last)["step"] == 3
     with np.load(os.path.join(last, checkpoints.VARIABLES), allow_pickle=False) as arrays:
         assert all(np.isfinite(arrays[key]).all() for key in arrays.files)
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_verbose_shows_the_tensorflow_start_up_log(where, paths):
+    """`kzoo --verbose CMD` / `kzoo CMD ... --verbose`: the C++ log lines hidden above
+    reach stderr, before the same one-line error."""
+    from kzoo.commands.startup import _CPP_LOG_LINE
+
+    argv, expected_status, fragment = CATALOGUE["generate: a SavedModel of another kind"]
+    argv = _fill(argv, paths)
+    argv = ["--verbose", *argv] if where == "before" else [*argv, "--verbose"]
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run(
+        [sys.executable, "-m", "kzoo.cli", *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == expected_status
+    lines = result.stderr.splitlines()
+    assert any(_CPP_LOG_LINE.match(line) for line in lines), result.stderr
+    assert fragment.format(**paths) in lines[-1]
