@@ -17,7 +17,7 @@ same function as the first signature and is not fuzzed again.
 
 Prints a markdown table (one row per signature) for BENCHMARKS.md; exits 1 on any
 failure. Needs the test extras (pytest, hypothesis): the tiny runs and the request
-generator are those of tests/export/serving_fuzz.py.
+generator are those of kzoo/testing/serving_fuzz.py.
 """
 
 import argparse
@@ -49,7 +49,7 @@ def fuzz_signature(export, name, cases, seed, call_timeout):
     from hypothesis import seed as hypothesis_seed
     from hypothesis import strategies as st
 
-    from tests.export.serving_fuzz import call_signature, draw_request, fuzz_once, valid_request
+    from kzoo.testing.serving_fuzz import call_signature, draw_request, fuzz_once, valid_request
 
     counts = {"ok": 0, "invalid": 0, "failed": 0}
     failures = []
@@ -125,8 +125,8 @@ def main(argv=None):
 
 def fuzz_families(args, out):
     """Exports and fuzzes each family; prints the table; returns rows and failures."""
-    from tests.export.serving_fuzz import TinyExport
-    from tests.export.tiny_runs import build_export
+    from kzoo.testing.serving_fuzz import TinyExport
+    from kzoo.testing.tiny_runs import build_export
 
     rows, all_failures = [], []
     started = time.monotonic()

@@ -33,7 +33,6 @@ Timings alternate between the contenders in every round, so load on a shared
 machine hits them alike.
 """
 
-import argparse
 import json
 import os
 import statistics
@@ -44,6 +43,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from timing_flags import timing_parser  # noqa: E402
 
 GPT = dict(
     vocabulary_size=65,
@@ -54,14 +54,8 @@ GPT = dict(
     max_sequence_length=256,
     dropout=0.0,
 )
-WIDE = dict(
-    vocabulary_size=65,
-    num_layers=8,
-    num_heads=8,
-    hidden_dim=512,
-    intermediate_dim=2048,
-    dropout=0.0,
-)
+# The kv_cache part's wider model (that part sets max_sequence_length itself).
+WIDE = dict(GPT, num_layers=8, num_heads=8, hidden_dim=512, intermediate_dim=2048)
 PROMPT, NEW = 32, 128
 BATCHES = (1, 8)
 KV_LENGTHS = (64, 128, 256, 512, 1024)
@@ -168,11 +162,8 @@ def compare_with_keras_hub(rounds, calls, config=GPT, prompt=PROMPT, new=NEW):
 
 def build_run(run_dir, config, new):
     """A run directory (config, char tokenizer, untrained model) like
-    tests/export/tiny_runs.py builds, at the benchmark's shape."""
-    from kzoo.data.builtin_corpus import default_corpus
-    from kzoo.tokenizers import load_tokenizer, train_sentencepiece
-    from kzoo.training import families, run_files
-    from kzoo.training.config import write_yaml_atomic
+    `kzoo.testing.tiny_runs.build_run`'s, at the benchmark's shape."""
+    from kzoo.testing.tiny_runs import write_untrained_run
     from kzoo.training.recipe import validate
 
     keras.utils.set_random_seed(0)  # Before the tokenizer (see tiny_runs.py).
@@ -189,13 +180,7 @@ def build_run(run_dir, config, new):
         },
         name="bench_gpt",
     )
-    write_yaml_atomic(recipe, os.path.join(run_dir, run_files.CONFIG))
-    train_sentencepiece(
-        texts=default_corpus().documents(50, seed=0), model_type="char", output_dir=run_dir
-    )
-    lm = families.build_model(recipe["model"], load_tokenizer(run_dir))
-    run_files.save_atomically(lm.save, os.path.join(run_dir, run_files.MODEL))
-    return lm
+    return write_untrained_run(run_dir, recipe)
 
 
 def percentile_ms(values, q):
@@ -310,23 +295,12 @@ def kv_cache_growth(rounds, config=GPT, lengths=KV_LENGTHS, new=(8, 56), uncache
 # --- Command line -----------------------------------------------------------------------
 
 QUICK = dict(
-    vocabulary_size=65,
-    num_layers=1,
-    num_heads=2,
-    hidden_dim=16,
-    intermediate_dim=32,
-    max_sequence_length=64,
-    dropout=0.0,
+    GPT, num_layers=1, num_heads=2, hidden_dim=16, intermediate_dim=32, max_sequence_length=64
 )
 
 
 def main():
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parts = ("keras_hub", "saved_model", "kv_cache")
-    parser.add_argument("--parts", nargs="+", default=list(parts), choices=parts)
-    parser.add_argument("--rounds", type=int, default=7)
+    parser = timing_parser(__doc__, "--parts", ("keras_hub", "saved_model", "kv_cache"), rounds=7)
     parser.add_argument("--calls", type=int, default=3, help="timed calls per round")
     parser.add_argument(
         "--quick", action="store_true", help="a smoke run: a tiny model, short prompts, few lengths"

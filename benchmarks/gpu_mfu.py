@@ -38,7 +38,6 @@ xprof), so that one call on a lent GPU answers where a slow step spends its time
 (issue 8 asks why KerasHub's T5 is under 1% MFU on an H100).
 """
 
-import argparse
 import gc
 import json
 import os
@@ -54,6 +53,7 @@ import jax  # noqa: E402
 import keras  # noqa: E402
 import keras_hub  # noqa: E402
 import numpy as np  # noqa: E402
+from timing_flags import timing_parser  # noqa: E402
 
 # Submodules, not `kzoo.models`, so that nothing beyond keras.ops is imported.
 from kzoo.models.bert.bert_backbone import BertBackbone  # noqa: E402
@@ -63,65 +63,29 @@ from kzoo.models.gpt.gpt_causal_lm import GPTCausalLM  # noqa: E402
 from kzoo.models.seq2seq.seq2seq_lm import Seq2SeqLM  # noqa: E402
 from kzoo.models.t5.t5_backbone import T5Backbone  # noqa: E402
 
+
+def _config(vocabulary_size, num_layers, num_heads, hidden_dim, batch_size, **lengths):
+    """A benchmarked model's sizes (feed-forward width 4 * hidden_dim) and batch."""
+    return dict(
+        vocabulary_size=vocabulary_size,
+        num_layers=num_layers,
+        num_heads=num_heads,
+        hidden_dim=hidden_dim,
+        intermediate_dim=4 * hidden_dim,
+        **lengths,
+        batch_size=batch_size,
+    )
+
+
 CONFIGS = {
-    "gpt": dict(
-        vocabulary_size=50257,
-        num_layers=12,
-        num_heads=12,
-        hidden_dim=768,
-        intermediate_dim=3072,
-        max_sequence_length=1024,
-        batch_size=16,
-    ),
-    "bert": dict(
-        vocabulary_size=30522,
-        num_layers=12,
-        num_heads=12,
-        hidden_dim=768,
-        intermediate_dim=3072,
-        max_sequence_length=512,
-        batch_size=32,
-    ),
-    "t5": dict(
-        vocabulary_size=32128,
-        num_layers=6,
-        num_heads=8,
-        hidden_dim=512,
-        intermediate_dim=2048,
-        source_length=512,
-        target_length=128,
-        batch_size=32,
-    ),
+    "gpt": _config(50257, 12, 12, 768, batch_size=16, max_sequence_length=1024),
+    "bert": _config(30522, 12, 12, 768, batch_size=32, max_sequence_length=512),
+    "t5": _config(32128, 6, 8, 512, batch_size=32, source_length=512, target_length=128),
 }
 TINY_CONFIGS = {
-    "gpt": dict(
-        vocabulary_size=512,
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=64,
-        intermediate_dim=256,
-        max_sequence_length=64,
-        batch_size=4,
-    ),
-    "bert": dict(
-        vocabulary_size=512,
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=64,
-        intermediate_dim=256,
-        max_sequence_length=64,
-        batch_size=4,
-    ),
-    "t5": dict(
-        vocabulary_size=512,
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=64,
-        intermediate_dim=256,
-        source_length=64,
-        target_length=16,
-        batch_size=4,
-    ),
+    "gpt": _config(512, 2, 2, 64, batch_size=4, max_sequence_length=64),
+    "bert": _config(512, 2, 2, 64, batch_size=4, max_sequence_length=64),
+    "t5": _config(512, 2, 2, 64, batch_size=4, source_length=64, target_length=16),
 }
 # Dense bf16 TFLOP/s by device name, most specific first.
 PEAK_TFLOPS = (("H200", 989.0), ("H100 PCIe", 756.0), ("H100", 989.0), ("A100", 312.0))
@@ -132,17 +96,20 @@ def _shape(config, *drop):
     return {k: v for k, v in config.items() if k not in ("batch_size", *drop)}
 
 
-def _tokens(rng, vocabulary_size, batch_size, length):
-    return rng.integers(0, vocabulary_size, (batch_size, length)).astype("int32")
+def _tokens(rng, config, length):
+    """Random `(batch_size, length)` token ids of `config`'s vocabulary."""
+    shape = (config["batch_size"], length)
+    return rng.integers(0, config["vocabulary_size"], shape).astype("int32")
 
 
 def _trainable_parameters(model):
     return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
 
 
-def decoder_flops_per_token(parameters, num_layers, length, width):
+def decoder_flops_per_token(model, config):
     """nanoGPT's `6 N + 12 L T d`: weight matmuls plus attention, forward and back."""
-    return 6 * parameters + 12 * num_layers * length * width
+    attention = config["num_layers"] * config["max_sequence_length"] * config["hidden_dim"]
+    return 6 * _trainable_parameters(model) + 12 * attention
 
 
 def gpt_pair(config, dropout=0.0):
@@ -152,13 +119,9 @@ def gpt_pair(config, dropout=0.0):
     theirs = keras_hub.models.GPT2CausalLM(
         keras_hub.models.GPT2Backbone(**shape, dropout=dropout), preprocessor=None
     )
-    batch, length = config["batch_size"], config["max_sequence_length"]
-    tokens = _tokens(np.random.default_rng(0), config["vocabulary_size"], batch, length + 1)
+    tokens = _tokens(np.random.default_rng(0), config, config["max_sequence_length"] + 1)
     inputs = {"token_ids": tokens[:, :-1], "padding_mask": np.ones_like(tokens[:, :-1])}
-    flops = decoder_flops_per_token(
-        _trainable_parameters(theirs), config["num_layers"], length, config["hidden_dim"]
-    )
-    return ours, theirs, inputs, tokens[:, 1:], flops
+    return ours, theirs, inputs, tokens[:, 1:], decoder_flops_per_token(theirs, config)
 
 
 def bert_pair(config, dropout=0.0):
@@ -172,18 +135,15 @@ def bert_pair(config, dropout=0.0):
     theirs = keras_hub.models.BertMaskedLM(
         keras_hub.models.BertBackbone(**shape, dropout=dropout), preprocessor=None
     )
-    batch, length = config["batch_size"], config["max_sequence_length"]
-    tokens = _tokens(np.random.default_rng(0), config["vocabulary_size"], batch, length)
+    length = config["max_sequence_length"]
+    tokens = _tokens(np.random.default_rng(0), config, length)
     inputs = {
         "token_ids": tokens,
         "segment_ids": np.zeros_like(tokens),
         "padding_mask": np.ones_like(tokens),
         "mask_positions": np.broadcast_to(np.arange(length, dtype="int32"), tokens.shape),
     }
-    flops = decoder_flops_per_token(
-        _trainable_parameters(theirs), config["num_layers"], length, config["hidden_dim"]
-    )
-    return ours, theirs, inputs, tokens, flops
+    return ours, theirs, inputs, tokens, decoder_flops_per_token(theirs, config)
 
 
 def t5_flops_per_token(backbone, source_length, target_length):
@@ -214,10 +174,10 @@ def t5_pair(config, dropout=0.0):
     backbone = T5Backbone(**shape)
     ours = Seq2SeqLM(backbone, start_token_id=0, end_token_id=1)
     theirs = keras_hub.models.T5Seq2SeqLM(keras_hub.models.T5Backbone(**shape), preprocessor=None)
-    batch, s, t = config["batch_size"], config["source_length"], config["target_length"]
+    s, t = config["source_length"], config["target_length"]
     rng = np.random.default_rng(0)
-    source = _tokens(rng, config["vocabulary_size"], batch, s)
-    target = _tokens(rng, config["vocabulary_size"], batch, t + 1)
+    source = _tokens(rng, config, s)
+    target = _tokens(rng, config, t + 1)
     inputs = {
         "encoder_token_ids": source,
         "encoder_padding_mask": np.ones_like(source),
@@ -310,12 +270,7 @@ def detect_peak_tflops(device_kind):
 
 
 def main():
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--models", nargs="+", default=list(PAIRS), choices=list(PAIRS))
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=10)
+    parser = timing_parser(__doc__, "--models", PAIRS, rounds=5, steps=10, dropout_of="both models")
     parser.add_argument(
         "--peak-tflops",
         type=float,
@@ -328,12 +283,6 @@ def main():
         metavar="DIR",
         default=None,
         help="also write a JAX profiler trace of 3 steps per model here",
-    )
-    parser.add_argument(
-        "--dropout",
-        type=float,
-        default=0.0,
-        help="dropout rate of both models (KerasHub's default is 0.1)",
     )
     args = parser.parse_args()
 

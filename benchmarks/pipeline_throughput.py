@@ -28,7 +28,6 @@ recipes/gpt_shakespeare_char.yaml (characters, batch 12 x 64) on that file.
 Prints one JSON object.
 """
 
-import argparse
 import json
 import os
 import statistics
@@ -38,8 +37,10 @@ import tempfile
 import time
 
 import numpy as np
+from timing_flags import timing_parser
 
 from kzoo.data.causal_lm import count_tokens
+from kzoo.training.read_only_config import updated
 from kzoo.training.recipe import load_recipe
 from kzoo.training.tasks.registry import task_for
 
@@ -73,7 +74,7 @@ def build_pipelines(recipe, overrides, run_dir):
     tokenizer = task.make_tokenizer(run_dir)
     datasets = {}
     for name, value in SETTINGS.items():
-        config["data"]["num_parallel_calls"] = value  # read by make_data
+        task.config = updated(config, data={"num_parallel_calls": value})  # read by make_data
         plan = task.make_data(tokenizer)
         datasets[name] = plan.train
     tokens = count_tokens(tokenizer, **task.source.train)
@@ -136,11 +137,7 @@ def training_tokens_per_second(recipe, overrides, steps, run_dir):
 
 
 def main():
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
-    parser.add_argument("--rounds", type=int, default=5)
+    parser = timing_parser(__doc__, "--cases", CASES, rounds=5)
     parser.add_argument("--round-tokens", type=int, default=500_000)
     parser.add_argument(
         "--train-steps",

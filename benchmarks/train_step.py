@@ -24,7 +24,6 @@ untied head) at the same sizes, vocab 512, encoder 128 / decoder 32 tokens,
 batch 16.
 """
 
-import argparse
 import json
 import os
 import statistics
@@ -34,6 +33,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from timing_flags import timing_parser  # noqa: E402
 
 SIZES = dict(num_layers=4, num_heads=4, hidden_dim=128, intermediate_dim=512)
 GPT = dict(vocabulary_size=65, **SIZES, max_sequence_length=64, batch_size=12)
@@ -228,23 +228,12 @@ def compare(name, rounds, steps, jit_compile, nanogpt=False, dropout=0.0):
 
 
 def main():
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--models", nargs="+", default=list(PAIRS), choices=list(PAIRS))
-    parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--steps", type=int, default=20)
+    parser = timing_parser(__doc__, "--models", PAIRS, rounds=6, steps=20, dropout_of="every model")
     parser.add_argument("--no-xla", action="store_true")
     parser.add_argument(
         "--nanogpt",
         action="store_true",
         help="also time nanoGPT's PyTorch step (gpt only; needs torch)",
-    )
-    parser.add_argument(
-        "--dropout",
-        type=float,
-        default=0.0,
-        help="dropout rate of every model (KerasHub's default is 0.1)",
     )
     args = parser.parse_args()
     results = [

@@ -32,6 +32,7 @@ from kzoo.commands.generate import run_generate
 from kzoo.commands.startup import quiet_tensorflow, start_tensorflow
 from kzoo.commands.tensorboard import run_tensorboard
 from kzoo.export.serving_generate import DEFAULT_NEW_TOKENS
+from kzoo.training.run_directory import RunDirectory
 from kzoo.version import __version__
 
 
@@ -171,8 +172,10 @@ def run_train(args):
                 "--resume RUN_DIR takes no CONFIG, --run-dir or --set: the "
                 "run continues with its saved config.yaml"
             )
-        if not os.path.isfile(os.path.join(args.resume, "config.yaml")):
-            raise FileNotFoundError(f"--resume {args.resume}: no run there (no config.yaml)")
+        if not RunDirectory(args.resume).has_config():
+            raise FileNotFoundError(
+                f"--resume {args.resume}: no run there (no {RunDirectory.CONFIG})"
+            )
         run_dir = args.resume
     elif args.config is None:
         raise ValueError("give a recipe (kzoo train CONFIG) or --resume RUN_DIR")
@@ -206,7 +209,8 @@ def run_train(args):
     )
     print(f"Run directory: {run_dir}")
     print(
-        f"TensorBoard:   tensorboard --logdir {os.path.join(run_dir, 'tensorboard')} --host 127.0.0.1"
+        f"TensorBoard:   tensorboard --logdir {RunDirectory(run_dir).tensorboard_dir()} "
+        "--host 127.0.0.1"
     )
     return 0
 

@@ -1,4 +1,10 @@
-"""Temporary files and directories that are renamed into place, with the umask's mode.
+"""Atomic writes: files and directories staged under a temporary name, then renamed
+into place, with the umask's mode.
+
+`atomic_write(path, write)` (and `write_bytes_atomic`, `write_text_atomic`,
+`write_json_atomic`, `atomic_directory`) is how kzoo writes every file another
+process may read: a run's config, model, summary, tokenizer and checkpoints,
+export assets, generated data sets.
 
 `tempfile.mkstemp` and `tempfile.mkdtemp` create 0600 files and 0700 directories
 whatever the umask: right for private scratch space, wrong for a file staged
@@ -8,7 +14,9 @@ under the usual umask 022, 0600 and 0700 under 077). These do the same as
 `tempfile`'s, then set that mode.
 """
 
+import json
 import os
+import shutil
 import tempfile
 
 
@@ -46,4 +54,129 @@ def mkdtemp(**kwargs):
     umask."""
     path = tempfile.mkdtemp(**kwargs)
     os.chmod(path, 0o777 & ~umask())
+    return path
+
+
+def atomic_write(path, write):
+    """Writes a file all at once: `write(tmp)` fills a temporary sibling of `path`,
+    which is flushed to disk and renamed onto `path`.
+
+    Readers see the old file or the new one, never a part: if `write` raises (or
+    the process dies), `path` is left as it was and the temporary file is removed
+    (a killed process leaves a hidden `.tmp-*`, which nothing reads). The temporary
+    file has `path`'s extension (Keras checks `.keras`), the umask's mode and a
+    name starting with `.tmp-`; `path`'s directory is created if missing.
+
+    Args:
+        path: The file to write.
+        write: A function of the temporary path; it writes the content there (the
+            file exists, empty: open it with `"w"`/`"wb"`).
+
+    Returns:
+        `path`.
+
+    Example:
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "notes.txt")
+    >>> _ = write_text_atomic(path, "old")
+    >>> def fail(tmp):
+    ...     with open(tmp, "w") as f:
+    ...         f.write("half")
+    ...     raise OSError("disk full")
+    >>> atomic_write(path, fail)
+    Traceback (most recent call last):
+    ...
+    OSError: disk full
+    >>> open(path).read(), os.listdir(os.path.dirname(path))
+    ('old', ['notes.txt'])
+    """
+    directory, name = os.path.split(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = mkstemp(dir=directory, prefix=".tmp-", suffix="".join(name.partition(".")[1:]))
+    os.close(fd)
+    try:
+        write(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def write_bytes_atomic(path, data):
+    """Writes `data` (`bytes`) to `path` atomically (`atomic_write`); returns `path`."""
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            f.write(data)
+
+    return atomic_write(path, write)
+
+
+def write_text_atomic(path, text):
+    """Writes `text` to `path` as UTF-8, atomically (`atomic_write`), line ends as
+    given; returns `path`."""
+
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+
+    return atomic_write(path, write)
+
+
+def write_json_atomic(path, data, sort_keys=True):
+    """Writes `data` as indented JSON (and a final newline) to `path`, atomically
+    (`atomic_write`); `sort_keys=False` keeps the dicts' order. Returns `path`.
+
+    Example:
+    >>> import tempfile
+    >>> path = write_json_atomic(os.path.join(tempfile.mkdtemp(), "a.json"), {"b": 1, "a": 2})
+    >>> print(open(path).read(), end="")
+    {
+      "a": 2,
+      "b": 1
+    }
+    """
+
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, sort_keys=sort_keys)
+            f.write("\n")
+
+    return atomic_write(path, write)
+
+
+def atomic_directory(path, fill, replace=False):
+    """Writes a directory all at once: `fill(tmp)` fills a temporary sibling of
+    `path` (a `.tmp-*` directory with the umask's mode), which is renamed onto
+    `path`.
+
+    If `fill` raises, the temporary directory is removed and `path` is left as it
+    was. `fill` flushes the files it writes (`os.fsync`) where a crash must not
+    lose them.
+
+    Args:
+        path: The directory to write; it may exist if empty, or with `replace`.
+        fill: A function of the temporary directory's path.
+        replace: Delete an existing `path` (and what it holds) just before the rename.
+
+    Returns:
+        `path`.
+    """
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+    tmp = mkdtemp(dir=parent, prefix=".tmp-")
+    try:
+        fill(tmp)
+        if replace and os.path.exists(path):
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
     return path

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import kzoo
-from tests.conftest import (
+from kzoo.testing import (
     ROOT,
     TINY_OVERRIDES,
     child_pids,
@@ -50,15 +50,6 @@ def test_usage_and_help_list_every_command(capsys):
     for command in cli.COMMANDS:
         assert f"\n    kzoo {command} " in cli.__doc__, command
         assert re.search(rf"^\s+{command}\s+\S", help_text, flags=re.M), command
-
-
-@pytest.mark.parametrize("module", ["kzoo.commands.startup", "kzoo.commands.generate"])
-def test_docstring_examples(module):
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
 
 
 def _wait_until_served(url, server, timeout=120):

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from kzoo import cli
+from kzoo.testing import ROOT, TINY_OVERRIDES
 from kzoo.training import checkpoints
-from tests.conftest import ROOT, TINY_OVERRIDES
 
 RECIPE = os.path.join(ROOT, "recipes", "gpt_tiny.yaml")
 

@@ -7,7 +7,7 @@ import os
 import keras
 import pytest
 
-from tests.conftest import ROOT
+from kzoo.testing import ROOT
 
 # Modules that deserialize code.
 FORBIDDEN_MODULES = {"pickle", "cloudpickle", "dill", "marshal", "shelve", "joblib"}
@@ -151,10 +151,10 @@ def test_no_kzoo_code_can_deserialize_code():
 
 
 def test_a_run_model_with_a_lambda_layer_is_refused(tmp_path):
-    from kzoo.training.evaluate import load_run_model
+    from kzoo.training.run_directory import RunDirectory
 
     inputs = keras.Input((2,))
     model = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs))
     model.save(tmp_path / "model.keras")
     with pytest.raises(ValueError, match="safe_mode"):
-        load_run_model(str(tmp_path))
+        RunDirectory(tmp_path).load_model()

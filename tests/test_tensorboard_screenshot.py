@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import ROOT
+from kzoo.testing import ROOT
 
 SCRIPT = os.path.join(ROOT, "scripts", "tensorboard_screenshot.sh")
 CHROMIUM = next(

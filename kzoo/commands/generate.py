@@ -48,6 +48,18 @@ def new_tokens(requested, limit, why):
     return requested
 
 
+def _decoding_options(args, num_beams):
+    """The `generate()` keyword arguments the command line sets."""
+    return dict(
+        strategy=args.strategy,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        seed=args.seed,
+        num_beams=num_beams,
+    )
+
+
 def run_generate(args):
     _check_generation_options(args)
     check_input_directory(args.model, "run directory or SavedModel")
@@ -71,23 +83,17 @@ def _generate_from_export(args):
         args.max_new_tokens, generator.max_new_tokens, "the export's cap, export.max_new_tokens"
     )
     outputs = generator.generate(
-        args.prompt,
-        max_new_tokens=max_new_tokens,
-        strategy=args.strategy,
-        temperature=args.temperature,
-        top_k=args.top_k,
-        top_p=args.top_p,
-        seed=args.seed,
-        num_beams=args.num_beams,
+        args.prompt, max_new_tokens=max_new_tokens, **_decoding_options(args, args.num_beams)
     )
     return outputs, generator.continues_prompt
 
 
 def _generate_from_run(args):
     from kzoo.models import Seq2SeqLM
-    from kzoo.training.run_files import load_run_model
+    from kzoo.training.run_directory import RunDirectory
 
-    model = load_run_model(args.model)
+    run = RunDirectory(args.model)
+    model = run.load_model()
     if not hasattr(model, "generate") and not hasattr(model, "generate_ids"):
         from kzoo.export.bert_signatures import MAIN_SIGNATURES
 
@@ -111,17 +117,11 @@ def _generate_from_run(args):
         outputs = model.generate(
             args.prompt,
             max_new_tokens=max_new_tokens,
-            strategy=args.strategy,
-            temperature=args.temperature,
-            top_k=args.top_k,
-            top_p=args.top_p,
-            seed=args.seed,
-            num_beams=args.num_beams or 4,
+            **_decoding_options(args, args.num_beams or 4),
         )
         return outputs, not isinstance(model, Seq2SeqLM)
     # The LSTM: token ids in and out, as its export generates.
-    from kzoo.export.keras_reference import generate_texts
-    from kzoo.tokenizers import load_tokenizer
+    from kzoo.export.causal_lm_reference import generate_texts
 
     if args.strategy == "beam":
         raise ValueError(
@@ -129,7 +129,7 @@ def _generate_from_run(args):
         )
     outputs = generate_texts(
         model,
-        load_tokenizer(args.model),
+        run.tokenizer(),
         args.prompt,
         max_new_tokens,
         temperature=args.temperature if args.strategy == "sample" else 0.0,

@@ -39,7 +39,9 @@ def run_tensorboard(args):
     import subprocess
     import time
 
-    logdir = os.path.join(args.run_dir, "tensorboard")
+    from kzoo.training.run_directory import RunDirectory
+
+    logdir = RunDirectory(args.run_dir).tensorboard_dir()
     if not os.path.isdir(logdir):
         logdir = args.run_dir
     if not os.path.isdir(logdir):

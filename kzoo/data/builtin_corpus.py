@@ -32,9 +32,9 @@ True
 """
 
 import bisect
+import functools
 import math
 import os
-import shutil
 
 import numpy as np
 
@@ -269,17 +269,15 @@ class BuiltinCorpus:
         splits = {"train": documents[:num_train], "validation": documents[num_train:]}
         os.makedirs(directory, exist_ok=True)
         width = max(5, len(str(max(counts.values()) - 1)))
+
+        def write_documents(documents, temporary):
+            for number, text in enumerate(documents):
+                path = os.path.join(temporary, f"doc_{number:0{width}d}.txt")
+                with open(path, "w", encoding="ascii") as f:
+                    f.write(text)
+
         for name, split in splits.items():
-            temporary = staged_files.mkdtemp(prefix=f".{name}.tmp-", dir=directory)
-            try:
-                for number, text in enumerate(split):
-                    filename = os.path.join(temporary, f"doc_{number:0{width}d}.txt")
-                    with open(filename, "w", encoding="ascii") as f:
-                        f.write(text)
-                os.replace(temporary, targets[name])
-            except BaseException:
-                shutil.rmtree(temporary, ignore_errors=True)
-                raise
+            staged_files.atomic_directory(targets[name], functools.partial(write_documents, split))
         return {
             "train": os.path.join(targets["train"], "*.txt"),
             "validation": os.path.join(targets["validation"], "*.txt"),

@@ -28,6 +28,7 @@ import os
 
 import numpy as np
 
+from kzoo import staged_files
 from kzoo.data.builtin_corpus import PUNCTUATION, default_corpus
 
 TASKS = ("classification", "pair_classification", "tagging", "qa")
@@ -152,10 +153,7 @@ def write_builtin_task(directory, task, num_train, num_validation, seed=0):
     os.makedirs(directory, exist_ok=True)
     for split, path in paths.items():
         examples = generate(counts[split], _task_rng(task, seed, split))
-        temporary = f"{path}.tmp-{os.getpid()}"
-        with open(temporary, "w", encoding="utf-8", newline="") as file:
-            file.write(writer(examples))
-        os.replace(temporary, path)
+        staged_files.write_text_atomic(path, writer(examples))
     return paths
 
 

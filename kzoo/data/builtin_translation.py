@@ -42,6 +42,8 @@ import os
 
 import numpy as np
 
+from kzoo import staged_files
+
 TEXT_TO_TEXT_TASKS = ("translate", "plural", "subject")
 TASK_PREFIXES = {
     "translate": "translate English to Toy",
@@ -231,10 +233,8 @@ def write_builtin_translation(directory, num_train, num_validation, seed=0):
     os.makedirs(directory, exist_ok=True)
     for split, path in paths.items():
         rows = [("source", "target"), *translation_pairs(counts[split], seed, split)]
-        temporary = f"{path}.tmp-{os.getpid()}"
-        with open(temporary, "w", encoding="utf-8", newline="") as file:
-            file.write("".join(f"{source}\t{target}\n" for source, target in rows))
-        os.replace(temporary, path)
+        text = "".join(f"{source}\t{target}\n" for source, target in rows)
+        staged_files.write_text_atomic(path, text)
     return paths["train"], paths["validation"]
 
 

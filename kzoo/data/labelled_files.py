@@ -29,15 +29,7 @@ _INTEGER = re.compile(r"-?\d+")
 
 
 def read_classification_file(
-    path,
-    *,
-    text_column,
-    label_column,
-    text_pair_column=None,
-    header=None,
-    file_format=None,
-    key="data.train",
-    bad_records=None,
+    path, *, text_column, label_column, text_pair_column=None, **table_options
 ):
     """Reads a single-text or text-pair classification file.
 
@@ -47,14 +39,9 @@ def read_classification_file(
             index.
         label_column: The label's column, likewise.
         text_pair_column: The second text's column for pair tasks, or `None`.
-        header: Whether a tsv/csv file starts with a header row; `None` means it does
-            exactly when a column is given by name. Ignored for jsonl.
-        file_format: `"tsv"`, `"csv"` or `"jsonl"`; `None` infers it from the extension
-            (`.tsv`, `.csv`, `.jsonl`, `.json`).
-        key: The config key the path came from, quoted in errors.
-        bad_records: The `kzoo.data.bad_records.BadRecords` that bad rows (see
-            `kzoo.data.table_files`; also a non-string or empty field) go to;
-            `None` stops at the first.
+        **table_options: `header`, `file_format`, `key` and `bad_records`, as for
+            `kzoo.data.table_files.read_table_columns` (a non-string or empty
+            field is a bad row too).
 
     Returns:
         A list of `{"text": str, "text_pair": str | None, "label": str, "line": int}`;
@@ -82,16 +69,7 @@ def read_classification_file(
             example[role] = value.strip() if role == "label" else value
         return example
 
-    path, rows = read_table_columns(
-        path,
-        columns,
-        header=header,
-        file_format=file_format,
-        key=key,
-        bad_records=bad_records,
-        check=check,
-    )
-    return [{**example, "line": line} for line, example in rows]
+    return read_table_columns(path, columns, check=check, **table_options)
 
 
 def label_vocabulary(examples, field="label"):

@@ -16,16 +16,7 @@ from kzoo.data.bad_records import BadRecord, BadRecords
 from kzoo.data.table_files import numbered_lines, read_table_columns, resolve_one, string_value
 
 
-def read_parallel_table(
-    path,
-    *,
-    source_column,
-    target_column,
-    header=None,
-    file_format=None,
-    key="data.train",
-    bad_records=None,
-):
+def read_parallel_table(path, *, source_column, target_column, **table_options):
     """Reads translation pairs from two columns of a tsv, csv or jsonl file.
 
     Args:
@@ -33,12 +24,8 @@ def read_parallel_table(
         source_column: The source text's column: a header name (a key for jsonl)
             or a 0-based index.
         target_column: The target text's column, likewise.
-        header: Whether a tsv/csv file starts with a header row; `None` means it
-            does exactly when a column is given by name. Ignored for jsonl.
-        file_format: `"tsv"`, `"csv"` or `"jsonl"`; `None` infers it from the
-            extension (`.tsv`, `.csv`, `.jsonl`, `.json`).
-        key: The config key the path came from, quoted in errors.
-        bad_records: The `BadRecords` bad rows go to; `None` stops at the first.
+        **table_options: `header`, `file_format`, `key` and `bad_records`, as for
+            `kzoo.data.table_files.read_table_columns`.
 
     Returns:
         A list of `{"source": str, "target": str, "line": int}`.
@@ -66,16 +53,7 @@ def read_parallel_table(
                 )
         return fields
 
-    path, rows = read_table_columns(
-        path,
-        columns,
-        header=header,
-        file_format=file_format,
-        key=key,
-        bad_records=bad_records,
-        check=check,
-    )
-    return [{**fields, "line": line} for line, fields in rows]
+    return read_table_columns(path, columns, check=check, **table_options)
 
 
 def read_line_aligned(source_path, target_path, *, key="data.train", bad_records=None):

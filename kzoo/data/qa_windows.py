@@ -83,6 +83,9 @@ def qa_windows(tokenizer, questions, contexts, *, sequence_length, max_query_tok
     [0, 0]
     >>> windows["token_starts"].numpy().tolist()[1]
     [-1, -1, -1, -1, 4, 6, -1, -1]
+    >>> starts, ends = answer_token_positions(windows, [2], [5])  # "b c"
+    >>> starts.numpy().tolist(), ends.numpy().tolist()
+    ([5, 0], [6, 0])
     """
     window_length = context_window_length(sequence_length, max_query_tokens, doc_stride)
     questions = tf.convert_to_tensor(questions, tf.string)
@@ -138,15 +141,7 @@ def answer_token_positions(windows, answer_byte_starts, answer_byte_ends):
     Returns:
         `(start_positions, end_positions)`, int32 `[N]`.
 
-    Example:
-    >>> from kzoo.tokenizers.wordpiece_tokenizer import WordPieceTokenizer
-    >>> tokenizer = WordPieceTokenizer(
-    ...     ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b", "c", "?"])
-    >>> windows = qa_windows(tokenizer, ["b?"], ["a b c a"], sequence_length=8,
-    ...                      max_query_tokens=2, doc_stride=2)
-    >>> starts, ends = answer_token_positions(windows, [2], [5])  # "b c"
-    >>> starts.numpy().tolist(), ends.numpy().tolist()
-    ([5, 0], [6, 0])
+    Example: see `qa_windows`'s, whose second window lacks the answer.
     """
     example_index = windows["example_index"]
     indices = windows["token_indices"]

@@ -43,17 +43,17 @@ def read_table_columns(
             raises `BadRecord(problem)` for a bad one.
 
     Returns:
-        `(path, rows)`: the resolved path and a non-empty list of `(line, row)`
-        (`line` where the row starts); a row is `{role: value}` (values are `str`
-        from tsv/csv, any JSON value from jsonl) or what `check` returned.
+        A non-empty list of rows: each `{role: value}` (values are `str` from
+        tsv/csv, any JSON value from jsonl) or what `check` returned, plus
+        `"line"`, the 1-based line where the row starts.
 
     Example:
     >>> import pathlib, tempfile
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "pairs.tsv"
     >>> _ = path.write_text("Hallo\\tHello\\nkaputt\\n")
     >>> records = BadRecords("skip")
-    >>> read_table_columns(path, {"source": 0, "target": 1}, bad_records=records)[1]
-    [(1, {'source': 'Hallo', 'target': 'Hello'})]
+    >>> read_table_columns(path, {"source": 0, "target": 1}, bad_records=records)
+    [{'source': 'Hallo', 'target': 'Hello', 'line': 1}]
     >>> records.locations
     ['...pairs.tsv:2: expected 2 tab-separated fields (as on line 1), got 1']
     """
@@ -81,10 +81,10 @@ def read_table_columns(
                         f"{sorted(fields)}"
                     )
             row = {role: fields[column] for role, column in columns.items()}
-            kept.append((line, check(row) if check else row))
+            kept.append({**(check(row) if check else row), "line": line})
         except BadRecord as error:
             records.found(path, line, str(error))
-    return path, non_empty(kept, path, key, records)
+    return non_empty(kept, path, key, records)
 
 
 def string_value(value, role, column):

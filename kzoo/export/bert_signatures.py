@@ -25,10 +25,12 @@ naming the input.
 
 Which exist depends on the model: a pretraining run serves `fill_mask` (its
 default) and `embed`; a classifier `classify`, a tagger `tag`, a QA model `answer`
-(each its default), and `embed`. Texts are cut to the run's
-`data.sequence_length` (pairs round-robin, questions to `data.max_query_tokens`,
-long contexts split into windows of stride `data.doc_stride`); `tag` still returns
-every word, `fill_mask` only the [MASK]s that fit.
+(each its default), and `embed`. The text is turned into inputs by the model's
+own preprocessor (`model.preprocessor`, saved in `model.keras`; never the recipe):
+texts are cut to its `sequence_length` (pairs round-robin, questions to
+`max_query_tokens`, long contexts split into windows of stride `doc_stride`), and
+a classifier takes `text_pairs` when its preprocessor says `pairs`; `tag` still
+returns every word, `fill_mask` only the [MASK]s that fit.
 
 Unusual inputs follow `input_policy`: invalid UTF-8 becomes U+FFFD (so `tokens`,
 `answer` and the byte offsets refer to the text after that replacement); an empty
@@ -40,11 +42,11 @@ an empty context); 0 rows give 0 rows; `text_pairs` not one per text and
 
 import tensorflow as tf
 
-from kzoo.data import qa_answers, qa_windows
-from kzoo.data.bert_inputs import pack_segments, split_words, text_inputs, word_inputs
+from kzoo.data import qa_answers
 from kzoo.export.input_policy import any_rank, as_rows, one_per_row, valid_utf8
+from kzoo.export.signatures import SERVING_DEFAULT, ServingSignatures
+from kzoo.preprocessing.bert_masked_lm_preprocessor import MASK_TOKEN
 
-MASK_TOKEN = "[MASK]"
 _TEXTS = any_rank("texts", tf.string)
 
 
@@ -61,25 +63,48 @@ def _strings(name):
     return any_rank(name, tf.string)
 
 
-class BertSignatures:
-    """Builds the signature functions of a BERT task model and its tokenizer.
+def model_preprocessor(model):
+    """`model.preprocessor`, which holds every setting the signatures read.
+
+    Raises:
+        ValueError: The model has none (built in code without one, or a
+            `model.keras` the run loader could not give one).
+    """
+    preprocessor = getattr(model, "preprocessor", None)
+    if preprocessor is None:
+        raise ValueError(
+            f"{type(model).__name__} has no preprocessor: build it with "
+            "preprocessor=kzoo.preprocessing.<Task>Preprocessor(...), or load it with "
+            "RunDirectory(run_dir).load_model(), which gives old runs theirs"
+        )
+    return preprocessor
+
+
+class BertSignatures(ServingSignatures):
+    """The `ServingSignatures` of a BERT task model: its main endpoint (TF Serving's
+    default: `MAIN_SIGNATURES`) and `embed`.
+
+    The sample requests are built from the vocabulary's words (so they exist for
+    any corpus); their expected outputs are the endpoint functions run eagerly on
+    the Keras model (the default `reference_outputs`): `kzoo check-serving` then
+    shows that the SavedModel, loaded without Keras or kzoo, answers the same
+    (strings and ids exactly, floats to 1e-4).
 
     Args:
         model: `BertPretrainer`, `BertClassifier`, `BertTokenClassifier` or
-            `BertQuestionAnswerer`.
-        tokenizer: Its `WordPieceTokenizer`.
-        data_config: The run's `data` section (lengths, QA windows, pairs).
+            `BertQuestionAnswerer`, with its `preprocessor` (a
+            `kzoo.preprocessing.BertPreprocessor` of the task: the tokenizer,
+            the lengths, QA windows and whether a classifier takes pairs).
         top_k: Candidates per [MASK] for `fill_mask`.
         xla: Compile the encoder call with XLA.
     """
 
-    def __init__(self, model, tokenizer, data_config, top_k=5, xla=False, pairs=False):
+    def __init__(self, model, top_k=5, xla=False):
+        self.preprocessor = model_preprocessor(model)
         self.model = model
-        self.tokenizer = tokenizer
-        self.data = data_config
-        self.length = int(data_config["sequence_length"])
+        self.tokenizer = self.preprocessor.tokenizer
         self.top_k = int(top_k)
-        self.pairs = pairs
+        self.pairs = bool(getattr(self.preprocessor, "pairs", False))
         self._call = tf.function(
             lambda inputs: model(inputs, training=False), jit_compile=xla, autograph=False
         )
@@ -88,6 +113,39 @@ class BertSignatures:
             jit_compile=xla,
             autograph=False,
         )
+
+    @classmethod
+    def from_model(cls, model, export_settings, xla=False, run=None):
+        """`export.top_k` candidates per [MASK]; every other setting is the
+        model's preprocessor's."""
+        return cls(model, top_k=export_settings["top_k"], xla=xla)
+
+    def sample_requests(self):
+        """Two-row requests for each endpoint, from the vocabulary's words."""
+        w = sample_words(self.tokenizer)
+        text = " ".join(w[:4])
+        inputs = {
+            "fill_mask": {
+                "texts": [
+                    f"{w[0]} {MASK_TOKEN} {w[1]} {w[2]}.",
+                    f"{MASK_TOKEN} {w[3]} {MASK_TOKEN}",
+                ]
+            },
+            "embed": {"texts": [text, ""]},
+            "classify": {"texts": [text, " ".join(w[4:6])]},
+            "tag": {"texts": [f"{w[0].capitalize()} {w[1]}, {w[2]} {w[3]}.", w[4]]},
+            "answer": {
+                "questions": [f"what does {w[0]} {w[1]}?", f"{w[2]}?"],
+                "contexts": [
+                    f"{w[0]} {w[1]} {w[5]}. {w[3]} {w[4]} {w[6]}.",
+                    " ".join(w[(i * 7) % 12] for i in range(80)) + ".",
+                ],
+            },
+        }
+        if self.pairs:
+            inputs["classify"]["text_pairs"] = [" ".join(w[6:9]), ""]
+        requests = [{"signature_name": name, "inputs": inputs[name]} for name in self.input_specs()]
+        return requests + [{"signature_name": SERVING_DEFAULT, "inputs": requests[0]["inputs"]}]
 
     @property
     def kind(self):
@@ -114,7 +172,7 @@ class BertSignatures:
 
     def embed(self, texts):
         texts = as_rows(texts, "texts")
-        inputs = text_inputs(self.tokenizer, self.length, valid_utf8(texts))
+        inputs = self.preprocessor.text_inputs(valid_utf8(texts))
         return {"embedding": tf.cast(self._embed(inputs), tf.float32)}
 
     def classify(self, texts, text_pairs=None):
@@ -123,7 +181,7 @@ class BertSignatures:
             text_pairs = valid_utf8(
                 one_per_row(text_pairs, tf.shape(texts)[0], "text_pairs", "text")
             )
-        inputs = text_inputs(self.tokenizer, self.length, valid_utf8(texts), text_pairs)
+        inputs = self.preprocessor.text_inputs(valid_utf8(texts), text_pairs)
         probabilities = tf.nn.softmax(tf.cast(self._call(inputs), tf.float32), axis=-1)
         label_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
         labels = tf.constant(list(self.model.labels))
@@ -134,8 +192,8 @@ class BertSignatures:
         }
 
     def tag(self, texts):
-        words = split_words(valid_utf8(as_rows(texts, "texts")))
-        inputs, first = word_inputs(self.tokenizer, self.length, words)
+        words = self.preprocessor.split_words(valid_utf8(as_rows(texts, "texts")))
+        inputs, first = self.preprocessor.word_inputs(words)
         best = tf.argmax(self._call(inputs), axis=-1, output_type=tf.int32)  # [B, L]
         positions = first.flat_values
         rows = tf.cast(first.value_rowids(), tf.int32)
@@ -151,17 +209,9 @@ class BertSignatures:
         }
 
     def answer(self, questions, contexts):
-        data = self.data
         questions = valid_utf8(as_rows(questions, "questions"))
         contexts = valid_utf8(one_per_row(contexts, tf.shape(questions)[0], "contexts", "question"))
-        windows = qa_windows.qa_windows(
-            self.tokenizer,
-            questions,
-            contexts,
-            sequence_length=self.length,
-            max_query_tokens=data["max_query_tokens"],
-            doc_stride=data["doc_stride"],
-        )
+        windows = self.preprocessor.windows(questions, contexts)
         inputs = {k: windows[k] for k in ("token_ids", "segment_ids", "padding_mask")}
         logits = self._call(inputs)
         best = qa_answers.best_answers(
@@ -169,7 +219,7 @@ class BertSignatures:
             logits["end_logits"],
             windows,
             contexts,
-            max_answer_tokens=data["max_answer_tokens"],
+            max_answer_tokens=self.preprocessor.max_answer_tokens,
             batch_size=tf.shape(questions)[0],
         )
         return {
@@ -180,16 +230,11 @@ class BertSignatures:
         }
 
     def fill_mask(self, texts):
-        ids = self._tokenize_with_masks(as_rows(texts, "texts"))
-        packed = pack_segments(self.tokenizer, self.length, [ids])
-        is_mask = tf.equal(packed["token_ids"], int(self.tokenizer.mask_id))
-        count = tf.reduce_sum(tf.cast(is_mask, tf.int32), axis=1)
-        slots = tf.maximum(tf.reduce_max(count), 1)
-        # Mask positions first, in order; unused slots point at [CLS] (ignored).
-        order = tf.argsort(tf.cast(~is_mask, tf.int32), axis=1, stable=True)[:, :slots]
-        used = tf.range(slots)[None, :] < count[:, None]
-        positions = tf.where(used, order, 0)
-        logits = self._call({**packed, "mask_positions": positions})["mlm"]
+        inputs = self.preprocessor(valid_utf8(as_rows(texts, "texts")))
+        # Unused mask slots point at [CLS] (position 0, never a [MASK]).
+        used = inputs["mask_positions"] > 0
+        count = tf.reduce_sum(tf.cast(used, tf.int32), axis=1)
+        logits = self._call(inputs)["mlm"]
         probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
         scores, token_ids = tf.math.top_k(probabilities, k=self.top_k)
         tokens = self.tokenizer.id_to_token(token_ids)
@@ -200,18 +245,12 @@ class BertSignatures:
             "mask_count": count,
         }
 
-    def _tokenize_with_masks(self, texts):
-        """Ragged ids of `texts` with each literal "[MASK]" as the [MASK] id."""
-        # [B, S]: S - 1 masks per row
-        parts = tf.strings.split(valid_utf8(texts), MASK_TOKEN)
-        rows = parts.value_rowids()
-        index = tf.range(tf.size(rows, tf.int64)) - tf.gather(parts.row_starts(), rows)
-        followed_by_mask = index < tf.gather(parts.row_lengths(), rows) - 1
-        count = tf.cast(followed_by_mask, tf.int64)
-        marks = tf.RaggedTensor.from_row_lengths(
-            tf.fill([tf.reduce_sum(count)], int(self.tokenizer.mask_id)), count
-        )
-        pieces = tf.concat(
-            [tf.cast(self.tokenizer.tokenize(parts.flat_values), tf.int32), marks], axis=1
-        )
-        return tf.RaggedTensor.from_row_splits(pieces, parts.row_splits).merge_dims(1, 2)
+
+def sample_words(tokenizer, count=12):
+    """`count` words of the vocabulary (alphabetic, longer than 2 letters if it has
+    any), repeated as needed, for the sample requests."""
+    vocabulary = tokenizer.get_vocabulary()[5:]
+    words = [t for t in vocabulary if t.isalpha() and len(t) > 2] or [
+        t for t in vocabulary if t.isalpha()
+    ]
+    return [words[i % len(words)] for i in range(count)] if words else ["a"] * count

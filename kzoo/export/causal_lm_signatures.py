@@ -55,6 +55,15 @@ import inspect
 
 import tensorflow as tf
 
+from kzoo.export import causal_lm_reference
+from kzoo.export.causal_lm_reference import (
+    SAMPLE_NEW_TOKENS,
+    SCORE_TOLERANCE,
+    GenerationLimits,
+    document_ids,
+    sample_prompts,
+    sequence_log_likelihood,
+)
 from kzoo.export.input_policy import (
     any_rank,
     as_rows,
@@ -66,7 +75,8 @@ from kzoo.export.input_policy import (
     unless_empty,
     valid_utf8,
 )
-from kzoo.export.scoring import sequence_log_likelihood
+from kzoo.export.signatures import ServingSignatures, next_power_of_two, run_config, run_tokenizer
+from kzoo.preprocessing import CausalLMPreprocessor
 
 _DECODING_SPECS = {
     "max_new_tokens": any_rank("max_new_tokens", tf.int32),
@@ -89,52 +99,26 @@ OUTPUT_DTYPES = {
     "score": {"log_likelihood": "float32", "num_tokens": "int32"},
     "generate_ids": {"token_ids": "int32", "generated_mask": "int32"},
 }
-# TF Serving's default signature is generation.
-ALIASES = {"serving_default": "generate"}
 
 
-def model_context(model):
-    """The longest token sequence `model` accepts, or None when unbounded."""
-    backbone = getattr(model, "backbone", None)
-    return getattr(backbone, "max_sequence_length", None)
+class CausalLMSignatures(ServingSignatures):
+    """The `ServingSignatures` of a kzoo causal LM: `generate` (TF Serving's
+    default), `score` and `generate_ids`.
 
-
-@dataclasses.dataclass(frozen=True)
-class GenerationLimits:
-    """Bounds fixed at export time.
-
-    Attributes:
-        max_new_tokens: The cap requested `max_new_tokens` are clipped to.
-        max_prompt_tokens: Longer prompts keep their last tokens.
-        context: The model's longest sequence (None: unbounded).
-    """
-
-    max_new_tokens: int
-    max_prompt_tokens: int
-    context: int | None
-
-    @classmethod
-    def for_model(cls, model, max_new_tokens, max_prompt_tokens):
-        """Limits for `model`: the cap leaves room for one prompt token."""
-        context = model_context(model)
-        if context is not None:
-            max_new_tokens = min(max_new_tokens, context - 1)
-        return cls(int(max_new_tokens), int(max_prompt_tokens), context)
-
-
-class CausalLMSignatures:
-    """Builds the signature functions of a kzoo causal LM and its tokenizer.
-
-    The methods are plain functions of tensors, to be wrapped by
-    `keras.export.ExportArchive.add_endpoint` with `INPUT_SPECS`.
+    The endpoint methods are plain functions of tensors, to be wrapped by
+    `keras.export.ExportArchive.add_endpoint` with `INPUT_SPECS`; the sample
+    requests and their Keras answers are `causal_lm_reference`'s.
 
     Args:
         model: `GPTCausalLM` or `LSTMLanguageModel` (anything with
             `generate_ids` and `end_token_id`).
-        tokenizer: A `kzoo.tokenizers.SentencePieceTokenizer`.
+        tokenizer: A `kzoo.tokenizers.SentencePieceTokenizer`; texts are
+            tokenized by `model.preprocessor` (a `CausalLMPreprocessor`) when it
+            has one.
         limits: A `GenerationLimits`.
         xla: Compile the decoding and scoring cores with XLA (tokenization stays
             outside: the SentencePiece ops have no XLA kernels).
+        prompts: The first sample prompts (`train.sample_prompts`).
 
     Example:
     >>> import tempfile
@@ -154,17 +138,55 @@ class CausalLMSignatures:
     True
     """
 
-    def __init__(self, model, tokenizer, limits, xla=False):
+    def __init__(self, model, tokenizer, limits, xla=False, prompts=()):
         self.model = model
-        self.tokenizer = tokenizer
+        self.prompts = sample_prompts(prompts)
         self.limits = limits
         self.end_id = int(model.end_token_id)
+        self.preprocessor = getattr(model, "preprocessor", None) or CausalLMPreprocessor(
+            tokenizer, limits.context or limits.max_prompt_tokens, end_token_id=self.end_id
+        )
+        self.tokenizer = self.preprocessor.tokenizer
         self.vocabulary_size = int(getattr(model, "backbone", model).vocabulary_size)
         self._takes_strategy = "strategy" in inspect.signature(model.generate_ids).parameters
         # One function each, traced once and called by every signature that needs it
         # (generate, serving_default and generate_ids share the decoding loop).
         self._decode_ids = tf.function(self._decode_ids, jit_compile=xla, autograph=False)
         self._log_likelihood = tf.function(self._log_likelihood, jit_compile=xla, autograph=False)
+
+    @classmethod
+    def from_model(cls, model, export_settings, xla=False, run=None):
+        """Limits from `export.max_new_tokens` and `export.max_prompt_tokens`
+        (within the model's context); the rest from `run_settings`."""
+        limits = GenerationLimits.for_model(
+            model, export_settings["max_new_tokens"], export_settings["max_prompt_tokens"]
+        )
+        tokenizer, prompts = run_settings(model, run)
+        return cls(model, tokenizer, limits, xla=xla, prompts=prompts)
+
+    # --- The export interface ----------------------------------------------------
+
+    def input_specs(self):
+        return INPUT_SPECS
+
+    def output_dtypes(self):
+        return OUTPUT_DTYPES
+
+    def sample_requests(self):
+        ids = document_ids(self.tokenizer, self.end_id, self.prompts)
+        new_tokens = min(SAMPLE_NEW_TOKENS, self.limits.max_new_tokens)
+        return causal_lm_reference.sample_requests(self.prompts, ids, new_tokens)
+
+    def reference_outputs(self, request):
+        return causal_lm_reference.reference_outputs(
+            self.model, self.tokenizer, self.limits, request
+        )
+
+    def expected_fields(self):
+        return {"end_token_id": self.end_id, "score_tolerance": SCORE_TOLERANCE}
+
+    def export_info(self):
+        return {"end_token_id": self.end_id, "limits": dataclasses.asdict(self.limits)}
 
     # --- Signatures ------------------------------------------------------------
 
@@ -231,9 +253,7 @@ class CausalLMSignatures:
 
     def _tokenize_documents(self, texts):
         """Ragged ids, each row starting with the end-of-document token."""
-        ids = tf.cast(self.tokenizer.tokenize(valid_utf8(texts)), tf.int32)
-        start = tf.fill([tf.shape(texts)[0], 1], self.end_id)
-        return tf.concat([tf.RaggedTensor.from_tensor(start), ids], axis=1)
+        return self.preprocessor.tokenize_documents(valid_utf8(texts))
 
     def _decoding_settings(self, batch, max_new_tokens, temperature, top_k, top_p, seed):
         new_tokens = tf.clip_by_value(
@@ -273,9 +293,9 @@ class CausalLMSignatures:
         return sequence_log_likelihood(self.model, token_ids, padding_mask)
 
 
-def next_power_of_two(n):
-    """The smallest power of two >= n (n >= 1), for an int32 scalar tensor."""
-    x = n - 1
-    for shift in (1, 2, 4, 8, 16):
-        x = tf.bitwise.bitwise_or(x, tf.bitwise.right_shift(x, shift))
-    return x + 1
+def run_settings(model, run):
+    """What a causal LM export reads from its run directory besides the model: the
+    tokenizer (a model saved without one has it beside it) and `train.sample_prompts`
+    (the first sample prompts)."""
+    prompts = run_config(run).get("train", {}).get("sample_prompts", [])
+    return run_tokenizer(model, run), prompts

@@ -131,26 +131,27 @@ def _run_probe(version_dir, expected, work, timeout):
 
 
 def _recompute_expected(version_dir, work):
-    from kzoo.export.saved_model import load_run_model
-    from kzoo.training.run_files import read_json, write_json
+    """`expected_outputs.json` recomputed from the run's `model.keras` (the run
+    directory and export settings recorded in `kzoo_export.json`), any family."""
+    from kzoo import staged_files
+    from kzoo.export.saved_model import expected_outputs, export_settings
+    from kzoo.export.signatures import signatures_class
+    from kzoo.training.run_directory import RunDirectory
 
     extra = os.path.join(version_dir, layout.ASSETS_EXTRA)
-    info = read_json(os.path.join(extra, layout.EXPORT_INFO_FILE))
-    stored = read_json(os.path.join(extra, layout.EXPECTED_FILE))
-    model, tokenizer = load_run_model(info["run_dir"])
-    if info["model_class"] == "Seq2SeqLM":
-        from kzoo.export.seq2seq_export import reference_outputs
-        from kzoo.export.seq2seq_signatures import Seq2SeqLimits as Limits
-    else:
-        from kzoo.export.causal_lm_signatures import GenerationLimits as Limits
-        from kzoo.export.keras_reference import reference_outputs
-    limits = Limits(**info["limits"])
-    stored["requests"] = [
-        dict(r, expected=reference_outputs(model, tokenizer, limits, r)) for r in stored["requests"]
-    ]
+    with open(os.path.join(extra, layout.EXPORT_INFO_FILE), encoding="utf-8") as f:
+        info = json.load(f)
+    with open(os.path.join(extra, layout.EXPECTED_FILE), encoding="utf-8") as f:
+        stored = json.load(f)
+    run = RunDirectory(info["run_dir"])
+    model = run.load_model()
+    signatures = signatures_class(model, where=info["run_dir"]).from_model(
+        model, export_settings(info.get("config") or {}), run=run
+    )
     path = os.path.join(work, layout.EXPECTED_FILE)
-    write_json(stored, path)
-    return path
+    return staged_files.write_json_atomic(
+        path, {**stored, **expected_outputs(signatures, stored["requests"])}
+    )
 
 
 def format_summary(result):

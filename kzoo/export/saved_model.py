@@ -1,14 +1,17 @@
 """`kzoo export RUN_DIR`: a trained run becomes a TF Serving model version.
 
     OUT/models.config                  every model under OUT (see serving_files)
-    OUT/NAME/VERSION/saved_model.pb    signatures: generate (= serving_default),
-    OUT/NAME/VERSION/variables/        score, generate_ids (see signatures)
+    OUT/NAME/VERSION/saved_model.pb    the model family's endpoints (causal LM:
+    OUT/NAME/VERSION/variables/        generate = serving_default, score,
+                                       generate_ids; see *_signatures)
     OUT/NAME/VERSION/assets.extra/     warmup requests, REST examples, expected
-                                       outputs, kzoo_export.json
+                                       outputs, kzoo_export.json (see layout)
 
-for a causal LM; BERT and seq2seq/T5 runs have their own signatures
-(`bert_signatures`, `seq2seq_signatures`). What every signature does with unusual
-input (invalid UTF-8, empty batches, out-of-range or NaN options) is `input_policy`.
+Every family is written by the same code: `signatures.signatures_class(model)`
+picks the family's `ServingSignatures`, which gives the endpoints, the sample
+requests and their Keras answers; `write_saved_model` and `write_assets_extra`
+write them. What every endpoint does with unusual input (invalid UTF-8, empty
+batches, out-of-range or NaN options) is `input_policy`.
 
 The version is written into a hidden temporary directory next to it
 (`OUT/NAME/.tmp-VERSION-*`, which TF Serving ignores: not a number) and renamed
@@ -16,7 +19,6 @@ into place only when complete, so a crash never leaves a partial version for TF
 Serving to load. An existing version is replaced only with `overwrite=True`.
 """
 
-import dataclasses
 import datetime
 import os
 import shutil
@@ -25,26 +27,21 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from kzoo.export import bert_export, layout, seq2seq_export, serving_files
-from kzoo.export.archive import signature_names, write_saved_model
-from kzoo.export.causal_lm_signatures import INPUT_SPECS, OUTPUT_DTYPES, GenerationLimits
-from kzoo.export.input_policy import declared_shape
-from kzoo.export.keras_reference import SCORE_TOLERANCE, document_ids, reference_outputs
+from kzoo import staged_files
+from kzoo.export import layout, serving_files
 from kzoo.export.names import validate_model_name, validate_version
-from kzoo.export.serving_requests import sample_prompts, sample_requests
-from kzoo.training import run_files
+from kzoo.export.signatures import signatures_class
 from kzoo.training.config import validate_section
 from kzoo.training.recipe import EXPORT_SCHEMA
+from kzoo.training.run_directory import RunDirectory
 from kzoo.version import __version__
-
-SAMPLE_NEW_TOKENS = 8
 
 
 def export_run(run_dir, out_dir="saved_models", name=None, version=None, xla=None, overwrite=False):
     """Exports `run_dir/model.keras` to `out_dir/NAME/VERSION` for TF Serving.
 
     Args:
-        run_dir: A training run (`config.yaml`, `model.keras`, `tokenizer.model`).
+        run_dir: A training run (`config.yaml`, `model.keras`, its tokenizer).
         out_dir: The TF Serving base directory; `models.config` is updated there.
         name: Model name; defaults to the run's `export.name` (else the run
             directory's name).
@@ -56,7 +53,8 @@ def export_run(run_dir, out_dir="saved_models", name=None, version=None, xla=Non
         The path of the version directory.
 
     Raises:
-        ValueError: A bad name or version (the message names the value).
+        ValueError: A bad name or version (the message names the value), or a
+            model no family exports.
         FileExistsError: The version exists and `overwrite` is False.
         FileNotFoundError: `run_dir/model.keras` is missing.
 
@@ -66,8 +64,9 @@ def export_run(run_dir, out_dir="saved_models", name=None, version=None, xla=Non
     ...
     ValueError: --name: '../evil' is not a valid model name; ...
     """
-    config = _read_config(run_dir)
-    settings = validate_section("export", config.get("export"), EXPORT_SCHEMA)
+    run = RunDirectory(run_dir)
+    config = run.config() if run.has_config() else {}
+    settings = export_settings(config)
     if name is None:
         name = validate_model_name(settings["name"] or os.path.basename(os.path.abspath(run_dir)))
     else:
@@ -81,47 +80,23 @@ def export_run(run_dir, out_dir="saved_models", name=None, version=None, xla=Non
     final = os.path.join(model_dir, str(version))
     _check_free(final, overwrite)
 
-    model, tokenizer = load_run_model(run_dir)
+    model = run.load_model()
+    signatures = signatures_class(model, where=run_dir).from_model(
+        model, settings, xla=xla, run=run
+    )
+    info = {
+        "model_name": name,
+        "version": version,
+        "run_dir": os.path.abspath(run_dir),
+        "model_class": type(model).__name__,
+        "xla": xla,
+        "config": config,
+    }
     os.makedirs(model_dir, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=model_dir, prefix=f".tmp-{version}-")
     try:
-        if bert_export.is_bert_model(model):
-            signatures = bert_export.bert_signatures(model, tokenizer, config, xla=xla)
-            bert_export.write_bert_saved_model(tmp, signatures)
-            bert_export.write_bert_assets(tmp, signatures, name)
-            _write_export_info(
-                tmp,
-                run_dir,
-                config,
-                name,
-                version,
-                xla,
-                model,
-                bert_export.signature_specs(signatures),
-            )
-        elif seq2seq_export.is_seq2seq_model(model):
-            signatures = seq2seq_export.seq2seq_signatures(
-                model, tokenizer, config, settings, xla=xla
-            )
-            seq2seq_export.write_seq2seq_saved_model(tmp, signatures)
-            seq2seq_export.write_seq2seq_assets(tmp, signatures, name)
-            _write_export_info(
-                tmp,
-                run_dir,
-                config,
-                name,
-                version,
-                xla,
-                model,
-                seq2seq_export.signature_specs(signatures),
-                limits=dataclasses.asdict(signatures.limits),
-            )
-        else:
-            limits = GenerationLimits.for_model(
-                model, settings["max_new_tokens"], settings["max_prompt_tokens"]
-            )
-            write_saved_model(tmp, model, tokenizer, limits, xla=xla)
-            _write_assets_extra(tmp, run_dir, config, name, version, xla, model, tokenizer, limits)
+        write_saved_model(tmp, signatures)
+        write_assets_extra(tmp, signatures, name, info)
         _make_readable(tmp)
         _move_into_place(tmp, final, overwrite)
     finally:
@@ -130,44 +105,87 @@ def export_run(run_dir, out_dir="saved_models", name=None, version=None, xla=Non
     return final
 
 
+def export_settings(config):
+    """The validated `export` section of a run's `config` (defaults filled in)."""
+    return validate_section("export", config.get("export"), EXPORT_SCHEMA)
+
+
 def load_run_model(run_dir):
-    """Loads a run's model (safe mode) and its tokenizer, for export."""
-    from kzoo.tokenizers import load_tokenizer
-    from kzoo.training.run_files import load_run_model as load_model
-
-    model = load_model(run_dir)
-    if bert_export.is_bert_model(model):
-        return model, getattr(model, "tokenizer", None) or load_tokenizer(run_dir)
-    if not (hasattr(model, "generate_ids") and getattr(model, "end_token_id", None) is not None):
-        raise ValueError(
-            f"{run_dir}: holds a {type(model).__name__}; kzoo export supports causal "
-            "LMs with generate_ids and end_token_id (GPTCausalLM, LSTMLanguageModel), "
-            "Seq2SeqLM and BERT task models"
-        )
-    tokenizer = getattr(model, "tokenizer", None) or load_tokenizer(run_dir)
-    return model, tokenizer
+    """A run's model (`RunDirectory.load_model`) and its tokenizer, checked to be
+    one that `export_run` exports (`signatures_class`)."""
+    run = RunDirectory(run_dir)
+    model = run.load_model()
+    signatures_class(model, where=run_dir)
+    return model, run.tokenizer(model)
 
 
-def signature_specs():
-    """Input names, dtypes and shapes (None: any rank, checked in the graph) and
-    output dtypes of every signature."""
-    specs = {}
-    for name in signature_names():
-        source = "generate" if name == "serving_default" else name
-        specs[name] = {
-            "inputs": {
-                key: {"dtype": spec.dtype.name, "shape": declared_shape(spec)}
-                for key, spec in INPUT_SPECS[source].items()
+def write_saved_model(path, signatures):
+    """Writes the SavedModel of `signatures` (a `ServingSignatures`) to `path`.
+
+    A `keras.export.ExportArchive` (not a hand-made `tf.Module` holding the Keras
+    model) saves exactly the variables and resources the endpoints use, so the
+    SavedModel loads both with `tf.saved_model.load` and with the TF1 session
+    loader that TF Serving uses. The tokenizer is tracked explicitly (its
+    resources are not variables, and an LSTM does not own its tokenizer). The
+    first endpoint is saved as `serving_default` too.
+    """
+    archive = keras.export.ExportArchive()
+    for trackable in signatures.trackables():
+        archive.track(trackable)
+    for name, specs in signatures.input_specs().items():
+        archive.add_endpoint(name, getattr(signatures, name), list(specs.values()))
+    archive.write_out(path, verbose=False)
+
+
+def write_assets_extra(directory, signatures, model_name, info):
+    """Writes `directory/assets.extra/`: the warmup requests, one REST example per
+    endpoint, the Keras model's answers to the sample requests and
+    `kzoo_export.json` (`info` with the family's `export_info`, the endpoints'
+    specs and the library versions added).
+
+    Args:
+        directory: The version directory.
+        signatures: Its `ServingSignatures`.
+        model_name: The model name the warmup requests address.
+        info: What was exported, from where, how (`export_run` writes the run
+            directory, model class, XLA flag and config).
+    """
+    extra = os.path.join(directory, layout.ASSETS_EXTRA)
+    requests = signatures.sample_requests()
+    dtypes = {
+        name: {key: spec.dtype for key, spec in specs.items()}
+        for name, specs in signatures.all_input_specs().items()
+    }
+    serving_files.write_warmup_requests(
+        os.path.join(extra, layout.WARMUP_FILE), model_name, requests, dtypes
+    )
+    serving_files.write_example_requests(os.path.join(extra, layout.EXAMPLES_DIR), requests)
+    staged_files.write_json_atomic(
+        os.path.join(extra, layout.EXPECTED_FILE), expected_outputs(signatures, requests)
+    )
+    staged_files.write_json_atomic(
+        os.path.join(extra, layout.EXPORT_INFO_FILE),
+        {
+            **info,
+            **signatures.export_info(),
+            "signatures": signatures.signature_specs(),
+            "versions": {
+                "kzoo": __version__,
+                "tensorflow": tf.__version__,
+                "keras": keras.__version__,
             },
-            "outputs": OUTPUT_DTYPES[source],
-        }
-    return specs
+            "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        },
+    )
 
 
-def _read_config(run_dir):
-    if not os.path.isfile(os.path.join(run_dir, run_files.CONFIG)):
-        return {}
-    return run_files.read_config(run_dir)
+def expected_outputs(signatures, requests):
+    """The content of `expected_outputs.json`: each request with the Keras
+    model's answer (`expected`), and the family's tolerances."""
+    return {
+        **signatures.expected_fields(),
+        "requests": [dict(r, expected=signatures.reference_outputs(r)) for r in requests],
+    }
 
 
 def _check_free(final, overwrite):
@@ -176,61 +194,6 @@ def _check_free(final, overwrite):
             f"{final} already exists; export a new version (--version) or pass "
             "overwrite=True (--overwrite)"
         )
-
-
-def _write_assets_extra(directory, run_dir, config, name, version, xla, model, tokenizer, limits):
-    extra = os.path.join(directory, layout.ASSETS_EXTRA)
-    end_id = int(model.end_token_id)
-    prompts = sample_prompts(config.get("train", {}).get("sample_prompts", []))
-    requests = sample_requests(
-        prompts,
-        document_ids(tokenizer, end_id, prompts),
-        min(SAMPLE_NEW_TOKENS, limits.max_new_tokens),
-    )
-    serving_files.write_warmup_requests(os.path.join(extra, layout.WARMUP_FILE), name, requests)
-    serving_files.write_example_requests(os.path.join(extra, layout.EXAMPLES_DIR), requests)
-    expected = [dict(r, expected=reference_outputs(model, tokenizer, limits, r)) for r in requests]
-    run_files.write_json(
-        {"end_token_id": end_id, "score_tolerance": SCORE_TOLERANCE, "requests": expected},
-        os.path.join(extra, layout.EXPECTED_FILE),
-    )
-    _write_export_info(
-        directory,
-        run_dir,
-        config,
-        name,
-        version,
-        xla,
-        model,
-        signature_specs(),
-        end_token_id=end_id,
-        limits=dataclasses.asdict(limits),
-    )
-
-
-def _write_export_info(
-    directory, run_dir, config, name, version, xla, model, signatures, **extra_fields
-):
-    """`assets.extra/kzoo_export.json`: what was exported, from where, how."""
-    run_files.write_json(
-        {
-            "model_name": name,
-            "version": version,
-            "run_dir": os.path.abspath(run_dir),
-            "model_class": type(model).__name__,
-            **extra_fields,
-            "xla": xla,
-            "signatures": signatures,
-            "config": config,
-            "versions": {
-                "kzoo": __version__,
-                "tensorflow": tf.__version__,
-                "keras": keras.__version__,
-            },
-            "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-        },
-        os.path.join(directory, layout.ASSETS_EXTRA, layout.EXPORT_INFO_FILE),
-    )
 
 
 def _make_readable(directory):

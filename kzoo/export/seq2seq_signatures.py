@@ -60,7 +60,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from kzoo.export.causal_lm_signatures import next_power_of_two
+from kzoo.export import seq2seq_reference
 from kzoo.export.input_policy import (
     any_rank,
     as_rows,
@@ -72,8 +72,10 @@ from kzoo.export.input_policy import (
     unless_empty,
     valid_utf8,
 )
+from kzoo.export.signatures import ServingSignatures, next_power_of_two, run_config, run_tokenizer
 from kzoo.models.seq2seq.seq2seq_lm import start_buffer
 from kzoo.models.text_generation import STRATEGIES
+from kzoo.preprocessing import Seq2SeqPreprocessor
 
 DEFAULT_NUM_BEAMS = 4
 # The generation endpoint and its ids variant, by `model.family`.
@@ -132,15 +134,19 @@ class Seq2SeqLimits:
         )
 
 
-class Seq2SeqSignatures:
-    """Builds the signature functions of a `Seq2SeqLM` and its tokenizer.
+class Seq2SeqSignatures(ServingSignatures):
+    """The `ServingSignatures` of a `Seq2SeqLM`: `translate` (TF Serving's
+    default), `score` and `translate_ids` (`generate`, `score`, `generate_ids` for
+    T5).
 
-    The methods are plain functions of tensors, to be wrapped by
-    `keras.export.ExportArchive.add_endpoint` with `input_specs()`.
+    The endpoint methods are plain functions of tensors, to be wrapped by
+    `keras.export.ExportArchive.add_endpoint` with `input_specs()`; the sample
+    requests and their Keras answers are `seq2seq_reference`'s.
 
     Args:
         model: A `Seq2SeqLM` (any of its backbones).
-        tokenizer: Its `SentencePieceTokenizer`.
+        tokenizer: Its `SentencePieceTokenizer`; sources are tokenized by
+            `model.preprocessor` (a `Seq2SeqPreprocessor`) when it has one.
         limits: A `Seq2SeqLimits`.
         family: `model.family` of the run: `"t5"` names the endpoints
             `generate`/`generate_ids`, anything else `translate`/`translate_ids`.
@@ -150,11 +156,14 @@ class Seq2SeqSignatures:
 
     def __init__(self, model, tokenizer, limits, family="seq2seq", xla=False):
         self.model = model
-        self.tokenizer = tokenizer
         self.limits = limits
         self.endpoints = ENDPOINTS.get(family, ENDPOINTS["seq2seq"])
         self.start_id = int(model.start_token_id)
         self.end_id = int(model.end_token_id)
+        self.preprocessor = getattr(model, "preprocessor", None) or Seq2SeqPreprocessor(
+            tokenizer, limits.capacity, limits.capacity, self.start_id, self.end_id
+        )
+        self.tokenizer = self.preprocessor.tokenizer
         self.vocabulary_size = int(model.backbone.vocabulary_size)
         # One function each, traced once and shared by the signatures that call it.
         self._decode = tf.function(self._decode, jit_compile=xla, autograph=False)
@@ -171,6 +180,25 @@ class Seq2SeqSignatures:
             },
             generate_ids: {"source_ids": any_rank("source_ids", tf.int32), **_DECODING_SPECS},
         }
+
+    @classmethod
+    def from_model(cls, model, export_settings, xla=False, run=None):
+        """Limits from the `export` section (`Seq2SeqLimits.for_model`); the
+        endpoint names and tokenizer from `run_settings`."""
+        tokenizer, family = run_settings(model, run)
+        limits = Seq2SeqLimits.for_model(model, export_settings)
+        return cls(model, tokenizer, limits, family=family, xla=xla)
+
+    def sample_requests(self):
+        return seq2seq_reference.sample_requests(
+            self.tokenizer, self.end_id, self.limits, self.endpoints
+        )
+
+    def reference_outputs(self, request):
+        return seq2seq_reference.reference_outputs(self.model, self.tokenizer, self.limits, request)
+
+    def export_info(self):
+        return {"limits": dataclasses.asdict(self.limits)}
 
     # --- Signatures ------------------------------------------------------------
 
@@ -248,9 +276,7 @@ class Seq2SeqSignatures:
 
     def _source_ids(self, texts):
         """Ragged ids of each text, cut, with the end token appended."""
-        ids = tf.cast(self.tokenizer.tokenize(valid_utf8(texts)), tf.int32)
-        ids = ids[:, : self.limits.max_source_tokens - 1]
-        return tf.concat([ids, _column(tf.shape(texts)[0], self.end_id)], axis=1)
+        return self.preprocessor.source_ids(valid_utf8(texts), self.limits.max_source_tokens)
 
     def _decoding_settings(
         self, batch, max_new_tokens, strategy, temperature, top_k, top_p, seed, length_penalty
@@ -347,6 +373,14 @@ class Seq2SeqSignatures:
         """`text_generation.round_up` on a tensor: a power of two, at most capacity."""
         power = next_power_of_two(tf.maximum(length, 1))
         return tf.minimum(power, self.limits.capacity)
+
+
+def run_settings(model, run):
+    """What a seq2seq export reads from its run directory besides the model: the
+    tokenizer (a model saved without one has it beside it) and `model.family`
+    (which names the endpoints, `ENDPOINTS`)."""
+    family = run_config(run).get("model", {}).get("family")
+    return run_tokenizer(model, run), family
 
 
 def _checked_strategy(strategy):

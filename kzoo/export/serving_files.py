@@ -14,34 +14,29 @@ from google.protobuf import text_format
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
-from kzoo.export.causal_lm_signatures import INPUT_SPECS
+from kzoo import staged_files
 from kzoo.export.layout import CONTAINER_MODELS_DIR, MODELS_CONFIG
 from kzoo.export.names import validate_model_name
-from kzoo.export.serving_requests import rest_body
-from kzoo.training.run_files import save_atomically, write_json
 
 
-def _input_dtypes(signature_name):
-    name = "generate" if signature_name == "serving_default" else signature_name
-    return {key: spec.dtype for key, spec in INPUT_SPECS[name].items()}
-
-
-def predict_request(model_name, request, dtypes=None):
+def predict_request(model_name, request, dtypes):
     """A `PredictRequest` for one sample request (tensors from `tf.make_tensor_proto`).
 
-    `dtypes`: `{signature: {input: dtype}}`; defaults to the causal LM signatures.
+    Args:
+        model_name: The served model's name.
+        request: `{"signature_name", "inputs": {name: list}}`.
+        dtypes: `{signature: {input: dtype}}` (`ServingSignatures.all_input_specs`).
     """
-    proto = predict_pb2.PredictRequest(
-        model_spec=model_pb2.ModelSpec(name=model_name, signature_name=request["signature_name"])
-    )
     name = request["signature_name"]
-    dtypes = dtypes[name] if dtypes is not None else _input_dtypes(name)
+    proto = predict_pb2.PredictRequest(
+        model_spec=model_pb2.ModelSpec(name=model_name, signature_name=name)
+    )
     for key, values in request["inputs"].items():
-        proto.inputs[key].CopyFrom(tf.make_tensor_proto(values, dtype=dtypes[key]))
+        proto.inputs[key].CopyFrom(tf.make_tensor_proto(values, dtype=dtypes[name][key]))
     return proto
 
 
-def write_warmup_requests(path, model_name, requests, dtypes=None):
+def write_warmup_requests(path, model_name, requests, dtypes):
     """Writes TF Serving's warmup file: one `PredictionLog` per request
     (`dtypes`: see `predict_request`)."""
 
@@ -55,8 +50,7 @@ def write_warmup_requests(path, model_name, requests, dtypes=None):
                 )
                 writer.write(log.SerializeToString())
 
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    save_atomically(write, path)
+    staged_files.atomic_write(path, write)
 
 
 def read_warmup_requests(path):
@@ -75,8 +69,23 @@ def write_example_requests(directory, requests):
         name = request["signature_name"]
         if name not in written:
             written[name] = os.path.join(directory, f"{name}.json")
-            write_json(rest_body(request), written[name])
+            staged_files.write_json_atomic(written[name], rest_body(request))
     return written
+
+
+def rest_body(request):
+    """A REST `:predict` body in the row ("instances") format.
+
+    Example:
+    >>> rest_body({"signature_name": "score", "inputs": {"texts": ["a", "b"]}})
+    {'signature_name': 'score', 'instances': [{'texts': 'a'}, {'texts': 'b'}]}
+    """
+    inputs = request["inputs"]
+    batch = len(next(iter(inputs.values())))
+    return {
+        "signature_name": request["signature_name"],
+        "instances": [{key: values[row] for key, values in inputs.items()} for row in range(batch)],
+    }
 
 
 def update_models_config(out_dir):
@@ -120,11 +129,7 @@ def update_models_config(out_dir):
                 name=name, base_path=f"{CONTAINER_MODELS_DIR}/{name}", model_platform="tensorflow"
             )
 
-    def write(tmp):
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text_format.MessageToString(config))
-
-    save_atomically(write, path)
+    staged_files.write_text_atomic(path, text_format.MessageToString(config))
     os.chmod(path, 0o644)
     return path
 

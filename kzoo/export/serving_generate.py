@@ -111,27 +111,19 @@ class ExportedGenerator:
         return [text.decode("utf-8", errors="replace") for text in texts]
 
 
-def generate_from_saved_model(
-    path,
-    prompts,
-    max_new_tokens=None,
-    strategy="greedy",
-    temperature=1.0,
-    top_k=0,
-    top_p=1.0,
-    seed=0,
-    num_beams=None,
-):
+def generate_from_saved_model(path, prompts, strategy="greedy", **options):
     """Generates from `prompts` with an exported model of any generating family.
 
     Args:
         path: A version directory written by `kzoo export`.
         prompts: A list of prompt (or source) strings.
-        max_new_tokens: Tokens to generate; the signature clips it into
-            `[1, export.max_new_tokens]`. None: 64, or the export's cap if lower.
         strategy: `"greedy"` or `"sample"`; `"beam"` too for seq2seq and T5.
-        temperature, top_k, top_p, seed: Sampling controls (ignored for greedy).
-        num_beams: Beam search: must equal the export's `export.num_beams` if given.
+        **options: `ExportedGenerator.generate`'s keyword arguments:
+            `max_new_tokens` (the signature clips it into `[1,
+            export.max_new_tokens]`; None: 64, or the export's cap if lower),
+            `temperature`, `top_k`, `top_p`, `seed` (sampling controls, ignored
+            for greedy) and `num_beams` (beam search: must equal the export's
+            `export.num_beams` if given).
 
     Returns:
         A list of `str`: a causal LM's continuations (without the prompts), an
@@ -149,16 +141,7 @@ def generate_from_saved_model(
             f"{STRATEGIES['sources']}; got {strategy!r} (beam: seq2seq and T5 exports "
             "only)"
         )
-    return ExportedGenerator(path).generate(
-        prompts,
-        max_new_tokens=max_new_tokens,
-        strategy=strategy,
-        temperature=temperature,
-        top_k=top_k,
-        top_p=top_p,
-        seed=seed,
-        num_beams=num_beams,
-    )
+    return ExportedGenerator(path).generate(prompts, strategy=strategy, **options)
 
 
 def _generation_endpoint(path, signatures):

@@ -7,6 +7,11 @@ import keras
 from keras import ops
 
 from kzoo.layers.dropout import Dropout
+from kzoo.layers.initializers import (
+    ATTENTION_INITIALIZERS,
+    kernel_initializers,
+    serialized_initializers,
+)
 from kzoo.layers.position import RotaryEmbedding
 from kzoo.layers.write_at import write_at
 
@@ -118,12 +123,10 @@ class MultiHeadAttention(keras.layers.Layer):
         self.use_bias = use_bias
         self.scale = scale
         self.rotary_max_wavelength = rotary_max_wavelength
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.output_kernel_initializer = keras.initializers.get(
-            output_kernel_initializer or kernel_initializer
-        )
-        self.query_kernel_initializer = keras.initializers.get(
-            query_kernel_initializer or kernel_initializer
+        self.kernel_initializer, self.output_kernel_initializer, self.query_kernel_initializer = (
+            kernel_initializers(
+                kernel_initializer, output_kernel_initializer, query_kernel_initializer
+            )
         )
 
         self.query_dense = self._make_dense(
@@ -269,13 +272,7 @@ class MultiHeadAttention(keras.layers.Layer):
                 "use_bias": self.use_bias,
                 "scale": self.scale,
                 "rotary_max_wavelength": self.rotary_max_wavelength,
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-                "output_kernel_initializer": keras.initializers.serialize(
-                    self.output_kernel_initializer
-                ),
-                "query_kernel_initializer": keras.initializers.serialize(
-                    self.query_kernel_initializer
-                ),
+                **serialized_initializers(self, *ATTENTION_INITIALIZERS),
             }
         )
         return config

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from kzoo.layers.dropout import Dropout
+from kzoo.layers.initializers import kernel_initializers, serialized_initializers
 
 ACTIVATIONS = (
     "relu",
@@ -61,9 +62,8 @@ class FeedForward(keras.layers.Layer):
         self.activation = activation
         self.dropout = dropout
         self.use_bias = use_bias
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.output_kernel_initializer = keras.initializers.get(
-            output_kernel_initializer or kernel_initializer
+        self.kernel_initializer, self.output_kernel_initializer = kernel_initializers(
+            kernel_initializer, output_kernel_initializer
         )
         self.output_dim = output_dim
         self.gated = activation.startswith("gated-")
@@ -126,10 +126,7 @@ class FeedForward(keras.layers.Layer):
                 "activation": self.activation,
                 "dropout": self.dropout,
                 "use_bias": self.use_bias,
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-                "output_kernel_initializer": keras.initializers.serialize(
-                    self.output_kernel_initializer
-                ),
+                **serialized_initializers(self, "kernel_initializer", "output_kernel_initializer"),
                 "output_dim": self.output_dim,
             }
         )

@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from kzoo.layers.initializers import serialized_initializers
+
 
 @keras.saving.register_keras_serializable(package="kzoo")
 class RMSNorm(keras.layers.Layer):
@@ -48,10 +50,7 @@ class RMSNorm(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            {
-                "epsilon": self.epsilon,
-                "scale_initializer": keras.initializers.serialize(self.scale_initializer),
-            }
+            {"epsilon": self.epsilon, **serialized_initializers(self, "scale_initializer")}
         )
         return config
 

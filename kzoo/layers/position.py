@@ -9,9 +9,7 @@ import math
 import keras
 from keras import ops
 
-
-def _serialize(initializer):
-    return keras.initializers.serialize(initializer)
+from kzoo.layers.initializers import serialized_initializers
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
@@ -99,7 +97,10 @@ class PositionEmbedding(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            {"sequence_length": self.sequence_length, "initializer": _serialize(self.initializer)}
+            {
+                "sequence_length": self.sequence_length,
+                **serialized_initializers(self, "initializer"),
+            }
         )
         return config
 
@@ -259,7 +260,7 @@ class RelativePositionBias(keras.layers.Layer):
                 "num_buckets": self.num_buckets,
                 "max_distance": self.max_distance,
                 "bidirectional": self.bidirectional,
-                "embeddings_initializer": _serialize(self.embeddings_initializer),
+                **serialized_initializers(self, "embeddings_initializer"),
             }
         )
         return config

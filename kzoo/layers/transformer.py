@@ -5,6 +5,11 @@ import keras
 from kzoo.layers.attention import MultiHeadAttention
 from kzoo.layers.dropout import Dropout
 from kzoo.layers.feedforward import FeedForward
+from kzoo.layers.initializers import (
+    ATTENTION_INITIALIZERS,
+    kernel_initializers,
+    serialized_initializers,
+)
 from kzoo.layers.normalization import make_norm
 
 
@@ -44,12 +49,10 @@ class _TransformerBlock(keras.layers.Layer):
         self.use_bias = use_bias
         self.attention_scale = attention_scale
         self.rotary_max_wavelength = rotary_max_wavelength
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.output_kernel_initializer = keras.initializers.get(
-            output_kernel_initializer or kernel_initializer
-        )
-        self.query_kernel_initializer = keras.initializers.get(
-            query_kernel_initializer or kernel_initializer
+        self.kernel_initializer, self.output_kernel_initializer, self.query_kernel_initializer = (
+            kernel_initializers(
+                kernel_initializer, output_kernel_initializer, query_kernel_initializer
+            )
         )
         self.feedforward_dropout = feedforward_dropout
         self.dropout_layer = Dropout(dropout, dtype=self.dtype_policy)
@@ -132,13 +135,7 @@ class _TransformerBlock(keras.layers.Layer):
                 "use_bias": self.use_bias,
                 "attention_scale": self.attention_scale,
                 "rotary_max_wavelength": self.rotary_max_wavelength,
-                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-                "output_kernel_initializer": keras.initializers.serialize(
-                    self.output_kernel_initializer
-                ),
-                "query_kernel_initializer": keras.initializers.serialize(
-                    self.query_kernel_initializer
-                ),
+                **serialized_initializers(self, *ATTENTION_INITIALIZERS),
                 "feedforward_dropout": self.feedforward_dropout,
             }
         )

@@ -3,7 +3,11 @@
 The scores come from the reference libraries, not from code of our own, so they
 are the numbers papers report: sacreBLEU (`sacrebleu.metrics.BLEU`, default 13a
 tokenization, exponential smoothing) and Google's `rouge_score` package (the one
-T5 evaluates with). Each prediction has one reference.
+T5 evaluates with).
+
+Every metric takes `predictions`, the generated texts (a list of `str`), and
+`references`, one reference text per prediction, and raises a `ValueError` when
+the lists are empty, differ in length or hold anything but `str`.
 """
 
 from rouge_score import rouge_scorer
@@ -19,15 +23,8 @@ def bleu(predictions, references):
     brevity penalty are taken, so this is not the mean of sentence BLEU scores. A
     corpus with no 4-gram at all (every prediction under 4 tokens) scores 0.
 
-    Args:
-        predictions: The generated texts, a list of `str`.
-        references: One reference text per prediction.
-
     Returns:
         A `float` in [0, 100].
-
-    Raises:
-        ValueError: The lists are empty or differ in length.
 
     Example:
     >>> round(bleu(["the cat sat on the mat"], ["the cat sat on a mat"]), 2)
@@ -44,15 +41,8 @@ def rouge(predictions, references):
     (punctuation is dropped); no stemming. ROUGE-L is the sentence-level
     longest common subsequence.
 
-    Args:
-        predictions: The generated texts, a list of `str`.
-        references: One reference text per prediction.
-
     Returns:
         `{"rouge1": float, "rouge2": float, "rougeL": float}`, each in [0, 1].
-
-    Raises:
-        ValueError: The lists are empty or differ in length.
 
     Example:
     >>> scores = rouge(["the cat sat on the mat"], ["The cat is on the mat."])
@@ -72,15 +62,8 @@ def rouge(predictions, references):
 def exact_match(predictions, references):
     """The share of predictions equal to their reference, surrounding spaces aside.
 
-    Args:
-        predictions: The generated texts, a list of `str`.
-        references: One reference text per prediction.
-
     Returns:
         A `float` in [0, 1].
-
-    Raises:
-        ValueError: The lists are empty or differ in length.
 
     Example:
     >>> exact_match([" Paris\\n", "paris", "Rome"], ["Paris", "Paris", "Rome"])
@@ -97,16 +80,9 @@ def exact_match(predictions, references):
 def generation_metrics(predictions, references):
     """All the metrics of this module in one dict, for evaluation logs.
 
-    Args:
-        predictions: The generated texts, a list of `str`.
-        references: One reference text per prediction.
-
     Returns:
         `{"bleu", "rouge1", "rouge2", "rougeL", "exact_match"}` to `float`; BLEU
         is in [0, 100], the others in [0, 1].
-
-    Raises:
-        ValueError: The lists are empty or differ in length.
 
     Example:
     >>> scores = generation_metrics(["the cat sat on a rug"], ["the cat sat on a mat"])

@@ -263,54 +263,24 @@ def beam_search(
     return token_ids, mask, best_scores
 
 
-def decode_with_strategy(
-    step_fn,
-    logits,
-    cache,
-    token_ids,
-    prompt_lengths,
-    max_new_tokens,
-    end_id,
-    strategy="greedy",
-    temperature=0.0,
-    top_k=0,
-    top_p=1.0,
-    seed=0,
-    num_beams=4,
-    length_penalty=0.0,
-):
+def decode_with_strategy(*loop, strategy="greedy", num_beams=4, length_penalty=0.0, **sampling):
     """Runs the greedy, sampling or beam loop (pad id 0).
 
-    Returns `(token_ids, generated_mask, scores)`; scores are the beam scores,
-    zeros for greedy and sampling.
+    Args:
+        *loop: `step_fn, logits, cache, token_ids, prompt_lengths, max_new_tokens,
+            end_id`, as for `decode`.
+        strategy: `"greedy"`, `"sample"` or `"beam"`.
+        num_beams, length_penalty: See `beam_search` (beam only).
+        **sampling: `temperature`, `top_k`, `top_p`, `seed` of `decode` (greedy and
+            sampling; greedy ignores the temperature).
+
+    Returns:
+        `(token_ids, generated_mask, scores)`; scores are the beam scores, zeros
+        for greedy and sampling.
     """
     if strategy == "beam":
-        return beam_search(
-            step_fn,
-            logits,
-            cache,
-            token_ids,
-            prompt_lengths,
-            max_new_tokens,
-            end_id,
-            0,
-            num_beams=num_beams,
-            length_penalty=length_penalty,
-        )
+        return beam_search(*loop, 0, num_beams=num_beams, length_penalty=length_penalty)
     if strategy == "greedy":
-        temperature = 0.0
-    ids, mask = decode(
-        step_fn,
-        logits,
-        cache,
-        token_ids,
-        prompt_lengths,
-        max_new_tokens,
-        end_id,
-        0,
-        temperature=temperature,
-        top_k=top_k,
-        top_p=top_p,
-        seed=seed,
-    )
-    return ids, mask, ops.zeros((ops.shape(token_ids)[0],), "float32")
+        sampling["temperature"] = 0.0
+    ids, mask = decode(*loop, 0, **sampling)
+    return ids, mask, ops.zeros((ops.shape(ids)[0],), "float32")

@@ -1,17 +1,49 @@
 """The serialization every kzoo functional model shares."""
 
+import inspect
+
 import keras
+
+# The inputs of every encoder-decoder backbone (KerasHub's T5 names).
+ENCODER_DECODER_INPUTS = (
+    "encoder_token_ids",
+    "encoder_padding_mask",
+    "decoder_token_ids",
+    "decoder_padding_mask",
+)
+
+
+def token_inputs(*names):
+    """One `(batch, length)` int32 `keras.Input` per name, in a dict keyed by name.
+
+    Example:
+    >>> sorted(token_inputs("token_ids", "padding_mask"))
+    ['padding_mask', 'token_ids']
+    """
+    return {name: keras.Input(shape=(None,), dtype="int32", name=name) for name in names}
 
 
 class FunctionalModel(keras.Model):
     """A functional `keras.Model` whose config is its constructor's hyperparameters.
 
-    Subclasses list those in `CONFIG_KEYS` and store each as an attribute of the
-    same name; `get_config` returns them with the name and dtype policy, and
-    `from_config` rebuilds the model from them.
+    `CONFIG_KEYS` names those hyperparameters: by default every argument of the
+    subclass's `__init__` but `dtype` and `**kwargs` (a subclass whose config
+    differs from its arguments sets `CONFIG_KEYS` itself). `__init__` stores them
+    as attributes with `_store_config(locals())` at its end; `get_config` returns
+    them with the name and dtype policy, and `from_config` rebuilds the model.
     """
 
     CONFIG_KEYS = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "CONFIG_KEYS" not in cls.__dict__:
+            parameters = inspect.signature(cls.__init__).parameters.values()
+            cls.CONFIG_KEYS = tuple(
+                p.name
+                for p in parameters
+                if p.kind == p.POSITIONAL_OR_KEYWORD and p.name not in ("self", "dtype")
+            )
 
     def __init__(self, *args, dtype=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -19,6 +51,12 @@ class FunctionalModel(keras.Model):
         # float32 and a mixed-precision model would reload as float32.
         if dtype is not None:
             self.dtype_policy = keras.dtype_policies.get(dtype)
+
+    def _store_config(self, values):
+        """Sets each of `CONFIG_KEYS` as an attribute, from `values` (the
+        constructor's `locals()`, after it has resolved any defaults)."""
+        for key in self.CONFIG_KEYS:
+            setattr(self, key, values[key])
 
     def get_config(self):
         config = {key: getattr(self, key) for key in self.CONFIG_KEYS}

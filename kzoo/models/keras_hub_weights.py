@@ -2,6 +2,22 @@
 
 import numpy as np
 
+# What every KerasHub transformer backbone and its kzoo twin both take.
+_SHARED_HYPERPARAMETERS = (
+    "vocabulary_size",
+    "num_layers",
+    "num_heads",
+    "hidden_dim",
+    "intermediate_dim",
+    "dropout",
+)
+
+
+def hyperparameters(source, *names):
+    """The KerasHub backbone `source`'s values of the transformer sizes, dropout and
+    `names`, as keyword arguments for the kzoo backbone of the same family."""
+    return {name: getattr(source, name) for name in _SHARED_HYPERPARAMETERS + names}
+
 
 def _numpy(variable):
     return np.asarray(variable.numpy() if hasattr(variable, "numpy") else variable)

@@ -9,6 +9,7 @@ inside tf.data and exported SavedModels. TensorFlow-only.
 from kzoo.tokenizers.model_file import TOKENIZER_FILENAME
 from kzoo.tokenizers.sentencepiece_tokenizer import SentencePieceTokenizer, load_tokenizer
 from kzoo.tokenizers.sentencepiece_trainer import train_sentencepiece
+from kzoo.tokenizers.tokenizer import Tokenizer
 from kzoo.tokenizers.wordpiece_tokenizer import WordPieceTokenizer, load_wordpiece_tokenizer
 from kzoo.tokenizers.wordpiece_trainer import SPECIAL_TOKENS, VOCAB_FILENAME, train_wordpiece
 
@@ -17,6 +18,7 @@ __all__ = [
     "TOKENIZER_FILENAME",
     "VOCAB_FILENAME",
     "SentencePieceTokenizer",
+    "Tokenizer",
     "WordPieceTokenizer",
     "load_tokenizer",
     "load_wordpiece_tokenizer",

@@ -1,8 +1,8 @@
 """The `tokenizer.model` file: a serialized SentencePiece model in a run directory.
 
 The trainer writes it, `SentencePieceTokenizer.save` rewrites it and `load_tokenizer`
-reads it. Writes are atomic (a temporary file in the same directory, then
-`os.replace`), so a crash never leaves a half-written model behind.
+reads it. Writes are atomic (`kzoo.staged_files.write_bytes_atomic`), so a crash
+never leaves a half-written model behind.
 """
 
 import os
@@ -28,19 +28,31 @@ def write_model_file(directory, proto):
     >>> os.path.basename(path), read_model_file(os.path.dirname(path))
     ('tokenizer.model', b'proto')
     """
-    os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, TOKENIZER_FILENAME)
-    fd, temporary = staged_files.mkstemp(dir=directory, prefix=f".{TOKENIZER_FILENAME}.")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(proto)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    return staged_files.write_bytes_atomic(os.path.join(directory, TOKENIZER_FILENAME), proto)
+
+
+def trained_file(directory, filename, trainer):
+    """The path of `directory/filename`, a file that a tokenizer trainer writes.
+
+    Args:
+        directory: A run directory holding a trained tokenizer.
+        filename: `tokenizer.model`, `vocab.txt`, ...
+        trainer: The `kzoo.tokenizers` function that writes it, for the message.
+
+    Raises:
+        FileNotFoundError: The file is missing; the message says how to create it.
+
+    Example:
+    >>> trained_file("/nonexistent", TOKENIZER_FILENAME, "train_sentencepiece")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: /nonexistent/tokenizer.model does not exist; ...
+    """
+    path = os.path.join(directory, filename)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"{path} does not exist; train one with kzoo.tokenizers.{trainer}(output_dir=...)"
+        )
     return path
 
 
@@ -54,19 +66,7 @@ def read_model_file(directory):
         The serialized SentencePiece model, `bytes`.
 
     Raises:
-        FileNotFoundError: The file is missing; the message says how to create it.
-
-    Example:
-    >>> read_model_file("/nonexistent")
-    Traceback (most recent call last):
-    ...
-    FileNotFoundError: /nonexistent/tokenizer.model does not exist; ...
+        FileNotFoundError: The file is missing (`trained_file`).
     """
-    path = os.path.join(directory, TOKENIZER_FILENAME)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"{path} does not exist; train one with "
-            "kzoo.tokenizers.train_sentencepiece(output_dir=...)"
-        )
-    with open(path, "rb") as file:
+    with open(trained_file(directory, TOKENIZER_FILENAME, "train_sentencepiece"), "rb") as file:
         return file.read()

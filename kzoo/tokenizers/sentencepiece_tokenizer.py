@@ -17,12 +17,21 @@ import tensorflow_text as tf_text
 
 from kzoo.tokenizers.model_file import read_model_file, write_model_file
 from kzoo.tokenizers.sentencepiece_trainer import SENTINEL_PIECE
+from kzoo.tokenizers.tokenizer import Tokenizer
 from kzoo.tokenizers.wordpiece_tokenizer import load_wordpiece_tokenizer
 from kzoo.tokenizers.wordpiece_trainer import VOCAB_FILENAME
 
 
+def _id_of(piece, processor_id, role):
+    """A read-only property: the id of the special `piece`, `processor_id(processor)`
+    (-1 where the vocabulary has none)."""
+    return property(
+        lambda tokenizer: processor_id(tokenizer._processor), doc=f"The id of `{piece}`, {role}."
+    )
+
+
 @keras.saving.register_keras_serializable(package="kzoo")
-class SentencePieceTokenizer(keras.layers.Layer):
+class SentencePieceTokenizer(Tokenizer):
     """Tokenizes strings to int32 ids and back, inside or outside a `tf.function`.
 
     Calling the layer is `tokenize`. The trained model (the `tokenizer.model`
@@ -70,7 +79,6 @@ class SentencePieceTokenizer(keras.layers.Layer):
     """
 
     def __init__(self, proto, **kwargs):
-        kwargs.setdefault("trainable", False)
         super().__init__(**kwargs)
         if not isinstance(proto, bytes):
             raise TypeError(
@@ -81,35 +89,16 @@ class SentencePieceTokenizer(keras.layers.Layer):
         self._processor = spm.SentencePieceProcessor(model_proto=proto)
         self._sentencepiece = tf_text.SentencepieceTokenizer(model=proto, out_type=tf.int32)
         self._sentinel_ids = _find_sentinel_ids(self._processor)
-        # Strings are not backend tensors: keep Keras from converting the inputs.
-        self._convert_input_args = False
-        self._allow_non_tensor_positional_args = True
-        self.built = True
 
     @property
     def vocabulary_size(self):
         """The number of ids: `0 <= id < vocabulary_size`."""
         return self._processor.vocab_size()
 
-    @property
-    def pad_id(self):
-        """The id of `<pad>`, which fills padded positions."""
-        return self._processor.pad_id()
-
-    @property
-    def unk_id(self):
-        """The id of `<unk>`, for characters the vocabulary cannot represent."""
-        return self._processor.unk_id()
-
-    @property
-    def bos_id(self):
-        """The id of `<s>`, beginning of sequence."""
-        return self._processor.bos_id()
-
-    @property
-    def eos_id(self):
-        """The id of `</s>`, which ends every document (end-of-document token)."""
-        return self._processor.eos_id()
+    pad_id = _id_of("<pad>", lambda sp: sp.pad_id(), "which fills padded positions")
+    unk_id = _id_of("<unk>", lambda sp: sp.unk_id(), "for characters it cannot represent")
+    bos_id = _id_of("<s>", lambda sp: sp.bos_id(), "beginning of sequence")
+    eos_id = _id_of("</s>", lambda sp: sp.eos_id(), "which ends every document")
 
     @property
     def sentinel_ids(self):
@@ -132,35 +121,19 @@ class SentencePieceTokenizer(keras.layers.Layer):
         """
         return self._sentencepiece.tokenize(tf.convert_to_tensor(inputs, tf.string))
 
-    def detokenize(self, ids):
-        """Joins ids back into strings, dropping `<pad>`, `<s>` and `</s>`.
+    def _detokenize(self, ids):
+        """Drops `<pad>`, `<s>` and `</s>` and joins the pieces.
 
         Padding anywhere (e.g. a dense, right-padded batch) is removed, and so is
         every `</s>`: documents packed into one sequence come back joined without
         a separator. `<unk>` becomes `" ⁇ "`.
-
-        Args:
-            ids: Integer ids: a 1-D sequence, or a dense or ragged batch.
-
-        Returns:
-            A scalar string tensor for 1-D `ids`, else a 1-D string tensor with one
-            string per row.
         """
-        if not isinstance(ids, tf.RaggedTensor):
-            ids = tf.convert_to_tensor(ids)
-        ids = tf.cast(ids, tf.int32)
         keep = (ids != self.pad_id) & (ids != self.bos_id) & (ids != self.eos_id)
         if isinstance(ids, tf.Tensor) and ids.shape.rank == 1:
             ids = tf.boolean_mask(ids, keep)
         else:
             ids = tf.ragged.boolean_mask(ids, keep)
         return self._sentencepiece.detokenize(ids)
-
-    def call(self, inputs):
-        return self.tokenize(inputs)
-
-    def compute_output_spec(self, inputs):
-        return keras.KerasTensor(tuple(inputs.shape) + (None,), dtype="int32")
 
     def save(self, directory):
         """Atomically writes `directory/tokenizer.model`; returns its path."""

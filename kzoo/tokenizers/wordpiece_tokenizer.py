@@ -11,6 +11,7 @@ import keras
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from kzoo.tokenizers.tokenizer import Tokenizer
 from kzoo.tokenizers.wordpiece_trainer import (
     SPECIAL_TOKENS,
     SUFFIX_INDICATOR,
@@ -21,8 +22,13 @@ from kzoo.tokenizers.wordpiece_trainer import (
 PAD, UNK, CLS, SEP, MASK = SPECIAL_TOKENS
 
 
+def _id_of(token, role):
+    """A read-only property: the id of the special `token`."""
+    return property(lambda tokenizer: tokenizer._ids[token], doc=f"The id of `{token}`, {role}.")
+
+
 @keras.saving.register_keras_serializable(package="kzoo")
-class WordPieceTokenizer(keras.layers.Layer):
+class WordPieceTokenizer(Tokenizer):
     """Tokenizes strings to int32 WordPiece ids and back, in or out of a `tf.function`.
 
     Calling the layer is `tokenize`. The vocabulary is kept in `get_config()`, so
@@ -59,7 +65,6 @@ class WordPieceTokenizer(keras.layers.Layer):
     """
 
     def __init__(self, vocabulary, lowercase=True, **kwargs):
-        kwargs.setdefault("trainable", False)
         super().__init__(**kwargs)
         if isinstance(vocabulary, (str, bytes)) or not all(
             isinstance(token, str) for token in vocabulary
@@ -90,40 +95,17 @@ class WordPieceTokenizer(keras.layers.Layer):
             lower_case_nfd_strip_accents=self.lowercase,
         )
         self._tokens = tf.constant(self._vocabulary, tf.string)
-        # Strings are not backend tensors: keep Keras from converting the inputs.
-        self._convert_input_args = False
-        self._allow_non_tensor_positional_args = True
-        self.built = True
 
     @property
     def vocabulary_size(self):
         """The number of ids: `0 <= id < vocabulary_size`."""
         return len(self._vocabulary)
 
-    @property
-    def pad_id(self):
-        """The id of `[PAD]`, which fills padded positions."""
-        return self._ids[PAD]
-
-    @property
-    def unk_id(self):
-        """The id of `[UNK]`, for words the vocabulary cannot represent."""
-        return self._ids[UNK]
-
-    @property
-    def cls_id(self):
-        """The id of `[CLS]`, which starts a BERT input."""
-        return self._ids[CLS]
-
-    @property
-    def sep_id(self):
-        """The id of `[SEP]`, which ends each segment of a BERT input."""
-        return self._ids[SEP]
-
-    @property
-    def mask_id(self):
-        """The id of `[MASK]`, which replaces masked tokens in pretraining."""
-        return self._ids[MASK]
+    pad_id = _id_of(PAD, "which fills padded positions")
+    unk_id = _id_of(UNK, "for words the vocabulary cannot represent")
+    cls_id = _id_of(CLS, "which starts a BERT input")
+    sep_id = _id_of(SEP, "which ends each segment of a BERT input")
+    mask_id = _id_of(MASK, "which replaces masked tokens in pretraining")
 
     @property
     def special_ids(self):
@@ -220,25 +202,15 @@ class WordPieceTokenizer(keras.layers.Layer):
             return tf.ragged.map_flat_values(tf.gather, self._tokens, ids)
         return tf.gather(self._tokens, ids)
 
-    def detokenize(self, ids):
-        """Joins ids back into strings: the inverse of `tokenize` up to normalization.
+    def _detokenize(self, ids):
+        """The inverse of `tokenize` up to normalization.
 
         Pieces are joined with spaces and `"##"` pieces glued to the previous one,
         so punctuation comes back as a word of its own (`"a , b"`), lower-cased
         and without accents when `lowercase=True`. `[PAD]` is dropped anywhere;
         the other special tokens (`[UNK]`, `[CLS]`, `[SEP]`, `[MASK]`) are kept as
         their token text.
-
-        Args:
-            ids: Integer ids: a 1-D sequence, or a dense or ragged batch.
-
-        Returns:
-            A scalar string tensor for 1-D `ids`, else a 1-D string tensor with one
-            string per row.
         """
-        if not isinstance(ids, tf.RaggedTensor):
-            ids = tf.convert_to_tensor(ids)
-        ids = tf.cast(ids, tf.int32)
         single = isinstance(ids, tf.Tensor) and ids.shape.rank == 1
         if isinstance(ids, tf.Tensor):
             ids = tf.RaggedTensor.from_tensor(ids[tf.newaxis] if single else ids)
@@ -246,12 +218,6 @@ class WordPieceTokenizer(keras.layers.Layer):
         texts = tf.strings.reduce_join(self.id_to_token(ids), axis=-1, separator=" ")
         texts = tf.strings.regex_replace(texts, " " + SUFFIX_INDICATOR, "")
         return texts[0] if single else texts
-
-    def call(self, inputs):
-        return self.tokenize(inputs)
-
-    def compute_output_spec(self, inputs):
-        return keras.KerasTensor(tuple(inputs.shape) + (None,), dtype="int32")
 
     def save(self, directory):
         """Atomically writes `vocab.txt` and `wordpiece.json`; returns the first."""

@@ -21,6 +21,7 @@ import tensorflow_text as tf_text
 
 from kzoo import staged_files
 from kzoo.data import text_files
+from kzoo.tokenizers.model_file import trained_file
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 VOCAB_FILENAME = "vocab.txt"
@@ -135,10 +136,10 @@ def write_vocabulary(directory, vocabulary, lowercase):
         )
     os.makedirs(directory, exist_ok=True)
     settings = json.dumps({"lowercase": bool(lowercase)}) + "\n"
-    _write_atomically(os.path.join(directory, SETTINGS_FILENAME), settings)
-    path = os.path.join(directory, VOCAB_FILENAME)
-    _write_atomically(path, "".join(token + "\n" for token in vocabulary))
-    return path
+    staged_files.write_text_atomic(os.path.join(directory, SETTINGS_FILENAME), settings)
+    return staged_files.write_text_atomic(
+        os.path.join(directory, VOCAB_FILENAME), "".join(token + "\n" for token in vocabulary)
+    )
 
 
 def read_vocabulary(directory):
@@ -154,21 +155,12 @@ def read_vocabulary(directory):
         `(vocabulary, lowercase)`: a list of `str` and a `bool`.
 
     Raises:
-        FileNotFoundError: `directory/vocab.txt` does not exist.
+        FileNotFoundError: `directory/vocab.txt` does not exist (the message says
+            how to create it).
         ValueError: `wordpiece.json` is not a JSON object with a boolean
             `"lowercase"`.
-
-    Example:
-    >>> read_vocabulary("/nonexistent")
-    Traceback (most recent call last):
-    ...
-    FileNotFoundError: /nonexistent/vocab.txt does not exist; ...
     """
-    path = os.path.join(directory, VOCAB_FILENAME)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"{path} does not exist; train one with kzoo.tokenizers.train_wordpiece(output_dir=...)"
-        )
+    path = trained_file(directory, VOCAB_FILENAME, "train_wordpiece")
     with open(path, encoding="utf-8") as file:
         vocabulary = [line.rstrip("\r\n") for line in file]
     while vocabulary and not vocabulary[-1]:
@@ -199,19 +191,3 @@ def _corpus_lines(files, texts, files_key):
     return tf.data.Dataset.from_tensor_slices(tf.constant(lines, tf.string)), (
         f"texts ({len(texts)} in-memory text(s))"
     )
-
-
-def _write_atomically(path, text):
-    """Writes `text` to `path` through a temporary file in the same directory."""
-    directory, name = os.path.split(path)
-    fd, temporary = staged_files.mkstemp(dir=directory, prefix=f".{name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise

@@ -1,5 +1,6 @@
 """Keras callbacks of the trainer, one job each."""
 
+import contextlib
 import functools
 import math
 import time
@@ -273,12 +274,12 @@ class GradientNorm(keras.callbacks.Callback):
             logs["gradient_norm"] = float(keras.ops.convert_to_numpy(norm))
 
 
-class _TextTable(keras.callbacks.Callback):
-    """Writes a markdown table as TensorBoard text.
+class SummaryCallback(keras.callbacks.Callback):
+    """A callback that writes TensorBoard summaries into `log_dir`.
 
-    The writer opens lazily and `on_train_end` closes it; the next write opens a
-    new one, since a resumed run calls `fit` twice with the same callbacks
-    (`kzoo.training.resume.fit_phases`).
+    The writer opens at the first write and `on_train_end` closes it; the next
+    write opens a new one, since a resumed run calls `fit` twice with the same
+    callbacks (`kzoo.training.resume.fit_phases`).
     """
 
     def __init__(self, log_dir):
@@ -286,19 +287,29 @@ class _TextTable(keras.callbacks.Callback):
         self.log_dir = log_dir
         self.writer = None
 
-    def write_table(self, tag, header, rows, step):
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
+    @contextlib.contextmanager
+    def summaries(self):
+        """Summaries written inside go to `log_dir` (at every step), flushed after."""
         if self.writer is None:
             self.writer = tf.summary.create_file_writer(self.log_dir)
         with self.writer.as_default(), tf.summary.record_if(True):
-            tf.summary.text(tag, "\n".join(lines), step=step)
+            yield
         self.writer.flush()
 
     def on_train_end(self, logs=None):
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+
+
+class _TextTable(SummaryCallback):
+    """Writes a markdown table as TensorBoard text."""
+
+    def write_table(self, tag, header, rows, step):
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
+        with self.summaries():
+            tf.summary.text(tag, "\n".join(lines), step=step)
 
 
 class TextSamples(_TextTable):

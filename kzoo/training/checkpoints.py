@@ -135,10 +135,9 @@ def _write_error(directory, step, error):
 
 
 def _write(directory, model, state, keep):
-    os.makedirs(directory, exist_ok=True)
     final = os.path.join(directory, checkpoint_name(state["step"]))
-    tmp = staged_files.mkdtemp(dir=directory, prefix=".tmp-")
-    try:
+
+    def fill(tmp):
         variables = _variables(model)
         arrays = {key: keras.ops.convert_to_numpy(v) for key, v in variables.items()}
         paths = {key: v.path for key, v in variables.items()}
@@ -149,12 +148,9 @@ def _write(directory, model, state, keep):
         with open(os.path.join(tmp, STATE), "w", encoding="utf-8") as f:
             json.dump(full_state, f, indent=1, sort_keys=True)
             _sync(f)
-        if os.path.exists(final):  # Re-written at the same step (e.g. after a signal).
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
+
+    # `replace`: re-written at the same step (e.g. after a signal).
+    staged_files.atomic_directory(final, fill, replace=True)
     for _, old in list_checkpoints(directory)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final

@@ -2,14 +2,13 @@
 
 Every key is declared in a schema with its type, default and valid range, so an
 unknown key, a wrong type or an out-of-range value is an error naming the key. The
-`model` section's keys depend on `model.family` (see `kzoo.training.families`).
+`model` section's keys depend on `model.family` (see `kzoo.training.tasks.registry`).
 Overrides use dotted keys: `apply_overrides(config, ["train.steps=100"])`; values are
 parsed as YAML scalars (`5` is an int, `true` a bool, `[a, b]` a list).
 """
 
 import copy
 import dataclasses
-import os
 
 import yaml
 
@@ -187,15 +186,10 @@ def read_yaml(path):
 
 
 def write_yaml_atomic(config, path):
-    """Writes `config` to `path` via a temporary file and a rename."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = staged_files.mkstemp(dir=directory, prefix=".tmp-", suffix=".yaml")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+    """Writes `config` to `path` as YAML, atomically (`kzoo.staged_files.atomic_write`)."""
+
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
             yaml.safe_dump(config, f, sort_keys=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+    staged_files.atomic_write(path, write)

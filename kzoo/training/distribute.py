@@ -377,20 +377,11 @@ def worker_directory(run_dir):
     a shared filesystem): the top-level files but `model.keras`, and the newest
     checkpoint. It is deleted on exit.
     """
-    from kzoo.training import checkpoints, run_files
+    from kzoo.training.run_directory import RunDirectory
 
     scratch = tempfile.mkdtemp(prefix="kzoo-worker-")
     try:
-        if os.path.isdir(run_dir):
-            for name in os.listdir(run_dir):
-                path = os.path.join(run_dir, name)
-                if os.path.isfile(path) and name != run_files.MODEL:
-                    shutil.copy2(path, scratch)
-            last = checkpoints.latest(os.path.join(run_dir, run_files.CHECKPOINTS))
-            if last is not None:
-                shutil.copytree(
-                    last, os.path.join(scratch, run_files.CHECKPOINTS, os.path.basename(last))
-                )
+        RunDirectory(run_dir).copy_resume_files(scratch)
         yield scratch
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -1,30 +1,33 @@
-"""The recipe schema: what `tokenizer`, `data`, `train` and `export` accept.
+"""The recipe schema: what `tokenizer`, `train`, `monitor` and `export` accept,
+and the assembly of a recipe's whole schema.
 
-Sections: `model` (per family, `kzoo.training.families`), `tokenizer`, `data`,
-`train`, `monitor` (what TensorBoard shows beyond losses) and `export`.
+Sections: `model` and `data` (their keys per family: the family's `FamilySchema`
+beside its task, found by `kzoo.training.tasks.registry`; the `data` keys every
+family shares in `kzoo.training.tasks.schema`), `tokenizer`, `train`, `monitor`
+(what TensorBoard shows beyond losses) and `export`.
 
 `load_recipe(path, overrides)` reads a YAML recipe, applies `--set` overrides and
 returns the validated config with every default filled in, ready to be written as
-the run's `config.yaml`.
+the run's `config.yaml`. A validated config is read-only
+(`kzoo.training.read_only_config`): a task returns what it derives
+(`Task.derived_config`) rather than writing into it.
 
 Paths (the keys whose `Field` has `path=True`: `data.train`, `data.validation`,
 `train.init_from`, the seq2seq line-aligned files) are made absolute: those in a
 recipe file relative to the file's folder, those of `--set` relative to the
 working directory. A run's `config.yaml` stores paths inside the run directory
-relative to it (`kzoo.training.run_files.write_config`).
+relative to it (`kzoo.training.run_directory.RunDirectory.write_config`).
 """
 
 import os
 
 import keras
 
-from kzoo.training import families
 from kzoo.training.config import (
     ConfigError,
     Field,
     apply_overrides,
     blame,
-    fraction,
     in_range,
     non_negative,
     positive,
@@ -32,8 +35,9 @@ from kzoo.training.config import (
     validate_section,
 )
 from kzoo.training.monitoring.profiling import check_profile_steps, profile_steps_problem
-
-BUILTIN = "builtin"
+from kzoo.training.read_only_config import freeze
+from kzoo.training.tasks import registry
+from kzoo.training.tasks.schema import BUILTIN, DATA_SCHEMA
 
 TOKENIZER_SCHEMA = {
     "kind": Field(
@@ -45,49 +49,6 @@ TOKENIZER_SCHEMA = {
     "lowercase": Field((bool,), True, doc="wordpiece: lower-case and strip accents"),
     "vocab_size": Field(
         (int,), 512, positive, nullable=True, doc="ignored for char: the corpus's characters decide"
-    ),
-}
-
-DATA_SCHEMA = {
-    "train": Field((str, list), BUILTIN, path=True, doc="'builtin', a path/glob, or a list"),
-    "validation": Field(
-        (str, list),
-        None,
-        nullable=True,
-        path=True,
-        doc="null: builtin held-out text, or a split of train",
-    ),
-    "validation_fraction": Field(
-        (float,),
-        0.1,
-        fraction,
-        doc="share of train characters held out when validation is null and train is not builtin",
-    ),
-    "sequence_length": Field((int,), 64, positive),
-    "batch_size": Field((int,), 32, positive),
-    "shuffle_buffer": Field((int,), 10_000, positive),
-    "builtin_train_documents": Field((int,), 4000, positive),
-    "builtin_validation_documents": Field((int,), 200, positive),
-    "num_parallel_calls": Field(
-        (int,), None, positive, nullable=True, doc="null: tf.data.AUTOTUNE"
-    ),
-    "seed": Field((int,), 0, non_negative),
-    "on_bad_record": Field(
-        (str,),
-        "stop",
-        choices=("stop", "skip"),
-        doc="a bad record in the data files (a line that is not "
-        "UTF-8 or longer than data.max_line_bytes, a table "
-        "row with the wrong number of fields, an empty field "
-        "or invalid JSON): stop with file:line, or skip it "
-        "(a bad line drops its row, pair or CoNLL sentence) "
-        "and count it in the log and TensorBoard",
-    ),
-    "max_line_bytes": Field(
-        (int,),
-        1_048_576,
-        positive,
-        doc="a line of more bytes than this (its newline not counted) is a bad record",
     ),
 }
 
@@ -230,23 +191,34 @@ EXPORT_SCHEMA = {
     ),
 }
 
-SCHEMAS = {
-    "tokenizer": TOKENIZER_SCHEMA,
-    "data": DATA_SCHEMA,
-    "train": TRAIN_SCHEMA,
-    "monitor": MONITOR_SCHEMA,
-    "export": EXPORT_SCHEMA,
-}
+
+def recipe_schema(raw_model_section):
+    """`{section: {key: Field}}` of a recipe whose (raw) `model` section is
+    `raw_model_section`: the family's `model` and `data` keys (its `FamilySchema`,
+    `kzoo.training.tasks.registry`) with the shared sections, in config order.
+
+    Raises:
+        ConfigError: An unknown `model.family`.
+    """
+    model = raw_model_section if isinstance(raw_model_section, dict) else {}
+    family = registry.family_schema(model.get("family", registry.DEFAULT_FAMILY))
+    return {
+        "model": registry.model_schema(model),
+        "tokenizer": TOKENIZER_SCHEMA,
+        "data": {**DATA_SCHEMA, **family.data},
+        "train": TRAIN_SCHEMA,
+        "monitor": MONITOR_SCHEMA,
+        "export": EXPORT_SCHEMA,
+    }
 
 
 def path_keys(raw):
-    """`[(section, key)]` of the path-valued keys (`Field.path`) of a raw config."""
-    model = raw.get("model")
-    data_schema = {
-        **DATA_SCHEMA,
-        **families.data_extras(model if isinstance(model, dict) else None),
-    }
-    schemas = {**SCHEMAS, "data": data_schema}
+    """`[(section, key)]` of the path-valued keys (`Field.path`) of a raw config
+    (with an unknown `model.family`, those every family has)."""
+    try:
+        schemas = recipe_schema(raw.get("model"))
+    except ConfigError:
+        schemas = {"data": DATA_SCHEMA, "train": TRAIN_SCHEMA}
     return [
         (section, key)
         for section, schema in schemas.items()
@@ -294,23 +266,19 @@ def with_overrides(raw, overrides):
 
 
 def validate(raw, name="recipe"):
-    """Validates a raw config dict; returns it with defaults filled in."""
+    """Validates a raw config dict; returns it with defaults filled in, read-only
+    (`kzoo.training.read_only_config.freeze`)."""
     config = {
-        "model": validate_section(
-            "model", raw.get("model"), families.model_schema(raw.get("model"))
-        )
+        section: validate_section(section, raw.get(section), schema)
+        for section, schema in recipe_schema(raw.get("model")).items()
     }
-    for section, schema in SCHEMAS.items():
-        if section == "data":
-            schema = {**schema, **families.data_extras(raw.get("model"))}
-        config[section] = validate_section(section, raw.get(section), schema)
     if config["export"]["name"] is None:
         config["export"]["name"] = name
-    _check_consistency(config)
-    return config
+    _check_consistency(config, registry.family_schema(config["model"]["family"]))
+    return freeze(config)
 
 
-def _check_consistency(config):
+def _check_consistency(config, family):
     check_profile_steps(config)
     train = config["train"]
     if train["decay"] == "cosine" and train["learning_rate"] < train["min_learning_rate"]:
@@ -319,47 +287,28 @@ def _check_consistency(config):
             f"train.min_learning_rate {train['min_learning_rate']}, where the cosine "
             "decay ends; lower train.min_learning_rate (or set train.decay: constant)"
         )
-    context = families.context_length(config["model"])
+    context = None if family.encoder_decoder else config["model"].get("max_sequence_length")
     length = config["data"]["sequence_length"]
     if context is not None and length > context:
         raise ConfigError(
             f"data.sequence_length: {length} exceeds model.max_sequence_length {context}"
         )
-    bert = config["model"]["family"] == "bert"
     kind = config["tokenizer"]["kind"]
-    if bert != (kind == "wordpiece"):
+    if kind not in family.tokenizer_kinds:
         raise ConfigError(
             f"tokenizer.kind: {kind!r} does not suit model.family "
             f"{config['model']['family']!r}; bert takes 'wordpiece', the other families "
             "'bpe', 'unigram' or 'char'"
         )
-    fine_tuning = (bert or config["model"]["family"] == "t5") and (
-        config["model"]["task"] not in ("pretrain",)
-    )
+    fine_tuning = config["model"].get("task") in family.fine_tuning_tasks
     if config["train"]["init_from"] is not None and not fine_tuning:
         raise ConfigError(
             "train.init_from: only fine-tuning recipes (BERT model.task "
             "classify, tag or qa; T5 model.task finetune) start from a "
             "pretrained run"
         )
-    if bert:
-        _check_bert(config)
-    elif config["model"]["family"] in families.ENCODER_DECODER_FAMILIES:
-        _check_encoder_decoder(config)
-    elif context is not None:
-        for key in ("sample_max_new_tokens",):
-            if config["train"][key] >= context:
-                raise ConfigError(
-                    f"train.{key}: {config['train'][key]} must be below "
-                    f"model.max_sequence_length {context} (room for the prompt)"
-                )
-        export = config["export"]
-        if export["max_prompt_tokens"] + export["max_new_tokens"] > context:
-            raise ConfigError(
-                f"export.max_prompt_tokens + export.max_new_tokens: "
-                f"{export['max_prompt_tokens']} + {export['max_new_tokens']} exceeds "
-                f"model.max_sequence_length {context} (the exported decoding buffer)"
-            )
+    if family.check is not None:
+        family.check(config)
     if config["tokenizer"]["kind"] != "char" and config["tokenizer"]["vocab_size"] is None:
         raise ConfigError("tokenizer.vocab_size: required for bpe and unigram tokenizers")
     for key in ("train", "validation"):
@@ -368,55 +317,6 @@ def _check_consistency(config):
             raise ConfigError(f"data.{key}: every entry must be a path or glob, got {value!r}")
     if not all(isinstance(p, str) for p in config["train"]["sample_prompts"]):
         raise ConfigError("train.sample_prompts: every prompt must be a string")
-
-
-def _check_bert(config):
-    data = config["data"]
-    if data["mlm_mask_token_rate"] + data["mlm_random_token_rate"] > 1:
-        raise ConfigError(
-            "data.mlm_mask_token_rate + data.mlm_random_token_rate: must "
-            "be <= 1 (the rest of the selected tokens stay unchanged)"
-        )
-    if config["model"]["task"] == "qa" and (
-        data["max_query_tokens"] + 3 + data["doc_stride"] > data["sequence_length"]
-    ):
-        raise ConfigError(
-            f"data.max_query_tokens + data.doc_stride: {data['max_query_tokens']} + "
-            f"{data['doc_stride']} leave no room for a context window in "
-            f"data.sequence_length {data['sequence_length']} (3 special tokens)"
-        )
-
-
-def _check_encoder_decoder(config):
-    data, export = config["data"], config["export"]
-    context = config["model"]["max_sequence_length"]
-    for key, value in (
-        ("data.max_source_length", data["max_source_length"]),
-        ("data.max_target_length", data["max_target_length"]),
-        ("export.max_prompt_tokens", export["max_prompt_tokens"]),
-        ("export.max_new_tokens", export["max_new_tokens"] + 1),
-    ):
-        if value > context:
-            raise ConfigError(f"{key}: {value} exceeds model.max_sequence_length {context}")
-    boundaries = data["bucket_boundaries"]
-    if boundaries is not None and (
-        not all(isinstance(b, int) and not isinstance(b, bool) and b > 0 for b in boundaries)
-        or list(boundaries) != sorted(set(boundaries))
-    ):
-        raise ConfigError(
-            f"data.bucket_boundaries: must be increasing positive integers, got {boundaries!r}"
-        )
-    if data["max_target_length"] < 2:
-        raise ConfigError(
-            "data.max_target_length: must be >= 2 (the start token and at least one target token)"
-        )
-    if config["model"]["family"] == "t5":
-        from kzoo.data.builtin_translation import check_mixture
-
-        try:
-            check_mixture(data["mixture"])
-        except ValueError as error:
-            raise ConfigError(str(error)) from None
 
 
 def recipe_name(path):

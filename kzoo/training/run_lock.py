@@ -19,7 +19,7 @@ import json
 import os
 import socket
 
-LOCK_FILE = ".lock"
+from kzoo.training.run_directory import RunDirectory
 
 
 class RunDirectoryInUse(FileExistsError):
@@ -71,7 +71,7 @@ class RunLock:
     def __init__(self, run_dir, command="kzoo train"):
         self.run_dir = run_dir
         self.command = command
-        self.path = os.path.join(run_dir, LOCK_FILE)
+        self.path = RunDirectory(run_dir).lock_path
         self.created_directory = False
         self._fd = None
 

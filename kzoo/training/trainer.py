@@ -10,13 +10,14 @@ import zlib
 import keras
 import tensorflow as tf
 
-from kzoo.tokenizers import load_tokenizer
 from kzoo.training import callbacks as kzoo_callbacks
-from kzoo.training import checkpoints, distribute, families, resume, run_files
+from kzoo.training import checkpoints, distribute, resume
 from kzoo.training.config import ConfigError
 from kzoo.training.monitoring import monitors
 from kzoo.training.optimizer import make_optimizer
+from kzoo.training.read_only_config import updated
 from kzoo.training.recipe import validate
+from kzoo.training.run_directory import RunDirectory
 from kzoo.training.run_lock import RunLock
 from kzoo.training.tasks.registry import task_for
 
@@ -49,7 +50,7 @@ def train(config, run_dir, verbose="auto"):
         TrainingInterrupted: SIGTERM or SIGINT arrived; a checkpoint was written.
         RunDirectoryInUse: Another process is training into `run_dir`.
     """
-    if os.path.exists(os.path.join(run_dir, run_files.CONFIG)):
+    if RunDirectory(run_dir).has_config():
         config = resumable_config(config, run_dir)
     # First: a multi-worker strategy configures TensorFlow before it runs anything.
     placement = distribute.placement_for(config)
@@ -58,7 +59,7 @@ def train(config, run_dir, verbose="auto"):
             return _train(config, scratch, placement, verbose)
     with RunLock(run_dir, "kzoo train") as lock:
         # Again under the lock: another run may have started or finished it meanwhile.
-        if os.path.exists(os.path.join(run_dir, run_files.CONFIG)):
+        if RunDirectory(run_dir).has_config():
             config = resumable_config(config, run_dir)
         return _train(config, run_dir, placement, verbose, created=lock.created_directory)
 
@@ -66,10 +67,11 @@ def train(config, run_dir, verbose="auto"):
 def _train(config, run_dir, placement, verbose, created=False):
     """Trains into `run_dir`; `created`: whether this run created it (removed again if
     the set-up fails)."""
-    resuming = os.path.exists(os.path.join(run_dir, run_files.CONFIG))
+    run = RunDirectory(run_dir)
+    resuming = run.has_config()
     task = task_for(config)
     task.resolve_data()  # validates the files before any write
-    checkpoint_dir = os.path.join(run_dir, run_files.CHECKPOINTS)
+    checkpoint_dir = run.checkpoints_dir
     # Before the chief writes anything, so no worker sees a half-made run.
     placement.agree("the step to start from", _start_step(checkpoint_dir) if resuming else -1)
     os.makedirs(run_dir, exist_ok=True)
@@ -78,7 +80,7 @@ def _train(config, run_dir, placement, verbose, created=False):
         if config["train"]["deterministic"]:
             tf.config.experimental.enable_op_determinism()
         if resuming:
-            tokenizer = load_tokenizer(run_dir)
+            tokenizer = run.tokenizer()
         else:
             tokenizer = task.make_tokenizer(run_dir)
         placement.agree("the tokenizer's vocabulary (CRC-32)", _vocabulary_crc(tokenizer))
@@ -99,9 +101,11 @@ def _train(config, run_dir, placement, verbose, created=False):
         if created:
             shutil.rmtree(run_dir, ignore_errors=True)
         raise
-    # After the build: a task may fill model keys (named sizes, `train.init_from`).
+    # The config as built: what the task derived (named sizes, `train.init_from`'s
+    # shapes) filled in; the run's config.yaml.
+    config = task.derived_config(model)
     if not resuming:
-        run_files.write_config(config, run_dir)
+        run.write_config(config)
 
     train_config = config["train"]
     checkpoints.remove_unfinished(checkpoint_dir)
@@ -121,9 +125,8 @@ def _train(config, run_dir, placement, verbose, created=False):
             # trace the train step twice (once to build, once to run).
             model.optimizer.build(model.trainable_variables)
         resume.build_for_fit(model, plan.train)
-    board = os.path.join(run_dir, run_files.TENSORBOARD)
     skipped = report_bad_records(
-        plan.bad_records, os.path.join(board, "train"), write_summary=last is None
+        plan.bad_records, run.tensorboard_dir("train"), write_summary=last is None
     )
     budget = kzoo_callbacks.TimeBudget(train_config["max_minutes"] or math.inf)
     step_limit = kzoo_callbacks.StepLimit(total_steps, taken=state["step"])
@@ -139,7 +142,7 @@ def _train(config, run_dir, placement, verbose, created=False):
         state={"total_steps": total_steps, "steps_per_epoch": steps_per_epoch},
     )
     tensorboard = kzoo_callbacks.TensorBoard(
-        board,
+        run.tensorboard_dir(),
         update_freq=train_config["log_every"],
         write_graph=False,
         **monitors.tensorboard_options(config),
@@ -156,7 +159,7 @@ def _train(config, run_dir, placement, verbose, created=False):
         *(
             [
                 kzoo_callbacks.TextSamples(
-                    os.path.join(board, "samples"),
+                    run.tensorboard_dir("samples"),
                     train_config["sample_prompts"],
                     train_config["sample_max_new_tokens"],
                 )
@@ -205,7 +208,7 @@ def _train(config, run_dir, placement, verbose, created=False):
                     callback.on_train_end()
                 raise
     seconds = time.monotonic() - start
-    run_files.save_atomically(model.save, os.path.join(run_dir, run_files.MODEL))
+    run.save_model(model)
     summary = {
         "steps": int(step_limit.taken),
         "planned_steps": total_steps,
@@ -215,10 +218,10 @@ def _train(config, run_dir, placement, verbose, created=False):
         "train_seconds": round(seconds, 2),
         "strategy": placement.name,
         "replicas": placement.num_replicas,
-        "parameters": families.count_parameters(model),
+        "parameters": int(sum(keras.ops.size(w) for w in model.trainable_weights)),
         "history": _history_columns(checkpointer.history),
     }
-    run_files.write_json(summary, os.path.join(run_dir, run_files.SUMMARY))
+    run.write_summary(summary)
     return summary
 
 
@@ -254,13 +257,13 @@ def resumable_config(config, run_dir):
     Keys the user set (not None) must equal the saved ones, except those in
     `RESUME_MAY_CHANGE`; keys the run filled in (named sizes) are taken as saved.
     """
-    if os.path.exists(os.path.join(run_dir, run_files.SUMMARY)):
+    run = RunDirectory(run_dir)
+    if run.is_finished():
         raise FileExistsError(
-            f"{run_dir}: already holds a finished run ({run_files.SUMMARY}); choose "
+            f"{run_dir}: already holds a finished run ({run.SUMMARY}); choose "
             "another --run-dir or delete it"
         )
-    path = os.path.join(run_dir, run_files.CONFIG)
-    saved = validate(run_files.read_config(run_dir))
+    saved = validate(run.config())
     if config is None:
         return saved
     for section, values in config.items():  # validated: every section is a dict
@@ -271,13 +274,14 @@ def resumable_config(config, run_dir):
             if saved.get(section, {}).get(key) != value:
                 raise ConfigError(
                     f"{name}: {value!r} differs from {saved.get(section, {}).get(key)!r} "
-                    f"in the unfinished run {path}; resume with the same recipe "
+                    f"in the unfinished run {run.config_path}; resume with the same recipe "
                     "(kzoo train --resume RUN_DIR) or choose another --run-dir"
                 )
+    changes = {}
     for name in RESUME_MAY_CHANGE:
         section, key = name.split(".")
-        saved[section][key] = config[section][key]
-    return saved
+        changes.setdefault(section, {})[key] = config[section][key]
+    return updated(saved, **changes)
 
 
 # Keys a resumed run may change: the time budget of this attempt.

@@ -1,4 +1,3 @@
-import doctest
 import math
 import os
 import re
@@ -8,7 +7,6 @@ import sys
 import numpy as np
 import pytest
 
-from kzoo.data import builtin_corpus
 from kzoo.data.builtin_corpus import ALPHABET, END_OF_DOCUMENT, BuiltinCorpus, default_corpus
 
 
@@ -179,11 +177,6 @@ def test_write_fills_empty_target_directories(corpus, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["train", "validation"]
     with pytest.raises(ValueError, match="num_validation"):
         corpus.write(tmp_path / "other", num_train=2, num_validation=0)
-
-
-def test_docstring_examples_run():
-    failures, attempted = doctest.testmod(builtin_corpus)
-    assert attempted > 0 and failures == 0
 
 
 def test_import_does_not_load_tensorflow():

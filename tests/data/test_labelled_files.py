@@ -5,21 +5,7 @@ import json
 import pytest
 
 from kzoo.data import labelled_files as lf
-
-
-def write(directory, name, content):
-    path = directory / name
-    if isinstance(content, bytes):
-        path.write_bytes(content)
-    else:
-        path.write_bytes(content.encode("utf-8"))
-    return str(path)
-
-
-def error_of(function, *args, **kwargs):
-    with pytest.raises(ValueError) as error:
-        function(*args, **kwargs)
-    return str(error.value)
+from kzoo.testing.data_files import error_of, write_file
 
 
 def read_table(path, **kwargs):
@@ -31,7 +17,7 @@ def read_table(path, **kwargs):
 
 
 def test_tsv_with_header_names_pair_crlf_blank_lines_and_literal_quotes(tmp_path):
-    path = write(
+    path = write_file(
         tmp_path,
         "train.tsv",
         '\ufefflabel\ttext\tsecond\r\npos\tHe said "hi\tthere\r\n\n neg \tbad\tworse\n',
@@ -44,7 +30,7 @@ def test_tsv_with_header_names_pair_crlf_blank_lines_and_literal_quotes(tmp_path
 
 
 def test_tsv_with_indices_has_no_header_unless_told(tmp_path):
-    path = write(tmp_path, "data.tsv", "a\t0\nb\t1\n")
+    path = write_file(tmp_path, "data.tsv", "a\t0\nb\t1\n")
     examples = read_table(path, text_column=0, label_column=1)
     assert [(e["text"], e["label"], e["line"]) for e in examples] == [("a", "0", 1), ("b", "1", 2)]
     assert examples[0]["text_pair"] is None
@@ -53,18 +39,18 @@ def test_tsv_with_indices_has_no_header_unless_told(tmp_path):
 
 
 def test_tsv_wrong_number_of_fields(tmp_path):
-    path = write(tmp_path, "train.tsv", "text\tlabel\na\tpos\nb\tneg\textra\n")
+    path = write_file(tmp_path, "train.tsv", "text\tlabel\na\tpos\nb\tneg\textra\n")
     assert error_of(read_table, path) == (
         f"{path}:3: expected 2 tab-separated fields (as on line 1), got 3"
     )
-    path = write(tmp_path, "plain.tsv", "a\tpos\nb\n")
+    path = write_file(tmp_path, "plain.tsv", "a\tpos\nb\n")
     assert error_of(read_table, path, text_column=0, label_column=1) == (
         f"{path}:2: expected 2 tab-separated fields (as on line 1), got 1"
     )
 
 
 def test_named_column_missing_from_header_lists_the_header(tmp_path):
-    path = write(tmp_path, "train.tsv", "sentence\tlabel\na\tpos\n")
+    path = write_file(tmp_path, "train.tsv", "sentence\tlabel\na\tpos\n")
     assert error_of(read_table, path) == (
         f"{path}:1: no column 'text' (text_column) in the header; the header has "
         "['sentence', 'label']"
@@ -72,7 +58,7 @@ def test_named_column_missing_from_header_lists_the_header(tmp_path):
 
 
 def test_column_index_out_of_range(tmp_path):
-    path = write(tmp_path, "train.tsv", "a\tpos\n")
+    path = write_file(tmp_path, "train.tsv", "a\tpos\n")
     assert error_of(read_table, path, text_column=0, label_column=2) == (
         f"{path}:1: label_column 2 is out of range; the row has 2 tab-separated fields"
     )
@@ -86,12 +72,12 @@ def test_column_index_out_of_range(tmp_path):
     ],
 )
 def test_empty_fields(tmp_path, content, message):
-    path = write(tmp_path, "train.tsv", content)
+    path = write_file(tmp_path, "train.tsv", content)
     assert error_of(read_table, path) == path + message
 
 
 def test_column_names_need_a_header(tmp_path):
-    path = write(tmp_path, "train.tsv", "a\tpos\n")
+    path = write_file(tmp_path, "train.tsv", "a\tpos\n")
     message = error_of(read_table, path, header=False, key="data.validation")
     assert message.startswith("data.validation: column 'text' is a name, which needs a")
     assert "give a 0-based column index" in message
@@ -100,13 +86,13 @@ def test_column_names_need_a_header(tmp_path):
 
 
 def test_non_utf8_names_file_and_line(tmp_path):
-    path = write(tmp_path, "train.tsv", b"text\tlabel\nok\tpos\ncaf\xe9\tneg\n")
+    path = write_file(tmp_path, "train.tsv", b"text\tlabel\nok\tpos\ncaf\xe9\tneg\n")
     assert error_of(read_table, path).startswith(f"{path}:3: invalid UTF-8 at byte offset")
 
 
 @pytest.mark.parametrize("content", ["", "\n\n", "text\tlabel\n"])
 def test_file_without_examples_names_key_and_file(tmp_path, content):
-    path = write(tmp_path, "dev.tsv", content)
+    path = write_file(tmp_path, "dev.tsv", content)
     assert error_of(read_table, path, key="data.validation") == (
         f"data.validation: {path}: no examples; the file is empty or blank"
     )
@@ -116,7 +102,7 @@ def test_file_without_examples_names_key_and_file(tmp_path, content):
 
 
 def test_csv_quoted_commas_and_embedded_newlines_keep_line_numbers(tmp_path):
-    path = write(
+    path = write_file(
         tmp_path,
         "train.csv",
         'text,label\r\n"Hello, world",pos\r\n"line one\nline two, ""quoted""",neg\n'
@@ -136,11 +122,11 @@ def test_csv_quoted_commas_and_embedded_newlines_keep_line_numbers(tmp_path):
 
 
 def test_csv_errors_point_at_the_record_start(tmp_path):
-    path = write(tmp_path, "train.csv", 'text,label\n"two\nlines",pos\nx,pos,extra\n')
+    path = write_file(tmp_path, "train.csv", 'text,label\n"two\nlines",pos\nx,pos,extra\n')
     assert error_of(read_table, path) == (
         f"{path}:4: expected 2 comma-separated fields (as on line 1), got 3"
     )
-    path = write(tmp_path, "open.csv", 'text,label\nok,pos\n"never closed,pos\nx,neg\n')
+    path = write_file(tmp_path, "open.csv", 'text,label\nok,pos\n"never closed,pos\nx,neg\n')
     assert error_of(read_table, path).startswith(f"{path}:3: invalid CSV record: ")
 
 
@@ -152,7 +138,7 @@ def test_jsonl_reads_keys_integer_labels_and_skips_blank_lines(tmp_path):
     rows.append({"premise": "p2", "hypothesis": "h2", "label": "10"})
     content = json.dumps(rows[0]) + "\n\n" + json.dumps(rows[1]) + "\n"
     for name in ("train.jsonl", "train.json"):
-        path = write(tmp_path, name, content)
+        path = write_file(tmp_path, name, content)
         examples = lf.read_classification_file(
             path, text_column="premise", text_pair_column="hypothesis", label_column="label"
         )
@@ -189,12 +175,12 @@ def test_jsonl_reads_keys_integer_labels_and_skips_blank_lines(tmp_path):
     ],
 )
 def test_jsonl_errors(tmp_path, line, message):
-    path = write(tmp_path, "train.jsonl", '{"text": "ok", "label": "x"}\n' + line + "\n")
+    path = write_file(tmp_path, "train.jsonl", '{"text": "ok", "label": "x"}\n' + line + "\n")
     assert error_of(read_table, path).startswith(path + message)
 
 
 def test_jsonl_columns_are_keys(tmp_path):
-    path = write(tmp_path, "train.jsonl", '{"text": "ok", "label": "x"}\n')
+    path = write_file(tmp_path, "train.jsonl", '{"text": "ok", "label": "x"}\n')
     assert error_of(read_table, path, text_column=0) == (
         "data.train: text_column must be a key, got 0"
     )
@@ -204,7 +190,7 @@ def test_jsonl_columns_are_keys(tmp_path):
 
 
 def test_format_from_extension_or_argument(tmp_path):
-    path = write(tmp_path, "train.txt", "text\tlabel\na\tpos\n")
+    path = write_file(tmp_path, "train.txt", "text\tlabel\na\tpos\n")
     message = error_of(read_table, path, key="data.train")
     assert message.startswith(f"data.train: cannot tell the format of {path!r} from its")
     assert "['.csv', '.json', '.jsonl', '.tsv']" in message
@@ -218,8 +204,8 @@ def test_paths_resolve_with_the_key(tmp_path):
     missing = str(tmp_path / "nope.tsv")
     with pytest.raises(FileNotFoundError, match=r"data\.validation: file .* does not exist"):
         read_table(missing, key="data.validation")
-    write(tmp_path, "a.tsv", "text\tlabel\na\tpos\n")
-    write(tmp_path, "b.tsv", "text\tlabel\nb\tneg\n")
+    write_file(tmp_path, "a.tsv", "text\tlabel\na\tpos\n")
+    write_file(tmp_path, "b.tsv", "text\tlabel\nb\tneg\n")
     assert error_of(read_table, str(tmp_path / "*.tsv")) == (
         f"data.train: {str(tmp_path / '*.tsv')!r} matches 2 files; expected one file"
     )
@@ -238,7 +224,7 @@ def test_label_vocabulary_sorts_numbers_numerically_and_strings_alphabetically()
 
 
 def test_labels_to_ids_names_file_and_line_of_unknown_labels(tmp_path):
-    path = write(tmp_path, "dev.tsv", "text\tlabel\na\tneg\nb\tmaybe\n")
+    path = write_file(tmp_path, "dev.tsv", "text\tlabel\na\tneg\nb\tmaybe\n")
     examples = read_table(path)
     assert lf.labels_to_ids(examples[:1], ["neg", "pos"], path) == [0]
     assert error_of(lf.labels_to_ids, examples, ["neg", "pos"], path) == (
@@ -250,7 +236,7 @@ def test_labels_to_ids_names_file_and_line_of_unknown_labels(tmp_path):
 
 
 def test_conll_sentences_docstart_middle_columns_and_tabs(tmp_path):
-    path = write(
+    path = write_file(
         tmp_path,
         "train.conll",
         "-DOCSTART- -X- -X- O\n\n"
@@ -288,12 +274,12 @@ def test_conll_sentences_docstart_middle_columns_and_tabs(tmp_path):
     ],
 )
 def test_conll_errors(tmp_path, line, message):
-    path = write(tmp_path, "train.conll", "EU B-ORG\n\n" + line + "\n")
+    path = write_file(tmp_path, "train.conll", "EU B-ORG\n\n" + line + "\n")
     assert error_of(lf.read_conll_file, path).startswith(path + message)
 
 
 def test_conll_without_sentences(tmp_path):
-    path = write(tmp_path, "test.conll", "-DOCSTART- -X- O O\n\n")
+    path = write_file(tmp_path, "test.conll", "-DOCSTART- -X- O O\n\n")
     assert error_of(lf.read_conll_file, path, key="data.test") == (
         f"data.test: {path}: no examples; the file is empty or blank"
     )
@@ -310,7 +296,7 @@ def squad_lines(*rows):
 
 def test_squad_accepts_three_answer_layouts_and_defaults_ids(tmp_path):
     start = CONTEXT.index("Zürich")
-    path = write(
+    path = write_file(
         tmp_path,
         "dev.jsonl",
         squad_lines(
@@ -370,13 +356,13 @@ def test_squad_answer_not_at_answer_start_says_where_it_is(tmp_path):
     byte_offset = CONTEXT.encode("utf-8").index("Zürich".encode())  # 20, not 19
     answers = [{"text": "Zürich", "answer_start": byte_offset}]
     row = {"context": CONTEXT, "question": "Wohin?", "answers": answers}
-    path = write(tmp_path, "dev.jsonl", squad_lines(row))
+    path = write_file(tmp_path, "dev.jsonl", squad_lines(row))
     assert error_of(lf.read_squad_file, path) == (
         f"{path}:1: answer 'Zürich' is not in the context at answer_start=20; it occurs "
         "at answer_start=[19, 27] (offsets count characters)"
     )
     row["answers"] = [{"text": "Genf", "answer_start": 0}]
-    path = write(tmp_path, "dev.jsonl", squad_lines(row))
+    path = write_file(tmp_path, "dev.jsonl", squad_lines(row))
     assert error_of(lf.read_squad_file, path) == (
         f"{path}:1: answer 'Genf' is not in the context at answer_start=0"
     )
@@ -409,12 +395,12 @@ GOOD = {
 def test_squad_errors(tmp_path, change, message):
     row = {**GOOD, "id": "b", **change}
     row = {k: v for k, v in row.items() if v is not None}
-    path = write(tmp_path, "train.jsonl", squad_lines({**GOOD, "id": "first"}, row))
+    path = write_file(tmp_path, "train.jsonl", squad_lines({**GOOD, "id": "first"}, row))
     assert error_of(lf.read_squad_file, path).startswith(path + message)
 
 
 def test_squad_empty_file(tmp_path):
-    path = write(tmp_path, "train.jsonl", "\n")
+    path = write_file(tmp_path, "train.jsonl", "\n")
     assert error_of(lf.read_squad_file, path, key="data.train") == (
         f"data.train: {path}: no examples; the file is empty or blank"
     )

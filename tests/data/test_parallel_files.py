@@ -5,18 +5,7 @@ import json
 import pytest
 
 from kzoo.data import parallel_files as pf
-
-
-def write(directory, name, content):
-    path = directory / name
-    path.write_bytes(content.encode("utf-8"))
-    return str(path)
-
-
-def error_of(function, *args, **kwargs):
-    with pytest.raises(ValueError) as error:
-        function(*args, **kwargs)
-    return str(error.value)
+from kzoo.testing.data_files import error_of, write_file
 
 
 def read_de_en(path):
@@ -31,7 +20,7 @@ def triples(pairs):
 
 
 def test_tsv_by_name_with_header_blank_lines_and_crlf(tmp_path):
-    path = write(tmp_path, "train.tsv", "id\ten\tde\r\n1\tHi.\tHallo.\r\n\n2\tYes\tJa\n")
+    path = write_file(tmp_path, "train.tsv", "id\ten\tde\r\n1\tHi.\tHallo.\r\n\n2\tYes\tJa\n")
     pairs = pf.read_parallel_table(path, source_column="de", target_column="en")
     assert pairs == [
         {"source": "Hallo.", "target": "Hi.", "line": 2},
@@ -40,7 +29,7 @@ def test_tsv_by_name_with_header_blank_lines_and_crlf(tmp_path):
 
 
 def test_tsv_by_index_has_no_header_unless_told(tmp_path):
-    path = write(tmp_path, "train.tsv", 'a "b\tA "B\nc\tC\n')
+    path = write_file(tmp_path, "train.tsv", 'a "b\tA "B\nc\tC\n')
     pairs = pf.read_parallel_table(path, source_column=0, target_column=1)
     assert triples(pairs) == [('a "b', 'A "B', 1), ("c", "C", 2)]
     pairs = pf.read_parallel_table(path, source_column=1, target_column=0, header=True)
@@ -48,7 +37,7 @@ def test_tsv_by_index_has_no_header_unless_told(tmp_path):
 
 
 def test_csv_quoting_commas_and_newlines(tmp_path):
-    path = write(
+    path = write_file(
         tmp_path,
         "train.csv",
         'src,tgt\n"Hallo, Welt","Hello, world"\n"zwei\nZeilen","say ""two"""\nx,y\n',
@@ -68,7 +57,7 @@ def test_jsonl_and_format_override(tmp_path):
     ]
     text = "\n".join(json.dumps(row) for row in rows) + "\n"
     for name, file_format in (("train.jsonl", None), ("train.txt", "jsonl")):
-        path = write(tmp_path, name, text)
+        path = write_file(tmp_path, name, text)
         pairs = pf.read_parallel_table(
             path,
             source_column="translation_de",
@@ -79,31 +68,31 @@ def test_jsonl_and_format_override(tmp_path):
 
 
 def test_missing_column_names_file_line(tmp_path):
-    path = write(tmp_path, "train.jsonl", '{"de": "a", "en": "b"}\n{"de": "c"}\n')
+    path = write_file(tmp_path, "train.jsonl", '{"de": "a", "en": "b"}\n{"de": "c"}\n')
     assert error_of(pf.read_parallel_table, path, source_column="de", target_column="en") == (
         f"{path}:2: missing key 'en' (target_column); the object has keys ['de']"
     )
-    path = write(tmp_path, "train.tsv", "de\ten\na\tb\n")
+    path = write_file(tmp_path, "train.tsv", "de\ten\na\tb\n")
     assert error_of(pf.read_parallel_table, path, source_column="fr", target_column="en") == (
         f"{path}:1: no column 'fr' (source_column) in the header; the header has ['de', 'en']"
     )
 
 
 def test_empty_source_or_target_names_file_line(tmp_path):
-    path = write(tmp_path, "train.tsv", "a\tA\n \tB\n")
+    path = write_file(tmp_path, "train.tsv", "a\tA\n \tB\n")
     assert error_of(pf.read_parallel_table, path, source_column=0, target_column=1) == (
         f"{path}:2: empty source text (column 0); every pair needs a source and a target"
     )
-    path = write(tmp_path, "train.csv", 'de,en\na,A\nb,""\n')
+    path = write_file(tmp_path, "train.csv", 'de,en\na,A\nb,""\n')
     message = error_of(read_de_en, path)
     assert message.startswith(f"{path}:3: empty target text (column 'en')")
-    path = write(tmp_path, "train.jsonl", '{"de": "a", "en": 3}\n')
+    path = write_file(tmp_path, "train.jsonl", '{"de": "a", "en": 3}\n')
     message = error_of(read_de_en, path)
     assert message == f"{path}:1: expected a string for 'en' (target_column), got 3"
 
 
 def test_empty_table_names_the_key(tmp_path):
-    path = write(tmp_path, "dev.tsv", "de\ten\n\n")
+    path = write_file(tmp_path, "dev.tsv", "de\ten\n\n")
     message = error_of(
         pf.read_parallel_table, path, source_column="de", target_column="en", key="data.validation"
     )
@@ -114,8 +103,8 @@ def test_empty_table_names_the_key(tmp_path):
 
 
 def test_line_aligned_final_newline_is_not_a_line(tmp_path):
-    source = write(tmp_path, "train.de", "Guten Tag.\r\nDanke.\n")
-    target = write(tmp_path, "train.en", "Good day.\nThanks.")
+    source = write_file(tmp_path, "train.de", "Guten Tag.\r\nDanke.\n")
+    target = write_file(tmp_path, "train.en", "Good day.\nThanks.")
     assert triples(pf.read_line_aligned(source, target)) == [
         ("Guten Tag.", "Good day.", 1),
         ("Danke.", "Thanks.", 2),
@@ -123,8 +112,8 @@ def test_line_aligned_final_newline_is_not_a_line(tmp_path):
 
 
 def test_line_count_mismatch_names_both_files_and_counts(tmp_path):
-    source = write(tmp_path, "dev.de", "a\nb\nc\n")
-    target = write(tmp_path, "dev.en", "A\nB\n")
+    source = write_file(tmp_path, "dev.de", "a\nb\nc\n")
+    target = write_file(tmp_path, "dev.en", "A\nB\n")
     message = error_of(pf.read_line_aligned, source, target, key="data.validation")
     assert message == (
         "data.validation_source and data.validation_target are not line-aligned: "
@@ -136,8 +125,8 @@ def test_line_count_mismatch_names_both_files_and_counts(tmp_path):
 def test_empty_line_names_file_line(tmp_path, side):
     texts = {"source": "a\nb\nc\n", "target": "A\nB\nC\n"}
     texts[side] = texts[side].replace("b" if side == "source" else "B", "  ")
-    source = write(tmp_path, "train.de", texts["source"])
-    target = write(tmp_path, "train.en", texts["target"])
+    source = write_file(tmp_path, "train.de", texts["source"])
+    target = write_file(tmp_path, "train.en", texts["target"])
     bad, other = (source, target) if side == "source" else (target, source)
     assert error_of(pf.read_line_aligned, source, target) == (
         f"{bad}:2: empty line; every line must hold the translation of the same line of {other}"
@@ -145,11 +134,11 @@ def test_empty_line_names_file_line(tmp_path, side):
 
 
 def test_line_aligned_path_errors_name_their_key(tmp_path):
-    source = write(tmp_path, "train.de", "a\n")
+    source = write_file(tmp_path, "train.de", "a\n")
     with pytest.raises(FileNotFoundError, match=r"^data\.validation_target: file "):
         pf.read_line_aligned(source, str(tmp_path / "missing.en"), key="data.validation")
-    empty = write(tmp_path, "empty.en", "")
-    empty_source = write(tmp_path, "empty.de", "")
+    empty = write_file(tmp_path, "empty.en", "")
+    empty_source = write_file(tmp_path, "empty.de", "")
     message = error_of(pf.read_line_aligned, empty_source, empty)
     assert message.startswith("data.train_source, data.train_target: ")
     assert message.endswith("are empty; expected one sentence per line")

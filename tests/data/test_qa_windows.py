@@ -1,13 +1,9 @@
 """kzoo.data.qa_windows and qa_answers: BERT extractive QA windows, labels and answers."""
 
-import doctest
-
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from kzoo.data import qa_answers
-from kzoo.data import qa_windows as qa_windows_module
 from kzoo.data.builtin_tasks import qa_examples
 from kzoo.data.qa_answers import best_answers, predict_answers, qa_metrics
 from kzoo.data.qa_windows import (
@@ -311,9 +307,3 @@ def test_char_to_byte_offsets_and_bad_settings(tokenizer):
         qa_windows(tokenizer, ["a"], ["b"], sequence_length=20, max_query_tokens=5, doc_stride=13)
     with pytest.raises(ValueError, match="one prediction per example"):
         qa_metrics(["a"], EXAMPLES[:2])
-
-
-@pytest.mark.parametrize("module", [qa_windows_module, qa_answers])
-def test_docstring_examples(module):
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0

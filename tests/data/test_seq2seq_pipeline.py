@@ -18,6 +18,18 @@ BATCH = 4
 INPUTS = ("encoder_token_ids", "encoder_padding_mask", "decoder_token_ids", "decoder_padding_mask")
 
 
+def batches(pairs, tokenizer, **options):
+    """`seq2seq_dataset` of `pairs` with the test's tokenizer, batch and lengths."""
+    return sp.seq2seq_dataset(
+        pairs,
+        tokenizer,
+        batch_size=BATCH,
+        max_source_length=MAX_SOURCE,
+        max_target_length=MAX_TARGET,
+        **options,
+    )
+
+
 def sentence(rng):
     return " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 3)))
 
@@ -96,13 +108,7 @@ def test_tokenize_pairs_appends_the_end_id(tokenizer, pairs, expected_ids):
 
 
 def test_teacher_forcing_shift_and_real_lengths(tokenizer, pairs, expected_ids):
-    dataset = sp.seq2seq_dataset(
-        pairs,
-        tokenizer,
-        batch_size=BATCH,
-        max_source_length=MAX_SOURCE,
-        max_target_length=MAX_TARGET,
-    )
+    dataset = batches(pairs, tokenizer)
     for x, y, _ in dataset:
         assert x["encoder_token_ids"].shape[1:] == [MAX_SOURCE]
         assert y.shape[1:] == x["decoder_token_ids"].shape[1:] == [MAX_TARGET]
@@ -156,15 +162,7 @@ def test_bucketing_gives_only_documented_shapes_and_loses_nothing(
     tokenizer, pairs, expected_ids, drop_remainder
 ):
     boundaries = [4, 8, 12, 20]
-    dataset = sp.seq2seq_dataset(
-        pairs,
-        tokenizer,
-        batch_size=BATCH,
-        max_source_length=MAX_SOURCE,
-        max_target_length=MAX_TARGET,
-        bucket_boundaries=boundaries,
-        drop_remainder=drop_remainder,
-    )
+    dataset = batches(pairs, tokenizer, bucket_boundaries=boundaries, drop_remainder=drop_remainder)
     buckets = sp.bucket_lengths(boundaries, MAX_SOURCE, MAX_TARGET)
     assert buckets == [(4, 4, 4), (8, 8, 8), (12, 12, 10), (14, 14, 10)]
     allowed = {(source, target) for _, source, target in buckets}
@@ -190,15 +188,7 @@ def test_bucketing_gives_only_documented_shapes_and_loses_nothing(
 
 def test_shuffle_is_deterministic_per_seed_and_reshuffles_each_pass(tokenizer, pairs, expected_ids):
     def shuffled(seed):
-        return sp.seq2seq_dataset(
-            pairs,
-            tokenizer,
-            batch_size=BATCH,
-            max_source_length=MAX_SOURCE,
-            max_target_length=MAX_TARGET,
-            shuffle=True,
-            seed=seed,
-        )
+        return batches(pairs, tokenizer, shuffle=True, seed=seed)
 
     dataset = shuffled(1)
     first, second = examples_of(dataset), examples_of(dataset)
@@ -212,17 +202,7 @@ def test_shuffle_is_deterministic_per_seed_and_reshuffles_each_pass(tokenizer, p
 
 def test_repeat_continues_with_the_next_shuffled_pass(tokenizer, pairs, expected_ids):
     kept = [ids for ids in expected_ids if fits(ids)]
-    dataset = sp.seq2seq_dataset(
-        pairs,
-        tokenizer,
-        batch_size=BATCH,
-        max_source_length=MAX_SOURCE,
-        max_target_length=MAX_TARGET,
-        shuffle=True,
-        seed=1,
-        repeat=True,
-        drop_remainder=True,
-    )
+    dataset = batches(pairs, tokenizer, shuffle=True, seed=1, repeat=True, drop_remainder=True)
     examples = examples_of(dataset.take(2 * len(kept) // BATCH))
     first, second = examples[: len(kept)], examples[len(kept) :]
     assert sorted(first) == sorted(kept) and first != kept
@@ -231,27 +211,14 @@ def test_repeat_continues_with_the_next_shuffled_pass(tokenizer, pairs, expected
 
 def test_detokenized_labels_give_back_the_targets(tokenizer, pairs, expected_ids):
     dicts = [{"source": s, "target": t} for s, t in pairs]
-    dataset = sp.seq2seq_dataset(
-        tf.data.Dataset.from_tensor_slices(
-            {"source": [s for s, _ in pairs], "target": [t for _, t in pairs]}
-        ),
-        tokenizer,
-        batch_size=BATCH,
-        max_source_length=MAX_SOURCE,
-        max_target_length=MAX_TARGET,
-    )
+    columns = {"source": [s for s, _ in pairs], "target": [t for _, t in pairs]}
+    dataset = batches(tf.data.Dataset.from_tensor_slices(columns), tokenizer)
     texts = [
         t for y in dataset.map(lambda x, y, w: y) for t in tokenizer.detokenize(y).numpy().tolist()
     ]
     expected = [d["target"].encode() for d, ids in zip(dicts, expected_ids) if fits(ids)]
     assert texts == expected
-    from_dicts = sp.seq2seq_dataset(
-        dicts,
-        tokenizer,
-        batch_size=BATCH,
-        max_source_length=MAX_SOURCE,
-        max_target_length=MAX_TARGET,
-    )
+    from_dicts = batches(dicts, tokenizer)
     assert examples_of(from_dicts) == examples_of(dataset)
 
 

@@ -1,5 +1,5 @@
 """Session fixtures of the export tests: tiny runs and exports built once
-(`tests/export/tiny_runs.py`), and the kzoo command line."""
+(`kzoo/testing/tiny_runs.py`), and the kzoo command line."""
 
 import os
 import subprocess
@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from tests.export.serving_fuzz import TinyExport
-from tests.export.tiny_runs import build_export, build_run
+from kzoo.testing.serving_fuzz import TinyExport
+from kzoo.testing.tiny_runs import build_export, build_run
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from tensorflow_serving.config import model_server_config_pb2
 from kzoo.export import export_run, load_run_model
 from kzoo.export import saved_model as saved_model_module
 from kzoo.export.serving_files import read_warmup_requests, update_models_config
-from tests.export.serving_fuzz import call, strings
+from kzoo.testing.serving_fuzz import call, strings
 
 # One worker builds the exports once: session fixtures, tests kept together.
 pytestmark = pytest.mark.xdist_group("gpt_export")

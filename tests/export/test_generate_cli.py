@@ -12,8 +12,8 @@ import tensorflow as tf
 
 from kzoo import cli
 from kzoo.export import layout
-from kzoo.training.evaluate import load_run_model
-from tests.export.tiny_runs import SEQ2SEQ_EXPORT, build_bert_run, build_seq2seq_run
+from kzoo.testing.tiny_runs import SEQ2SEQ_EXPORT, build_bert_run, build_seq2seq_run
+from kzoo.training.run_directory import RunDirectory
 
 PROMPTS = ["the dog", "a red apple"]
 # The default: 64 new tokens, or fewer where the model holds fewer (GPT: a context
@@ -27,6 +27,13 @@ def generate(capsys, *argv):
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err
     return status, captured.out, captured.err
+
+
+def usage_error(capsys, *argv):
+    """The stderr of a `kzoo generate ARGV` that must exit 2 printing nothing else."""
+    status, out, err = generate(capsys, *argv)
+    assert (status, out) == (2, "")
+    return err
 
 
 def expected_lines(family, prompts, outputs):
@@ -56,7 +63,7 @@ def test_generate_from_a_run_prints_what_the_family_gives(family, runs, capsys):
     run_dir = runs(family)
     status, out, _ = generate(capsys, run_dir, "--prompt", PROMPTS[0], "--prompt", PROMPTS[1])
     assert status == 0
-    model = load_run_model(run_dir)
+    model = RunDirectory(run_dir).load_model()
     outputs = model.generate(PROMPTS, max_new_tokens=DEFAULT_NEW_TOKENS[family])
     assert out == expected_lines(family, PROMPTS, outputs)
 
@@ -131,19 +138,14 @@ def test_an_exports_cap_is_the_default_and_the_limit(tiny_export, tmp_path, caps
         (cap + 1, f"must be in [1, {cap}] (the export's cap, export.max_new_tokens), got 11"),
         (0, "must be >= 1, got 0"),
     ):
-        status, out, err = generate(capsys, copy, "--prompt", "a", "--max-new-tokens", str(value))
-        assert (status, out) == (2, "")
+        err = usage_error(capsys, copy, "--prompt", "a", "--max-new-tokens", str(value))
         assert err == f"kzoo generate: error: --max-new-tokens: {message}\n"
-    status, out, err = generate(
-        capsys, copy, "--prompt", "a", "--strategy", "beam", "--num-beams", "3"
-    )
-    assert (status, out) == (2, "")
+    err = usage_error(capsys, copy, "--prompt", "a", "--strategy", "beam", "--num-beams", "3")
     assert "the export searches with 4 beams (export.num_beams" in err
 
 
 def test_a_run_directory_rejects_max_new_tokens_beyond_the_model(runs, capsys):
-    status, out, err = generate(capsys, runs("seq2seq"), "--prompt", "a", "--max-new-tokens", "64")
-    assert (status, out) == (2, "")
+    err = usage_error(capsys, runs("seq2seq"), "--prompt", "a", "--max-new-tokens", "64")
     assert err == (
         "kzoo generate: error: --max-new-tokens: must be in [1, 63] (the "
         "model's max_sequence_length is 64), got 64\n"
@@ -152,8 +154,7 @@ def test_a_run_directory_rejects_max_new_tokens_beyond_the_model(runs, capsys):
 
 def test_a_bert_run_names_the_command_that_serves_it(tmp_path, capsys):
     run_dir = build_bert_run(str(tmp_path), "classify")
-    status, out, err = generate(capsys, run_dir, "--prompt", "a")
-    assert (status, out) == (2, "")
+    err = usage_error(capsys, run_dir, "--prompt", "a")
     assert err == (
         f"kzoo generate: error: {run_dir}: holds a BertClassifier, which "
         "does not generate text; kzoo evaluate scores it, and kzoo export "
@@ -164,8 +165,7 @@ def test_a_bert_run_names_the_command_that_serves_it(tmp_path, capsys):
 @pytest.mark.xdist_group("bert_export")
 def test_a_bert_export_names_its_signatures(tiny_export, capsys):
     path = tiny_export("bert").path
-    status, out, err = generate(capsys, path, "--prompt", "a")
-    assert (status, out) == (2, "")
+    err = usage_error(capsys, path, "--prompt", "a")
     assert err == (
         f"kzoo generate: error: {path}: its signatures (answer, classify, "
         "embed, fill_mask, tag) do not generate text (kzoo generate calls "

@@ -7,7 +7,6 @@ are scaled up so that its outputs depend on the source (at its initial scale it
 repeats one character whatever the source).
 """
 
-import doctest
 import json
 import os
 
@@ -16,12 +15,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kzoo.export import export_run, layout, seq2seq_export, seq2seq_signatures
+from kzoo.export import export_run, layout, seq2seq_reference
 from kzoo.export.check_serving import _recompute_expected, check_serving
 from kzoo.export.saved_model import load_run_model
+from kzoo.export.seq2seq_signatures import Seq2SeqSignatures
+from kzoo.testing.tiny_runs import SEQ2SEQ_EXPORT, build_seq2seq_run
 from kzoo.tokenizers import load_tokenizer, train_sentencepiece
-from kzoo.training import run_files
-from tests.export.tiny_runs import SEQ2SEQ_EXPORT, build_seq2seq_run
+from kzoo.training.run_directory import RunDirectory
 
 # One worker builds the exports once: session fixtures, tests kept together.
 pytestmark = pytest.mark.xdist_group("seq2seq_export")
@@ -207,18 +207,16 @@ def test_check_serving_passes(exported):
 
 def test_check_serving_recomputes_the_keras_outputs_from_the_run(exported, tmp_path):
     version_dir = exported[1]
-    recomputed = run_files.read_json(_recompute_expected(version_dir, str(tmp_path)))
-    stored = run_files.read_json(
-        os.path.join(version_dir, layout.ASSETS_EXTRA, layout.EXPECTED_FILE)
-    )
+    with open(_recompute_expected(version_dir, str(tmp_path)), encoding="utf-8") as f:
+        recomputed = json.load(f)
+    with open(os.path.join(version_dir, layout.ASSETS_EXTRA, layout.EXPECTED_FILE)) as f:
+        stored = json.load(f)
     assert recomputed == stored
 
 
 def test_t5_endpoints_are_named_generate(tmp_path):
-    model, tokenizer = load_run_model(build_run(tmp_path, "t5"))
-    signatures = seq2seq_export.seq2seq_signatures(
-        model, tokenizer, {"model": {"family": "t5"}}, EXPORT
-    )
+    run = RunDirectory(build_run(tmp_path, "t5"))
+    signatures = Seq2SeqSignatures.from_model(run.load_model(), EXPORT, run=run)
     assert list(signatures.input_specs()) == ["generate", "score", "generate_ids"]
     assert signatures.start_id == 0 and signatures.limits.num_beams == 4
 
@@ -226,12 +224,7 @@ def test_t5_endpoints_are_named_generate(tmp_path):
 def test_sample_pairs_fall_back_to_the_vocabulary(tmp_path):
     train_sentencepiece(texts=["to be or not to be"], model_type="char", output_dir=str(tmp_path))
     tokenizer = load_tokenizer(str(tmp_path))
-    pairs = seq2seq_export.sample_pairs(tokenizer)
+    pairs = seq2seq_reference.sample_pairs(tokenizer)
     texts = [text for pair in pairs for text in pair]
     assert len(pairs) == 2 and all(texts[:2])
     assert tokenizer.unk_id not in tokenizer.tokenize(texts).flat_values.numpy()
-
-
-def test_docstring_examples():
-    result = doctest.testmod(seq2seq_signatures, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0

@@ -20,7 +20,6 @@ TensorFlow, which clears the kernels of exports loaded before.
 
 import concurrent.futures
 import contextlib
-import doctest
 import faulthandler
 
 import numpy as np
@@ -29,8 +28,7 @@ import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kzoo.export import input_policy
-from tests.export.serving_fuzz import (
+from kzoo.testing.serving_fuzz import (
     call,
     call_signature,
     draw_request,
@@ -59,6 +57,17 @@ def hang_watchdog(seconds=HANG_SECONDS):
         yield
     finally:
         faulthandler.cancel_dump_traceback_later()
+
+
+def export_fixture(family):
+    """A fixture giving the tiny `family` export (the tests using it are marked
+    to run on that export's worker)."""
+
+    @pytest.fixture
+    def export(tiny_export):
+        return tiny_export(family)
+
+    return export
 
 
 def fuzz_test(family, signatures, max_examples=6):
@@ -101,20 +110,11 @@ def assert_concurrent_calls_answer_like_sequential_ones(export, signature, reque
                     np.testing.assert_array_equal(got[key], expected[key])
 
 
-def test_docstring_examples():
-    result = doctest.testmod(input_policy, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
-
-
 # --- GPT: generate, score, generate_ids (the causal LM signatures) -------------------
 
 on_gpt_worker = pytest.mark.xdist_group("gpt_export")
 test_gpt_fuzz = fuzz_test("gpt", ["generate", "score", "generate_ids"])
-
-
-@pytest.fixture
-def gpt(tiny_export):
-    return tiny_export("gpt")
+gpt = export_fixture("gpt")
 
 
 @on_gpt_worker
@@ -312,11 +312,7 @@ def test_concurrent_sampling_answers_like_sequential_calls(gpt):
 
 on_seq2seq_worker = pytest.mark.xdist_group("seq2seq_export")
 test_seq2seq_fuzz = fuzz_test("seq2seq", ["translate", "score", "translate_ids"])
-
-
-@pytest.fixture
-def seq2seq(tiny_export):
-    return tiny_export("seq2seq")
+seq2seq = export_fixture("seq2seq")
 
 
 @on_seq2seq_worker
@@ -447,11 +443,7 @@ test_t5_fuzz = fuzz_test("t5", ["generate", "score", "generate_ids"])
 
 on_bert_worker = pytest.mark.xdist_group("bert_export")
 test_bert_fuzz = fuzz_test("bert", ["classify", "tag", "answer", "fill_mask", "embed"])
-
-
-@pytest.fixture
-def bert(tiny_export):
-    return tiny_export("bert")
+bert = export_fixture("bert")
 
 
 @on_bert_worker

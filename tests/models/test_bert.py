@@ -3,17 +3,10 @@ import pytest
 
 from kzoo.models import BertBackbone
 from kzoo.testing import run_model_test, to_numpy
+from kzoo.testing.tiny_models import TINY_TRANSFORMER
 
-VOCAB, LENGTH, HIDDEN = 40, 8, 16
-CONFIG = dict(
-    vocabulary_size=VOCAB,
-    num_layers=2,
-    num_heads=2,
-    hidden_dim=HIDDEN,
-    intermediate_dim=32,
-    max_sequence_length=16,
-    dropout=0.0,
-)
+VOCAB, LENGTH, HIDDEN = 40, 8, TINY_TRANSFORMER["hidden_dim"]
+CONFIG = dict(vocabulary_size=VOCAB, **TINY_TRANSFORMER, max_sequence_length=16, dropout=0.0)
 RNG = np.random.default_rng(0)
 INPUTS = {
     "token_ids": RNG.integers(2, VOCAB, (2, LENGTH)).astype("int32"),
@@ -59,14 +52,7 @@ def test_from_keras_hub_bert_gives_identical_outputs():
     keras_hub = pytest.importorskip("keras_hub")
     from kzoo.convert import from_keras_hub
 
-    hub = keras_hub.models.BertBackbone(
-        vocabulary_size=VOCAB,
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=HIDDEN,
-        intermediate_dim=32,
-        max_sequence_length=16,
-    )
+    hub = keras_hub.models.BertBackbone(**CONFIG)
     ours = from_keras_hub(hub)
     assert isinstance(ours, BertBackbone)
     expected, actual = hub(INPUTS), ours(INPUTS)
@@ -88,14 +74,7 @@ def test_pretraining_heads_on_a_converted_keras_hub_backbone_use_tanh_gelu(tmp_p
     from kzoo.convert import from_keras_hub
     from kzoo.models import BertPretrainer
 
-    hub = keras_hub.models.BertBackbone(
-        vocabulary_size=VOCAB,
-        num_layers=1,
-        num_heads=2,
-        hidden_dim=HIDDEN,
-        intermediate_dim=32,
-        max_sequence_length=16,
-    )
+    hub = keras_hub.models.BertBackbone(**{**CONFIG, "num_layers": 1})
     pretrainer = BertPretrainer(from_keras_hub(hub))  # activation "gelu_approximate"
     hidden = RNG.normal(size=(2, 3, HIDDEN)).astype("float32")
     dense = pretrainer.mlm_head.dense

@@ -13,12 +13,12 @@ from kzoo.models import (
 )
 from kzoo.models.bert.bert_question_answerer import PADDING_LOGIT
 from kzoo.testing import assert_all_close, run_model_test, to_numpy
+from kzoo.testing.tiny_models import TINY_TRANSFORMER
 
 VOCAB, LENGTH, HIDDEN = 30, 8, 8
 CONFIG = dict(
+    TINY_TRANSFORMER,
     vocabulary_size=VOCAB,
-    num_layers=2,
-    num_heads=2,
     hidden_dim=HIDDEN,
     intermediate_dim=16,
     max_sequence_length=16,

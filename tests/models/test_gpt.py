@@ -4,16 +4,11 @@ import pytest
 
 from kzoo.models import GPTBackbone, GPTCausalLM
 from kzoo.testing import run_model_test, to_numpy
+from kzoo.testing.model_checks import sequence_log_likelihood
+from kzoo.testing.tiny_models import TINY_TRANSFORMER
 
 VOCAB, LENGTH = 40, 10
-CONFIG = dict(
-    vocabulary_size=VOCAB,
-    num_layers=2,
-    num_heads=2,
-    hidden_dim=16,
-    intermediate_dim=32,
-    max_sequence_length=24,
-)
+CONFIG = dict(vocabulary_size=VOCAB, **TINY_TRANSFORMER, max_sequence_length=24)
 RNG = np.random.default_rng(0)
 INPUTS = {
     "token_ids": RNG.integers(2, VOCAB, (2, LENGTH)).astype("int32"),
@@ -122,13 +117,8 @@ def test_long_prompts_keep_their_last_tokens():
 
 def test_score_is_the_sum_of_next_token_log_probs():
     lm = build_lm()
-    logits = to_numpy(lm(INPUTS))
-    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     ids, mask = INPUTS["token_ids"], INPUTS["padding_mask"]
-    expected = [
-        sum(log_probs[b, t - 1, ids[b, t]] for t in range(1, LENGTH) if mask[b, t])
-        for b in range(2)
-    ]
+    expected = sequence_log_likelihood(lm(INPUTS), ids, mask)
     np.testing.assert_allclose(to_numpy(lm.score(ids, mask)), expected, rtol=1e-5)
 
 
@@ -136,14 +126,7 @@ def test_from_keras_hub_gpt2_gives_identical_outputs():
     keras_hub = pytest.importorskip("keras_hub")
     from kzoo.convert import from_keras_hub
 
-    hub = keras_hub.models.GPT2Backbone(
-        vocabulary_size=VOCAB,
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=16,
-        intermediate_dim=32,
-        max_sequence_length=24,
-    )
+    hub = keras_hub.models.GPT2Backbone(**CONFIG)
     ours = from_keras_hub(hub)
     assert isinstance(ours, GPTBackbone)
     expected, actual = to_numpy(hub(INPUTS)), to_numpy(ours(INPUTS))

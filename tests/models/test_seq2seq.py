@@ -3,19 +3,13 @@ import numpy as np
 import pytest
 
 from kzoo.models import SEQ2SEQ_SIZES, LSTMSeq2SeqBackbone, Seq2SeqBackbone, Seq2SeqLM
-from kzoo.testing import assert_all_close, run_model_test, to_numpy
+from kzoo.testing import assert_cached_decoding_matches_full_pass, run_model_test, to_numpy
+from kzoo.testing.model_checks import sequence_log_likelihood
+from kzoo.testing.tiny_models import TINY_TRANSFORMER
 
 VOCAB, SOURCE_LENGTH, TARGET_LENGTH = 40, 7, 5
 START, END = 1, 2
-CONFIG = dict(
-    vocabulary_size=VOCAB,
-    num_layers=2,
-    num_heads=2,
-    hidden_dim=16,
-    intermediate_dim=32,
-    dropout=0.0,
-    max_sequence_length=32,
-)
+CONFIG = dict(vocabulary_size=VOCAB, **TINY_TRANSFORMER, dropout=0.0, max_sequence_length=32)
 RNG = np.random.default_rng(0)
 INPUTS = {
     "encoder_token_ids": RNG.integers(3, VOCAB, (2, SOURCE_LENGTH)).astype("int32"),
@@ -149,22 +143,10 @@ def test_decoder_is_causal_and_encoder_padding_is_ignored(norm_first):
 @pytest.mark.parametrize("norm_first", [False, True])
 def test_decode_with_cache_matches_the_full_decoder_pass(norm_first):
     backbone = build_backbone(norm_first=norm_first)
-    ids = INPUTS["decoder_token_ids"]
-    full = to_numpy(backbone({**INPUTS, "decoder_padding_mask": np.ones_like(ids)}))
-    encoder_output = backbone.encode(INPUTS["encoder_token_ids"], INPUTS["encoder_padding_mask"])
-    assert_all_close(encoder_output, full["encoder_sequence_output"])
-    cache = backbone.decoder_cache(encoder_output, INPUTS["encoder_padding_mask"], TARGET_LENGTH)
+    cache = assert_cached_decoding_matches_full_pass(backbone, INPUTS)
     # One tensor per decoder layer: (batch, keys/values, length, heads, head_dim).
     assert [tuple(c.shape) for c in cache["cross_attention"]] == [(2, 2, SOURCE_LENGTH, 2, 8)] * 2
     assert [tuple(c.shape) for c in cache["self_attention"]] == [(2, 2, TARGET_LENGTH, 2, 8)] * 2
-    hidden, cache = backbone.decode_with_cache(ids[:, :2], cache, 0)
-    steps = [to_numpy(hidden)]
-    for t in range(2, TARGET_LENGTH):
-        hidden, cache = backbone.decode_with_cache(ids[:, t : t + 1], cache, t)
-        steps.append(to_numpy(hidden))
-    np.testing.assert_allclose(
-        np.concatenate(steps, axis=1), full["decoder_sequence_output"], atol=1e-5
-    )
 
 
 # --- Transformer translator --------------------------------------------------------
@@ -208,13 +190,8 @@ def test_translator_contract_and_tied_head():
 
 
 def test_score_is_the_sum_of_target_log_probs(translator):
-    logits = to_numpy(translator(INPUTS))
-    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     ids, mask = INPUTS["decoder_token_ids"], INPUTS["decoder_padding_mask"]
-    expected = [
-        sum(log_probs[b, t - 1, ids[b, t]] for t in range(1, TARGET_LENGTH) if mask[b, t])
-        for b in range(2)
-    ]
+    expected = sequence_log_likelihood(translator(INPUTS), ids, mask)
     np.testing.assert_allclose(to_numpy(translator.score(INPUTS)), expected, rtol=1e-5)
 
 

@@ -2,17 +2,11 @@ import numpy as np
 import pytest
 
 from kzoo.models import T5Backbone
-from kzoo.testing import run_model_test, to_numpy
+from kzoo.testing import assert_cached_decoding_matches_full_pass, run_model_test, to_numpy
+from kzoo.testing.tiny_models import TINY_TRANSFORMER
 
-VOCAB, SOURCE, TARGET, HIDDEN = 40, 8, 6, 16
-CONFIG = dict(
-    vocabulary_size=VOCAB,
-    num_layers=2,
-    num_heads=2,
-    hidden_dim=HIDDEN,
-    intermediate_dim=32,
-    dropout=0.0,
-)
+VOCAB, SOURCE, TARGET, HIDDEN = 40, 8, 6, TINY_TRANSFORMER["hidden_dim"]
+CONFIG = dict(vocabulary_size=VOCAB, **TINY_TRANSFORMER, dropout=0.0)
 V1_0 = dict(activation="relu", use_gated_activation=False, tie_embedding_weights=True)
 V1_1 = dict(activation="gelu", use_gated_activation=True, tie_embedding_weights=False)
 RNG = np.random.default_rng(0)
@@ -95,20 +89,7 @@ def test_logits(version):
 
 
 def test_decode_with_cache_matches_full_decoder():
-    backbone = build(**V1_1)
-    full = to_numpy(backbone(dict(INPUTS, decoder_padding_mask=np.ones((2, TARGET), "int32"))))
-    encoder_output = backbone.encode(INPUTS["encoder_token_ids"], INPUTS["encoder_padding_mask"])
-    np.testing.assert_allclose(to_numpy(encoder_output), full["encoder_sequence_output"], atol=1e-5)
-    cache = backbone.decoder_cache(encoder_output, INPUTS["encoder_padding_mask"], TARGET)
-    ids = INPUTS["decoder_token_ids"]
-    hidden, cache = backbone.decode_with_cache(ids[:, :2], cache, 0)
-    steps = [to_numpy(hidden)]
-    for t in range(2, TARGET):
-        hidden, cache = backbone.decode_with_cache(ids[:, t : t + 1], cache, t)
-        steps.append(to_numpy(hidden))
-    np.testing.assert_allclose(
-        np.concatenate(steps, axis=1), full["decoder_sequence_output"], atol=1e-5
-    )
+    assert_cached_decoding_matches_full_pass(build(**V1_1), INPUTS)
 
 
 @pytest.mark.slow  # also on JAX: JAX_SLOW_TESTS in tests/test_backend_agnostic.py

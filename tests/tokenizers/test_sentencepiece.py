@@ -10,35 +10,19 @@ import pytest
 import sentencepiece as spm
 import tensorflow as tf
 
+from kzoo.testing import strings
+from kzoo.testing.tokenizer_texts import (
+    LOSSLESS_TEXTS,
+    UNSEEN_TEXTS,
+    make_corpus,
+    train_every_model_type,
+)
 from kzoo.tokenizers import (
     TOKENIZER_FILENAME,
     SentencePieceTokenizer,
     load_tokenizer,
     train_sentencepiece,
 )
-
-WORDS = "the quick brown fox jumps over lazy dog café naïve über to be or".split()
-SUBWORD_TYPES = [("bpe", 320), ("unigram", 320)]
-# Newlines, runs of spaces, leading/trailing spaces, tabs, accents.
-LOSSLESS_TEXTS = [
-    "the quick  brown fox\n\njumps over",
-    "  leading and trailing  \n",
-    "\n",
-    "café\tnaïve   über\n  \n",
-    "",
-]
-# Characters never seen in training: only byte fallback can represent them.
-UNSEEN_TEXTS = ["emoji 😀🎉 and 日本語, Ελληνικά, العربية", "\r\n\x00 ∑≠ Q"]
-
-
-def make_corpus(num_lines=600, seed=0):
-    rng = random.Random(seed)
-    lines = []
-    for _ in range(num_lines):
-        words = [rng.choice(WORDS) for _ in range(rng.randint(1, 10))]
-        separator = rng.choice([" ", " ", " ", "  "])
-        lines.append(rng.choice(["", " ", "\t"]) + separator.join(words))
-    return "\n".join(lines) + "\n"
 
 
 @pytest.fixture(scope="module")
@@ -48,14 +32,7 @@ def corpus():
 
 @pytest.fixture(scope="module")
 def run_dirs(corpus, tmp_path_factory):
-    dirs = {}
-    for model_type, vocab_size in SUBWORD_TYPES + [("char", None)]:
-        directory = str(tmp_path_factory.mktemp(model_type))
-        train_sentencepiece(
-            texts=[corpus], vocab_size=vocab_size, model_type=model_type, output_dir=directory
-        )
-        dirs[model_type] = directory
-    return dirs
+    return train_every_model_type(corpus, tmp_path_factory.mktemp)
 
 
 @pytest.fixture(scope="module")
@@ -67,14 +44,10 @@ def python_processor(run_dir):
     return spm.SentencePieceProcessor(model_file=os.path.join(run_dir, TOKENIZER_FILENAME))
 
 
-def decode(strings):
-    return [s.decode("utf-8") for s in strings.numpy().tolist()]
-
-
 @pytest.mark.parametrize("model_type", ["bpe", "unigram", "char"])
 def test_round_trip_is_exact(tokenizers, model_type):
     tokenizer = tokenizers[model_type]
-    assert decode(tokenizer.detokenize(tokenizer.tokenize(LOSSLESS_TEXTS))) == LOSSLESS_TEXTS
+    assert strings(tokenizer.detokenize(tokenizer.tokenize(LOSSLESS_TEXTS))) == LOSSLESS_TEXTS
     ids = tokenizer.tokenize(LOSSLESS_TEXTS).flat_values.numpy()
     assert tokenizer.unk_id not in ids
 
@@ -84,7 +57,7 @@ def test_byte_fallback_represents_unseen_characters(tokenizers, model_type):
     tokenizer = tokenizers[model_type]
     ids = tokenizer.tokenize(UNSEEN_TEXTS)
     assert tokenizer.unk_id not in ids.flat_values.numpy()
-    assert decode(tokenizer.detokenize(ids)) == UNSEEN_TEXTS
+    assert strings(tokenizer.detokenize(ids)) == UNSEEN_TEXTS
 
 
 def test_newline_and_space_runs_are_tokens(tokenizers):
@@ -127,9 +100,9 @@ def test_char_model_counts_every_line(tmp_path):
 @pytest.mark.parametrize("model_type", ["bpe", "unigram", "char"])
 def test_matches_python_sentencepiece(tokenizers, run_dirs, model_type):
     processor = python_processor(run_dirs[model_type])
-    strings = ["the lazy dog", "über  café\n", " to be or not to be", "jumps\n\nover"]
-    expected = processor.encode(strings)
-    assert tokenizers[model_type].tokenize(strings).to_list() == expected
+    texts = ["the lazy dog", "über  café\n", " to be or not to be", "jumps\n\nover"]
+    expected = processor.encode(texts)
+    assert tokenizers[model_type].tokenize(texts).to_list() == expected
     assert processor.vocab_size() == tokenizers[model_type].vocabulary_size
 
 
@@ -154,25 +127,25 @@ def test_detokenize_drops_padding_and_end_of_document(tokenizers):
     ids = tokenizer.tokenize(["the fox", "café  dog\n"])
     eos = tf.ragged.constant([[tokenizer.eos_id]] * 2, dtype=tf.int32)
     dense = tf.concat([ids, eos], axis=1).to_tensor(default_value=tokenizer.pad_id, shape=[2, 20])
-    assert decode(tokenizer.detokenize(dense)) == ["the fox", "café  dog\n"]
+    assert strings(tokenizer.detokenize(dense)) == ["the fox", "café  dog\n"]
     single = tf.concat([[tokenizer.bos_id], ids[0], [tokenizer.eos_id, 0, 0]], axis=0)
     assert tokenizer.detokenize(single).numpy().decode() == "the fox"
 
 
 def test_works_in_tf_function_and_tf_data(tokenizers):
     tokenizer = tokenizers["unigram"]
-    strings = ["the quick fox", "naïve\n dog"]
+    texts = ["the quick fox", "naïve\n dog"]
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def round_trip(texts):
         ids = tokenizer.tokenize(texts)
         return ids.to_tensor(), tokenizer.detokenize(ids)
 
-    dense, texts = round_trip(tf.constant(strings))
-    assert decode(texts) == strings
-    assert dense.numpy().tolist() == tokenizer.tokenize(strings).to_tensor().numpy().tolist()
-    dataset = tf.data.Dataset.from_tensor_slices(strings).map(tokenizer.tokenize)
-    assert [ids.numpy().tolist() for ids in dataset] == tokenizer.tokenize(strings).to_list()
+    dense, detokenized = round_trip(tf.constant(texts))
+    assert strings(detokenized) == texts
+    assert dense.numpy().tolist() == tokenizer.tokenize(texts).to_tensor().numpy().tolist()
+    dataset = tf.data.Dataset.from_tensor_slices(texts).map(tokenizer.tokenize)
+    assert [ids.numpy().tolist() for ids in dataset] == tokenizer.tokenize(texts).to_list()
 
 
 def test_keras_serialization_round_trip(tokenizers, tmp_path):

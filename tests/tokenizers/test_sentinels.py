@@ -6,8 +6,9 @@ import keras
 import pytest
 import sentencepiece as spm
 
+from kzoo.testing import strings
+from kzoo.testing.tokenizer_texts import LOSSLESS_TEXTS, make_corpus, train_every_model_type
 from kzoo.tokenizers import SentencePieceTokenizer, load_tokenizer, train_sentencepiece
-from tests.tokenizers.test_sentencepiece import LOSSLESS_TEXTS, SUBWORD_TYPES, decode, make_corpus
 
 # More than 10, so that "<extra_id_1>" and "<extra_id_10>" are both in the vocabulary.
 NUM_SENTINELS = 12
@@ -25,18 +26,10 @@ def corpus():
 
 @pytest.fixture(scope="module")
 def tokenizers(corpus, tmp_path_factory):
-    trained = {}
-    for model_type, vocab_size in SUBWORD_TYPES + [("char", None)]:
-        directory = str(tmp_path_factory.mktemp(model_type))
-        train_sentencepiece(
-            texts=[corpus],
-            vocab_size=vocab_size,
-            model_type=model_type,
-            num_sentinels=NUM_SENTINELS,
-            output_dir=directory,
-        )
-        trained[model_type] = load_tokenizer(directory)
-    return trained
+    directories = train_every_model_type(
+        corpus, tmp_path_factory.mktemp, num_sentinels=NUM_SENTINELS
+    )
+    return {model_type: load_tokenizer(d) for model_type, d in directories.items()}
 
 
 @pytest.mark.parametrize("model_type", ["bpe", "unigram", "char"])
@@ -71,7 +64,7 @@ def test_sentinels_are_single_tokens_and_round_trip(tokenizers, model_type):
 def test_vocabulary_stays_lossless(tokenizers, model_type):
     tokenizer = tokenizers[model_type]
     ids = tokenizer.tokenize(LOSSLESS_TEXTS)
-    assert decode(tokenizer.detokenize(ids)) == LOSSLESS_TEXTS
+    assert strings(tokenizer.detokenize(ids)) == LOSSLESS_TEXTS
     assert tokenizer.unk_id not in ids.flat_values.numpy()
 
 

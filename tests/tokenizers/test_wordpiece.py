@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from kzoo.data.builtin_corpus import default_corpus
+from kzoo.testing import strings
 from kzoo.tokenizers import (
     SPECIAL_TOKENS,
     VOCAB_FILENAME,
@@ -59,10 +60,6 @@ def tokenizer(run_dir):
     return load_wordpiece_tokenizer(run_dir)
 
 
-def decode(strings):
-    return [s.decode("utf-8") for s in strings.numpy().tolist()]
-
-
 def test_vocabulary_holds_specials_and_every_character(tokenizer, corpus, run_dir):
     vocabulary = tokenizer.get_vocabulary()
     assert tuple(vocabulary[:5]) == SPECIAL_TOKENS
@@ -82,7 +79,7 @@ def test_vocabulary_holds_specials_and_every_character(tokenizer, corpus, run_di
 def test_round_trip_is_the_normalized_text(tokenizer, corpus):
     ids = tokenizer.tokenize(corpus)
     assert tokenizer.unk_id not in ids.flat_values.numpy()
-    assert decode(tokenizer.detokenize(ids)) == [bert_words(t) for t in corpus]
+    assert strings(tokenizer.detokenize(ids)) == [bert_words(t) for t in corpus]
     assert ids.dtype == tf.int32 and ids.shape.rank == 2
     # Subwords were learned: fewer pieces than characters.
     assert ids.flat_values.shape[0] < sum(len(t.replace(" ", "")) for t in corpus) / 2
@@ -140,7 +137,7 @@ def test_detokenize_drops_padding_and_keeps_other_specials(tokenizer):
     cls = tf.ragged.constant([[tokenizer.cls_id]] * 2, dtype=tf.int32)
     sep = tf.ragged.constant([[tokenizer.sep_id]] * 2, dtype=tf.int32)
     dense = tf.concat([cls, ids, sep], axis=1).to_tensor(shape=[2, 12])
-    assert decode(tokenizer.detokenize(dense)) == ["[CLS] zo kufe [SEP]", "[CLS] da [SEP]"]
+    assert strings(tokenizer.detokenize(dense)) == ["[CLS] zo kufe [SEP]", "[CLS] da [SEP]"]
     single = tokenizer.detokenize(dense[1])
     assert single.shape.rank == 0 and single.numpy() == b"[CLS] da [SEP]"
     tokens = tokenizer.id_to_token(tf.constant([[0, 1], [2, 4]]))
@@ -158,7 +155,7 @@ def test_works_in_tf_function_and_tf_data(tokenizer, corpus):
     dense, starts, detokenized = run(tf.constant(texts))
     expected = tokenizer.tokenize(texts)
     assert dense.numpy().tolist() == expected.to_tensor().numpy().tolist()
-    assert decode(detokenized) == [bert_words(t) for t in texts]
+    assert strings(detokenized) == [bert_words(t) for t in texts]
     dataset = tf.data.Dataset.from_tensor_slices(texts).map(tokenizer)
     assert [ids.numpy().tolist() for ids in dataset] == expected.to_list()
     sentences = tf.ragged.constant([t.split() for t in texts])
@@ -189,7 +186,7 @@ def test_saved_model_export(tokenizer, tmp_path):
         restored.offsets(texts).numpy(),
         tokenizer.tokenize_with_offsets(texts)[1].to_tensor().numpy(),
     )
-    assert decode(restored.detokenize(ids)) == decode(tokenizer.detokenize(ids))
+    assert strings(restored.detokenize(ids)) == strings(tokenizer.detokenize(ids))
 
 
 def test_keras_serialization_round_trip(tokenizer, tmp_path):
@@ -227,7 +224,7 @@ def test_cased_training_from_files(tmp_path):
     tokenizer = load_tokenizer(str(tmp_path / "run"))
     assert not tokenizer.lowercase
     ids = tokenizer.tokenize(["Café CAFÉ", "cafe"])
-    assert decode(tokenizer.detokenize(ids)) == ["Café CAFÉ", "[UNK]"]
+    assert strings(tokenizer.detokenize(ids)) == ["Café CAFÉ", "[UNK]"]
 
 
 def test_a_windows_corpus_gives_no_bom_or_cr_token(tmp_path):

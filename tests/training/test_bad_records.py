@@ -105,8 +105,8 @@ def test_skip_counts_and_gives_the_clean_batches_stop_names_file_line(tmp_path):
 
 def test_the_trainer_logs_skipped_counts_and_writes_them_to_tensorboard(tmp_path, capsys):
     from kzoo.data.bad_records import BadRecords
+    from kzoo.testing import tensorboard_tags
     from kzoo.training.trainer import report_bad_records
-    from tests.conftest import tensorboard_tags
 
     train = BadRecords("skip", key="data.train")
     train.found("a.txt", 3, "invalid UTF-8")

@@ -7,25 +7,16 @@ share them (xdist group), so each is trained once.
 import json
 import os
 
-import numpy as np
 import pytest
 
 from kzoo.data import builtin_tasks
-from tests.conftest import ROOT, tensorboard_tags
+from kzoo.testing import ROOT, tensorboard_tags
+from kzoo.testing.init_from_checks import assert_fine_tuning_starts_from
+from kzoo.testing.tiny_recipes import TINY_BERT_OVERRIDES
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("bert_runs")]
 
-TINY_BERT = [
-    "model.num_layers=1",
-    "model.num_heads=2",
-    "model.hidden_dim=16",
-    "model.intermediate_dim=32",
-    "model.max_sequence_length=32",
-    "tokenizer.vocab_size=300",
-    "data.sequence_length=32",
-    "data.batch_size=8",
-    "train.warmup_steps=1",
-]
+TINY_BERT = [*TINY_BERT_OVERRIDES, "train.warmup_steps=1"]
 PRETRAIN = [
     "data.builtin_train_documents=40",
     "data.builtin_validation_documents=10",
@@ -53,7 +44,8 @@ def runs(tmp_path_factory):
     pretrain = root / "pretrain"
     _train("bert_tiny_pretrain.yaml", pretrain, PRETRAIN)
     runs = {"pretrain": pretrain}
-    init = [f"train.init_from={pretrain}"]
+    # The size is the pretrained encoder's (the run's config.yaml says so), not mini.
+    init = [f"train.init_from={pretrain}", "model.size=mini"]
     for task, recipe in (
         ("classify", "bert_tiny_classify.yaml"),
         ("tag", "bert_tiny_tagging.yaml"),
@@ -101,20 +93,9 @@ def test_evaluate_json_reports_the_task_metrics(runs, task, keys):
 
 
 def test_fine_tuning_starts_from_the_pretrained_encoder(runs):
-    from kzoo.training.evaluate import load_run_model, read_run_config
-    from kzoo.training.recipe import validate
-    from kzoo.training.tasks.registry import task_for
-
-    config = validate(read_run_config(str(runs["classify"])))
-    assert config["train"]["init_from"] == str(runs["pretrain"])
-    task = task_for(config)
-    task.resolve_data()
-    from kzoo.tokenizers import load_tokenizer
-
-    backbone = task.build_backbone(load_tokenizer(str(runs["classify"])))
-    pretrained = load_run_model(str(runs["pretrain"])).backbone
-    for mine, theirs in zip(backbone.get_weights(), pretrained.get_weights()):
-        np.testing.assert_array_equal(mine, theirs)
+    config = assert_fine_tuning_starts_from(runs["classify"], runs["pretrain"])
+    assert config["model"]["size"] is None and config["model"]["hidden_dim"] == 16
+    assert config["model"]["num_layers"] == 1
     with open(runs["classify"] / "vocab.txt") as a, open(runs["pretrain"] / "vocab.txt") as b:
         assert a.read() == b.read()
 

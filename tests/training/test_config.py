@@ -94,7 +94,7 @@ def test_every_shipped_recipe_validates():
 def test_bert_recipes_validate_and_reject_mismatches():
     import os
 
-    from tests.conftest import ROOT
+    from kzoo.testing import ROOT
 
     for name in ("pretrain", "classify", "tagging", "qa"):
         config = load_recipe(os.path.join(ROOT, "recipes", f"bert_tiny_{name}.yaml"))

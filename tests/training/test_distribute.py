@@ -17,9 +17,10 @@ import types
 
 import pytest
 
-from kzoo.training import distribute, keras_multi_worker_fix, run_files
+from kzoo.testing import ROOT, TINY_OVERRIDES, assert_same_weights
+from kzoo.training import distribute, keras_multi_worker_fix
 from kzoo.training.config import ConfigError
-from tests.conftest import ROOT, TINY_OVERRIDES, assert_same_weights
+from kzoo.training.run_directory import RunDirectory
 
 pytestmark = pytest.mark.xdist_group("distribute")
 
@@ -445,7 +446,7 @@ def test_mirrored_on_two_cpus_splits_each_batch_and_matches_one_device(runs):
         "train.jit_compile: true is turned off under train.strategy mirrored "
         "(2 replicas)" in runs.logs["mirrored"]
     )
-    summary = run_files.read_json(runs.out / "mirrored" / run_files.SUMMARY)
+    summary = RunDirectory(runs.out / "mirrored").summary()
     assert (summary["strategy"], summary["replicas"]) == ("mirrored", 2)
     assert_same_weights(runs.out / "reference", runs.out / "mirrored", atol=1e-6)
 
@@ -471,9 +472,9 @@ def test_multi_worker_splits_each_batch_and_matches_one_process(runs):
     # Both workers end every epoch with bit-identical weights.
     assert runs.lines("worker0", "CHECKPOINT") == runs.lines("worker1", "CHECKPOINT")
     assert [c.split()[0] for c in runs.lines("worker0", "CHECKPOINT")] == ["2", "4"]
-    summary = run_files.read_json(runs.out / "multi_worker" / run_files.SUMMARY)
+    summary = RunDirectory(runs.out / "multi_worker").summary()
     assert (summary["strategy"], summary["replicas"]) == ("multi_worker", 2)
-    expected = run_files.read_json(runs.out / "reference" / run_files.SUMMARY)
+    expected = RunDirectory(runs.out / "reference").summary()
     for key in ("loss", "val_loss"):
         assert summary["history"][key] == pytest.approx(expected["history"][key], rel=1e-5)
     assert_same_weights(runs.out / "reference", runs.out / "multi_worker", atol=1e-6)
@@ -485,15 +486,15 @@ def test_only_the_chief_writes_the_run_directory(runs):
     run_dir = runs.out / "multi_worker"
     assert sorted(os.listdir(run_dir)) == sorted(
         [
-            run_files.CHECKPOINTS,
-            run_files.CONFIG,
-            run_files.MODEL,
-            run_files.SUMMARY,
-            run_files.TENSORBOARD,
+            RunDirectory.CHECKPOINTS,
+            RunDirectory.CONFIG,
+            RunDirectory.MODEL,
+            RunDirectory.SUMMARY,
+            RunDirectory.TENSORBOARD,
             "tokenizer.model",
         ]
     )
-    events = glob.glob(str(run_dir / run_files.TENSORBOARD / "*" / "events.out.tfevents.*"))
+    events = glob.glob(str(run_dir / RunDirectory.TENSORBOARD / "*" / "events.out.tfevents.*"))
     # events.out.tfevents.TIME.HOST.PID.N.v2
     assert events and {int(e.split(".")[-3]) for e in events} == {runs.pids["worker0"]}
     # Worker 1 wrote into a temporary directory, removed at the end.
@@ -521,7 +522,7 @@ def test_data_parallel_on_two_jax_devices_shards_each_batch_and_matches_one_devi
     shards = json.loads(runs.lines("jax", "SHARDS")[0])
     # token_ids, padding_mask and labels of every batch: half on each device.
     assert shards and all(s == [[0, GLOBAL_BATCH // 2], [1, GLOBAL_BATCH // 2]] for s in shards)
-    summary = run_files.read_json(runs.out / "data_parallel" / run_files.SUMMARY)
+    summary = RunDirectory(runs.out / "data_parallel").summary()
     assert (summary["strategy"], summary["replicas"]) == ("data_parallel", 2)
     # Interrupted after step 1 (SIGTERM: exit status 143), resumed for steps 2-4.
     assert runs.lines("jax", "INTERRUPTED") == [str(128 + signal.SIGTERM)]

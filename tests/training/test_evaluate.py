@@ -6,9 +6,10 @@ import subprocess
 import numpy as np
 
 from kzoo.data.causal_lm import causal_lm_dataset
-from kzoo.training.evaluate import evaluate_run, load_run_model
+from kzoo.testing import ROOT, kzoo_command
+from kzoo.training.evaluate import evaluate_run
+from kzoo.training.run_directory import RunDirectory
 from kzoo.training.tasks.corpus_source import resolve_corpus
-from tests.conftest import ROOT, kzoo_command
 
 
 def manual_mean_nll(model, dataset):
@@ -25,7 +26,7 @@ def manual_mean_nll(model, dataset):
 def test_evaluate_equals_a_manual_nll_over_the_same_batches(tiny_run):
     run_dir, config, _ = tiny_run
     result = evaluate_run(run_dir)
-    model = load_run_model(run_dir)
+    model = RunDirectory(run_dir).load_model()
     source = resolve_corpus(config["data"]).validation
     dataset = causal_lm_dataset(
         model.tokenizer,

@@ -17,6 +17,7 @@ import tensorflow as tf
 from PIL import Image
 
 from kzoo import models
+from kzoo.testing import tensorboard_events
 from kzoo.training.callbacks import (
     GenerationMetrics,
     GradientNorm,
@@ -37,7 +38,6 @@ from kzoo.training.monitoring.embedding_projector import (
 from kzoo.training.monitoring.graph_summary import GraphSummary
 from kzoo.training.optimizer import AdamWWithGradientNorm, global_norm, recorded_gradient_norm
 from kzoo.training.recipe import validate
-from tests.conftest import tensorboard_events
 
 VOCAB, HEADS = 24, 2
 SMALL = dict(num_layers=1, num_heads=HEADS, hidden_dim=8, intermediate_dim=16)

@@ -7,12 +7,13 @@ import stat
 import keras
 import pytest
 
+from kzoo import staged_files
 from kzoo.data.builtin_corpus import BuiltinCorpus
 from kzoo.tokenizers.model_file import write_model_file
 from kzoo.tokenizers.wordpiece_trainer import write_vocabulary
-from kzoo.training import checkpoints, run_files
-from kzoo.training.monitoring.embedding_projector import write_text_atomically
+from kzoo.training import checkpoints
 from kzoo.training.recipe import validate
+from kzoo.training.run_directory import RunDirectory
 
 # umask -> (file mode, directory mode)
 MODES = {0o022: (0o644, 0o755), 0o077: (0o600, 0o700)}
@@ -49,17 +50,18 @@ def assert_umask_modes(root, umask):
 def test_run_files_and_checkpoints_follow_the_umask(tmp_path, umask):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    run_files.write_config(validate({}), str(run_dir))
-    run_files.write_json({"steps": 1}, str(run_dir / run_files.SUMMARY))
+    run = RunDirectory(run_dir)
+    run.write_config(validate({}))
+    run.write_summary({"steps": 1})
     write_model_file(str(run_dir), b"proto")
     write_vocabulary(str(run_dir / "wordpiece"), ["[PAD]", "a"], lowercase=True)
     (run_dir / "projector").mkdir()
-    write_text_atomically(str(run_dir / "projector" / "metadata.tsv"), "a\n")
+    staged_files.write_text_atomic(str(run_dir / "projector" / "metadata.tsv"), "a\n")
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(optimizer="adam", loss="mse")
     model.optimizer.build(model.trainable_variables)
-    checkpoints.write(str(run_dir / run_files.CHECKPOINTS), model, {"step": 1})
-    assert os.path.isdir(run_dir / run_files.CHECKPOINTS / "step-00000001")
+    checkpoints.write(run.checkpoints_dir, model, {"step": 1})
+    assert os.path.isdir(run_dir / RunDirectory.CHECKPOINTS / "step-00000001")
     assert_umask_modes(str(run_dir), umask)
 
 

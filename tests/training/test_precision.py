@@ -16,8 +16,7 @@ import keras
 import numpy as np
 import pytest
 
-from kzoo.testing import assert_all_close, to_numpy
-from tests.conftest import ROOT, TINY_OVERRIDES
+from kzoo.testing import ROOT, TINY_OVERRIDES, assert_all_close, to_numpy
 
 VOCAB, LENGTH, BATCH = 40, 8, 4
 MIXED = ("mixed_bfloat16", "mixed_float16")
@@ -216,9 +215,9 @@ def test_one_xla_step_at_mixed_float16(family):
 
 def test_mixed_float16_run_checkpoints_and_restores_its_loss_scale(tmp_path):
     from kzoo.training import checkpoints
-    from kzoo.training.evaluate import load_run_model
     from kzoo.training.optimizer import make_optimizer
     from kzoo.training.recipe import load_recipe
+    from kzoo.training.run_directory import RunDirectory
     from kzoo.training.tasks.registry import task_for
     from kzoo.training.trainer import train
 
@@ -232,10 +231,13 @@ def test_mixed_float16_run_checkpoints_and_restores_its_loss_scale(tmp_path):
             "train.steps_per_epoch=2",
             "train.validation_steps=1",
             "train.sample_prompts=[]",
+            # Only the loss scale is under test: no TensorBoard extras.
+            "monitor.graph=false",
+            "monitor.projector=false",
+            "monitor.attention_maps=false",
+            "monitor.histograms=false",
         ],
     )
-    # Only the loss scale is under test: no TensorBoard extras.
-    config["monitor"].update(graph=False, projector=False, attention_maps=False, histograms=False)
     run_dir = str(tmp_path / "run")
     summary = train(config, run_dir, verbose=0)
     assert summary["steps"] == 2 and np.isfinite(summary["history"]["loss"]).all()
@@ -247,7 +249,7 @@ def test_mixed_float16_run_checkpoints_and_restores_its_loss_scale(tmp_path):
         stored = float(arrays[key])
     assert stored == 2.0**15  # two finite steps: neither halved nor grown
 
-    model = load_run_model(run_dir)
+    model = RunDirectory(run_dir).load_model()
     assert model.dtype_policy.name == model.backbone.dtype_policy.name == "mixed_float16"
     model.compile(
         optimizer=make_optimizer(config["train"], total_steps=2), **task_for(config).compile_args()

@@ -16,8 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kzoo.training import checkpoints, resume, run_files
-from tests.conftest import ROOT, TINY_OVERRIDES, assert_same_weights, interrupt_at, kzoo_command
+from kzoo import staged_files
+from kzoo.testing import ROOT, TINY_OVERRIDES, assert_same_weights, interrupt_at, kzoo_command
+from kzoo.training import checkpoints, resume
+from kzoo.training.run_directory import RunDirectory
 
 # The interrupted runs share one reference run (module fixture): one worker.
 pytestmark = pytest.mark.xdist_group("resume")
@@ -128,19 +130,20 @@ def _write_half_then_fail(*args, **kwargs):
     raise OSError(28, "No space left on device")
 
 
-@pytest.mark.parametrize("name", [run_files.CONFIG, run_files.MODEL, run_files.SUMMARY])
+@pytest.mark.parametrize("name", [RunDirectory.CONFIG, RunDirectory.MODEL, RunDirectory.SUMMARY])
 def test_a_crash_while_a_run_file_is_written_keeps_the_previous_one(tmp_path, monkeypatch, name):
     from kzoo.training import config as config_module
     from kzoo.training.recipe import load_recipe
 
     recipe = os.path.join(ROOT, "recipes", "gpt_tiny.yaml")
     path = tmp_path / name
+    run = RunDirectory(tmp_path)
     write = {  # as the trainer writes each
-        run_files.CONFIG: lambda seed: run_files.write_config(
-            load_recipe(recipe, [f"train.seed={seed}"]), str(tmp_path)
+        RunDirectory.CONFIG: lambda seed: run.write_config(
+            load_recipe(recipe, [f"train.seed={seed}"])
         ),
-        run_files.MODEL: lambda seed: run_files.save_atomically(_model(seed=seed).save, str(path)),
-        run_files.SUMMARY: lambda seed: run_files.write_json({"seed": seed}, str(path)),
+        RunDirectory.MODEL: lambda seed: run.save_model(_model(seed=seed)),
+        RunDirectory.SUMMARY: lambda seed: run.write_summary({"seed": seed}),
     }[name]
     write(1)
     previous = path.read_bytes()
@@ -151,7 +154,7 @@ def test_a_crash_while_a_run_file_is_written_keeps_the_previous_one(tmp_path, mo
 
     monkeypatch.setattr(config_module.yaml, "safe_dump", _write_half_then_fail)
     monkeypatch.setattr(keras.Model, "save", save_half_then_fail)
-    monkeypatch.setattr(run_files.json, "dump", _write_half_then_fail)
+    monkeypatch.setattr(staged_files.json, "dump", _write_half_then_fail)
     with pytest.raises(OSError, match="No space left on device"):
         write(2)
     assert path.read_bytes() == previous
@@ -245,7 +248,7 @@ def test_signals_checkpoint_then_resume_gives_the_uninterrupted_run(
     assert interrupted.value.step == 10
     assert interrupted.value.exit_status == 128 + signal.SIGINT
     assert checkpoints.latest(str(run_dir / "checkpoints")).endswith("00000010")
-    assert not (run_dir / run_files.MODEL).exists()
+    assert not (run_dir / RunDirectory.MODEL).exists()
     assert {s: signal.getsignal(s) for s in handlers} == handlers  # restored
     summary = _train(run_dir)
     assert summary["resumed_from_step"] == 10 and summary["steps"] == 12
@@ -264,7 +267,7 @@ def test_resuming_with_a_different_recipe_names_the_key(tmp_path, reference_run)
 
     run_dir = tmp_path / "run"
     shutil.copytree(reference_run[0], run_dir)
-    os.remove(run_dir / run_files.SUMMARY)  # as if killed before the end
+    os.remove(run_dir / RunDirectory.SUMMARY)  # as if killed before the end
     with pytest.raises(ConfigError, match=r"train\.learning_rate: 0\.5 differs from"):
         _train(run_dir, ["train.learning_rate=0.5"])
     with pytest.raises(FileExistsError, match="already holds a finished run"):
@@ -310,7 +313,7 @@ def sigint_run(tmp_path_factory):
         stderr=subprocess.PIPE,
         text=True,
     )
-    directory = os.path.join(run_dir, run_files.CHECKPOINTS)
+    directory = os.path.join(run_dir, RunDirectory.CHECKPOINTS)
     deadline = time.monotonic() + 300
     while (
         process.poll() is None
@@ -358,7 +361,7 @@ def test_a_resume_may_change_train_max_minutes_only(sigint_run, tmp_path, capsys
     # The epoch's log line counts the one step trained, not the epoch's remaining ones.
     assert re.search(rf"^ *1/{500 - step} - ", capsys.readouterr().out, re.MULTILINE)
     # The bad lines skipped are counted in summary.json.
-    assert run_files.read_json(run_dir / run_files.SUMMARY)["skipped_records"] == {
+    assert RunDirectory(run_dir).summary()["skipped_records"] == {
         "data.train": 1,
         "data.validation": 1,
     }
@@ -372,7 +375,7 @@ def _kill_after(args, run_dir, step, seed):
     process = subprocess.Popen(
         kzoo_command(*args), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
-    directory = os.path.join(run_dir, run_files.CHECKPOINTS)
+    directory = os.path.join(run_dir, RunDirectory.CHECKPOINTS)
     deadline = time.monotonic() + 300
     while process.poll() is None and time.monotonic() < deadline:
         found = checkpoints.list_checkpoints(directory)

@@ -14,13 +14,8 @@ import signal
 
 import pytest
 
-from tests.conftest import (
-    ROOT,
-    TINY_OVERRIDES,
-    assert_same_weights,
-    interrupt_at,
-    tensorboard_events,
-)
+from kzoo.testing import ROOT, TINY_OVERRIDES, assert_same_weights, interrupt_at, tensorboard_events
+from kzoo.testing.tiny_recipes import TINY_BERT_OVERRIDES
 
 STEPS = ["train.steps=4", "train.steps_per_epoch=2", "train.warmup_steps=1"]
 EPOCHS = ["train.epochs=2", "train.warmup_steps=1"]  # recipes that count epochs
@@ -30,15 +25,7 @@ LSTM = [
     "model.hidden_dim=16",
     *[o for o in GPT if o.startswith(("tokenizer.", "data.", "train."))],
 ]
-BERT = [
-    "model.num_layers=1",
-    "model.hidden_dim=16",
-    "model.intermediate_dim=32",
-    "model.max_sequence_length=32",
-    "tokenizer.vocab_size=300",
-    "data.sequence_length=32",
-    "data.batch_size=8",
-]
+BERT = TINY_BERT_OVERRIDES
 BERT_FINE_TUNE = (
     BERT
     + EPOCHS

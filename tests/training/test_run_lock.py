@@ -13,9 +13,9 @@ import time
 import pytest
 
 from kzoo.cli import main
-from kzoo.training import run_files
-from kzoo.training.run_lock import LOCK_FILE, RunDirectoryInUse, RunLock
-from tests.conftest import ROOT, TINY_OVERRIDES
+from kzoo.testing import ROOT, TINY_OVERRIDES
+from kzoo.training.run_directory import RunDirectory
+from kzoo.training.run_lock import RunDirectoryInUse, RunLock
 
 RECIPE = os.path.join(ROOT, "recipes", "gpt_tiny.yaml")
 SETS = [arg for override in TINY_OVERRIDES for arg in ("--set", override)]
@@ -98,7 +98,7 @@ def _stopped_train(tmp_path, run_dir):
 
 
 def _holder(run_dir):
-    with open(os.path.join(run_dir, LOCK_FILE), encoding="utf-8") as f:
+    with open(os.path.join(run_dir, RunDirectory.LOCK), encoding="utf-8") as f:
         return json.load(f)
 
 
@@ -150,7 +150,7 @@ def test_a_lock_left_by_a_killed_process_does_not_block(tmp_path):
     assert _holder(run_dir)["pid"] == holder.pid  # Left behind: stale.
     with RunLock(run_dir):
         assert _holder(run_dir)["pid"] == os.getpid()
-    assert not os.path.exists(os.path.join(run_dir, LOCK_FILE))
+    assert not os.path.exists(os.path.join(run_dir, RunDirectory.LOCK))
 
 
 def _untouched_state(run_dir):
@@ -162,7 +162,7 @@ def _untouched_state(run_dir):
             path = os.path.relpath(os.path.join(directory, name), run_dir)
             state[path] = (
                 None
-                if path.startswith(run_files.TENSORBOARD)
+                if path.startswith(RunDirectory.TENSORBOARD)
                 else os.stat(os.path.join(directory, name)).st_mtime_ns
             )
     return state
@@ -190,9 +190,9 @@ def test_a_second_kzoo_train_is_refused_at_once_and_a_sigkilled_one_resumes(tmp_
     first.wait()
     assert _holder(run_dir)["pid"] == first.pid
     assert main(["train", "--resume", str(run_dir)]) == 0, capsys.readouterr().err
-    summary = run_files.read_json(str(run_dir / run_files.SUMMARY))
+    summary = RunDirectory(run_dir).summary()
     assert (summary["resumed_from_step"], summary["steps"]) == (1, 6)
-    assert not (run_dir / LOCK_FILE).exists()
+    assert not (run_dir / RunDirectory.LOCK).exists()
 
 
 def test_a_sweep_trial_in_use_is_refused(tmp_path, capsys):
@@ -203,4 +203,4 @@ def test_a_sweep_trial_in_use_is_refused(tmp_path, capsys):
         )
     assert status == 2
     assert "learning_rate=0.01: in use by kzoo train (pid " in capsys.readouterr().err
-    assert not (out / "learning_rate=0.01" / run_files.CONFIG).exists()
+    assert not (out / "learning_rate=0.01" / RunDirectory.CONFIG).exists()

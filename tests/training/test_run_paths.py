@@ -12,10 +12,10 @@ import yaml
 
 from kzoo.cli import main
 from kzoo.data.builtin_corpus import BuiltinCorpus
-from kzoo.training import run_files
+from kzoo.testing import ROOT, TINY_OVERRIDES, interrupt_at
 from kzoo.training.recipe import load_recipe, read_recipe, validate
+from kzoo.training.run_directory import RunDirectory
 from kzoo.training.sweep import runner
-from tests.conftest import ROOT, TINY_OVERRIDES, interrupt_at
 
 SETS = [arg for override in TINY_OVERRIDES for arg in ("--set", override)]
 
@@ -104,8 +104,8 @@ def test_config_yaml_stores_paths_absolute_or_inside_the_run_relative(tmp_path, 
         }
     )
     run_dir.mkdir(parents=True)
-    run_files.write_config(config, "runs/x")
-    with open(run_dir / run_files.CONFIG, encoding="utf-8") as f:
+    RunDirectory("runs/x").write_config(config)
+    with open(run_dir / RunDirectory.CONFIG, encoding="utf-8") as f:
         saved = yaml.safe_load(f)["data"]
     assert (saved["train"], saved["validation"]) == (
         ["data/*.txt", str(tmp_path / "corpus" / "b.txt")],
@@ -114,7 +114,7 @@ def test_config_yaml_stores_paths_absolute_or_inside_the_run_relative(tmp_path, 
     # Read from anywhere, and after a move: inside paths follow the run.
     shutil.move(run_dir, tmp_path / "moved")
     monkeypatch.chdir(ROOT)
-    data = run_files.read_config(str(tmp_path / "moved"))["data"]
+    data = RunDirectory(tmp_path / "moved").config()["data"]
     assert (data["train"], data["validation"]) == (
         [str(tmp_path / "moved" / "data" / "*.txt"), str(tmp_path / "corpus" / "b.txt")],
         str(tmp_path / "moved" / "valid.txt"),
@@ -126,19 +126,19 @@ def test_a_run_written_before_paths_were_stored_absolute_still_reads(tmp_path, m
     that started them: from there, such a path still resolves."""
     run_dir = tmp_path / "runs" / "old"
     _write(
-        run_dir / run_files.CONFIG,
+        run_dir / RunDirectory.CONFIG,
         yaml.safe_dump({"data": {"train": "corpus/*.txt", "validation": "valid.txt"}}),
     )
     _write(tmp_path / "corpus" / "a.txt", "a\n")
     _write(run_dir / "valid.txt", "b\n")  # inside the run: the new rule wins
     monkeypatch.chdir(tmp_path)
-    data = run_files.read_config("runs/old")["data"]
+    data = RunDirectory("runs/old").config()["data"]
     assert (data["train"], data["validation"]) == (
         str(tmp_path / "corpus" / "*.txt"),
         str(run_dir / "valid.txt"),
     )
     monkeypatch.chdir(ROOT)  # elsewhere: relative to the run, as new runs are
-    assert run_files.read_config(str(run_dir))["data"]["train"] == str(run_dir / "corpus" / "*.txt")
+    assert RunDirectory(run_dir).config()["data"]["train"] == str(run_dir / "corpus" / "*.txt")
 
 
 @pytest.mark.slow
@@ -167,7 +167,7 @@ def test_a_run_trains_resumes_and_evaluates_from_other_directories_and_moves(
         )
         == 128 + signal.SIGTERM
     )
-    with open(tmp_path / "work" / "runs" / "x" / run_files.CONFIG, encoding="utf-8") as f:
+    with open(tmp_path / "work" / "runs" / "x" / RunDirectory.CONFIG, encoding="utf-8") as f:
         saved = yaml.safe_load(f)["data"]
     assert (saved["train"], saved["validation"]) == (
         str(tmp_path / "project" / "corpus" / "train.txt"),
@@ -177,7 +177,7 @@ def test_a_run_trains_resumes_and_evaluates_from_other_directories_and_moves(
 
     monkeypatch.chdir(tmp_path / "project")
     assert main(["train", "--resume", "../work/runs/x"]) == 0, capsys.readouterr().err
-    summary = run_files.read_json(str(tmp_path / "work" / "runs" / "x" / run_files.SUMMARY))
+    summary = RunDirectory(tmp_path / "work" / "runs" / "x").summary()
     assert (summary["resumed_from_step"], summary["steps"]) == (3, 6)
 
     shutil.move(tmp_path / "work" / "runs" / "x", tmp_path / "moved")

@@ -17,9 +17,9 @@ import tensorflow as tf
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from kzoo import cli
-from kzoo.training import run_files
+from kzoo.testing import ROOT, TINY_OVERRIDES, assert_same_weights, interrupt_at
+from kzoo.training.run_directory import RunDirectory
 from kzoo.training.sweep import runner as kzoo_sweep
-from tests.conftest import ROOT, TINY_OVERRIDES, assert_same_weights, interrupt_at
 
 RECIPE = os.path.join(ROOT, "recipes", "gpt_tiny.yaml")
 # One worker builds the module's sweep fixture (xdist would build it on both).
@@ -48,6 +48,11 @@ def sweep_args(out_dir, grid=(GRID,), overrides=SWEEP_OVERRIDES):
     for text in overrides:
         args += ["--set", text]
     return args
+
+
+def _read_json(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
 
 
 def run_cli(args):
@@ -92,7 +97,7 @@ def last_scalar(event_dir, tag):
 
 def test_each_combination_is_a_run_directory_recorded_in_sweep_json(swept):
     out_dir, stdout = swept
-    record = run_files.read_json(os.path.join(out_dir, "sweep.json"))
+    record = _read_json(os.path.join(out_dir, "sweep.json"))
     assert record["grid"] == {"train.learning_rate": ["0.01", "0.003"]}
     assert list(record["trials"]) == list(TRIALS)
     for name, learning_rate in TRIALS.items():
@@ -101,9 +106,9 @@ def test_each_combination_is_a_run_directory_recorded_in_sweep_json(swept):
         assert trial["run_dir"] == run_dir
         assert trial["hparams"] == {"train.learning_rate": learning_rate}
         assert trial["status"] == "finished"
-        with open(os.path.join(run_dir, run_files.CONFIG), encoding="utf-8") as f:
+        with open(os.path.join(run_dir, RunDirectory.CONFIG), encoding="utf-8") as f:
             assert f"  learning_rate: {learning_rate}\n" in f.read()
-        summary = run_files.read_json(os.path.join(run_dir, run_files.SUMMARY))
+        summary = RunDirectory(run_dir).summary()
         assert summary["steps"] == 2
         assert trial["metrics"] == {k: v[-1] for k, v in summary["history"].items()}
         # The table printed at the end: one row per trial with its final losses.
@@ -122,7 +127,7 @@ def test_each_combination_is_a_run_directory_recorded_in_sweep_json(swept):
 
 def test_hparams_config_and_sessions_read_back_and_link_to_the_scalars(swept):
     out_dir, _ = swept
-    record = run_files.read_json(os.path.join(out_dir, "sweep.json"))
+    record = _read_json(os.path.join(out_dir, "sweep.json"))
     [(tag, content, _)] = plugin_summaries(out_dir, "hparams")
     assert tag == "_hparams_/experiment"
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content).experiment
@@ -134,7 +139,7 @@ def test_hparams_config_and_sessions_read_back_and_link_to_the_scalars(swept):
     assert {("validation", "epoch_perplexity"), ("train", "epoch_accuracy")} <= set(metrics)
     assert ("train", "epoch_learning_rate") not in metrics
     for name, learning_rate in TRIALS.items():
-        board = os.path.join(out_dir, name, run_files.TENSORBOARD)
+        board = os.path.join(out_dir, name, RunDirectory.TENSORBOARD)
         [(tag, content, _)] = plugin_summaries(board, "hparams")
         assert tag == "_hparams_/session_start_info"
         session = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
@@ -159,7 +164,7 @@ def test_tensorboard_hparams_dashboard_lists_the_trials_with_their_metrics(swept
     from tensorboard import default, program
 
     out_dir, _ = swept
-    record = run_files.read_json(os.path.join(out_dir, "sweep.json"))
+    record = _read_json(os.path.join(out_dir, "sweep.json"))
     board = program.TensorBoard(plugins=default.get_plugins())
     board.configure(
         logdir=out_dir,
@@ -219,24 +224,24 @@ def test_rerun_skips_finished_trials_and_resumes_an_unfinished_one(swept, tmp_pa
     status, stdout, stderr = run_cli(sweep_args(out_dir))
     assert status == 128 + signal.SIGTERM, stderr
     assert "[2/2] learning_rate=0.003: training in" in stdout
-    record = run_files.read_json(os.path.join(out_dir, "sweep.json"))
+    record = _read_json(os.path.join(out_dir, "sweep.json"))
     assert [t["status"] for t in record["trials"].values()] == ["finished", "unfinished"]
 
     status, stdout, stderr = run_cli(sweep_args(out_dir))
     assert status == 0, stderr
     assert "[1/2] learning_rate=0.01: finished, skipped" in stdout
     assert "[2/2] learning_rate=0.003: resuming in" in stdout
-    summary = run_files.read_json(os.path.join(unfinished, run_files.SUMMARY))
+    summary = RunDirectory(unfinished).summary()
     assert summary["resumed_from_step"] == 1 and summary["steps"] == 2
     assert_same_weights(os.path.join(swept[0], "learning_rate=0.003"), unfinished)
     # Nothing of the finished trial, nor any hparams summary, was written again.
     assert {
-        os.path.join(finished, run_files.CONFIG),
-        os.path.join(finished, run_files.SUMMARY),
+        os.path.join(finished, RunDirectory.CONFIG),
+        os.path.join(finished, RunDirectory.SUMMARY),
     } < set(untouched)
     for path, mtime in untouched.items():
         assert os.stat(path).st_mtime_ns == mtime, path
-    record = run_files.read_json(os.path.join(out_dir, "sweep.json"))
+    record = _read_json(os.path.join(out_dir, "sweep.json"))
     assert [t["status"] for t in record["trials"].values()] == ["finished", "finished"]
 
     status, stdout, _ = run_cli(sweep_args(out_dir))
@@ -248,7 +253,7 @@ def test_an_interrupted_trial_is_reported_and_left_to_resume(tmp_path, monkeypat
 
     def interrupted_train(config, run_dir, verbose="auto"):
         os.makedirs(run_dir, exist_ok=True)
-        open(os.path.join(run_dir, run_files.CONFIG), "w").close()
+        open(os.path.join(run_dir, RunDirectory.CONFIG), "w").close()
         raise TrainingInterrupted(run_dir, 1, signal.SIGTERM)
 
     monkeypatch.setattr(kzoo_sweep.trainer, "train", interrupted_train)
@@ -260,7 +265,7 @@ def test_an_interrupted_trial_is_reported_and_left_to_resume(tmp_path, monkeypat
         "Re-run the same kzoo sweep command to resume it",
         stderr,
     )
-    record = run_files.read_json(out_dir / "sweep.json")
+    record = _read_json(out_dir / "sweep.json")
     assert [t["status"] for t in record["trials"].values()] == ["unfinished", "pending"]
 
 
@@ -373,7 +378,7 @@ def test_hparams_domains_take_mixed_numbers_and_lists(tmp_path):
         "train.learning_rate": [0.01, 1.0],
         "train.sample_prompts": ["[a]", "[b, c]"],
     }
-    board = os.path.join(sweep.trials[-1].run_dir, run_files.TENSORBOARD)
+    board = os.path.join(sweep.trials[-1].run_dir, RunDirectory.TENSORBOARD)
     [(_, content, _)] = plugin_summaries(board, "hparams")
     session = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
     assert session.hparams["train.learning_rate"].number_value == 1.0

@@ -15,8 +15,8 @@ import pytest
 import tensorflow as tf
 
 from kzoo import staged_files
-from kzoo.training import run_files
-from tests.conftest import free_port, listening_addresses
+from kzoo.testing import free_port, listening_addresses
+from kzoo.training.run_directory import RunDirectory
 
 
 def read_scalars(event_dir):
@@ -37,10 +37,10 @@ def read_scalars(event_dir):
 
 def test_run_directory_layout(tiny_run):
     run_dir, config, summary = tiny_run
-    for name in (run_files.CONFIG, run_files.MODEL, run_files.SUMMARY, "tokenizer.model"):
+    for name in (RunDirectory.CONFIG, RunDirectory.MODEL, RunDirectory.SUMMARY, "tokenizer.model"):
         assert os.path.isfile(os.path.join(run_dir, name)), name
     # Step checkpoints (every 500 steps, each epoch end): the two newest are kept.
-    assert sorted(os.listdir(os.path.join(run_dir, run_files.CHECKPOINTS))) == [
+    assert sorted(os.listdir(os.path.join(run_dir, RunDirectory.CHECKPOINTS))) == [
         "step-00000003",
         "step-00000006",
     ]
@@ -67,7 +67,7 @@ def test_run_files_get_the_modes_the_umask_gives(tiny_run):
 
 def test_tensorboard_has_losses_perplexity_learning_rate_and_throughput(tiny_run):
     run_dir, _, summary = tiny_run
-    board = os.path.join(run_dir, run_files.TENSORBOARD)
+    board = os.path.join(run_dir, RunDirectory.TENSORBOARD)
     train = read_scalars(os.path.join(board, "train"))
     validation = read_scalars(os.path.join(board, "validation"))
     for tag in ("epoch_loss", "epoch_perplexity", "epoch_learning_rate", "epoch_tokens_per_second"):
@@ -82,7 +82,7 @@ def test_tensorboard_has_losses_perplexity_learning_rate_and_throughput(tiny_run
 
 def test_tensorboard_has_text_samples(tiny_run):
     run_dir, _, _ = tiny_run
-    samples = os.path.join(run_dir, run_files.TENSORBOARD, "samples")
+    samples = os.path.join(run_dir, RunDirectory.TENSORBOARD, "samples")
     texts = []
     for path in glob.glob(os.path.join(samples, "events.out.tfevents.*")):
         for event in tf.compat.v1.train.summary_iterator(path):
@@ -106,7 +106,7 @@ def read_events(event_dir):
 
 def final_variables(run_dir):
     """`{variable path: array}` of the model in the run's last checkpoint."""
-    last = sorted(glob.glob(os.path.join(run_dir, run_files.CHECKPOINTS, "step-*")))[-1]
+    last = sorted(glob.glob(os.path.join(run_dir, RunDirectory.CHECKPOINTS, "step-*")))[-1]
     with open(os.path.join(last, "state.json")) as f:
         paths = json.load(f)["variable_paths"]
     with np.load(os.path.join(last, "variables.npz")) as arrays:
@@ -115,7 +115,7 @@ def final_variables(run_dir):
 
 def test_tensorboard_has_the_op_graph_histograms_and_gradient_norms(tiny_run):
     run_dir, config, _ = tiny_run
-    events = read_events(os.path.join(run_dir, run_files.TENSORBOARD, "train"))
+    events = read_events(os.path.join(run_dir, RunDirectory.TENSORBOARD, "train"))
     (graph_event,) = [event for event, value in events if value is None]
     graph = tf.compat.v1.GraphDef.FromString(graph_event.graph_def)
     attention_ops = {
@@ -143,7 +143,7 @@ def test_tensorboard_has_the_op_graph_histograms_and_gradient_norms(tiny_run):
     weights = {path for path in final_variables(run_dir) if "seed_generator" not in path}
     assert histograms == {f"{path}/histogram": [0, 1] for path in weights}
 
-    scalars = read_scalars(os.path.join(run_dir, run_files.TENSORBOARD, "train"))
+    scalars = read_scalars(os.path.join(run_dir, RunDirectory.TENSORBOARD, "train"))
     norms = scalars["batch_gradient_norm"]
     assert [step for step, _ in norms] == [step for step, _ in scalars["batch_loss"]]
     assert [step for step, _ in norms] == [2, 4, 6]  # every train.log_every steps
@@ -154,7 +154,7 @@ def test_tensorboard_has_attention_heatmaps_of_a_fixed_probe(tiny_run):
     from kzoo.training.monitoring.attention_maps import GAP, MAX_CELL
 
     run_dir, config, _ = tiny_run
-    events = read_events(os.path.join(run_dir, run_files.TENSORBOARD, "attention"))
+    events = read_events(os.path.join(run_dir, RunDirectory.TENSORBOARD, "attention"))
     images = [
         (event.step, tf.image.decode_png(tf.make_ndarray(value.tensor)[2]).numpy())
         for event, value in events
@@ -186,7 +186,7 @@ def test_projector_files_hold_the_final_token_embedding(tiny_run):
     from kzoo.training.monitoring.embedding_projector import TENSOR_NAME, metadata_label
 
     run_dir, _, _ = tiny_run
-    projector = os.path.join(run_dir, run_files.TENSORBOARD, "projector")
+    projector = os.path.join(run_dir, RunDirectory.TENSORBOARD, "projector")
     config = text_format.Parse(
         open(os.path.join(projector, "projector_config.pbtxt")).read(), ProjectorConfig()
     )
@@ -311,7 +311,7 @@ def test_time_budget_stops_cleanly_and_saves(tmp_path, tiny_overrides):
     summary = train(config, str(tmp_path / "run"), verbose=0)
     assert summary["stopped_by_time_budget"]
     assert 1 <= summary["steps"] < 1000
-    assert os.path.isfile(tmp_path / "run" / run_files.MODEL)
+    assert os.path.isfile(tmp_path / "run" / RunDirectory.MODEL)
 
 
 def test_learning_rate_schedule_warms_up_then_decays():
@@ -353,8 +353,8 @@ def test_mixed_precision_and_xla_train(tmp_path, tiny_overrides):
     summary = train(config, str(tmp_path / "run"), verbose=0)
     assert summary["steps"] == 3
     assert all(math.isfinite(v) for v in summary["history"]["loss"])
-    from kzoo.training.evaluate import load_run_model
+    from kzoo.training.run_directory import RunDirectory
 
-    model = load_run_model(str(tmp_path / "run"))
+    model = RunDirectory(tmp_path / "run").load_model()
     assert model.backbone.dtype_policy.name == "mixed_bfloat16"
     assert all(w.dtype == "float32" for w in model.weights)

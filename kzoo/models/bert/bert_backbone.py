@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from kzoo.layers import Dropout, PositionEmbedding, ReversibleEmbedding, TransformerEncoderBlock
-from kzoo.models.functional_model import FunctionalModel
+from kzoo.models.functional_model import FunctionalModel, token_inputs
 
 
 def _truncated_normal():
@@ -48,19 +48,6 @@ class BertBackbone(FunctionalModel):
         Devlin et al., "BERT: Pre-training of Deep Bidirectional Transformers for
         Language Understanding", 2019.
     """
-
-    CONFIG_KEYS = (
-        "vocabulary_size",
-        "num_layers",
-        "num_heads",
-        "hidden_dim",
-        "intermediate_dim",
-        "dropout",
-        "max_sequence_length",
-        "num_segments",
-        "activation",
-        "layer_norm_epsilon",
-    )
 
     def __init__(
         self,
@@ -125,34 +112,20 @@ class BertBackbone(FunctionalModel):
         )
 
         # === Functional Model ===
-        token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-        segment_ids = keras.Input(shape=(None,), dtype="int32", name="segment_ids")
-        padding_mask = keras.Input(shape=(None,), dtype="int32", name="padding_mask")
-        tokens = self.token_embedding(token_ids)
-        x = tokens + self.position_embedding(tokens) + self.segment_embedding(segment_ids)
+        inputs = token_inputs("token_ids", "segment_ids", "padding_mask")
+        tokens = self.token_embedding(inputs["token_ids"])
+        x = tokens + self.position_embedding(tokens)
+        x = x + self.segment_embedding(inputs["segment_ids"])
         x = self.embeddings_dropout(self.embeddings_layer_norm(x))
         for block in self.transformer_layers:
-            x = block(x, padding_mask=padding_mask)
+            x = block(x, padding_mask=inputs["padding_mask"])
         pooled = self.pooled_dense(ops.take(x, 0, axis=1))
         super().__init__(
-            inputs={
-                "token_ids": token_ids,
-                "segment_ids": segment_ids,
-                "padding_mask": padding_mask,
-            },
+            inputs=inputs,
             outputs={"sequence_output": x, "pooled_output": pooled},
             dtype=dtype,
             **kwargs,
         )
 
         # === Config ===
-        self.vocabulary_size = vocabulary_size
-        self.num_layers = num_layers
-        self.num_heads = num_heads
-        self.hidden_dim = hidden_dim
-        self.intermediate_dim = intermediate_dim
-        self.dropout = dropout
-        self.max_sequence_length = max_sequence_length
-        self.num_segments = num_segments
-        self.activation = activation
-        self.layer_norm_epsilon = layer_norm_epsilon
+        self._store_config(locals())

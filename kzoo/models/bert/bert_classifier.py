@@ -19,13 +19,13 @@ class LabelledOutputModel(TaskModel):
     CONFIG_KEYS = ("labels", "dropout")
     BACKBONE_OUTPUT = "pooled_output"
 
-    def __init__(self, backbone, labels, dropout=0.1, tokenizer=None, **kwargs):
+    def __init__(self, backbone, labels, dropout=0.1, tokenizer=None, preprocessor=None, **kwargs):
         if isinstance(labels, (str, int)) or len(labels) == 0:
             raise ValueError(f"labels must be a non-empty list of names; received {labels!r}")
 
         # === Layers ===
         self.backbone = backbone
-        self.tokenizer = tokenizer
+        self._set_preprocessing(tokenizer, preprocessor)
         self.output_dropout = Dropout(dropout, dtype=backbone.dtype_policy, name="output_dropout")
         self.output_dense = keras.layers.Dense(
             len(labels),
@@ -61,7 +61,10 @@ class BertClassifier(LabelledOutputModel):
         labels: The class names, in class-index order.
         dropout: Dropout on the pooled output.
         tokenizer: Optional tokenizer (any Keras layer with `tokenize` and
-            `detokenize`), saved with the model.
+            `detokenize`), saved with the model; give it inside `preprocessor`
+            instead when there is one.
+        preprocessor: Optional `kzoo.preprocessing` layer (tokenizer and input
+            settings), saved with the model.
 
     Example:
     >>> import numpy as np

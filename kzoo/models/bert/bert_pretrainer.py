@@ -24,7 +24,10 @@ class BertPretrainer(TaskModel):
     Args:
         backbone: A `kzoo.models.BertBackbone`.
         tokenizer: Optional tokenizer (any Keras layer with `tokenize` and
-            `detokenize`), saved with the model.
+            `detokenize`), saved with the model; give it inside `preprocessor`
+            instead when there is one.
+        preprocessor: Optional `kzoo.preprocessing` layer (tokenizer and input
+            settings), saved with the model.
 
     Example:
     >>> import numpy as np
@@ -41,10 +44,10 @@ class BertPretrainer(TaskModel):
 
     CONFIG_KEYS = ()
 
-    def __init__(self, backbone, tokenizer=None, **kwargs):
+    def __init__(self, backbone, tokenizer=None, preprocessor=None, **kwargs):
         # === Layers ===
         self.backbone = backbone
-        self.tokenizer = tokenizer
+        self._set_preprocessing(tokenizer, preprocessor)
         self.mlm_head = BertMaskedLMHead(
             backbone.token_embedding,
             activation=backbone.activation,

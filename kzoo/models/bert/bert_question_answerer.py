@@ -27,7 +27,10 @@ class BertQuestionAnswerer(TaskModel):
         backbone: A `kzoo.models.BertBackbone`, e.g. `pretrainer.backbone` or one
             loaded from a `.keras` file; its weights are shared, not copied.
         tokenizer: Optional tokenizer (any Keras layer with `tokenize` and
-            `detokenize`), saved with the model.
+            `detokenize`), saved with the model; give it inside `preprocessor`
+            instead when there is one.
+        preprocessor: Optional `kzoo.preprocessing` layer (tokenizer and input
+            settings), saved with the model.
 
     Example:
     >>> import numpy as np
@@ -43,10 +46,10 @@ class BertQuestionAnswerer(TaskModel):
 
     CONFIG_KEYS = ()
 
-    def __init__(self, backbone, tokenizer=None, **kwargs):
+    def __init__(self, backbone, tokenizer=None, preprocessor=None, **kwargs):
         # === Layers ===
         self.backbone = backbone
-        self.tokenizer = tokenizer
+        self._set_preprocessing(tokenizer, preprocessor)
         self.span_dense = keras.layers.Dense(
             2,
             kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),

@@ -23,7 +23,10 @@ class BertTokenClassifier(LabelledOutputModel):
         labels: The tag names (e.g. `["O", "B-PER", "I-PER"]`), in index order.
         dropout: Dropout on the sequence output.
         tokenizer: Optional tokenizer (any Keras layer with `tokenize` and
-            `detokenize`), saved with the model.
+            `detokenize`), saved with the model; give it inside `preprocessor`
+            instead when there is one.
+        preprocessor: Optional `kzoo.preprocessing` layer (tokenizer and input
+            settings), saved with the model.
 
     Example:
     >>> import numpy as np

@@ -1,7 +1,7 @@
 """Weight mapping from KerasHub's `BertBackbone` to `kzoo.models.BertBackbone`."""
 
 from kzoo.models.bert.bert_backbone import BertBackbone
-from kzoo.models.keras_hub_weights import copy_transformer_block, copy_weights
+from kzoo.models.keras_hub_weights import copy_transformer_block, copy_weights, hyperparameters
 
 
 def from_keras_hub_bert(source):
@@ -11,14 +11,7 @@ def from_keras_hub_bert(source):
     does too (`activation="gelu_approximate"`): outputs stay identical.
     """
     backbone = BertBackbone(
-        vocabulary_size=source.vocabulary_size,
-        num_layers=source.num_layers,
-        num_heads=source.num_heads,
-        hidden_dim=source.hidden_dim,
-        intermediate_dim=source.intermediate_dim,
-        dropout=source.dropout,
-        max_sequence_length=source.max_sequence_length,
-        num_segments=source.num_segments,
+        **hyperparameters(source, "max_sequence_length", "num_segments"),
         activation="gelu_approximate",
     )
     for name in (

@@ -6,7 +6,7 @@ import keras
 from keras import ops
 
 from kzoo.layers import Dropout, PositionEmbedding, ReversibleEmbedding, TransformerDecoderBlock
-from kzoo.models.functional_model import FunctionalModel
+from kzoo.models.functional_model import FunctionalModel, token_inputs
 
 
 def _normal(stddev):
@@ -47,17 +47,6 @@ class GPTBackbone(FunctionalModel):
     References:
         Radford et al., "Language Models are Unsupervised Multitask Learners", 2019.
     """
-
-    CONFIG_KEYS = (
-        "vocabulary_size",
-        "num_layers",
-        "num_heads",
-        "hidden_dim",
-        "intermediate_dim",
-        "dropout",
-        "max_sequence_length",
-        "layer_norm_epsilon",
-    )
 
     def __init__(
         self,
@@ -104,28 +93,14 @@ class GPTBackbone(FunctionalModel):
         )
 
         # === Functional Model ===
-        token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-        padding_mask = keras.Input(shape=(None,), dtype="int32", name="padding_mask")
-        x = self.embed(token_ids)
+        inputs = token_inputs("token_ids", "padding_mask")
+        x = self.embed(inputs["token_ids"])
         for block in self.transformer_layers:
-            x = block(x, decoder_padding_mask=padding_mask)
-        outputs = self.layer_norm(x)
-        super().__init__(
-            inputs={"token_ids": token_ids, "padding_mask": padding_mask},
-            outputs=outputs,
-            dtype=dtype,
-            **kwargs,
-        )
+            x = block(x, decoder_padding_mask=inputs["padding_mask"])
+        super().__init__(inputs=inputs, outputs=self.layer_norm(x), dtype=dtype, **kwargs)
 
         # === Config ===
-        self.vocabulary_size = vocabulary_size
-        self.num_layers = num_layers
-        self.num_heads = num_heads
-        self.hidden_dim = hidden_dim
-        self.intermediate_dim = intermediate_dim
-        self.dropout = dropout
-        self.max_sequence_length = max_sequence_length
-        self.layer_norm_epsilon = layer_norm_epsilon
+        self._store_config(locals())
 
     def embed(self, token_ids, start_index=0, training=None):
         """Token plus position embeddings for positions `start_index..`."""

@@ -23,6 +23,9 @@ class GPTCausalLM(TaskModel):
         backbone: A `kzoo.models.GPTBackbone`.
         tokenizer: Optional tokenizer with `tokenize`, `detokenize` and `eos_id`
             (e.g. `kzoo.tokenizers.SentencePieceTokenizer`); needed for strings.
+            Give it inside `preprocessor` instead when there is one.
+        preprocessor: Optional `kzoo.preprocessing.CausalLMPreprocessor` (the
+            tokenizer and the training sequence length), saved with the model.
         end_token_id: Token that ends a document (and generation); defaults to the
             tokenizer's `eos_id`.
 
@@ -39,10 +42,10 @@ class GPTCausalLM(TaskModel):
 
     CONFIG_KEYS = ("end_token_id",)
 
-    def __init__(self, backbone, tokenizer=None, end_token_id=None, **kwargs):
+    def __init__(self, backbone, tokenizer=None, end_token_id=None, preprocessor=None, **kwargs):
         # === Layers ===
         self.backbone = backbone
-        self.tokenizer = tokenizer
+        self._set_preprocessing(tokenizer, preprocessor)
 
         # === Functional Model ===
         inputs = backbone.input
@@ -51,8 +54,8 @@ class GPTCausalLM(TaskModel):
         super().__init__(inputs=inputs, outputs=logits, **kwargs)
 
         # === Config ===
-        if end_token_id is None and tokenizer is not None:
-            end_token_id = int(tokenizer.eos_id)
+        if end_token_id is None and self.tokenizer is not None:
+            end_token_id = int(self.tokenizer.eos_id)
         self.end_token_id = end_token_id
         self._generate_functions = text_generation.CompiledFunctions()
 

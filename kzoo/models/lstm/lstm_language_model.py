@@ -5,7 +5,7 @@ from keras import ops
 
 from kzoo.layers import Dropout, ReversibleEmbedding
 from kzoo.models import decoding
-from kzoo.models.functional_model import FunctionalModel
+from kzoo.models.functional_model import FunctionalModel, token_inputs
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
@@ -23,7 +23,10 @@ class LSTMLanguageModel(FunctionalModel):
         hidden_dim: Width of each LSTM.
         num_layers: Number of stacked LSTMs.
         dropout: Dropout between layers.
-        end_token_id: Token that ends decoding.
+        end_token_id: Token that ends decoding; defaults to the preprocessor's.
+        preprocessor: Optional `kzoo.preprocessing.CausalLMPreprocessor` (the
+            tokenizer and the training sequence length), saved with the model;
+            `generate` then takes strings.
         dtype: Dtype policy.
 
     Example:
@@ -38,15 +41,6 @@ class LSTMLanguageModel(FunctionalModel):
         Zaremba et al., "Recurrent Neural Network Regularization", 2014.
     """
 
-    CONFIG_KEYS = (
-        "vocabulary_size",
-        "embedding_dim",
-        "hidden_dim",
-        "num_layers",
-        "dropout",
-        "end_token_id",
-    )
-
     def __init__(
         self,
         vocabulary_size,
@@ -55,9 +49,12 @@ class LSTMLanguageModel(FunctionalModel):
         num_layers=1,
         dropout=0.0,
         end_token_id=None,
+        preprocessor=None,
         dtype=None,
         **kwargs,
     ):
+        if end_token_id is None and preprocessor is not None:
+            end_token_id = preprocessor.end_token_id
         # === Layers ===
         self.token_embedding = ReversibleEmbedding(
             vocabulary_size, embedding_dim, dtype=dtype, name="token_embedding"
@@ -72,26 +69,31 @@ class LSTMLanguageModel(FunctionalModel):
         self.projection = keras.layers.Dense(embedding_dim, dtype=dtype, name="projection")
 
         # === Functional Model ===
-        token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
-        padding_mask = keras.Input(shape=(None,), dtype="int32", name="padding_mask")
-        x = self.dropout_layer(self.token_embedding(token_ids))
+        inputs = token_inputs("token_ids", "padding_mask")
+        x = self.dropout_layer(self.token_embedding(inputs["token_ids"]))
         for lstm in self.lstm_layers:
             x = self.dropout_layer(lstm(x)[0])
-        logits = self._logits(x)
-        super().__init__(
-            inputs={"token_ids": token_ids, "padding_mask": padding_mask},
-            outputs=logits,
-            dtype=dtype,
-            **kwargs,
-        )
+        super().__init__(inputs=inputs, outputs=self._logits(x), dtype=dtype, **kwargs)
 
         # === Config ===
-        self.vocabulary_size = vocabulary_size
-        self.embedding_dim = embedding_dim
-        self.hidden_dim = hidden_dim
-        self.num_layers = num_layers
-        self.dropout = dropout
-        self.end_token_id = end_token_id
+        self._store_config(locals())
+
+    @property
+    def tokenizer(self):
+        """The preprocessor's tokenizer (None without a preprocessor)."""
+        return None if self.preprocessor is None else self.preprocessor.tokenizer
+
+    def get_config(self):
+        config = super().get_config()
+        config["preprocessor"] = keras.saving.serialize_keras_object(self.preprocessor)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("preprocessor"), dict):
+            config["preprocessor"] = keras.saving.deserialize_keras_object(config["preprocessor"])
+        return super().from_config(config)
 
     def _logits(self, x):
         hidden = self.projection(x)

@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from kzoo.layers import Dropout, ReversibleEmbedding
-from kzoo.models.functional_model import FunctionalModel
+from kzoo.models.functional_model import ENCODER_DECODER_INPUTS, FunctionalModel, token_inputs
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
@@ -54,16 +54,6 @@ class LSTMSeq2SeqBackbone(FunctionalModel):
         Translation", 2015.
     """
 
-    CONFIG_KEYS = (
-        "vocabulary_size",
-        "embedding_dim",
-        "hidden_dim",
-        "num_layers",
-        "bidirectional",
-        "dropout",
-        "tie_embeddings",
-        "max_sequence_length",
-    )
     recurrent = True
 
     def __init__(
@@ -117,15 +107,7 @@ class LSTMSeq2SeqBackbone(FunctionalModel):
         )
 
         # === Functional Model ===
-        inputs = {
-            name: keras.Input(shape=(None,), dtype="int32", name=name)
-            for name in (
-                "encoder_token_ids",
-                "encoder_padding_mask",
-                "decoder_token_ids",
-                "decoder_padding_mask",
-            )
-        }
+        inputs = token_inputs(*ENCODER_DECODER_INPUTS)
         self.tie_embeddings = tie_embeddings
         cache = self.encode(inputs["encoder_token_ids"], inputs["encoder_padding_mask"])
         # Right-padded targets need no mask: the decoder only looks back.
@@ -137,14 +119,7 @@ class LSTMSeq2SeqBackbone(FunctionalModel):
         super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, **kwargs)
 
         # === Config ===
-        self.vocabulary_size = vocabulary_size
-        self.embedding_dim = embedding_dim
-        self.hidden_dim = hidden_dim
-        self.num_layers = num_layers
-        self.bidirectional = bidirectional
-        self.dropout = dropout
-        self.tie_embeddings = tie_embeddings
-        self.max_sequence_length = max_sequence_length
+        self._store_config(locals())
 
     @staticmethod
     def _encoder_lstm(hidden_dim, bidirectional, dtype, name):

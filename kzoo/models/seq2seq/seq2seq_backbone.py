@@ -12,7 +12,8 @@ from kzoo.layers import (
     TransformerDecoderBlock,
     TransformerEncoderBlock,
 )
-from kzoo.models.functional_model import FunctionalModel
+from kzoo.models.decoder_cache import decode_blocks_with_cache, encoder_decoder_cache
+from kzoo.models.functional_model import ENCODER_DECODER_INPUTS, FunctionalModel, token_inputs
 
 # Named sizes (architectures only, no weights). `base` and `big` are the paper's.
 SEQ2SEQ_SIZES = {
@@ -151,15 +152,7 @@ class Seq2SeqBackbone(FunctionalModel):
             )
 
         # === Functional Model ===
-        inputs = {
-            name: keras.Input(shape=(None,), dtype="int32", name=name)
-            for name in (
-                "encoder_token_ids",
-                "encoder_padding_mask",
-                "decoder_token_ids",
-                "decoder_padding_mask",
-            )
-        }
+        inputs = token_inputs(*ENCODER_DECODER_INPUTS)
         encoder_output = self.encode(inputs["encoder_token_ids"], inputs["encoder_padding_mask"])
         x = self.embed(inputs["decoder_token_ids"])
         for block in self.decoder_layers:
@@ -181,16 +174,7 @@ class Seq2SeqBackbone(FunctionalModel):
         )
 
         # === Config ===
-        self.vocabulary_size = vocabulary_size
-        self.num_heads = num_heads
-        self.hidden_dim = hidden_dim
-        self.intermediate_dim = intermediate_dim
-        self.num_encoder_layers = num_encoder_layers
-        self.num_decoder_layers = num_decoder_layers
-        self.dropout = dropout
-        self.max_sequence_length = max_sequence_length
-        self.norm_first = norm_first
-        self.layer_norm_epsilon = layer_norm_epsilon
+        self._store_config(locals())
 
     @staticmethod
     def _final_norm(norm, x):
@@ -215,25 +199,16 @@ class Seq2SeqBackbone(FunctionalModel):
         return self._final_norm(self.encoder_norm, x)
 
     def decoder_cache(self, encoder_output, encoder_padding_mask, max_length):
-        """The decoding cache: an empty self-attention KV cache of `max_length`
-        target positions, and cross-attention keys/values projected once.
-
-        Every tensor has the batch first, so beam search can reorder it:
-        `self_attention` and `cross_attention` are lists with one tensor per
-        decoder layer, `(batch, 2, max_length, heads, head_dim)` and
-        `(batch, 2, source_length, heads, head_dim)` (separate tensors, so a step
-        writes its new entries in place rather than re-stacking the layers);
-        `encoder_padding_mask` is `(batch, source_length)`.
-        """
-        batch = ops.shape(encoder_output)[0]
-        shape = (batch, 2, max_length, self.num_heads, self.head_dim)
-        return {
-            "self_attention": [ops.zeros(shape, self.compute_dtype) for _ in self.decoder_layers],
-            "cross_attention": [
-                block.compute_cross_attention_cache(encoder_output) for block in self.decoder_layers
-            ],
-            "encoder_padding_mask": ops.cast(encoder_padding_mask, "int32"),
-        }
+        """The decoding cache of `max_length` target positions (see
+        `kzoo.models.decoder_cache`), cross-attention keys/values projected once."""
+        return encoder_decoder_cache(
+            self.decoder_layers,
+            encoder_output,
+            encoder_padding_mask,
+            max_length,
+            (self.num_heads, self.head_dim),
+            self.compute_dtype,
+        )
 
     def logits(self, decoder_sequence_output):
         """The output head: the shared token embedding used in reverse."""
@@ -246,17 +221,5 @@ class Seq2SeqBackbone(FunctionalModel):
         updated at those positions.
         """
         x = self.embed(token_ids, start_index=index)
-        layer_caches = []
-        for block, self_cache, cross_cache in zip(
-            self.decoder_layers, cache["self_attention"], cache["cross_attention"]
-        ):
-            x, layer_cache = block(
-                x,
-                encoder_padding_mask=cache["encoder_padding_mask"],
-                self_attention_cache=self_cache,
-                self_attention_cache_update_index=index,
-                cross_attention_cache=cross_cache,
-            )
-            layer_caches.append(layer_cache)
-        cache = {**cache, "self_attention": layer_caches}
+        x, cache = decode_blocks_with_cache(self.decoder_layers, x, cache, index)
         return self._final_norm(self.decoder_norm, x), cache

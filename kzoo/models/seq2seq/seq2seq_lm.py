@@ -36,10 +36,13 @@ class Seq2SeqLM(TaskModel):
     Args:
         backbone: A `Seq2SeqBackbone`, `T5Backbone` or `LSTMSeq2SeqBackbone`.
         tokenizer: Optional tokenizer with `tokenize`, `detokenize`, `bos_id` and
-            `eos_id`; needed for string inputs.
+            `eos_id`; needed for string inputs. Give it inside `preprocessor`
+            instead when there is one.
         start_token_id: First decoder token; defaults to the tokenizer's `bos_id`.
         end_token_id: Token that ends a sequence; defaults to the tokenizer's
             `eos_id`.
+        preprocessor: Optional `kzoo.preprocessing.Seq2SeqPreprocessor` (the
+            tokenizer and the length limits), saved with the model.
 
     Example:
     >>> from kzoo.models import Seq2SeqBackbone
@@ -54,10 +57,18 @@ class Seq2SeqLM(TaskModel):
 
     CONFIG_KEYS = ("start_token_id", "end_token_id")
 
-    def __init__(self, backbone, tokenizer=None, start_token_id=None, end_token_id=None, **kwargs):
+    def __init__(
+        self,
+        backbone,
+        tokenizer=None,
+        start_token_id=None,
+        end_token_id=None,
+        preprocessor=None,
+        **kwargs,
+    ):
         # === Layers ===
         self.backbone = backbone
-        self.tokenizer = tokenizer
+        self._set_preprocessing(tokenizer, preprocessor)
 
         # === Functional Model ===
         inputs = backbone.input
@@ -66,10 +77,10 @@ class Seq2SeqLM(TaskModel):
         super().__init__(inputs=inputs, outputs=logits, **kwargs)
 
         # === Config ===
-        if start_token_id is None and tokenizer is not None:
-            start_token_id = int(tokenizer.bos_id)
-        if end_token_id is None and tokenizer is not None:
-            end_token_id = int(tokenizer.eos_id)
+        if start_token_id is None and self.tokenizer is not None:
+            start_token_id = int(self.tokenizer.bos_id)
+        if end_token_id is None and self.tokenizer is not None:
+            end_token_id = int(self.tokenizer.eos_id)
         self.start_token_id = start_token_id
         self.end_token_id = end_token_id
         self._generate_functions = text_generation.CompiledFunctions()

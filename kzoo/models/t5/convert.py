@@ -2,7 +2,7 @@
 
 import keras
 
-from kzoo.models.keras_hub_weights import copy_weights
+from kzoo.models.keras_hub_weights import copy_weights, hyperparameters
 from kzoo.models.t5.t5_backbone import ACTIVATIONS, T5Backbone
 
 
@@ -53,17 +53,14 @@ def from_keras_hub_t5(source):
     KerasHub and in the backbone in kzoo.
     """
     backbone = T5Backbone(
-        vocabulary_size=source.vocabulary_size,
-        num_layers=source.num_layers,
-        num_heads=source.num_heads,
-        hidden_dim=source.hidden_dim,
-        intermediate_dim=source.intermediate_dim,
-        key_value_dim=source.key_value_dim,
-        dropout=source.dropout,
+        **hyperparameters(
+            source,
+            "key_value_dim",
+            "use_gated_activation",
+            "layer_norm_epsilon",
+            "tie_embedding_weights",
+        ),
         activation=_activation_name(source.activation),
-        use_gated_activation=source.use_gated_activation,
-        layer_norm_epsilon=source.layer_norm_epsilon,
-        tie_embedding_weights=source.tie_embedding_weights,
     )
     copy_weights(backbone.token_embedding, source.token_embedding)
     stacks = [

@@ -11,7 +11,8 @@ from kzoo.layers import (
     TransformerDecoderBlock,
     TransformerEncoderBlock,
 )
-from kzoo.models.functional_model import FunctionalModel
+from kzoo.models.decoder_cache import decode_blocks_with_cache, encoder_decoder_cache
+from kzoo.models.functional_model import ENCODER_DECODER_INPUTS, FunctionalModel, token_inputs
 
 ACTIVATIONS = ("relu", "gelu", "gelu_approximate")
 # The kzoo.layers.FeedForward name of each activation when gated.
@@ -84,23 +85,6 @@ class T5Backbone(FunctionalModel):
         Raffel et al., "Exploring the Limits of Transfer Learning with a Unified
         Text-to-Text Transformer", 2020.
     """
-
-    CONFIG_KEYS = (
-        "vocabulary_size",
-        "num_layers",
-        "num_heads",
-        "hidden_dim",
-        "intermediate_dim",
-        "key_value_dim",
-        "dropout",
-        "activation",
-        "use_gated_activation",
-        "layer_norm_epsilon",
-        "tie_embedding_weights",
-        "relative_attention_num_buckets",
-        "relative_attention_max_distance",
-        "max_sequence_length",
-    )
 
     def __init__(
         self,
@@ -195,15 +179,7 @@ class T5Backbone(FunctionalModel):
         self.decoder_dropout = dropout_layer("decoder_output_dropout")
 
         # === Functional Model ===
-        inputs = {
-            name: keras.Input(shape=(None,), dtype="int32", name=name)
-            for name in (
-                "encoder_token_ids",
-                "encoder_padding_mask",
-                "decoder_token_ids",
-                "decoder_padding_mask",
-            )
-        }
+        inputs = token_inputs(*ENCODER_DECODER_INPUTS)
         encoder_output = self.encode(inputs["encoder_token_ids"], inputs["encoder_padding_mask"])
         decoder_output = self.decode(
             inputs["decoder_token_ids"],
@@ -229,20 +205,7 @@ class T5Backbone(FunctionalModel):
             head.assign(_fan_in_normal()(head.shape, head.dtype))
 
         # === Config ===
-        self.vocabulary_size = vocabulary_size
-        self.num_layers = num_layers
-        self.num_heads = num_heads
-        self.hidden_dim = hidden_dim
-        self.intermediate_dim = intermediate_dim
-        self.key_value_dim = key_value_dim
-        self.dropout = dropout
-        self.activation = activation
-        self.use_gated_activation = use_gated_activation
-        self.layer_norm_epsilon = layer_norm_epsilon
-        self.tie_embedding_weights = tie_embedding_weights
-        self.relative_attention_num_buckets = relative_attention_num_buckets
-        self.relative_attention_max_distance = relative_attention_max_distance
-        self.max_sequence_length = max_sequence_length
+        self._store_config(locals())
 
     @property
     def head_dim(self):
@@ -276,27 +239,16 @@ class T5Backbone(FunctionalModel):
         return self.decoder_dropout(self.decoder_layer_norm(x), training=training)
 
     def decoder_cache(self, encoder_output, encoder_padding_mask, max_length):
-        """The decoding state for `max_length` target tokens.
-
-        Returns a dict whose tensors all have the batch first: `"self_attention"`,
-        one empty `(batch, 2, max_length, num_heads, head_dim)` cache per decoder
-        layer; `"cross_attention"`, each layer's keys/values of `encoder_output`
-        (`(batch, 2, source_length, num_heads, head_dim)`), computed here once;
-        and `"encoder_padding_mask"`. Per-layer tensors (not one stacked tensor)
-        let every step write its new entries in place.
-        """
-        batch_size = ops.shape(encoder_output)[0]
-        shape = (batch_size, 2, max_length, self.num_heads, self.head_dim)
-        return {
-            "self_attention": [
-                ops.zeros(shape, self.compute_dtype) for _ in self.decoder_transformer_layers
-            ],
-            "cross_attention": [
-                block.compute_cross_attention_cache(encoder_output)
-                for block in self.decoder_transformer_layers
-            ],
-            "encoder_padding_mask": encoder_padding_mask,
-        }
+        """The decoding state for `max_length` target tokens (see
+        `kzoo.models.decoder_cache`), cross-attention keys/values computed once."""
+        return encoder_decoder_cache(
+            self.decoder_transformer_layers,
+            encoder_output,
+            encoder_padding_mask,
+            max_length,
+            (self.num_heads, self.head_dim),
+            self.compute_dtype,
+        )
 
     def decode_with_cache(self, token_ids, cache, cache_update_index):
         """Runs `token_ids` at positions `cache_update_index..` of the target.
@@ -315,21 +267,10 @@ class T5Backbone(FunctionalModel):
         bias = self.decoder_relative_position_bias(
             x, cache["self_attention"][0][:, 0], query_start=cache_update_index
         )
-        layer_caches = []
-        for block, self_cache, cross_cache in zip(
-            self.decoder_transformer_layers, cache["self_attention"], cache["cross_attention"]
-        ):
-            x, layer_cache = block(
-                x,
-                encoder_padding_mask=cache["encoder_padding_mask"],
-                self_attention_bias=bias,
-                self_attention_cache=self_cache,
-                self_attention_cache_update_index=cache_update_index,
-                cross_attention_cache=cross_cache,
-            )
-            layer_caches.append(layer_cache)
-        x = self.decoder_dropout(self.decoder_layer_norm(x))
-        return x, dict(cache, self_attention=layer_caches)
+        x, cache = decode_blocks_with_cache(
+            self.decoder_transformer_layers, x, cache, cache_update_index, self_attention_bias=bias
+        )
+        return self.decoder_dropout(self.decoder_layer_norm(x)), cache
 
     def logits(self, decoder_sequence_output):
         """The language-model head: vocabulary logits of decoder outputs.

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from kzoo.layers.attention import MultiHeadAttention, record_attention
-from kzoo.training.callbacks import warns_instead_of_failing
+from kzoo.training.callbacks import SummaryCallback, warns_instead_of_failing
 from kzoo.training.monitoring.embedding_projector import metadata_label
 
 PROBE_TOKENS = 32
@@ -105,7 +105,7 @@ def _first_batch_features(dataset):
     return batch[0] if isinstance(batch, (tuple, list)) else batch
 
 
-class AttentionMaps(keras.callbacks.Callback):
+class AttentionMaps(SummaryCallback):
     """Writes attention heatmaps of a fixed probe every epoch (module docstring).
 
     Args:
@@ -116,13 +116,11 @@ class AttentionMaps(keras.callbacks.Callback):
     """
 
     def __init__(self, log_dir, dataset, vocabulary=None, max_tokens=PROBE_TOKENS):
-        super().__init__()
-        self.log_dir = log_dir
+        super().__init__(log_dir)
         self.dataset = dataset
         self.vocabulary = vocabulary
         self.max_tokens = max_tokens
         self.probe = None
-        self.writer = None
 
     @warns_instead_of_failing("take the attention probe")
     def on_train_begin(self, logs=None):
@@ -134,7 +132,7 @@ class AttentionMaps(keras.callbacks.Callback):
             _first_batch_features(self.dataset), list(self.owner.input), self.max_tokens
         )
         if self.vocabulary is not None:
-            with self._writer().as_default(), tf.summary.record_if(True):
+            with self.summaries():
                 tf.summary.text("probe", self._probe_text(), step=0)
 
     @warns_instead_of_failing("write the attention maps")
@@ -143,22 +141,11 @@ class AttentionMaps(keras.callbacks.Callback):
             return
         with record_attention(self.owner) as records:
             self.owner(self.probe, training=False)
-        with self._writer().as_default(), tf.summary.record_if(True):
+        with self.summaries():
             for name, layer in self.layers.items():
                 if records[layer]:
                     probabilities = keras.ops.convert_to_numpy(records[layer][0])[0]
                     tf.summary.image(name, heatmap_image(probabilities)[None], step=epoch)
-        self.writer.flush()
-
-    def on_train_end(self, logs=None):
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
-
-    def _writer(self):
-        if self.writer is None:
-            self.writer = tf.summary.create_file_writer(self.log_dir)
-        return self.writer
 
     def _probe_text(self):
         lines = []

@@ -80,19 +80,6 @@ def metadata_rows(vocabulary, rows):
     return labels + [f"<id {i}>" for i in range(len(labels), rows)]
 
 
-def write_text_atomically(path, text):
-    """Writes `text` (UTF-8) to `path` through a temporary file and a rename."""
-    fd, tmp = staged_files.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 class EmbeddingProjector(keras.callbacks.Callback):
     """Writes the token embedding for TensorBoard's Projector every epoch.
 
@@ -132,7 +119,7 @@ class EmbeddingProjector(keras.callbacks.Callback):
 
     def _start(self, layer, rows):
         os.makedirs(self.log_dir, exist_ok=True)
-        write_text_atomically(
+        staged_files.write_text_atomic(
             os.path.join(self.log_dir, METADATA),
             "".join(f"{label}\n" for label in metadata_rows(self.vocabulary, rows)),
         )
@@ -140,7 +127,7 @@ class EmbeddingProjector(keras.callbacks.Callback):
         embedding = config.embeddings.add()
         embedding.tensor_name = TENSOR_NAME
         embedding.metadata_path = METADATA
-        write_text_atomically(
+        staged_files.write_text_atomic(
             os.path.join(self.log_dir, projector.metadata.PROJECTOR_FILENAME), str(config)
         )
         with tf.device("CPU:0"):

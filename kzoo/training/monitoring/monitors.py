@@ -21,14 +21,12 @@ The callbacks only observe: an error in one of them warns once and training
 goes on (`kzoo.training.callbacks.warns_instead_of_failing`).
 """
 
-import os
-
-from kzoo.training import run_files
 from kzoo.training.callbacks import GradientNorm
 from kzoo.training.monitoring.attention_maps import AttentionMaps
 from kzoo.training.monitoring.embedding_projector import EmbeddingProjector
 from kzoo.training.monitoring.graph_summary import GraphSummary
 from kzoo.training.monitoring.profiling import profile_batch
+from kzoo.training.run_directory import RunDirectory
 
 
 def tensorboard_options(config):
@@ -42,22 +40,22 @@ def tensorboard_options(config):
 def callbacks(config, run_dir, model, plan, tokenizer):
     """Monitoring callbacks, run before TensorBoard writes the epoch logs."""
     monitor = config["monitor"]
-    board = os.path.join(run_dir, run_files.TENSORBOARD)
+    run = RunDirectory(run_dir)
     chosen = []
     if monitor["graph"]:
         spec = getattr(plan.train, "element_spec", None)
         chosen.append(
-            GraphSummary(os.path.join(board, "train"), spec[0] if isinstance(spec, tuple) else None)
+            GraphSummary(run.tensorboard_dir("train"), spec[0] if isinstance(spec, tuple) else None)
         )
     if monitor["gradient_norms"]:
         chosen.append(GradientNorm(config["train"]["log_every"]))
     if monitor["attention_maps"]:
         probe_data = plan.validation if plan.validation is not None else plan.train
         chosen.append(
-            AttentionMaps(os.path.join(board, "attention"), probe_data, tokenizer.get_vocabulary())
+            AttentionMaps(run.tensorboard_dir("attention"), probe_data, tokenizer.get_vocabulary())
         )
     if monitor["projector"]:
         chosen.append(
-            EmbeddingProjector(os.path.join(board, "projector"), tokenizer.get_vocabulary())
+            EmbeddingProjector(run.tensorboard_dir("projector"), tokenizer.get_vocabulary())
         )
     return chosen

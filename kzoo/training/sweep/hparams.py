@@ -8,7 +8,7 @@ import os
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
-from kzoo.training import run_files
+from kzoo.training.run_directory import RunDirectory
 
 # Epoch logs that are settings, not results: left out of the hparams metrics.
 NOT_METRICS = ("learning_rate",)
@@ -16,7 +16,7 @@ NOT_METRICS = ("learning_rate",)
 
 def write_session_summary(sweep, trial):
     """Writes the trial's hparams into `RUN/tensorboard` (once)."""
-    board = os.path.join(trial.run_dir, run_files.TENSORBOARD)
+    board = RunDirectory(trial.run_dir).tensorboard_dir()
     if glob.glob(os.path.join(board, "events.out.tfevents.*")):
         return
     hparams = _hparams(sweep.grid)

@@ -7,7 +7,7 @@ run directory (`kzoo.training.trainer.train`):
                                       final metrics, run directory and status
     DIR/events.*                      the hparams config: a Discrete HParam per grid
                                       key, and the metrics
-    DIR/<trial>/                      a run directory (`kzoo.training.run_files`)
+    DIR/<trial>/                      a run directory (`kzoo.training.run_directory`)
     DIR/<trial>/tensorboard/events.*  the trial's hparams (a session summary)
 
 The hparams plugin takes each run holding a session summary as a session, and reads
@@ -23,7 +23,6 @@ finished trials and resumes an unfinished one (the trainer resumes a run directo
 step-exactly); another recipe or grid into the same directory is refused.
 """
 
-import copy
 import dataclasses
 import itertools
 import json
@@ -31,9 +30,11 @@ import os
 
 import keras
 
-from kzoo.training import run_files, trainer
+from kzoo import staged_files
+from kzoo.training import trainer
 from kzoo.training.config import ConfigError, blame
 from kzoo.training.recipe import read_recipe, recipe_name, validate, with_overrides
+from kzoo.training.run_directory import RunDirectory
 from kzoo.training.sweep.grid import parse_grid, trial_names
 from kzoo.training.sweep.hparams import write_experiment_config, write_session_summary
 from kzoo.training.tasks.registry import task_for
@@ -109,19 +110,19 @@ def run_sweep(sweep, verbose="auto"):
         for index, trial in enumerate(sweep.trials, 1):
             progress = f"[{index}/{len(sweep.trials)}] {trial.name}"
             write_session_summary(sweep, trial)
-            summary_path = os.path.join(trial.run_dir, run_files.SUMMARY)
-            if os.path.exists(summary_path):
+            run = RunDirectory(trial.run_dir)
+            if run.is_finished():
                 print(f"{progress}: finished, skipped", flush=True)
-                summary = run_files.read_json(summary_path)
+                summary = run.summary()
             else:
-                resuming = os.path.exists(os.path.join(trial.run_dir, run_files.CONFIG))
+                resuming = run.has_config()
                 print(
                     f"{progress}: {'resuming' if resuming else 'training'} in {trial.run_dir}",
                     flush=True,
                 )
                 # A trial starts from the state a fresh `kzoo train` process has.
                 keras.backend.clear_session()
-                summary = trainer.train(copy.deepcopy(trial.config), trial.run_dir, verbose=verbose)
+                summary = trainer.train(trial.config, trial.run_dir, verbose=verbose)
             summaries[trial.name] = summary
             write_experiment_config(sweep, summary["history"])
     finally:
@@ -131,19 +132,20 @@ def run_sweep(sweep, verbose="auto"):
 
 def trial_status(trial):
     """`finished` (summary.json), `unfinished` (config.yaml) or `pending`."""
-    if os.path.exists(os.path.join(trial.run_dir, run_files.SUMMARY)):
+    run = RunDirectory(trial.run_dir)
+    if run.is_finished():
         return "finished"
-    if os.path.exists(os.path.join(trial.run_dir, run_files.CONFIG)):
+    if run.has_config():
         return "unfinished"
     return "pending"
 
 
 def final_metrics(trial):
     """`{epoch log name: last value}` of a finished trial, else `{}`."""
-    path = os.path.join(trial.run_dir, run_files.SUMMARY)
-    if not os.path.exists(path):
+    run = RunDirectory(trial.run_dir)
+    if not run.is_finished():
         return {}
-    history = run_files.read_json(path)["history"]
+    history = run.summary()["history"]
     return {name: values[-1] for name, values in history.items() if values}
 
 
@@ -168,7 +170,7 @@ def write_sweep_file(sweep):
     os.makedirs(sweep.out_dir, exist_ok=True)
 
     # In sweep order: the grid's key order names the trials.
-    run_files.write_json(record, os.path.join(sweep.out_dir, SWEEP_FILE), sort_keys=False)
+    staged_files.write_json_atomic(os.path.join(sweep.out_dir, SWEEP_FILE), record, sort_keys=False)
 
 
 def format_table(sweep):
@@ -214,19 +216,20 @@ def _check_data(trials):
         )
         if key not in seen:
             seen.add(key)
-            task_for(copy.deepcopy(config)).resolve_data()
+            task_for(config).resolve_data()
 
 
 def _check_same_sweep(sweep):
     """Refuses a sweep directory that holds a run or a sweep of another recipe,
     other overrides or another grid (their trials would be mixed up)."""
-    if os.path.exists(os.path.join(sweep.out_dir, run_files.CONFIG)):
+    if RunDirectory(sweep.out_dir).has_config():
         raise FileExistsError(f"{sweep.out_dir}: holds a run, not a sweep; choose another --out")
     path = os.path.join(sweep.out_dir, SWEEP_FILE)
     if not os.path.exists(path):
         return
     try:
-        previous = run_files.read_json(path)
+        with open(path, encoding="utf-8") as f:
+            previous = json.load(f)
         previous_grid, previous_base = previous["grid"], previous["base"]
     except (ValueError, KeyError, TypeError):
         raise FileExistsError(f"{path}: not a kzoo sweep file; choose another --out") from None

@@ -3,8 +3,8 @@
 `kzoo train` runs the same steps for every model (`kzoo.training.trainer`); a
 `Task` supplies what is specific: where the text comes from, the tokenizer, the
 `tf.data` pipelines, the model, its loss and metrics, extra callbacks, and how a
-trained run is evaluated. `task_for(config)` picks the task from `model.family`
-(and `model.task` for BERT).
+trained run is evaluated. `kzoo.training.tasks.registry.task_for(config)` picks
+the task from `model.family` and `model.task`.
 """
 
 import dataclasses
@@ -42,7 +42,8 @@ class Task:
     """Base class: one subclass per kind of run (causal LM, BERT pretraining, ...).
 
     Args:
-        config: The validated recipe.
+        config: The validated recipe, read-only (`kzoo.training.read_only_config`):
+            what a task derives from it, it returns (`derived_config`).
     """
 
     # The loss is a language model's (perplexity is meaningful).
@@ -65,8 +66,22 @@ class Task:
         """Returns a `DataPlan`."""
         raise NotImplementedError
 
-    def build_model(self, tokenizer, dtype=None):
+    def make_preprocessor(self, tokenizer):
+        """The `kzoo.preprocessing` layer of the recipe: `tokenizer` and every
+        setting that turns raw text into the model's inputs. `build_model`
+        attaches it to the model (saved in `model.keras`), so exports and
+        `generate` read it there, not the recipe."""
         raise NotImplementedError
+
+    def build_model(self, tokenizer, dtype=None):
+        """The model of the recipe, with `make_preprocessor(tokenizer)` attached."""
+        raise NotImplementedError
+
+    def derived_config(self, model):
+        """The config as `model` (built by `build_model`) was made: a new read-only
+        config with what the task derived filled in (the keys of a named
+        `model.size` or of the `train.init_from` run); the run's `config.yaml`."""
+        return self.config
 
     def compile_args(self):
         """`loss`, `metrics`, ... for `model.compile` (optimizer and jit aside)."""

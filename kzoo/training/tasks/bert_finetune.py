@@ -15,9 +15,10 @@ from kzoo.data.bert_finetuning import classification_dataset, tagging_batches, t
 from kzoo.data.text_files import resolve_files, split_examples
 from kzoo.metrics import task_metrics
 from kzoo.training.callbacks import EpochMetrics
-from kzoo.training.recipe import BUILTIN
+from kzoo.training.read_only_config import updated
 from kzoo.training.tasks.base import DataPlan
 from kzoo.training.tasks.bert_pretrain import BertTask, steps_in
+from kzoo.training.tasks.schema import BUILTIN
 
 
 class _FineTuneTask(BertTask):
@@ -110,7 +111,7 @@ class _FineTuneTask(BertTask):
 
     def evaluate(self, run_dir, model, tokenizer, data=None, batch_size=None):
         if batch_size:
-            self.config["data"] = {**self.config["data"], "batch_size": batch_size}
+            self.config = updated(self.config, data={"batch_size": batch_size})
         examples = self.evaluation_examples(data)
         return {**self.scores(model, tokenizer, examples), "examples": len(examples)}
 
@@ -165,8 +166,19 @@ class BertClassifyTask(_FineTuneTask):
             self.build_backbone(tokenizer, dtype),
             labels=self.labels(),
             dropout=self.config["model"]["classifier_dropout"],
-            tokenizer=tokenizer,
+            preprocessor=self.make_preprocessor(tokenizer),
         )
+
+    def make_preprocessor(self, tokenizer):
+        from kzoo.preprocessing import BertClassifierPreprocessor
+
+        data = self.config["data"]
+        # Trained on pairs: the built-in next-sentence task, or a pair column.
+        if data["train"] == BUILTIN:
+            pairs = data.get("builtin_task") == "next_sentence"
+        else:
+            pairs = data.get("text_pair_column") is not None
+        return BertClassifierPreprocessor(tokenizer, data["sequence_length"], pairs=pairs)
 
     def scores(self, model, tokenizer, examples):
         dataset, _ = self.dataset(tokenizer, examples, labels=model.labels)
@@ -225,8 +237,13 @@ class BertTagTask(_FineTuneTask):
             self.build_backbone(tokenizer, dtype),
             labels=self.tags(),
             dropout=self.config["model"]["classifier_dropout"],
-            tokenizer=tokenizer,
+            preprocessor=self.make_preprocessor(tokenizer),
         )
+
+    def make_preprocessor(self, tokenizer):
+        from kzoo.preprocessing import BertTaggerPreprocessor
+
+        return BertTaggerPreprocessor(tokenizer, self.config["data"]["sequence_length"])
 
     def compile_args(self):
         return {
@@ -295,7 +312,21 @@ class BertQATask(_FineTuneTask):
     def build_model(self, tokenizer, dtype=None):
         from kzoo.models import BertQuestionAnswerer
 
-        return BertQuestionAnswerer(self.build_backbone(tokenizer, dtype), tokenizer=tokenizer)
+        return BertQuestionAnswerer(
+            self.build_backbone(tokenizer, dtype), preprocessor=self.make_preprocessor(tokenizer)
+        )
+
+    def make_preprocessor(self, tokenizer):
+        from kzoo.preprocessing import BertQuestionAnswererPreprocessor
+
+        data = self.config["data"]
+        return BertQuestionAnswererPreprocessor(
+            tokenizer,
+            data["sequence_length"],
+            max_query_tokens=data["max_query_tokens"],
+            doc_stride=data["doc_stride"],
+            max_answer_tokens=data["max_answer_tokens"],
+        )
 
     def compile_args(self):
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)

@@ -3,11 +3,11 @@
 Fine-tuning tasks (classification, tagging, QA) are in `bert_finetuning_tasks`.
 A fine-tuning recipe with `train.init_from: RUN_DIR` copies that run's vocabulary
 and starts from its encoder weights; the encoder's shape keys of `model` are then
-taken from that run (and written so in the new run's config.yaml).
+taken from that run (`BertTask.derived_config`: written so in the new run's
+config.yaml).
 """
 
 import os
-import shutil
 
 import keras
 
@@ -19,9 +19,11 @@ from kzoo.data.bert_pretraining import (
     read_documents,
 )
 from kzoo.tokenizers import load_tokenizer, train_wordpiece
-from kzoo.tokenizers.wordpiece_trainer import SETTINGS_FILENAME, VOCAB_FILENAME
-from kzoo.training.recipe import BUILTIN
+from kzoo.tokenizers.wordpiece_trainer import VOCAB_FILENAME
+from kzoo.training.read_only_config import updated
+from kzoo.training.run_directory import RunDirectory
 from kzoo.training.tasks.base import DataPlan, Task
+from kzoo.training.tasks.schema import BUILTIN
 
 # `model` keys that describe the encoder (taken from `train.init_from`).
 ENCODER_KEYS = (
@@ -50,11 +52,9 @@ class BertTask(Task):
     def make_tokenizer(self, run_dir):
         init_from = self.config["train"]["init_from"]
         if init_from:
-            for name in (VOCAB_FILENAME, SETTINGS_FILENAME):
-                source = os.path.join(init_from, name)
-                if os.path.isfile(source):
-                    shutil.copyfile(source, os.path.join(run_dir, name))
-            return load_tokenizer(run_dir)
+            run = RunDirectory(run_dir)
+            run.copy_tokenizer_from(init_from)
+            return run.tokenizer()
         settings = self.config["tokenizer"]
         train_wordpiece(
             output_dir=run_dir,
@@ -72,12 +72,8 @@ class BertTask(Task):
     def build_backbone(self, tokenizer, dtype=None):
         from kzoo.models import BertBackbone
 
-        model = self.config["model"]
+        model = self.model_settings()
         init_from = self.config["train"]["init_from"]
-        if model["size"] and not init_from:
-            from kzoo.models.bert import BERT_SIZES
-
-            model.update(BERT_SIZES[model["size"]])
         if not init_from:
             return BertBackbone(
                 vocabulary_size=int(tokenizer.vocabulary_size),
@@ -92,20 +88,38 @@ class BertTask(Task):
         backbone.set_weights(pretrained.get_weights())
         return backbone
 
-    def pretrained_backbone(self):
-        """The encoder of the `train.init_from` run; fills the model keys from it."""
-        from kzoo.training.run_files import load_run_model
+    def model_settings(self):
+        """The `model` section, a named `model.size`'s keys in place of the recipe's
+        (with `train.init_from`, the pretrained encoder's count: `derived_config`)."""
+        model = self.config["model"]
+        if not model["size"] or self.config["train"]["init_from"]:
+            return model
+        from kzoo.models.bert import BERT_SIZES
 
+        return {**model, **BERT_SIZES[model["size"]]}
+
+    def derived_config(self, model):
+        """The config with the encoder's keys as built: those of a named size, or
+        those of the `train.init_from` run (`model.size` then null, the path absolute)."""
         init_from = self.config["train"]["init_from"]
-        model = load_run_model(init_from)
+        if not init_from:
+            return updated(self.config, model=self.model_settings())
+        encoder = {key: getattr(model.backbone, key) for key in ENCODER_KEYS}
+        return updated(
+            self.config,
+            model={**encoder, "size": None},
+            train={"init_from": os.path.abspath(init_from)},
+        )
+
+    def pretrained_backbone(self):
+        """The encoder of the `train.init_from` run."""
+        init_from = self.config["train"]["init_from"]
+        model = RunDirectory(init_from).load_model()
         backbone = getattr(model, "backbone", None)
         if backbone is None or type(backbone).__name__ != "BertBackbone":
             raise ValueError(
                 f"train.init_from: {init_from} holds a {type(model).__name__}, not a BERT model"
             )
-        for key in ENCODER_KEYS:
-            self.config["model"][key] = getattr(backbone, key)
-        self.config["model"]["size"] = None
         if self.config["data"]["sequence_length"] > backbone.max_sequence_length:
             raise ValueError(
                 f"data.sequence_length: {self.config['data']['sequence_length']} exceeds "
@@ -118,12 +132,11 @@ class BertTask(Task):
         init_from = self.config["train"]["init_from"]
         if init_from is None:
             return
-        if not os.path.isfile(os.path.join(init_from, VOCAB_FILENAME)):
+        if RunDirectory(init_from).tokenizer_kind() != "wordpiece":
             raise FileNotFoundError(
                 f"train.init_from: {init_from} is not a BERT run directory (no "
                 f"{VOCAB_FILENAME}); give the --run-dir of a bert pretraining run"
             )
-        self.config["train"]["init_from"] = os.path.abspath(init_from)
 
 
 class BertPretrainTask(BertTask):
@@ -207,10 +220,24 @@ class BertPretrainTask(BertTask):
             bad_records=self.bad_records,
         )
 
+    def make_preprocessor(self, tokenizer):
+        from kzoo.preprocessing import BertMaskedLMPreprocessor
+
+        data = self.config["data"]
+        return BertMaskedLMPreprocessor(
+            tokenizer,
+            data["sequence_length"],
+            mask_selection_rate=data["mlm_selection_rate"],
+            mask_token_rate=data["mlm_mask_token_rate"],
+            random_token_rate=data["mlm_random_token_rate"],
+        )
+
     def build_model(self, tokenizer, dtype=None):
         from kzoo.models import BertPretrainer
 
-        return BertPretrainer(self.build_backbone(tokenizer, dtype), tokenizer=tokenizer)
+        return BertPretrainer(
+            self.build_backbone(tokenizer, dtype), preprocessor=self.make_preprocessor(tokenizer)
+        )
 
     def compile_args(self):
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -234,7 +261,7 @@ class BertPretrainTask(BertTask):
             raise ValueError(f"{run_dir}: the run has no validation text; pass --data")
         examples = self._examples(tokenizer, documents, settings["seed"] + 1)
         batch_size = batch_size or settings["batch_size"]
-        self.config["data"] = {**settings, "batch_size": batch_size}
+        self.config = updated(self.config, data={"batch_size": batch_size})
         steps = steps_in(len(examples["nsp_labels"]), batch_size, data or "validation")
         dataset = self._dataset(examples, tokenizer, settings["seed"] + 1, shuffle=False)
         model.compile(**self.compile_args())

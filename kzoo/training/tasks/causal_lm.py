@@ -8,7 +8,6 @@ import tensorflow as tf
 from kzoo.data import text_files
 from kzoo.data.causal_lm import causal_lm_dataset, count_tokens
 from kzoo.tokenizers import load_tokenizer, train_sentencepiece
-from kzoo.training import families
 from kzoo.training.tasks.base import DataPlan, Task
 from kzoo.training.tasks.corpus_source import resolve_corpus
 
@@ -99,8 +98,29 @@ class CausalLMTask(Task):
             bad_records=source.bad_records,
         )
 
+    def make_preprocessor(self, tokenizer):
+        from kzoo.preprocessing import CausalLMPreprocessor
+
+        return CausalLMPreprocessor(tokenizer, self.config["data"]["sequence_length"])
+
     def build_model(self, tokenizer, dtype=None):
-        return families.build_model(self.config["model"], tokenizer, dtype=dtype)
+        """A `GPTCausalLM` or `LSTMLanguageModel` of the `model` section around
+        `tokenizer` (its vocabulary and end id), with its preprocessor."""
+        from kzoo.models import GPTBackbone, GPTCausalLM, LSTMLanguageModel
+
+        model = self.config["model"]
+        settings = {k: v for k, v in model.items() if k != "family"}
+        vocabulary_size = int(tokenizer.vocabulary_size)
+        if model["family"] == "gpt":
+            backbone = GPTBackbone(vocabulary_size=vocabulary_size, dtype=dtype, **settings)
+            return GPTCausalLM(backbone, preprocessor=self.make_preprocessor(tokenizer))
+        return LSTMLanguageModel(
+            vocabulary_size=vocabulary_size,
+            end_token_id=int(tokenizer.eos_id),
+            preprocessor=self.make_preprocessor(tokenizer),
+            dtype=dtype,
+            **settings,
+        )
 
     def evaluate(self, run_dir, model, tokenizer, data=None, batch_size=None):
         """Held-out loss, perplexity and (built-in corpus) bits per word.

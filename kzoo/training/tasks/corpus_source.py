@@ -15,7 +15,7 @@ import tempfile
 from kzoo.data import text_files
 from kzoo.data.bad_records import BadRecords, scan_lines
 from kzoo.data.builtin_corpus import default_corpus
-from kzoo.training.recipe import BUILTIN
+from kzoo.training.tasks.schema import BUILTIN
 
 
 @dataclasses.dataclass

@@ -15,7 +15,7 @@ import dataclasses
 from kzoo.data import builtin_translation, parallel_files
 from kzoo.data.bad_records import BadRecords
 from kzoo.data.text_files import resolve_files, split_examples
-from kzoo.training.recipe import BUILTIN
+from kzoo.training.tasks.schema import BUILTIN
 
 
 @dataclasses.dataclass

@@ -12,7 +12,6 @@ epoch logs (TensorBoard) and a table of samples to TensorBoard text.
 
 import contextlib
 import os
-import shutil
 
 import keras
 
@@ -21,6 +20,8 @@ from kzoo.metrics import text_metrics
 from kzoo.tokenizers import TOKENIZER_FILENAME, load_tokenizer, train_sentencepiece
 from kzoo.training.callbacks import GenerationMetrics
 from kzoo.training.losses import SparseCrossentropyWithSmoothing
+from kzoo.training.read_only_config import updated
+from kzoo.training.run_directory import RunDirectory
 from kzoo.training.tasks import parallel_source
 from kzoo.training.tasks.base import DataPlan, Task
 
@@ -68,11 +69,9 @@ class EncoderDecoderTask(Task):
     def make_tokenizer(self, run_dir):
         init_from = self.config["train"]["init_from"]
         if init_from:
-            shutil.copyfile(
-                os.path.join(init_from, TOKENIZER_FILENAME),
-                os.path.join(run_dir, TOKENIZER_FILENAME),
-            )
-            return load_tokenizer(run_dir)
+            run = RunDirectory(run_dir)
+            run.copy_tokenizer_from(init_from)
+            return run.tokenizer()
         settings = self.config["tokenizer"]
         kind = settings["kind"]
         with self.tokenizer_corpus() as corpus:
@@ -87,22 +86,42 @@ class EncoderDecoderTask(Task):
             )
         return load_tokenizer(run_dir)
 
-    def build_backbone(self, tokenizer, dtype=None):
-        from kzoo.models import (
-            SEQ2SEQ_SIZES,
-            T5_SIZES,
-            LSTMSeq2SeqBackbone,
-            Seq2SeqBackbone,
-            T5Backbone,
-        )
+    def model_settings(self):
+        """The `model` section, a named `model.size`'s keys in place of the recipe's
+        (T5 and the seq2seq Transformer; with `train.init_from`, the pretrained T5's
+        count: `derived_config`)."""
+        from kzoo.models import SEQ2SEQ_SIZES, T5_SIZES
 
         model = self.config["model"]
+        if not model["size"] or self.config["train"]["init_from"]:
+            return model
+        if model["family"] == "t5":
+            return {**model, **T5_SIZES[model["size"]]}
+        if model["architecture"] == "lstm":
+            return model
+        return {**model, **SEQ2SEQ_SIZES[model["size"]]}
+
+    def derived_config(self, model):
+        """The config with the network's keys as built: those of a named size, or
+        those of the `train.init_from` T5 (`model.size` then null, the path absolute)."""
+        init_from = self.config["train"]["init_from"]
+        if not init_from:
+            return updated(self.config, model=self.model_settings())
+        network = {key: getattr(model.backbone, key) for key in T5_KEYS}
+        return updated(
+            self.config,
+            model={**network, "size": None},
+            train={"init_from": os.path.abspath(init_from)},
+        )
+
+    def build_backbone(self, tokenizer, dtype=None):
+        from kzoo.models import LSTMSeq2SeqBackbone, Seq2SeqBackbone, T5Backbone
+
+        model = self.model_settings()
         vocabulary_size = int(tokenizer.vocabulary_size)
         if model["family"] == "t5":
             if self.config["train"]["init_from"]:
                 return self.pretrained_backbone(dtype)
-            if model["size"]:
-                model.update(T5_SIZES[model["size"]])
             return T5Backbone(
                 vocabulary_size=vocabulary_size,
                 dropout=model["dropout"],
@@ -121,13 +140,6 @@ class EncoderDecoderTask(Task):
             return LSTMSeq2SeqBackbone(
                 embedding_dim=model["embedding_dim"], bidirectional=model["bidirectional"], **common
             )
-        if model["size"]:
-            model.update(SEQ2SEQ_SIZES[model["size"]])
-            common.update(
-                num_layers=model["num_layers"],
-                hidden_dim=model["hidden_dim"],
-                dropout=model["dropout"],
-            )
         return Seq2SeqBackbone(
             num_heads=model["num_heads"],
             intermediate_dim=model["intermediate_dim"],
@@ -136,20 +148,16 @@ class EncoderDecoderTask(Task):
         )
 
     def pretrained_backbone(self, dtype=None):
-        """The `train.init_from` run's T5 network; fills the model keys from it."""
+        """The `train.init_from` run's T5 network."""
         from kzoo.models import T5Backbone
-        from kzoo.training.run_files import load_run_model
 
         init_from = self.config["train"]["init_from"]
-        pretrained = getattr(load_run_model(init_from), "backbone", None)
+        pretrained = getattr(RunDirectory(init_from).load_model(), "backbone", None)
         if not isinstance(pretrained, T5Backbone):
             raise ValueError(
                 f"train.init_from: {init_from} holds no T5 model; give the "
                 "--run-dir of a t5 pretraining run"
             )
-        for key in T5_KEYS:
-            self.config["model"][key] = getattr(pretrained, key)
-        self.config["model"]["size"] = None
         config = {
             **pretrained.get_config(),
             "dropout": self.config["model"]["dropout"],
@@ -160,10 +168,23 @@ class EncoderDecoderTask(Task):
         backbone.set_weights(pretrained.get_weights())
         return backbone
 
+    def make_preprocessor(self, tokenizer):
+        from kzoo.preprocessing import Seq2SeqPreprocessor
+
+        data = self.config["data"]
+        return Seq2SeqPreprocessor(
+            tokenizer,
+            data["max_source_length"],
+            data["max_target_length"],
+            task_prefix=data.get("task_prefix"),
+        )
+
     def build_model(self, tokenizer, dtype=None):
         from kzoo.models import Seq2SeqLM
 
-        return Seq2SeqLM(self.build_backbone(tokenizer, dtype), tokenizer=tokenizer)
+        return Seq2SeqLM(
+            self.build_backbone(tokenizer, dtype), preprocessor=self.make_preprocessor(tokenizer)
+        )
 
     def compile_args(self):
         return {
@@ -213,7 +234,7 @@ class EncoderDecoderTask(Task):
     def loss_and_accuracy(self, model, tokenizer, pairs, batch_size=None):
         """Teacher-forced loss and token accuracy over `pairs`."""
         if batch_size:
-            self.config["data"] = {**self.config["data"], "batch_size": batch_size}
+            self.config = updated(self.config, data={"batch_size": batch_size})
         steps = self.kept_batches(tokenizer, pairs, "validation")
         model.compile(**self.compile_args())
         result = model.evaluate(
@@ -230,12 +251,11 @@ class Seq2SeqTask(EncoderDecoderTask):
         builtin_translation.check_mixture(data["mixture"] if "mixture" in data else None)
         if self.config["train"]["init_from"]:
             init_from = self.config["train"]["init_from"]
-            if not os.path.isfile(os.path.join(init_from, TOKENIZER_FILENAME)):
+            if RunDirectory(init_from).tokenizer_kind() != "sentencepiece":
                 raise FileNotFoundError(
                     f"train.init_from: {init_from} is not a kzoo run directory (no "
                     f"{TOKENIZER_FILENAME}); give the --run-dir of a t5 pretraining run"
                 )
-            self.config["train"]["init_from"] = os.path.abspath(init_from)
         self.source = parallel_source.resolve_pairs(self.config_data_with_defaults())
         return self.source
 
@@ -292,7 +312,7 @@ class Seq2SeqTask(EncoderDecoderTask):
         pairs = self.source.validation[: self.config["data"]["eval_examples"]]
         if not pairs:
             return []
-        board = os.path.join(run_dir, "tensorboard", "samples")
+        board = RunDirectory(run_dir).tensorboard_dir("samples")
         return [
             GenerationMetrics(
                 board,

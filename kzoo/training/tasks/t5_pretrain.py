@@ -14,9 +14,10 @@ from kzoo.data import builtin_translation, text_files
 from kzoo.data.causal_lm import count_tokens, document_dataset, token_stream
 from kzoo.data.seq2seq_pipeline import batch_seq2seq
 from kzoo.data.span_corruption import span_corruption_dataset, span_corruption_lengths, token_blocks
-from kzoo.training.recipe import BUILTIN
+from kzoo.training.read_only_config import updated
 from kzoo.training.tasks.base import DataPlan
 from kzoo.training.tasks.corpus_source import CorpusSource, resolve_corpus
+from kzoo.training.tasks.schema import BUILTIN
 from kzoo.training.tasks.seq2seq import EncoderDecoderTask
 
 
@@ -124,7 +125,7 @@ class T5PretrainTask(EncoderDecoderTask):
         """Span-corruption loss and target-token accuracy on `data` (text files)
         or the validation text (the same corruption as during training)."""
         if batch_size:
-            self.config["data"] = {**self.config["data"], "batch_size": batch_size}
+            self.config = updated(self.config, data={"batch_size": batch_size})
         if data:
             documents = {"files": text_files.resolve_text_files(data, "--data")}
         else:

@@ -6,8 +6,8 @@ policy itself is documented in kzoo/export/input_policy.py.
 
 import os
 
+from kzoo.testing.tiny_runs import EXPORTS, SEQ2SEQ_EXPORT
 from kzoo.tokenizers import load_tokenizer
-from tests.export.tiny_runs import EXPORTS, SEQ2SEQ_EXPORT
 
 MAX_NEW_TOKENS = {
     "gpt": EXPORTS["gpt"]["max_new_tokens"],

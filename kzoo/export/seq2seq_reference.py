@@ -1,6 +1,4 @@
-"""Writes the SavedModel and assets.extra of a seq2seq or T5 run.
-
-The signatures are described in `seq2seq_signatures`.
+"""A seq2seq or T5 export's sample requests and what the Keras model answers to them.
 
 The sample requests (warmup, REST examples, the check-serving comparison) are
 built from the run's own vocabulary: the first validation sources of the built-in
@@ -9,17 +7,14 @@ expected outputs come from the Keras side, eagerly: `Seq2SeqLM.generate` for
 generation and `Seq2SeqLM.score` for scores, on sources cut and padded as the
 signatures cut them. `kzoo check-serving` then shows that the SavedModel, loaded
 without Keras or kzoo, answers the same (strings and ids exactly, floats to 1e-4).
+The graph side is `seq2seq_signatures`.
 """
 
 import numpy as np
 from keras import ops
 
-from kzoo.export import bert_export, layout, serving_files
-from kzoo.export.seq2seq_signatures import Seq2SeqLimits, Seq2SeqSignatures
 from kzoo.models.text_generation import detokenize, right_pad
-from kzoo.training import run_files
 
-FLOAT_TOLERANCE = {"rtol": 1e-4, "atol": 1e-5}
 SAMPLE_NEW_TOKENS = 8
 GREEDY = {
     "strategy": "greedy",
@@ -39,25 +34,6 @@ SAMPLED = {
 }
 BEAM = {**GREEDY, "strategy": "beam", "length_penalty": 0.6}
 
-# The signatures are archived and described as BERT's are.
-write_seq2seq_saved_model = bert_export.write_bert_saved_model
-signature_specs = bert_export.signature_specs
-
-
-def is_seq2seq_model(model):
-    from kzoo.models import Seq2SeqLM
-
-    return isinstance(model, Seq2SeqLM)
-
-
-def seq2seq_signatures(model, tokenizer, config, export_settings, xla=False):
-    """The signatures of a run: endpoints named by `model.family`, limits from
-    `export_settings` (the validated `export` section; `num_beams` defaults to 4)."""
-    limits = Seq2SeqLimits.for_model(model, export_settings)
-    return Seq2SeqSignatures(
-        model, tokenizer, limits, family=config.get("model", {}).get("family"), xla=xla
-    )
-
 
 # --- Sample requests --------------------------------------------------------------
 
@@ -76,14 +52,21 @@ def sample_pairs(tokenizer):
     return [(f"{w[0]} {w[1]} {w[2]}", f"{w[3]} {w[4]}"), (w[5], f"{w[6]} {w[7]} {w[8]}")]
 
 
-def sample_requests(signatures):
-    """Greedy, sampled and beam generation, score and ids generation requests."""
-    generate, generate_ids = signatures.endpoints
-    (source, target), (other_source, other_target) = sample_pairs(signatures.tokenizer)
+def sample_requests(tokenizer, end_id, limits, endpoints):
+    """Greedy, sampled and beam generation, score and ids generation requests.
+
+    Args:
+        tokenizer: The model's `SentencePieceTokenizer`.
+        end_id: Its end token id.
+        limits: The export's `Seq2SeqLimits`.
+        endpoints: The names of the generation endpoint and its ids variant.
+    """
+    generate, generate_ids = endpoints
+    (source, target), (other_source, other_target) = sample_pairs(tokenizer)
     sources = [source, other_source]
-    new_tokens = min(SAMPLE_NEW_TOKENS, signatures.limits.max_new_tokens)
-    long_source = " ".join([source] * signatures.limits.capacity)  # gets cut
-    ids = source_ids(signatures.tokenizer, signatures.end_id, signatures.limits, sources)
+    new_tokens = min(SAMPLE_NEW_TOKENS, limits.max_new_tokens)
+    long_source = " ".join([source] * limits.capacity)  # gets cut
+    ids = source_ids(tokenizer, end_id, limits, sources)
     padded = [row + [0] * (max(map(len, ids)) - len(row)) for row in ids]
     return [
         _request(generate, {"sources": sources}, new_tokens, GREEDY),
@@ -172,33 +155,3 @@ def _score(model, tokenizer, limits, sources, targets):
     )
     scores = np.asarray(ops.convert_to_numpy(scores), "float64")
     return {"log_likelihood": scores.tolist(), "num_tokens": [len(row) - 1 for row in decoder]}
-
-
-# --- assets.extra -----------------------------------------------------------------
-
-
-def write_seq2seq_assets(directory, signatures, name):
-    """Warmup requests, REST examples and expected outputs of a seq2seq export."""
-    extra = f"{directory}/{layout.ASSETS_EXTRA}"
-    requests = sample_requests(signatures)
-    dtypes = {
-        sig: {k: s.dtype for k, s in specs.items()}
-        for sig, specs in bert_export.all_input_specs(signatures).items()
-    }
-    serving_files.write_warmup_requests(
-        f"{extra}/{layout.WARMUP_FILE}", name, requests, dtypes=dtypes
-    )
-    serving_files.write_example_requests(f"{extra}/{layout.EXAMPLES_DIR}", requests)
-    expected = [
-        dict(
-            r,
-            expected=reference_outputs(
-                signatures.model, signatures.tokenizer, signatures.limits, r
-            ),
-        )
-        for r in requests
-    ]
-    run_files.write_json(
-        {"float_tolerance": FLOAT_TOLERANCE, "requests": expected},
-        f"{extra}/{layout.EXPECTED_FILE}",
-    )

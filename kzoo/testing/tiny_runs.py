@@ -11,9 +11,9 @@ import keras
 
 from kzoo.data.builtin_corpus import default_corpus
 from kzoo.tokenizers import load_tokenizer, train_sentencepiece
-from kzoo.training import families, run_files
-from kzoo.training.config import write_yaml_atomic
 from kzoo.training.recipe import validate
+from kzoo.training.run_directory import RunDirectory
+from kzoo.training.tasks.registry import task_for
 
 MODELS = {
     "gpt": {
@@ -46,13 +46,22 @@ def build_run(run_dir, family):
         },
         name=f"tiny_{family}",
     )
-    write_yaml_atomic(config, os.path.join(run_dir, run_files.CONFIG))
+    write_untrained_run(run_dir, config)
+    return str(run_dir)
+
+
+def write_untrained_run(run_dir, config):
+    """Writes the validated `config`, a char tokenizer of built-in text and an
+    untrained model of the config's task into `run_dir`; returns the model.
+    Seed first (`build_run`)."""
+    run = RunDirectory(run_dir)
+    run.write_config(config)
     train_sentencepiece(
         texts=default_corpus().documents(50, seed=0), model_type="char", output_dir=run_dir
     )
-    model = families.build_model(config["model"], load_tokenizer(run_dir))
-    run_files.save_atomically(model.save, os.path.join(run_dir, run_files.MODEL))
-    return str(run_dir)
+    model = task_for(config).build_model(load_tokenizer(run_dir))
+    run.save_model(model)
+    return model
 
 
 # --- Every family, for the serving fuzz tests and benchmarks/fuzz_serving.py -------
@@ -81,6 +90,7 @@ def build_seq2seq_run(run_dir, family, kernel_scale=1.0):
     (the seq2seq model's kernels multiplied by `kernel_scale`)."""
     from kzoo.data.builtin_translation import translation_pairs
     from kzoo.models import Seq2SeqBackbone, Seq2SeqLM, T5Backbone
+    from kzoo.preprocessing import Seq2SeqPreprocessor
 
     keras.utils.set_random_seed(0)
     pairs = translation_pairs(200)
@@ -89,10 +99,13 @@ def build_seq2seq_run(run_dir, family, kernel_scale=1.0):
     )
     tokenizer = load_tokenizer(run_dir)
     size = tokenizer.vocabulary_size
+    length = SEQ2SEQ_MODEL["max_sequence_length"]
     if family == "t5":  # T5 starts decoding with <pad>.
-        model = Seq2SeqLM(T5Backbone(size, **SEQ2SEQ_MODEL), tokenizer=tokenizer, start_token_id=0)
+        preprocessor = Seq2SeqPreprocessor(tokenizer, length, length, start_token_id=0)
+        model = Seq2SeqLM(T5Backbone(size, **SEQ2SEQ_MODEL), preprocessor=preprocessor)
     else:
-        model = Seq2SeqLM(Seq2SeqBackbone(size, **SEQ2SEQ_MODEL), tokenizer=tokenizer)
+        preprocessor = Seq2SeqPreprocessor(tokenizer, length, length)
+        model = Seq2SeqLM(Seq2SeqBackbone(size, **SEQ2SEQ_MODEL), preprocessor=preprocessor)
         for weight in model.weights:
             if "kernel" in weight.path:
                 weight.assign(weight * kernel_scale)
@@ -102,8 +115,8 @@ def build_seq2seq_run(run_dir, family, kernel_scale=1.0):
         "data": {"train": "builtin"},
         "export": {"name": f"tiny_{family}", **SEQ2SEQ_EXPORT},
     }
-    write_yaml_atomic(config, os.path.join(run_dir, run_files.CONFIG))
-    run_files.save_atomically(model.save, os.path.join(run_dir, run_files.MODEL))
+    RunDirectory(run_dir).write_config(config)
+    RunDirectory(run_dir).save_model(model)
     return str(run_dir)
 
 
@@ -119,6 +132,12 @@ def bert_models(run_dir):
         BertPretrainer,
         BertQuestionAnswerer,
         BertTokenClassifier,
+    )
+    from kzoo.preprocessing import (
+        BertClassifierPreprocessor,
+        BertMaskedLMPreprocessor,
+        BertQuestionAnswererPreprocessor,
+        BertTaggerPreprocessor,
     )
     from kzoo.tokenizers.wordpiece_trainer import SPECIAL_TOKENS, write_vocabulary
 
@@ -136,11 +155,23 @@ def bert_models(run_dir):
     )
     tokenizer = load_tokenizer(run_dir)
     backbone = BertBackbone(tokenizer.vocabulary_size, dropout=0.0, **BERT_MODEL)
+    length = BERT_DATA["sequence_length"]
+    qa = {k: BERT_DATA[k] for k in ("max_query_tokens", "doc_stride", "max_answer_tokens")}
     return tokenizer, {
-        "classify": BertClassifier(backbone, labels=["next", "random"], tokenizer=tokenizer),
-        "tag": BertTokenClassifier(backbone, labels=BERT_TAGS, tokenizer=tokenizer),
-        "qa": BertQuestionAnswerer(backbone, tokenizer=tokenizer),
-        "pretrain": BertPretrainer(backbone, tokenizer=tokenizer),
+        "classify": BertClassifier(
+            backbone,
+            labels=["next", "random"],
+            preprocessor=BertClassifierPreprocessor(tokenizer, length, pairs=True),
+        ),
+        "tag": BertTokenClassifier(
+            backbone, labels=BERT_TAGS, preprocessor=BertTaggerPreprocessor(tokenizer, length)
+        ),
+        "qa": BertQuestionAnswerer(
+            backbone, preprocessor=BertQuestionAnswererPreprocessor(tokenizer, length, **qa)
+        ),
+        "pretrain": BertPretrainer(
+            backbone, preprocessor=BertMaskedLMPreprocessor(tokenizer, length)
+        ),
     }
 
 
@@ -156,8 +187,8 @@ def build_bert_run(run_dir, task):
         },
         name=f"tiny_bert_{task}",
     )
-    write_yaml_atomic(config, os.path.join(run_dir, run_files.CONFIG))
-    run_files.save_atomically(models[task].save, os.path.join(run_dir, run_files.MODEL))
+    RunDirectory(run_dir).write_config(config)
+    RunDirectory(run_dir).save_model(models[task])
     return str(run_dir)
 
 
@@ -174,9 +205,7 @@ def build_bert_export(directory, tasks=("classify", "tag", "qa", "pretrain")):
     archive = keras.export.ExportArchive()
     archive.track(tokenizer)
     for task in tasks:
-        signatures = BertSignatures(
-            models[task], tokenizer, BERT_DATA, top_k=BERT_TOP_K, pairs=task == "classify"
-        )
+        signatures = BertSignatures(models[task], top_k=BERT_TOP_K)
         archive.track(models[task])
         for name, specs in signatures.input_specs().items():
             if name != "embed" or task == "pretrain":
@@ -195,7 +224,7 @@ def build_export(directory, family, assets=True):
     the SavedModel itself."""
     from unittest import mock
 
-    from kzoo.export import bert_export, export_run, saved_model, seq2seq_export
+    from kzoo.export import export_run, saved_model
 
     if family == "bert":
         return build_bert_export(directory)
@@ -212,11 +241,5 @@ def build_export(directory, family, assets=True):
     out_dir = os.path.join(directory, "saved_models")
     if assets:
         return export_run(run_dir, out_dir=out_dir)
-    skip = lambda *args, **kwargs: None
-    with (
-        mock.patch.object(saved_model, "_write_assets_extra", skip),
-        mock.patch.object(saved_model, "_write_export_info", skip),
-        mock.patch.object(bert_export, "write_bert_assets", skip),
-        mock.patch.object(seq2seq_export, "write_seq2seq_assets", skip),
-    ):
+    with mock.patch.object(saved_model, "write_assets_extra", lambda *args: None):
         return export_run(run_dir, out_dir=out_dir)

@@ -1,28 +1,12 @@
-"""Shared checks for kzoo's tests, in the spirit of KerasHub's `run_layer_test`.
-
-Backend-agnostic (keras + numpy only), so the same checks run on TensorFlow and JAX.
-"""
+"""`run_layer_test`: the checks every kzoo layer must pass, in the spirit of
+KerasHub's `run_layer_test` (keras + numpy only, so they run on TensorFlow and JAX)."""
 
 import os
 import tempfile
 
 import keras
-import numpy as np
 
-
-def to_numpy(structure):
-    """Converts every tensor in a (nested) structure to a NumPy array."""
-    return keras.tree.map_structure(keras.ops.convert_to_numpy, structure)
-
-
-def assert_all_close(actual, expected, atol=1e-5, rtol=1e-5):
-    """`np.testing.assert_allclose` over matching nested structures."""
-    actual, expected = to_numpy(actual), to_numpy(expected)
-    keras.tree.assert_same_structure(actual, expected)
-    for a, e in zip(keras.tree.flatten(actual), keras.tree.flatten(expected)):
-        np.testing.assert_allclose(
-            np.asarray(a, "float64"), np.asarray(e, "float64"), atol=atol, rtol=rtol
-        )
+from kzoo.testing.outputs import assert_all_close
 
 
 def _call(layer, inputs, call_kwargs):
@@ -91,7 +75,7 @@ def run_layer_test(
     symbolic = _symbolic_inputs(inputs)
     model = keras.Model(symbolic, _call(layer, symbolic, call_kwargs))
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "model.keras")
+        path = os.path.join(tmp, "round_trip.keras")
         model.save(path)
         loaded = keras.saving.load_model(path, safe_mode=True)
     assert_all_close(loaded(inputs), outputs)
@@ -109,58 +93,3 @@ def run_layer_test(
             mixed_outputs, outputs, atol=mixed_precision_atol, rtol=mixed_precision_atol
         )
     return layer, outputs
-
-
-def _slice_length(inputs, length):
-    return keras.tree.map_structure(lambda a: a[:, :length], inputs)
-
-
-def run_model_test(
-    build_model, inputs, expected_output_shape, run_mixed_precision=True, mixed_precision_atol=0.1
-):
-    """Runs the checks every kzoo backbone and task model must pass.
-
-    1. Output shape; a shorter sequence length also works (variable lengths).
-    2. `get_config` -> `from_config` with the same weights gives the same outputs.
-    3. `.keras` save and load with `safe_mode=True` gives the same outputs.
-    4. Built with `dtype="mixed_bfloat16"` and the same weights, the outputs stay
-       close to float32 (and the variables stay float32).
-
-    Args:
-        build_model: `build_model(dtype=None) -> keras.Model`.
-        inputs: Input dict of `(batch, length)` arrays.
-        expected_output_shape: Shape of the output for `inputs` (a dict of shapes
-            for dict outputs).
-
-    Returns:
-        The model and its outputs.
-    """
-    model = build_model()
-    outputs = model(inputs)
-    shapes = keras.tree.map_structure(lambda t: tuple(t.shape), outputs)
-    assert shapes == expected_output_shape, (shapes, expected_output_shape)
-    length = keras.tree.flatten(inputs)[0].shape[1]
-    shorter = model(_slice_length(inputs, length - 1))
-    for tensor in keras.tree.flatten(shorter):
-        if len(tensor.shape) >= 3:  # sequence outputs follow the input length
-            assert tensor.shape[1] == length - 1, tensor.shape
-
-    restored = type(model).from_config(model.get_config())
-    restored.set_weights(model.get_weights())
-    assert_all_close(restored(inputs), outputs)
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "model.keras")
-        model.save(path)
-        loaded = keras.saving.load_model(path, safe_mode=True)
-    assert type(loaded) is type(model)
-    assert_all_close(loaded(inputs), outputs)
-
-    if run_mixed_precision:
-        mixed = build_model(dtype="mixed_bfloat16")
-        mixed.set_weights(model.get_weights())
-        assert all(w.dtype == "float32" for w in mixed.weights)
-        assert_all_close(
-            mixed(inputs), outputs, atol=mixed_precision_atol, rtol=mixed_precision_atol
-        )
-    return model, outputs

@@ -1,0 +1,197 @@
+"""The one interface every exported family implements, and the registry that picks it.
+
+A family's `ServingSignatures` subclass says everything `kzoo export` and
+`kzoo check-serving` need to know about it:
+
+    from_model(model, export_settings)  the signatures of a trained model
+    input_specs()                       `{endpoint: {input: TensorSpec}}`, the
+                                        default endpoint (`serving_default`) first
+    <endpoint>(...)                     one method per endpoint: tensors in, a dict
+                                        of batch-first tensors out
+    sample_requests()                   the requests the export ships (warmup,
+                                        REST examples, the check-serving comparison)
+    reference_outputs(request)          the Keras model's answers to one of them
+    expected_fields(), export_info()    what else `expected_outputs.json` and
+                                        `kzoo_export.json` record (tolerances, limits)
+
+`kzoo.export.saved_model` writes the SavedModel and its `assets.extra` from these
+alone, for every family. `signatures_class(model)` looks the model's class up in
+`SIGNATURES` (its module is imported then): a new family adds its module and one
+line there.
+"""
+
+import importlib
+
+import tensorflow as tf
+
+from kzoo.export.input_policy import declared_shape
+
+SERVING_DEFAULT = "serving_default"
+FLOAT_TOLERANCE = {"rtol": 1e-4, "atol": 1e-5}
+
+# Model class name -> "module:class" of its signatures, imported on first use.
+SIGNATURES = {
+    "GPTCausalLM": "kzoo.export.causal_lm_signatures:CausalLMSignatures",
+    "LSTMLanguageModel": "kzoo.export.causal_lm_signatures:CausalLMSignatures",
+    "Seq2SeqLM": "kzoo.export.seq2seq_signatures:Seq2SeqSignatures",
+    "BertPretrainer": "kzoo.export.bert_signatures:BertSignatures",
+    "BertClassifier": "kzoo.export.bert_signatures:BertSignatures",
+    "BertTokenClassifier": "kzoo.export.bert_signatures:BertSignatures",
+    "BertQuestionAnswerer": "kzoo.export.bert_signatures:BertSignatures",
+}
+
+
+def signatures_class(model, where="the model"):
+    """The `ServingSignatures` subclass serving `model` (its class or a base class
+    registered in `SIGNATURES`).
+
+    Args:
+        model: A Keras model.
+        where: What the error message calls the model (e.g. the run directory).
+
+    Raises:
+        ValueError: No family exports this model; the message lists those that do.
+
+    Example:
+    >>> signatures_class(object(), where="runs/x")
+    Traceback (most recent call last):
+    ...
+    ValueError: runs/x: holds a object; kzoo export supports BertClassifier, ...
+    """
+    for cls in type(model).__mro__:
+        if cls.__name__ in SIGNATURES:
+            module, name = SIGNATURES[cls.__name__].split(":")
+            return getattr(importlib.import_module(module), name)
+    raise ValueError(
+        f"{where}: holds a {type(model).__name__}; kzoo export supports "
+        f"{', '.join(sorted(SIGNATURES))}"
+    )
+
+
+class ServingSignatures:
+    """The serving signatures of one model family (subclass it per family).
+
+    A subclass sets `model` and `tokenizer` and implements `from_model`,
+    `input_specs`, one method per endpoint and `sample_requests`; the other
+    methods have defaults that a family overrides where it differs.
+
+    Endpoint methods are plain functions of tensors, wrapped by
+    `keras.export.ExportArchive.add_endpoint` with `input_specs()`; declaring
+    inputs with any rank (`input_policy.any_rank`) and checking them in the graph
+    is the family's job.
+    """
+
+    model = None
+    tokenizer = None
+
+    @classmethod
+    def from_model(cls, model, export_settings, xla=False, run=None):
+        """The signatures of a trained `model`.
+
+        Args:
+            model: The Keras model (`signatures_class(model)` is `cls`).
+            export_settings: The validated `export` section of its recipe.
+            xla: Compile the model calls with XLA.
+            run: The `kzoo.training.run_directory.RunDirectory` it was loaded
+                from, for what the model does not carry itself; or None.
+        """
+        raise NotImplementedError
+
+    def input_specs(self):
+        """`{endpoint: {input: tf.TensorSpec}}`, the default endpoint first."""
+        raise NotImplementedError
+
+    def sample_requests(self):
+        """A list of `{"signature_name", "inputs": {name: list}}`, batch-first:
+        each endpoint (and `serving_default`) at least once."""
+        raise NotImplementedError
+
+    @property
+    def default_signature(self):
+        """The endpoint TF Serving calls `serving_default`."""
+        return next(iter(self.input_specs()))
+
+    def all_input_specs(self):
+        """`input_specs()` with `serving_default` (an alias of the default) added."""
+        specs = self.input_specs()
+        return {**specs, SERVING_DEFAULT: specs[self.default_signature]}
+
+    def output_dtypes(self):
+        """`{endpoint: {output: dtype name}}` for `kzoo_export.json`, or None."""
+        return None
+
+    def signature_specs(self):
+        """Every endpoint's input names, dtypes and shapes (None: any rank, checked
+        in the graph), and output dtypes where `output_dtypes` gives them: the
+        `signatures` of `kzoo_export.json`."""
+        outputs = self.output_dtypes()
+        specs = {}
+        for name, inputs in self.all_input_specs().items():
+            specs[name] = {
+                "inputs": {
+                    key: {"dtype": spec.dtype.name, "shape": declared_shape(spec)}
+                    for key, spec in inputs.items()
+                }
+            }
+            if outputs is not None:
+                source = self.default_signature if name == SERVING_DEFAULT else name
+                specs[name]["outputs"] = outputs[source]
+        return specs
+
+    def trackables(self):
+        """What the SavedModel must hold besides the endpoints' own variables."""
+        return [self.model, self.tokenizer]
+
+    def reference_outputs(self, request):
+        """The Keras-side answer to one sample request, JSON-ready; by default the
+        endpoint function run eagerly on the Keras model."""
+        name = request["signature_name"]
+        if name == SERVING_DEFAULT:
+            name = self.default_signature
+        specs = self.input_specs()[name]
+        args = [tf.constant(request["inputs"][key], spec.dtype) for key, spec in specs.items()]
+        outputs = getattr(self, name)(*args)
+        return {key: to_json(value) for key, value in outputs.items()}
+
+    def expected_fields(self):
+        """The fields of `expected_outputs.json` besides `requests`: how close
+        `kzoo check-serving` wants floats."""
+        return {"float_tolerance": FLOAT_TOLERANCE}
+
+    def export_info(self):
+        """Fields `kzoo_export.json` adds for this family (its limits)."""
+        return {}
+
+
+def run_config(run):
+    """The config of `run` (a `RunDirectory`, or None: `{}`), for a family's
+    `run_settings`."""
+    return run.config() if run is not None and run.has_config() else {}
+
+
+def run_tokenizer(model, run):
+    """The model's tokenizer, else the one trained into `run`."""
+    return run.tokenizer(model) if run is not None else model.tokenizer
+
+
+def to_json(tensor):
+    """A tensor as nested lists, bytes decoded as UTF-8."""
+    array = tensor.numpy()
+    if array.dtype == object:
+        return _decode(array.tolist())
+    return array.tolist()
+
+
+def _decode(values):
+    if isinstance(values, list):
+        return [_decode(v) for v in values]
+    return values.decode("utf-8", errors="replace")
+
+
+def next_power_of_two(n):
+    """The smallest power of two >= n (n >= 1), for an int32 scalar tensor (buffers
+    are rounded up as `kzoo.models.text_generation.round_up` rounds them)."""
+    x = n - 1
+    for shift in (1, 2, 4, 8, 16):
+        x = tf.bitwise.bitwise_or(x, tf.bitwise.right_shift(x, shift))
+    return x + 1

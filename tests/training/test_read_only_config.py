@@ -1,0 +1,98 @@
+"""A validated config is read-only: tasks return what they derive (named sizes,
+`train.init_from`'s shapes). That the run's config.yaml holds it is checked by the
+fine-tuning runs (tests/training/test_bert_runs.py, test_seq2seq_runs.py)."""
+
+import types
+
+import pytest
+
+from kzoo.training.read_only_config import updated
+from kzoo.training.recipe import validate
+from kzoo.training.run_directory import RunDirectory
+from kzoo.training.tasks.registry import task_for
+
+
+def test_a_validated_config_refuses_writes():
+    config = validate({"data": {"train": ["a.txt", "b.txt"]}})
+    writes = [
+        lambda: config["train"].__setitem__("steps", 5),
+        lambda: config["data"].update(batch_size=4),
+        lambda: config["data"]["train"].append("c.txt"),
+        lambda: config["train"]["sample_prompts"].__setitem__(0, "x"),
+        lambda: config.__setitem__("data", {}),
+        lambda: config["model"].pop("family"),
+    ]
+    for write in writes:
+        with pytest.raises(TypeError, match="read-only.*updated"):
+            write()
+    assert config["train"]["steps"] is None and config["data"]["batch_size"] == 32
+    assert config["data"]["train"] == ["a.txt", "b.txt"]
+
+
+def test_updated_returns_a_new_read_only_config_and_keeps_the_old():
+    config = validate({})
+    new = updated(config, data={"batch_size": 4})
+    assert new["data"]["batch_size"] == 4 and config["data"]["batch_size"] == 32
+    assert new["train"] == config["train"]
+    with pytest.raises(TypeError):
+        new["data"]["batch_size"] = 8
+
+
+def test_a_validated_config_round_trips_through_config_yaml(tmp_path):
+    config = validate(
+        {
+            "model": {"family": "seq2seq"},
+            "data": {"bucket_boundaries": [8, 16], "train": [str(tmp_path / "x.tsv")]},
+            "train": {"sample_prompts": ["a", "b"]},
+        }
+    )
+    run = RunDirectory(str(tmp_path))
+    run.write_config(config)
+    assert validate(run.config()) == config
+
+
+@pytest.mark.parametrize(
+    "model, expected",
+    [
+        ({"family": "bert", "size": "mini"}, {"hidden_dim": 256, "num_layers": 4}),
+        ({"family": "t5", "size": "small"}, {"hidden_dim": 512, "num_layers": 6}),
+        ({"family": "seq2seq", "size": "big"}, {"hidden_dim": 1024, "dropout": 0.3}),
+        ({"family": "seq2seq", "size": "big", "architecture": "lstm"}, {"hidden_dim": 128}),
+    ],
+)
+def test_a_named_size_is_returned_not_written(model, expected):
+    kind = "wordpiece" if model["family"] == "bert" else "bpe"
+    config = validate({"model": model, "tokenizer": {"kind": kind}})
+    derived = task_for(config).derived_config(model=None)
+    assert {key: derived["model"][key] for key in expected} == expected
+    assert derived["model"]["size"] == model["size"]
+    assert config["model"]["hidden_dim"] == (64 if model["family"] == "bert" else 128)
+
+
+@pytest.mark.parametrize(
+    "family, task, keys",
+    [
+        ("bert", "classify", {"num_layers": 3, "num_segments": 2, "max_sequence_length": 96}),
+        ("t5", "finetune", {"num_layers": 3, "key_value_dim": 8, "activation": "relu"}),
+    ],
+)
+def test_init_from_shapes_come_from_the_built_model(tmp_path, monkeypatch, family, task, keys):
+    from kzoo.training.tasks.bert_pretrain import ENCODER_KEYS
+    from kzoo.training.tasks.seq2seq import T5_KEYS
+
+    monkeypatch.chdir(tmp_path)
+    kind = "wordpiece" if family == "bert" else "bpe"
+    config = validate(
+        {
+            "model": {"family": family, "task": task, "size": "tiny"},
+            "tokenizer": {"kind": kind},
+            "train": {"init_from": "pretrained"},
+        }
+    )
+    shape = {key: 7 for key in (ENCODER_KEYS if family == "bert" else T5_KEYS)}
+    model = types.SimpleNamespace(backbone=types.SimpleNamespace(**{**shape, **keys}))
+    derived = task_for(config).derived_config(model)
+    assert {key: derived["model"][key] for key in keys} == keys
+    assert derived["model"]["size"] is None
+    assert derived["train"]["init_from"] == str(tmp_path / "pretrained")
+    assert config["model"]["size"] == "tiny" and config["train"]["init_from"] == "pretrained"
