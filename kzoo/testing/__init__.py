@@ -13,6 +13,7 @@ the `conftest.py` files). One module per concept:
 - `tiny_runs`: run directories and exports of every family, built without training.
 - `serving_fuzz`: hostile requests to exported signatures and the policy's verdict.
 - `resume_checks`: interrupting training at a step; comparing two runs' weights.
+- `init_from_checks`: a fine-tuning run starts from its pretrained run's backbone.
 - `tensorboard_logs`, `tokenizer_texts`, `checkout`, `processes`, `ports`.
 
 This package re-exports the helpers of the modules that do not load TensorFlow on

@@ -75,12 +75,19 @@ def _type_name(types):
     return " or ".join(t.__name__ for t in types)
 
 
+def _mapping(value, where, of=""):
+    """`value`, which YAML must have given as a mapping (`{}` for None: an empty
+    file or section); ConfigError naming `where` otherwise."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a mapping{of}, got {type(value).__name__}")
+    return value
+
+
 def validate_section(section, values, schema):
     """Returns `values` completed with defaults; raises ConfigError on a bad key."""
-    if values is None:
-        values = {}
-    if not isinstance(values, dict):
-        raise ConfigError(f"{section}: expected a mapping, got {type(values).__name__}")
+    values = _mapping(values, section)
     unknown = sorted(set(values) - set(schema))
     if unknown:
         raise ConfigError(
@@ -175,10 +182,7 @@ def read_yaml(path):
         raise ConfigError(f"{where}: invalid YAML: {getattr(error, 'problem', error)}") from None
     except UnicodeDecodeError as error:
         raise ConfigError(f"{path}: not UTF-8 ({error.reason} at byte {error.start})") from None
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
+    raw = _mapping(raw, path, " of sections")
     unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
         raise ConfigError(f"{path}: unknown section {unknown[0]!r}; valid: {list(SECTIONS)}")

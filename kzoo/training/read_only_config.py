@@ -30,38 +30,36 @@ def _refuse(self, *args, **kwargs):
     raise TypeError(_READ_ONLY)
 
 
-class ReadOnlyDict(dict):
+class _ReadOnly:
+    """What the read-only types share: a copy is the value itself (nothing can
+    change either), and a pickle re-freezes the plain value."""
+
+    __slots__ = ()
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __reduce__(self):
+        return freeze, (thaw(self),)
+
+
+class ReadOnlyDict(_ReadOnly, dict):
     """A `dict` that refuses every write (`TypeError`); copying gives itself."""
 
     __slots__ = ()
     __setitem__ = __delitem__ = __ior__ = _refuse
     clear = pop = popitem = setdefault = update = _refuse
 
-    def __copy__(self):
-        return self
 
-    def __deepcopy__(self, memo):
-        return self
-
-    def __reduce__(self):
-        return ReadOnlyDict, (dict(self),)
-
-
-class ReadOnlyList(list):
+class ReadOnlyList(_ReadOnly, list):
     """A `list` that refuses every write (`TypeError`); copying gives itself."""
 
     __slots__ = ()
     __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
     append = extend = insert = pop = remove = clear = sort = reverse = _refuse
-
-    def __copy__(self):
-        return self
-
-    def __deepcopy__(self, memo):
-        return self
-
-    def __reduce__(self):
-        return ReadOnlyList, (list(self),)
 
 
 def freeze(value):

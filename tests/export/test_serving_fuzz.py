@@ -63,7 +63,7 @@ def export_fixture(family):
     """A fixture giving the tiny `family` export (the tests using it are marked
     to run on that export's worker)."""
 
-    @pytest.fixture
+    @pytest.fixture(name=family)
     def export(tiny_export):
         return tiny_export(family)
 

@@ -203,3 +203,14 @@ def test_seq2seq_loss_is_a_mean_over_real_target_tokens():
     logits = np.log(np.array([[[0.5, 0.5], [0.9, 0.1]]], "float32"))
     weights = np.array([[1.0, 0.0]])  # the second position is padding
     assert float(loss(labels, logits, weights)) == pytest.approx(np.log(2.0), rel=1e-5)
+
+
+def test_a_named_size_is_one_of_the_familys_size_table():
+    from kzoo.models import SEQ2SEQ_SIZES, T5_SIZES
+    from kzoo.models.bert import BERT_SIZES
+    from kzoo.training.tasks.bert_schema import BERT
+    from kzoo.training.tasks.seq2seq_schema import SEQ2SEQ
+    from kzoo.training.tasks.t5_schema import T5
+
+    for schema, sizes in ((BERT, BERT_SIZES), (SEQ2SEQ, SEQ2SEQ_SIZES), (T5, T5_SIZES)):
+        assert schema.model["size"].choices == tuple(sizes)

@@ -27,7 +27,7 @@ class GPTCausalLM(TaskModel):
         preprocessor: Optional `kzoo.preprocessing.CausalLMPreprocessor` (the
             tokenizer and the training sequence length), saved with the model.
         end_token_id: Token that ends a document (and generation); defaults to the
-            tokenizer's `eos_id`.
+            preprocessor's, else the tokenizer's `eos_id`.
 
     Example:
     >>> import numpy as np
@@ -54,6 +54,8 @@ class GPTCausalLM(TaskModel):
         super().__init__(inputs=inputs, outputs=logits, **kwargs)
 
         # === Config ===
+        if end_token_id is None and preprocessor is not None:
+            end_token_id = preprocessor.end_token_id
         if end_token_id is None and self.tokenizer is not None:
             end_token_id = int(self.tokenizer.eos_id)
         self.end_token_id = end_token_id

@@ -38,9 +38,10 @@ class Seq2SeqLM(TaskModel):
         tokenizer: Optional tokenizer with `tokenize`, `detokenize`, `bos_id` and
             `eos_id`; needed for string inputs. Give it inside `preprocessor`
             instead when there is one.
-        start_token_id: First decoder token; defaults to the tokenizer's `bos_id`.
-        end_token_id: Token that ends a sequence; defaults to the tokenizer's
-            `eos_id`.
+        start_token_id: First decoder token; defaults to the preprocessor's, else
+            the tokenizer's `bos_id`.
+        end_token_id: Token that ends a sequence; defaults to the preprocessor's,
+            else the tokenizer's `eos_id`.
         preprocessor: Optional `kzoo.preprocessing.Seq2SeqPreprocessor` (the
             tokenizer and the length limits), saved with the model.
 
@@ -77,6 +78,12 @@ class Seq2SeqLM(TaskModel):
         super().__init__(inputs=inputs, outputs=logits, **kwargs)
 
         # === Config ===
+        # Defaults: the preprocessor's ids, else the tokenizer's.
+        if preprocessor is not None:
+            start_token_id = (
+                preprocessor.start_token_id if start_token_id is None else start_token_id
+            )
+            end_token_id = preprocessor.end_token_id if end_token_id is None else end_token_id
         if start_token_id is None and self.tokenizer is not None:
             start_token_id = int(self.tokenizer.bos_id)
         if end_token_id is None and self.tokenizer is not None:
