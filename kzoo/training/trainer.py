@@ -255,7 +255,8 @@ def resumable_config(config, run_dir):
     """The saved config of the unfinished run in `run_dir`, checked against `config`.
 
     Keys the user set (not None) must equal the saved ones, except those in
-    `RESUME_MAY_CHANGE`; keys the run filled in (named sizes) are taken as saved.
+    `RESUME_MAY_CHANGE`; keys the task derived (`Task.derived_keys`: a named size's,
+    the `train.init_from` run's shapes) are taken as saved.
     """
     run = RunDirectory(run_dir)
     if run.is_finished():
@@ -266,10 +267,11 @@ def resumable_config(config, run_dir):
     saved = validate(run.config())
     if config is None:
         return saved
+    derived = task_for(config).derived_keys()
     for section, values in config.items():  # validated: every section is a dict
         for key, value in values.items():
             name = f"{section}.{key}"
-            if value is None or name in RESUME_MAY_CHANGE:
+            if value is None or name in RESUME_MAY_CHANGE or name in derived:
                 continue
             if saved.get(section, {}).get(key) != value:
                 raise ConfigError(

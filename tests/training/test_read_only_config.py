@@ -96,3 +96,33 @@ def test_init_from_shapes_come_from_the_built_model(tmp_path, monkeypatch, famil
     assert derived["model"]["size"] is None
     assert derived["train"]["init_from"] == str(tmp_path / "pretrained")
     assert config["model"]["size"] == "tiny" and config["train"]["init_from"] == "pretrained"
+
+
+@pytest.mark.parametrize("init_from", [None, "pretrained"])
+def test_the_same_recipe_resumes_a_run_whose_keys_the_task_derived(tmp_path, init_from):
+    """`kzoo train RECIPE --run-dir RUN` again on an unfinished sized (or
+    init_from) run: config.yaml holds the derived keys, which the recipe's
+    defaults (hidden_dim 64, size "mini") do not repeat; other keys still count."""
+    from kzoo.training.config import ConfigError
+    from kzoo.training.trainer import resumable_config
+
+    train = {"init_from": str(tmp_path / init_from)} if init_from else {}
+    config = validate(
+        {
+            "model": {"family": "bert", "task": "classify", "size": "mini"},
+            "tokenizer": {"kind": "wordpiece"},
+            "train": train,
+        }
+    )
+    if init_from:
+        shape = {"num_layers": 3, "hidden_dim": 24, "num_heads": 3, "intermediate_dim": 48}
+        derived = updated(config, model={**shape, "size": None})
+    else:
+        derived = task_for(config).derived_config(model=None)
+    assert derived["model"]["hidden_dim"] != config["model"]["hidden_dim"]
+    run = RunDirectory(str(tmp_path / "run"))
+    run.write_config(derived)
+    assert resumable_config(config, run.path)["model"] == derived["model"]
+    changed = updated(config, train={"learning_rate": 0.5})
+    with pytest.raises(ConfigError, match=r"^train\.learning_rate: 0\.5 differs from "):
+        resumable_config(changed, run.path)

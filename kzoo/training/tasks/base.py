@@ -73,9 +73,43 @@ class Task:
         `generate` read it there, not the recipe."""
         raise NotImplementedError
 
+    def preprocessor(self, tokenizer):
+        """The run's preprocessor: `make_preprocessor(tokenizer)`, built once.
+
+        `make_data` maps the raw text through it and `build_model` attaches the
+        same object to the model, so the training pipelines and the saved model
+        (its exports, `generate`) cannot use different settings.
+        """
+        cached = getattr(self, "_preprocessor", None)
+        if cached is None or cached.tokenizer is not tokenizer:
+            self._preprocessor = self.make_preprocessor(tokenizer)
+        return self._preprocessor
+
+    def model_preprocessor(self, model, tokenizer):
+        """The preprocessor `model` carries (a trained run's model, evaluated with
+        its own settings), else `preprocessor(tokenizer)`."""
+        preprocessor = getattr(model, "preprocessor", None)
+        return preprocessor if preprocessor is not None else self.preprocessor(tokenizer)
+
     def build_model(self, tokenizer, dtype=None):
-        """The model of the recipe, with `make_preprocessor(tokenizer)` attached."""
+        """The model of the recipe, with `preprocessor(tokenizer)` attached."""
         raise NotImplementedError
+
+    # The `model` keys a `train.init_from` run fixes (its shapes), if any.
+    INIT_FROM_KEYS = ()
+
+    def model_settings(self):
+        """The `model` section as built (a named `model.size`'s keys filled in)."""
+        return self.config["model"]
+
+    def derived_keys(self):
+        """Names of the keys whose `config.yaml` value the task derives rather than
+        the recipe: a named size's keys, or the `train.init_from` run's shapes (and
+        `model.size`). A resumed run does not compare them with the recipe."""
+        if self.config["train"]["init_from"] and self.INIT_FROM_KEYS:
+            return {"model.size", *(f"model.{key}" for key in self.INIT_FROM_KEYS)}
+        model = self.config["model"]
+        return {f"model.{k}" for k, v in self.model_settings().items() if model.get(k) != v}
 
     def derived_config(self, model):
         """The config as `model` (built by `build_model`) was made: a new read-only

@@ -49,6 +49,8 @@ def steps_in(count, batch_size, key):
 class BertTask(Task):
     """What every BERT run shares: the tokenizer and the encoder."""
 
+    INIT_FROM_KEYS = ENCODER_KEYS
+
     def make_tokenizer(self, run_dir):
         init_from = self.config["train"]["init_from"]
         if init_from:
@@ -174,49 +176,49 @@ class BertPretrainTask(BertTask):
     def tokenizer_texts(self):
         return [sentence for doc in self.train_documents for sentence in doc]
 
-    def _examples(self, tokenizer, documents, seed):
+    def _examples(self, preprocessor, documents, seed):
+        """Sentence pairs packed to the length of `preprocessor` (the model's)."""
         data = self.config["data"]
         return pretraining_examples(
-            tokenizer,
+            preprocessor.tokenizer,
             documents,
-            data["sequence_length"],
+            preprocessor.sequence_length,
             seed,
             random_next_probability=data["nsp_random_probability"],
             short_sequence_probability=data["short_sequence_probability"],
         )
 
-    def _dataset(self, examples, tokenizer, seed, shuffle):
-        data = self.config["data"]
+    def _dataset(self, examples, preprocessor, seed, shuffle):
+        """Batches masked at the rates of `preprocessor` (the model's)."""
         return bert_pretraining_dataset(
             examples,
-            tokenizer,
-            data["batch_size"],
+            preprocessor.tokenizer,
+            self.config["data"]["batch_size"],
             seed=seed,
             shuffle=shuffle,
             repeat=True,
-            selection_rate=data["mlm_selection_rate"],
-            mask_token_rate=data["mlm_mask_token_rate"],
-            random_token_rate=data["mlm_random_token_rate"],
             same_masks_every_pass=not shuffle,
+            **preprocessor.masking_settings(),
         )
 
     def make_data(self, tokenizer):
         data = self.config["data"]
         seed, batch = data["seed"], data["batch_size"]
-        train = self._examples(tokenizer, self.train_documents, seed)
+        preprocessor = self.preprocessor(tokenizer)
+        train = self._examples(preprocessor, self.train_documents, seed)
         per_epoch = steps_in(len(train["nsp_labels"]), batch, "data.train")
         validation, steps = None, None
         if self.validation_documents:
-            examples = self._examples(tokenizer, self.validation_documents, seed + 1)
+            examples = self._examples(preprocessor, self.validation_documents, seed + 1)
             steps = steps_in(len(examples["nsp_labels"]), batch, "data.validation")
             steps = min(steps, self.config["train"]["validation_steps"] or steps)
-            validation = self._dataset(examples, tokenizer, seed + 1, shuffle=False)
+            validation = self._dataset(examples, preprocessor, seed + 1, shuffle=False)
         return DataPlan(
-            self._dataset(train, tokenizer, seed, shuffle=True),
+            self._dataset(train, preprocessor, seed, shuffle=True),
             validation,
             steps,
             per_epoch,
-            batch * data["sequence_length"],
+            batch * preprocessor.sequence_length,
             bad_records=self.bad_records,
         )
 
@@ -236,7 +238,7 @@ class BertPretrainTask(BertTask):
         from kzoo.models import BertPretrainer
 
         return BertPretrainer(
-            self.build_backbone(tokenizer, dtype), preprocessor=self.make_preprocessor(tokenizer)
+            self.build_backbone(tokenizer, dtype), preprocessor=self.preprocessor(tokenizer)
         )
 
     def compile_args(self):
@@ -259,11 +261,12 @@ class BertPretrainTask(BertTask):
             documents = self.validation_documents
         if not documents:
             raise ValueError(f"{run_dir}: the run has no validation text; pass --data")
-        examples = self._examples(tokenizer, documents, settings["seed"] + 1)
+        preprocessor = self.model_preprocessor(model, tokenizer)
+        examples = self._examples(preprocessor, documents, settings["seed"] + 1)
         batch_size = batch_size or settings["batch_size"]
         self.config = updated(self.config, data={"batch_size": batch_size})
         steps = steps_in(len(examples["nsp_labels"]), batch_size, data or "validation")
-        dataset = self._dataset(examples, tokenizer, settings["seed"] + 1, shuffle=False)
+        dataset = self._dataset(examples, preprocessor, settings["seed"] + 1, shuffle=False)
         model.compile(**self.compile_args())
         result = model.evaluate(dataset, steps=steps, verbose=0, return_dict=True)
         return {

@@ -56,6 +56,7 @@ class EncoderDecoderTask(Task):
     """What every encoder-decoder run shares: the vocabulary, the model, the loss."""
 
     generates_from_prompts = False
+    INIT_FROM_KEYS = T5_KEYS  # only T5 fine-tuning starts from a run
 
     def num_sentinels(self):
         return 0
@@ -183,7 +184,7 @@ class EncoderDecoderTask(Task):
         from kzoo.models import Seq2SeqLM
 
         return Seq2SeqLM(
-            self.build_backbone(tokenizer, dtype), preprocessor=self.make_preprocessor(tokenizer)
+            self.build_backbone(tokenizer, dtype), preprocessor=self.preprocessor(tokenizer)
         )
 
     def compile_args(self):
