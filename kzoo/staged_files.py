@@ -151,32 +151,89 @@ def write_json_atomic(path, data, sort_keys=True):
     return atomic_write(path, write)
 
 
-def atomic_directory(path, fill, replace=False):
+def atomic_directory(path, fill, replace=False, mode=None):
     """Writes a directory all at once: `fill(tmp)` fills a temporary sibling of
-    `path` (a `.tmp-*` directory with the umask's mode), which is renamed onto
-    `path`.
+    `path` (`.tmp-NAME-*`, with the umask's mode), which is renamed onto `path`.
 
     If `fill` raises, the temporary directory is removed and `path` is left as it
-    was. `fill` flushes the files it writes (`os.fsync`) where a crash must not
-    lose them.
+    was. With `replace`, an existing `path` is first renamed aside (`.old-*`) and
+    deleted once the new one is in place; if that rename fails, the old one is
+    put back. `fill` flushes the files it writes (`os.fsync`) where a crash must
+    not lose them.
 
     Args:
         path: The directory to write; it may exist if empty, or with `replace`.
         fill: A function of the temporary directory's path.
-        replace: Delete an existing `path` (and what it holds) just before the rename.
+        replace: Replace an existing `path` (and what it holds).
+        mode: If given, every directory gets `mode` and every file `mode` less
+            the execute bits (`0o755`: directories 0755, files 0644), whatever
+            the umask: for readers running as another user (TF Serving).
 
     Returns:
         `path`.
+
+    Raises:
+        FileExistsError: `path` exists, is not empty and `replace` is False.
+
+    Example:
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "1")
+    >>> def fill(text):
+    ...     return lambda tmp: open(os.path.join(tmp, "a.txt"), "w").write(text)
+    >>> _ = atomic_directory(path, fill("old"))
+    >>> atomic_directory(path, fill("new"))
+    Traceback (most recent call last):
+    ...
+    FileExistsError: ... already exists and is not empty; ...
+    >>> _ = atomic_directory(path, fill("new"), replace=True, mode=0o755)
+    >>> open(os.path.join(path, "a.txt")).read(), oct(os.stat(path).st_mode & 0o777)
+    ('new', '0o755')
+    >>> os.listdir(os.path.dirname(path))
+    ['1']
     """
-    parent = os.path.dirname(os.path.abspath(path))
+    parent, name = os.path.split(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
-    tmp = mkdtemp(dir=parent, prefix=".tmp-")
+    tmp = mkdtemp(dir=parent, prefix=f".tmp-{name}-")
     try:
         fill(tmp)
-        if replace and os.path.exists(path):
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        if mode is not None:
+            _set_modes(tmp, mode)
+        if os.path.exists(path) and os.listdir(path):
+            if not replace:
+                raise FileExistsError(
+                    f"{path} already exists and is not empty; pass replace=True to replace it"
+                )
+            _replace_keeping_old(tmp, path)
+        else:
+            os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+def _set_modes(directory, mode):
+    """`directory` and the directories under it get `mode`, its files `mode`
+    without the execute bits."""
+    file_mode = mode & 0o666
+    os.chmod(directory, mode)
+    for root, dirs, files in os.walk(directory):
+        for d in dirs:
+            os.chmod(os.path.join(root, d), mode)
+        for f in files:
+            os.chmod(os.path.join(root, f), file_mode)
+
+
+def _replace_keeping_old(tmp, path):
+    """Renames `tmp` onto the existing directory `path`; the old `path` waits
+    aside until then, and comes back if the rename fails."""
+    trash = tempfile.mkdtemp(dir=os.path.dirname(path), prefix=".old-")
+    old = os.path.join(trash, "old")
+    os.rename(path, old)
+    try:
+        os.rename(tmp, path)
+    except BaseException:
+        os.rename(old, path)
+        raise
+    finally:
+        shutil.rmtree(trash, ignore_errors=True)

@@ -11,9 +11,8 @@ import pytest
 from kzoo import staged_files
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-# The one module allowed a rename of its own: an export swaps a whole version
-# directory, keeping the old one until the new one is in place.
-OWN_RENAMES = {"kzoo/staged_files.py", "kzoo/export/saved_model.py"}
+# The one module allowed a rename of its own.
+OWN_RENAMES = {"kzoo/staged_files.py"}
 
 
 def _fail_after_writing(tmp):
@@ -76,6 +75,59 @@ def test_a_failed_directory_write_keeps_the_old_directory(tmp_path):
     assert os.listdir(tmp_path) == ["step-00000001"]
     staged_files.atomic_directory(target, fill("new"), replace=True)
     assert (target / "state.json").read_text() == "new"
+
+
+def test_a_directory_is_replaced_only_when_allowed_and_the_old_one_comes_back(
+    tmp_path, monkeypatch
+):
+    target = tmp_path / "1"
+
+    def fill(tmp):
+        pathlib.Path(tmp, "new.txt").write_text("new")
+
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with pytest.raises(FileExistsError, match=f"{target} already exists and is not empty"):
+        staged_files.atomic_directory(target, fill)
+    rename = os.rename
+
+    def rename_fails_for_the_new_directory(src, dst):
+        if os.path.basename(src).startswith(".tmp-1-"):
+            raise OSError(16, "Device or resource busy")
+        rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", rename_fails_for_the_new_directory)
+    with pytest.raises(OSError, match="busy"):
+        staged_files.atomic_directory(target, fill, replace=True)
+    assert os.listdir(target) == ["old.txt"] and os.listdir(tmp_path) == ["1"]
+    monkeypatch.setattr(os, "rename", rename)
+    staged_files.atomic_directory(target, fill, replace=True)
+    assert os.listdir(target) == ["new.txt"] and os.listdir(tmp_path) == ["1"]
+
+
+def test_a_directory_mode_is_set_whatever_the_umask(tmp_path):
+    def fill(tmp):
+        os.mkdir(os.path.join(tmp, "variables"))
+        pathlib.Path(tmp, "variables", "data").write_bytes(b"1")
+
+    old_mask = os.umask(0o077)
+    try:
+        staged_files.atomic_directory(tmp_path / "1", fill, mode=0o755)
+        staged_files.atomic_directory(tmp_path / "2", fill)
+    finally:
+        os.umask(old_mask)
+    modes = {
+        path.relative_to(tmp_path).as_posix(): oct(path.stat().st_mode & 0o777)
+        for path in sorted(tmp_path.rglob("*"))
+    }
+    assert modes == {
+        "1": "0o755",
+        "1/variables": "0o755",
+        "1/variables/data": "0o644",
+        "2": "0o700",
+        "2/variables": "0o700",
+        "2/variables/data": "0o600",
+    }
 
 
 def renames_outside_the_helper(package_dir):

@@ -3,7 +3,8 @@
 Both take the examples of `kzoo.data.labelled_files` (the user's files) or of
 `kzoo.data.builtin_tasks` (generated) and return `tf.data` datasets of
 `(features, labels[, sample_weights])` for `model.fit`; tokenization and packing
-run in the graph (`kzoo.data.bert_inputs`), the same code the exports use.
+run in the graph, through the model's preprocessor (passed in as a function:
+`kzoo.preprocessing` sits above this package), the object its exports call.
 
 Tagging labels the first sub-word of each word; the other sub-words, [CLS], [SEP]
 and padding get weight 0, so they are ignored by the loss. Weights are scaled per
@@ -12,8 +13,6 @@ the mean over labelled words.
 """
 
 import tensorflow as tf
-
-from kzoo.data.bert_inputs import text_inputs, word_inputs
 
 
 def _shuffle_repeat(dataset, count, shuffle, seed, repeat):
@@ -25,23 +24,17 @@ def _shuffle_repeat(dataset, count, shuffle, seed, repeat):
 
 
 def classification_dataset(
-    tokenizer,
-    examples,
-    label_ids,
-    sequence_length,
-    batch_size,
-    *,
-    shuffle=False,
-    seed=0,
-    repeat=False,
+    preprocessor, examples, label_ids, batch_size, *, shuffle=False, seed=0, repeat=False
 ):
     """Batches of `(features, label_ids)` for `BertClassifier`.
 
     Args:
-        tokenizer: A `WordPieceTokenizer`.
+        preprocessor: `(texts, text_pairs) -> features` of 1-D string tensors
+            (`text_pairs` None for single texts): the model's
+            `BertClassifierPreprocessor`, so training packs as the model's
+            exports do.
         examples: Dicts with `text` and `text_pair` (None for single texts).
         label_ids: One int per example.
-        sequence_length: Packed length (pairs are trimmed round-robin).
         batch_size: Examples per batch; with `repeat`, partial batches are dropped.
         shuffle, seed, repeat: Shuffle each pass / repeat forever.
     """
@@ -56,9 +49,7 @@ def classification_dataset(
     )
 
     def to_inputs(batch):
-        features = text_inputs(
-            tokenizer, sequence_length, batch["text"], batch["text_pair"] if has_pairs else None
-        )
+        features = preprocessor(batch["text"], batch["text_pair"] if has_pairs else None)
         return features, tf.cast(batch["label"], tf.int32)
 
     dataset = dataset.batch(batch_size, drop_remainder=repeat)
@@ -66,20 +57,21 @@ def classification_dataset(
 
 
 def tagging_batches(
-    tokenizer,
-    examples,
-    tag_ids,
-    sequence_length,
-    batch_size,
-    *,
-    shuffle=False,
-    seed=0,
-    repeat=False,
+    word_inputs, examples, tag_ids, batch_size, *, shuffle=False, seed=0, repeat=False
 ):
     """Batches of `(features, labels, weights, first_positions)`.
 
     `labels` int32 `[B, L]` holds each word's tag id at its first sub-word;
     `first_positions` ragged `[B, W]` says where each word went (-1: cut off).
+
+    Args:
+        word_inputs: `words -> (features, first_positions)` of ragged words
+            `[B, W]`: the `word_inputs` of the model's `BertTaggerPreprocessor`
+            (see `kzoo.data.bert_inputs.word_inputs`).
+        examples: Dicts with `tokens` (the words).
+        tag_ids: One list of tag ids per example, one id per word.
+        batch_size: Examples per batch; with `repeat`, partial batches are dropped.
+        shuffle, seed, repeat: Shuffle each pass / repeat forever.
     """
     words = tf.ragged.constant([e["tokens"] for e in examples], dtype=tf.string)
     tags = tf.ragged.constant([list(t) for t in tag_ids], dtype=tf.int32)
@@ -92,7 +84,7 @@ def tagging_batches(
     )
 
     def to_inputs(batch):
-        features, first = word_inputs(tokenizer, sequence_length, batch["words"])
+        features, first = word_inputs(batch["words"])
         rows = tf.cast(first.value_rowids(), tf.int32)
         positions = first.flat_values
         kept = positions >= 0
@@ -108,8 +100,8 @@ def tagging_batches(
     return dataset.map(to_inputs, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def tagging_dataset(tokenizer, examples, tag_ids, sequence_length, batch_size, **kwargs):
+def tagging_dataset(word_inputs, examples, tag_ids, batch_size, **kwargs):
     """`(features, labels, weights)` batches for `BertTokenClassifier.fit`."""
-    return tagging_batches(tokenizer, examples, tag_ids, sequence_length, batch_size, **kwargs).map(
+    return tagging_batches(word_inputs, examples, tag_ids, batch_size, **kwargs).map(
         lambda x, y, w, _: (x, y, w)
     )

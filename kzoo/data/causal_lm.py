@@ -90,11 +90,13 @@ def drop_bad_lines(document, max_line_bytes):
     return tf.strings.reduce_join(tf.boolean_mask(pieces, good))
 
 
-def token_stream(documents, tokenizer, num_parallel_calls=tf.data.AUTOTUNE, lines_per_call=512):
+def token_stream(
+    documents, tokenizer, num_parallel_calls=tf.data.AUTOTUNE, lines_per_call=512, end_token_id=None
+):
     """Tokenizes documents into consecutive int32 chunks of the token stream.
 
     Concatenating the chunks gives, for each document in order, its tokens followed
-    by `tokenizer.eos_id`.
+    by the end-of-document id.
 
     Args:
         documents: A dataset of scalar strings (see `document_dataset`).
@@ -102,6 +104,7 @@ def token_stream(documents, tokenizer, num_parallel_calls=tf.data.AUTOTUNE, line
         num_parallel_calls: Groups of lines tokenized in parallel.
         lines_per_call: Lines per tokenizer call (lines of several documents may
             share a call).
+        end_token_id: The end-of-document id; defaults to `tokenizer.eos_id`.
 
     Returns:
         A `tf.data.Dataset` of 1-D int32 tensors of varying length.
@@ -117,7 +120,7 @@ def token_stream(documents, tokenizer, num_parallel_calls=tf.data.AUTOTUNE, line
     >>> tokenizer.eos_id, tf.concat(list(chunks), 0).numpy().tolist()
     (3, [6, 5, 4, 3, 5, 3])
     """
-    eos_id = tokenizer.eos_id
+    eos_id = tokenizer.eos_id if end_token_id is None else end_token_id
 
     def split_lines(document):
         lines = tf.strings.split(document, _NEWLINE)
@@ -197,6 +200,7 @@ def causal_lm_dataset(
     repeat=False,
     drop_remainder=True,
     max_line_bytes=None,
+    end_token_id=None,
 ):
     """Builds `(features, labels)` batches for next-token prediction.
 
@@ -221,6 +225,10 @@ def causal_lm_dataset(
         repeat: Whether to repeat forever (for `fit(steps_per_epoch=...)`).
         drop_remainder: Whether to drop the last, smaller batch (static shapes).
         max_line_bytes: Drop bad lines in the graph (see `document_dataset`).
+        end_token_id: The id between documents; defaults to `tokenizer.eos_id`.
+            A run passes its `CausalLMPreprocessor`'s `tokenizer`,
+            `sequence_length` and `end_token_id`, the settings its model is saved
+            with.
 
     Returns:
         A prefetched `tf.data.Dataset`.
@@ -247,7 +255,7 @@ def causal_lm_dataset(
             num_parallel_calls=num_parallel_calls,
             max_line_bytes=max_line_bytes,
         )
-        chunks = token_stream(documents, tokenizer, num_parallel_calls)
+        chunks = token_stream(documents, tokenizer, num_parallel_calls, end_token_id=end_token_id)
         return pack_into_blocks(skip_tokens(chunks, offset), sequence_length)
 
     if repeat and shuffle:

@@ -10,6 +10,8 @@ signature; every window remembers its example and the byte span in the context o
 each of its tokens, which maps labels in and answers back out (`qa_answers`).
 """
 
+import functools
+
 import numpy as np
 import tensorflow as tf
 
@@ -204,9 +206,14 @@ def qa_eval_windows(tokenizer, examples, *, sequence_length, max_query_tokens, d
     ...                 doc_stride=2)["example_index"].tolist()
     [0, 0, 1, 1, 2, 2]
     """
-    windows, _ = _windows_in_chunks(
-        tokenizer, examples, sequence_length, max_query_tokens, doc_stride, labels=False
+    windows_of = functools.partial(
+        qa_windows,
+        tokenizer,
+        sequence_length=sequence_length,
+        max_query_tokens=max_query_tokens,
+        doc_stride=doc_stride,
     )
+    windows, _ = _windows_in_chunks(windows_of, examples, labels=False)
     return windows
 
 
@@ -252,24 +259,30 @@ def qa_dataset(
     >>> labels["start_logits"].numpy().tolist(), labels["end_logits"].numpy().tolist()
     ([6, 4], [6, 4])
     """
-    features, labels = qa_training_windows(
+    windows_of = functools.partial(
+        qa_windows,
         tokenizer,
-        examples,
         sequence_length=sequence_length,
         max_query_tokens=max_query_tokens,
         doc_stride=doc_stride,
     )
+    features, labels = qa_training_windows(windows_of, examples)
     return windows_dataset(
         features, labels, batch_size=batch_size, shuffle=shuffle, seed=seed, repeat=repeat
     )
 
 
-def qa_training_windows(tokenizer, examples, *, sequence_length, max_query_tokens, doc_stride):
+def qa_training_windows(windows_of, examples):
     """The labelled windows of `qa_dataset` as NumPy: `(features, labels)`, one row
-    per window (build them once, count them, then `windows_dataset`)."""
-    windows, labels = _windows_in_chunks(
-        tokenizer, examples, sequence_length, max_query_tokens, doc_stride, labels=True
-    )
+    per window (build them once, count them, then `windows_dataset`).
+
+    Args:
+        windows_of: `(questions, contexts) -> windows` of 1-D string tensors, as
+            `qa_windows` with its settings: a run passes its model's
+            `BertQuestionAnswererPreprocessor.windows`.
+        examples: `read_squad_file` dicts (`question`, `context`, `answers`).
+    """
+    windows, labels = _windows_in_chunks(windows_of, examples, labels=True)
     return {key: windows[key] for key in FEATURE_KEYS}, labels
 
 
@@ -284,8 +297,9 @@ def windows_dataset(features, labels, *, batch_size, shuffle=False, seed=0, repe
     return dataset.batch(batch_size, drop_remainder=repeat).prefetch(tf.data.AUTOTUNE)
 
 
-def _windows_in_chunks(tokenizer, examples, sequence_length, max_query_tokens, doc_stride, labels):
-    """Windows (and labels) of all examples, `CHUNK_SIZE` examples per call.
+def _windows_in_chunks(make_windows, examples, labels):
+    """Windows (and labels) of all examples, `CHUNK_SIZE` examples per call of
+    `make_windows(questions, contexts)`.
 
     The ops run eagerly: the same ops as in a `tf.function`, without the seconds
     that tracing the tokenizer's graph takes.
@@ -293,13 +307,9 @@ def _windows_in_chunks(tokenizer, examples, sequence_length, max_query_tokens, d
     examples = list(examples)
     if not examples:
         raise ValueError("examples: expected at least one question answering example")
-    settings = dict(
-        sequence_length=sequence_length, max_query_tokens=max_query_tokens, doc_stride=doc_stride
-    )
-    context_window_length(**settings)
 
     def windows_of(questions, contexts, answer_starts, answer_ends):
-        windows = qa_windows(tokenizer, questions, contexts, **settings)
+        windows = make_windows(questions, contexts)
         if labels:
             positions = answer_token_positions(windows, answer_starts, answer_ends)
             windows["start_logits"], windows["end_logits"] = positions

@@ -17,7 +17,7 @@ import importlib
 
 _EXPORTS = {
     "export_run": "kzoo.export.saved_model",
-    "load_run_model": "kzoo.export.saved_model",
+    "load_for_export": "kzoo.export.saved_model",
     "ServingSignatures": "kzoo.export.signatures",
     "signatures_class": "kzoo.export.signatures",
     "generate_from_saved_model": "kzoo.export.serving_generate",

@@ -15,14 +15,12 @@ batches, out-of-range or NaN options) is `input_policy`.
 
 The version is written into a hidden temporary directory next to it
 (`OUT/NAME/.tmp-VERSION-*`, which TF Serving ignores: not a number) and renamed
-into place only when complete, so a crash never leaves a partial version for TF
+into place only when complete (`staged_files.atomic_directory`), so a crash never leaves a partial version for TF
 Serving to load. An existing version is replaced only with `overwrite=True`.
 """
 
 import datetime
 import os
-import shutil
-import tempfile
 
 import keras
 import tensorflow as tf
@@ -92,15 +90,13 @@ def export_run(run_dir, out_dir="saved_models", name=None, version=None, xla=Non
         "xla": xla,
         "config": config,
     }
-    os.makedirs(model_dir, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=model_dir, prefix=f".tmp-{version}-")
-    try:
+
+    def fill(tmp):
         write_saved_model(tmp, signatures)
         write_assets_extra(tmp, signatures, name, info)
-        _make_readable(tmp)
-        _move_into_place(tmp, final, overwrite)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    # 0755/0644: the server, often another user in a container, must read it.
+    staged_files.atomic_directory(final, fill, replace=overwrite, mode=0o755)
     serving_files.update_models_config(out_dir)
     return final
 
@@ -110,9 +106,10 @@ def export_settings(config):
     return validate_section("export", config.get("export"), EXPORT_SCHEMA)
 
 
-def load_run_model(run_dir):
-    """A run's model (`RunDirectory.load_model`) and its tokenizer, checked to be
-    one that `export_run` exports (`signatures_class`)."""
+def load_for_export(run_dir):
+    """`(model, tokenizer)` of a run (`RunDirectory.load_model`, `.tokenizer`),
+    the model checked to be one that `export_run` exports (`signatures_class`):
+    what an export's answers are compared with."""
     run = RunDirectory(run_dir)
     model = run.load_model()
     signatures_class(model, where=run_dir)
@@ -194,31 +191,3 @@ def _check_free(final, overwrite):
             f"{final} already exists; export a new version (--version) or pass "
             "overwrite=True (--overwrite)"
         )
-
-
-def _make_readable(directory):
-    """Temporary files and directories are private (0600/0700); the server,
-    often another user in a container, must read the version: 0644/0755."""
-    os.chmod(directory, 0o755)
-    for root, dirs, files in os.walk(directory):
-        for d in dirs:
-            os.chmod(os.path.join(root, d), 0o755)
-        for f in files:
-            os.chmod(os.path.join(root, f), 0o644)
-
-
-def _move_into_place(tmp, final, overwrite):
-    """Renames the finished `tmp` to `final`; an old `final` goes only if allowed."""
-    _check_free(final, overwrite)
-    if not os.path.exists(final):
-        os.rename(tmp, final)
-        return
-    trash = tempfile.mkdtemp(dir=os.path.dirname(final), prefix=".old-")
-    os.rename(final, os.path.join(trash, "version"))
-    try:
-        os.rename(tmp, final)
-    except OSError:
-        os.rename(os.path.join(trash, "version"), final)
-        raise
-    finally:
-        shutil.rmtree(trash, ignore_errors=True)

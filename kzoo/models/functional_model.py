@@ -31,9 +31,12 @@ class FunctionalModel(keras.Model):
     differs from its arguments sets `CONFIG_KEYS` itself). `__init__` stores them
     as attributes with `_store_config(locals())` at its end; `get_config` returns
     them with the name and dtype policy, and `from_config` rebuilds the model.
+    Those of `NESTED_KEYS` are Keras objects (e.g. a preprocessor, or None):
+    saved serialized, rebuilt on loading.
     """
 
     CONFIG_KEYS = ()
+    NESTED_KEYS = ()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -60,6 +63,8 @@ class FunctionalModel(keras.Model):
 
     def get_config(self):
         config = {key: getattr(self, key) for key in self.CONFIG_KEYS}
+        for key in self.NESTED_KEYS:
+            config[key] = keras.saving.serialize_keras_object(config[key])
         config.update(
             name=self.name,
             trainable=self.trainable,
@@ -72,4 +77,7 @@ class FunctionalModel(keras.Model):
         config = dict(config)
         if isinstance(config.get("dtype"), dict):
             config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
+        for key in cls.NESTED_KEYS:
+            if isinstance(config.get(key), dict):
+                config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)

@@ -2,13 +2,143 @@
 
 The decoding loops themselves are `keras.ops` code in `kzoo.models.decoding`;
 this module turns strings into padded id buffers and back, checks the user's
-options and keeps one compiled loop per setting.
+options and keeps one compiled loop per setting. `TextGenerationModel` is the
+base of the task models that generate (`GPTCausalLM`, `Seq2SeqLM`).
 """
 
 import numpy as np
 from keras import ops
 
+from kzoo.models import decoding
+from kzoo.models.task_model import TaskModel
+
 STRATEGIES = ("greedy", "sample", "beam")
+# The options of `generate()` and `generate_ids()` that choose the decoding loop
+# and steer it (`decoding.decode_with_strategy`).
+DECODING_OPTIONS = (
+    "strategy",
+    "temperature",
+    "top_k",
+    "top_p",
+    "seed",
+    "num_beams",
+    "length_penalty",
+)
+
+
+class TextGenerationModel(TaskModel):
+    """A task model that generates: `generate()` on top of the subclass's
+    `generate_ids()`.
+
+    A subclass (`GPTCausalLM`, `Seq2SeqLM`) has `backbone.max_sequence_length`
+    and `end_token_id`, and gives:
+    - `generate_ids(**buffers, max_new_tokens=..., **decoding options,
+      use_cache=...)`: the `keras.ops` decoding, returning `(token_ids,
+      generated_mask, scores)`;
+    - `_generation_buffers(rows, is_text, max_new_tokens)`: the NumPy `buffers`
+      for the prompts `rows` (token-id lists; `is_text` if they came from strings).
+    `PROMPT_NAME` names a prompt in error messages.
+    """
+
+    PROMPT_NAME = "prompt"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._generate_functions = CompiledFunctions()
+
+    def generate(
+        self,
+        inputs,
+        max_new_tokens=32,
+        strategy="greedy",
+        temperature=1.0,
+        top_k=0,
+        top_p=1.0,
+        seed=0,
+        num_beams=4,
+        length_penalty=0.0,
+        use_cache=True,
+    ):
+        """Generates up to `max_new_tokens` tokens for each prompt (or source).
+
+        Args:
+            inputs: A string or list of strings (needs a tokenizer), or a list of
+                token-id lists; NumPy arrays and tensors of either work too (a 1-D
+                array of ids is one prompt). How prompts become the model's inputs
+                (special tokens, what is cut when too long) is said by the
+                model's `_generation_buffers`.
+            max_new_tokens: Tokens to generate at most per prompt.
+            strategy: `"greedy"`, `"sample"` or `"beam"`.
+            temperature, top_k, top_p: Sampling controls (`top_k=0` and `top_p=1`
+                disable their filters).
+            seed: Sampling seed; the same seed gives the same tokens.
+            num_beams, length_penalty: Beam search controls.
+            use_cache: Decode with the caches (the default) or re-run the whole
+                model at every step (same greedy output, slower).
+
+        Returns:
+            The generated tokens only (not the prompt, nor the start and end
+            tokens): a string or list of strings for string inputs, else lists
+            of ids.
+        """
+        capacity = self.backbone.max_sequence_length
+        check_options(strategy, temperature, max_new_tokens, capacity)
+        rows, single, is_text = prompt_rows(inputs)
+        rows = input_ids(self, rows, is_text, what=self.PROMPT_NAME)
+        buffers = self._generation_buffers(rows, is_text, max_new_tokens)
+        fn = self._generate_function(strategy, num_beams, use_cache)
+        ids, mask, _ = fn(
+            buffers,
+            np.int32(max_new_tokens),
+            np.float32(temperature),
+            np.int32(top_k),
+            np.float32(top_p),
+            np.int32(seed),
+            np.float32(length_penalty),
+        )
+        rows = generated_ids(ids, mask, self.end_token_id)
+        return outputs(self, rows, is_text, single)
+
+    def _generation_buffers(self, rows, is_text, max_new_tokens):
+        raise NotImplementedError
+
+    def _decode(self, step, logits, cache, token_ids, prompt_lengths, max_new_tokens, options):
+        """`decoding.decode_with_strategy` from a prefilled `cache`, with the
+        `DECODING_OPTIONS` found in `options` (`generate_ids`'s `locals()`)."""
+        return decoding.decode_with_strategy(
+            step,
+            ops.cast(logits, "float32"),
+            cache,
+            token_ids,
+            prompt_lengths,
+            max_new_tokens,
+            self.end_token_id,
+            **{key: options[key] for key in DECODING_OPTIONS},
+        )
+
+    def _generate_function(self, strategy, num_beams, use_cache):
+        """`generate_ids` compiled once per loop: `fn(buffers, max_new_tokens,
+        temperature, top_k, top_p, seed, length_penalty)`."""
+        from kzoo.jit import jit_function
+
+        def build():
+            def fn(buffers, max_new_tokens, temperature, top_k, top_p, seed, length_penalty):
+                return self.generate_ids(
+                    **buffers,
+                    max_new_tokens=max_new_tokens,
+                    strategy=strategy,
+                    temperature=temperature,
+                    top_k=top_k,
+                    top_p=top_p,
+                    seed=seed,
+                    num_beams=num_beams,
+                    length_penalty=length_penalty,
+                    use_cache=use_cache,
+                )
+
+            return jit_function(fn, self.variables)
+
+        return self._generate_functions.get((strategy, num_beams, use_cache), build)
 
 
 class CompiledFunctions:

@@ -45,6 +45,15 @@ class BertMaskedLMPreprocessor(BertPreprocessor):
         self.mask_token_rate = float(mask_token_rate)
         self.random_token_rate = float(random_token_rate)
 
+    def masking_settings(self):
+        """The rates of `kzoo.data.bert_pretraining.bert_pretraining_dataset`
+        (keyword arguments): training masks with this model's settings."""
+        return dict(
+            selection_rate=self.mask_selection_rate,
+            mask_token_rate=self.mask_token_rate,
+            random_token_rate=self.random_token_rate,
+        )
+
     def tokenize_with_masks(self, texts):
         """Ragged ids of 1-D string `texts`, each literal "[MASK]" as the [MASK] id."""
         mask_id = int(self.tokenizer.mask_id)

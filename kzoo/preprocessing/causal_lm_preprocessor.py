@@ -13,9 +13,9 @@ class CausalLMPreprocessor(Preprocessor):
     A document starts with the end token (the separator the training stream puts
     between documents), so the model predicts its first token too; `call` keeps
     the first `sequence_length` ids and pads with 0. Training packs the same ids
-    into blocks of `sequence_length` (`kzoo.data.causal_lm`); `generate` and the
-    exported `generate` / `score` start prompts the same way
-    (`tokenize_documents`).
+    into blocks of `sequence_length` (`kzoo.data.causal_lm`, given
+    `packing_settings()`); `generate` and the exported `generate` / `score`
+    start prompts the same way (`tokenize_documents`).
 
     Args:
         tokenizer: A `kzoo.tokenizers.SentencePieceTokenizer`.
@@ -40,6 +40,15 @@ class CausalLMPreprocessor(Preprocessor):
         super().__init__(tokenizer, **kwargs)
         self.sequence_length = int(sequence_length)
         self.end_token_id = int(tokenizer.eos_id if end_token_id is None else end_token_id)
+
+    def packing_settings(self):
+        """The keyword arguments of `kzoo.data.causal_lm.causal_lm_dataset` that
+        this preprocessor fixes: the training pipeline packs with them."""
+        return dict(
+            tokenizer=self.tokenizer,
+            sequence_length=self.sequence_length,
+            end_token_id=self.end_token_id,
+        )
 
     def tokenize_documents(self, texts):
         """Ragged int32 ids `[B, None]` of 1-D string `texts`, each row starting

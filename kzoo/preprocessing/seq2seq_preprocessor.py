@@ -54,6 +54,17 @@ class Seq2SeqPreprocessor(Preprocessor):
         self.end_token_id = int(tokenizer.eos_id if end_token_id is None else end_token_id)
         self.task_prefix = task_prefix
 
+    def batching_settings(self):
+        """The keyword arguments of `kzoo.data.seq2seq_pipeline.seq2seq_dataset`
+        that this preprocessor fixes: the training pipeline batches with them."""
+        return dict(
+            tokenizer=self.tokenizer,
+            max_source_length=self.max_source_length,
+            max_target_length=self.max_target_length,
+            start_id=self.start_token_id,
+            end_id=self.end_token_id,
+        )
+
     def source_ids(self, texts, max_tokens=None):
         """Ragged int32 ids of 1-D string `texts`: the first `max_tokens - 1`
         tokens (default `max_source_length`), then the end token."""

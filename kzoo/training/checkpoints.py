@@ -197,7 +197,7 @@ def remove_unfinished(directory):
     """Deletes temporary directories left by writes that never finished."""
     if os.path.isdir(directory):
         for name in os.listdir(directory):
-            if name.startswith(".tmp-"):
+            if name.startswith((".tmp-", ".old-")):
                 shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
 
 

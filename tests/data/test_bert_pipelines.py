@@ -1,12 +1,14 @@
 """BERT pipelines: pretraining batches, classification packing, tagging alignment."""
 
+import functools
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from kzoo.data import builtin_tasks
 from kzoo.data.bert_finetuning import classification_dataset, tagging_batches
-from kzoo.data.bert_inputs import split_words, text_inputs
+from kzoo.data.bert_inputs import split_words, text_inputs, word_inputs
 from kzoo.data.bert_pretraining import bert_pretraining_dataset, pretraining_examples
 from kzoo.tokenizers import load_tokenizer, train_wordpiece
 
@@ -64,14 +66,19 @@ def test_pair_packing_and_classification_batches(tokenizer):
     assert list(ids).count(tokenizer.sep_id) == 2
     assert packed["segment_ids"].numpy()[0, length - 1] == 1
     examples = builtin_tasks.pair_classification_examples(10, seed=0)
-    dataset = classification_dataset(tokenizer, examples, list(range(10)), 32, 4)
+    dataset = classification_dataset(
+        functools.partial(text_inputs, tokenizer, 32), examples, list(range(10)), 4
+    )
     labels = np.concatenate([y.numpy() for _, y in dataset])
     assert labels.tolist() == list(range(10))  # in order, last partial batch kept
 
 
 def test_tagging_labels_sit_on_first_sub_words(tokenizer):
     examples = [{"tokens": ["ta", "molanteriv", ","], "tags": ["B-NP", "I-NP", "O"]}]
-    ((features, labels, weights, first),) = tagging_batches(tokenizer, examples, [[1, 2, 0]], 16, 4)
+    word_inputs_of = functools.partial(word_inputs, tokenizer, 16)
+    ((features, labels, weights, first),) = tagging_batches(
+        word_inputs_of, examples, [[1, 2, 0]], 4
+    )
     positions = first.to_list()[0]
     pieces = tokenizer.tokenize_words(tf.ragged.constant([examples[0]["tokens"]]))
     counts = [len(p) for p in pieces.to_list()[0]]

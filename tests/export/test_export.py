@@ -10,7 +10,7 @@ import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from kzoo.export import export_run, load_run_model
+from kzoo.export import export_run, load_for_export
 from kzoo.export import saved_model as saved_model_module
 from kzoo.export.serving_files import read_warmup_requests, update_models_config
 from kzoo.testing.serving_fuzz import call, strings
@@ -34,7 +34,7 @@ def exported(make_run, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def keras_model(exported):
-    return load_run_model(exported[0])
+    return load_for_export(exported[0])
 
 
 @pytest.fixture(scope="session")
@@ -94,16 +94,29 @@ def test_a_failed_export_leaves_no_version_and_no_temporary(exported, monkeypatc
     assert os.listdir(tmp_path / "tiny_gpt") == []
 
 
-def test_overwrite_replaces_the_version(tmp_path):
-    final, new = tmp_path / "m" / "1", tmp_path / "m" / ".tmp-1-x"
+def _write_one_file(path, *args, **kwargs):
+    with open(os.path.join(path, "saved_model.pb"), "wb") as f:
+        f.write(b"new")
+
+
+def test_overwrite_replaces_the_version_readable_by_all(exported, monkeypatch, tmp_path):
+    monkeypatch.setattr(saved_model_module, "write_saved_model", _write_one_file)
+    monkeypatch.setattr(saved_model_module, "write_assets_extra", lambda *args: None)
+    final = tmp_path / "tiny_gpt" / "1"
     final.mkdir(parents=True)
     (final / "old").write_text("old")
-    new.mkdir()
-    (new / "new").write_text("new")
     with pytest.raises(FileExistsError, match="already exists"):
-        saved_model_module._move_into_place(str(new), str(final), overwrite=False)
-    saved_model_module._move_into_place(str(new), str(final), overwrite=True)
-    assert os.listdir(final) == ["new"] and os.listdir(tmp_path / "m") == ["1"]
+        export_run(exported[0], out_dir=str(tmp_path))
+    assert os.listdir(final) == ["old"]
+    old_mask = os.umask(0o077)  # Private temporary files must not stay private.
+    try:
+        export_run(exported[0], out_dir=str(tmp_path), overwrite=True)
+    finally:
+        os.umask(old_mask)
+    assert os.listdir(final) == ["saved_model.pb"]
+    assert os.listdir(tmp_path / "tiny_gpt") == ["1"]
+    assert os.stat(final).st_mode & 0o777 == 0o755
+    assert os.stat(final / "saved_model.pb").st_mode & 0o777 == 0o644
 
 
 def test_models_config_lists_the_model_and_keeps_other_entries(exported, tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kzoo.export import export_run, load_run_model
+from kzoo.export import export_run, load_for_export
 
 # One worker builds the exports once: session fixtures, tests kept together.
 pytestmark = pytest.mark.xdist_group("lstm_export")
@@ -23,7 +23,7 @@ def exported(make_run, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def keras_model(exported):
-    return load_run_model(exported[0])
+    return load_for_export(exported[0])
 
 
 @pytest.fixture(scope="session")

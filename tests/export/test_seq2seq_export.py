@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from kzoo.export import export_run, layout, seq2seq_reference
 from kzoo.export.check_serving import _recompute_expected, check_serving
-from kzoo.export.saved_model import load_run_model
+from kzoo.export.saved_model import load_for_export
 from kzoo.export.seq2seq_signatures import Seq2SeqSignatures
 from kzoo.testing.tiny_runs import SEQ2SEQ_EXPORT, build_seq2seq_run
 from kzoo.tokenizers import load_tokenizer, train_sentencepiece
@@ -47,7 +47,7 @@ def exported(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def keras_model(exported):
-    return load_run_model(exported[0])[0]
+    return load_for_export(exported[0])[0]
 
 
 @pytest.fixture(scope="session")

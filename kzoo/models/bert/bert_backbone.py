@@ -11,6 +11,14 @@ def _truncated_normal():
     return keras.initializers.TruncatedNormal(stddev=0.02)
 
 
+def dense_head(units, backbone, name):
+    """A BERT task's output layer on `backbone`: a dense layer with BERT's
+    initializer (truncated normal, stddev 0.02) and the backbone's dtype policy."""
+    return keras.layers.Dense(
+        units, kernel_initializer=_truncated_normal(), dtype=backbone.dtype_policy, name=name
+    )
+
+
 @keras.saving.register_keras_serializable(package="kzoo")
 class BertBackbone(FunctionalModel):
     """BERT: summed token, learned position and segment embeddings, embedding layer

@@ -4,7 +4,10 @@ import keras
 from keras import ops
 
 from kzoo.layers import Dropout
-from kzoo.models.bert.bert_backbone import BertBackbone  # noqa: F401 (docstring example)
+from kzoo.models.bert.bert_backbone import (
+    BertBackbone,  # noqa: F401 (docstring example)
+    dense_head,
+)
 from kzoo.models.task_model import TaskModel
 
 
@@ -27,12 +30,7 @@ class LabelledOutputModel(TaskModel):
         self.backbone = backbone
         self._set_preprocessing(tokenizer, preprocessor)
         self.output_dropout = Dropout(dropout, dtype=backbone.dtype_policy, name="output_dropout")
-        self.output_dense = keras.layers.Dense(
-            len(labels),
-            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
-            dtype=backbone.dtype_policy,
-            name="logits",
-        )
+        self.output_dense = dense_head(len(labels), backbone, name="logits")
 
         # === Functional Model ===
         inputs = backbone.input
@@ -60,11 +58,8 @@ class BertClassifier(LabelledOutputModel):
             loaded from a `.keras` file; its weights are shared, not copied.
         labels: The class names, in class-index order.
         dropout: Dropout on the pooled output.
-        tokenizer: Optional tokenizer (any Keras layer with `tokenize` and
-            `detokenize`), saved with the model; give it inside `preprocessor`
-            instead when there is one.
-        preprocessor: Optional `kzoo.preprocessing` layer (tokenizer and input
-            settings), saved with the model.
+        tokenizer, preprocessor: Optional, saved with the model (see
+            `kzoo.models.task_model.TaskModel`).
 
     Example:
     >>> import numpy as np

@@ -3,7 +3,10 @@
 import keras
 from keras import ops
 
-from kzoo.models.bert.bert_backbone import BertBackbone  # noqa: F401 (docstring example)
+from kzoo.models.bert.bert_backbone import (
+    BertBackbone,  # noqa: F401 (docstring example)
+    dense_head,
+)
 from kzoo.models.bert.bert_masked_lm_head import BertMaskedLMHead
 from kzoo.models.task_model import TaskModel
 
@@ -23,11 +26,8 @@ class BertPretrainer(TaskModel):
 
     Args:
         backbone: A `kzoo.models.BertBackbone`.
-        tokenizer: Optional tokenizer (any Keras layer with `tokenize` and
-            `detokenize`), saved with the model; give it inside `preprocessor`
-            instead when there is one.
-        preprocessor: Optional `kzoo.preprocessing` layer (tokenizer and input
-            settings), saved with the model.
+        tokenizer, preprocessor: Optional, saved with the model (see
+            `kzoo.models.task_model.TaskModel`).
 
     Example:
     >>> import numpy as np
@@ -55,12 +55,7 @@ class BertPretrainer(TaskModel):
             dtype=backbone.dtype_policy,
             name="mlm_head",
         )
-        self.nsp_head = keras.layers.Dense(
-            2,
-            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
-            dtype=backbone.dtype_policy,
-            name="nsp_head",
-        )
+        self.nsp_head = dense_head(2, backbone, name="nsp_head")
 
         # === Functional Model ===
         mask_positions = keras.Input(shape=(None,), dtype="int32", name="mask_positions")

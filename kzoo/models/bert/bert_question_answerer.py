@@ -3,7 +3,10 @@
 import keras
 from keras import ops
 
-from kzoo.models.bert.bert_backbone import BertBackbone  # noqa: F401 (docstring example)
+from kzoo.models.bert.bert_backbone import (
+    BertBackbone,  # noqa: F401 (docstring example)
+    dense_head,
+)
 from kzoo.models.task_model import TaskModel
 
 # Logit of padded positions: softmax gives them exactly 0, and it stays finite
@@ -26,11 +29,8 @@ class BertQuestionAnswerer(TaskModel):
     Args:
         backbone: A `kzoo.models.BertBackbone`, e.g. `pretrainer.backbone` or one
             loaded from a `.keras` file; its weights are shared, not copied.
-        tokenizer: Optional tokenizer (any Keras layer with `tokenize` and
-            `detokenize`), saved with the model; give it inside `preprocessor`
-            instead when there is one.
-        preprocessor: Optional `kzoo.preprocessing` layer (tokenizer and input
-            settings), saved with the model.
+        tokenizer, preprocessor: Optional, saved with the model (see
+            `kzoo.models.task_model.TaskModel`).
 
     Example:
     >>> import numpy as np
@@ -50,12 +50,7 @@ class BertQuestionAnswerer(TaskModel):
         # === Layers ===
         self.backbone = backbone
         self._set_preprocessing(tokenizer, preprocessor)
-        self.span_dense = keras.layers.Dense(
-            2,
-            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
-            dtype=backbone.dtype_policy,
-            name="span_logits",
-        )
+        self.span_dense = dense_head(2, backbone, name="span_logits")
 
         # === Functional Model ===
         inputs = backbone.input

@@ -22,11 +22,8 @@ class BertTokenClassifier(LabelledOutputModel):
             loaded from a `.keras` file; its weights are shared, not copied.
         labels: The tag names (e.g. `["O", "B-PER", "I-PER"]`), in index order.
         dropout: Dropout on the sequence output.
-        tokenizer: Optional tokenizer (any Keras layer with `tokenize` and
-            `detokenize`), saved with the model; give it inside `preprocessor`
-            instead when there is one.
-        preprocessor: Optional `kzoo.preprocessing` layer (tokenizer and input
-            settings), saved with the model.
+        tokenizer, preprocessor: Optional, saved with the model (see
+            `kzoo.models.task_model.TaskModel`).
 
     Example:
     >>> import numpy as np

@@ -5,19 +5,22 @@ import numpy as np
 from keras import ops
 
 from kzoo.layers.write_at import write_at
-from kzoo.models import decoding, text_generation
+from kzoo.models import text_generation
 from kzoo.models.gpt.gpt_backbone import GPTBackbone  # noqa: F401 (docstring example)
-from kzoo.models.task_model import TaskModel
+from kzoo.models.text_generation import TextGenerationModel
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
-class GPTCausalLM(TaskModel):
+class GPTCausalLM(TextGenerationModel):
     """Next-token prediction on a `GPTBackbone`, with decoding.
 
     Outputs float32 logits `(batch, length, vocabulary_size)` from the token
     embedding used in reverse (tied weights). `generate` accepts strings (when a
     tokenizer is attached) or token ids, and decodes with a KV cache inside one
     compiled loop: greedy, temperature sampling with top-k / top-p, or beam search.
+    String prompts are prefixed with the end-of-document token, so an empty prompt
+    starts a new document; prompts longer than `max_sequence_length -
+    max_new_tokens` keep their last tokens.
 
     Args:
         backbone: A `kzoo.models.GPTBackbone`.
@@ -59,7 +62,6 @@ class GPTCausalLM(TaskModel):
         if end_token_id is None and self.tokenizer is not None:
             end_token_id = int(self.tokenizer.eos_id)
         self.end_token_id = end_token_id
-        self._generate_functions = text_generation.CompiledFunctions()
 
     # --- Scoring -----------------------------------------------------------------
 
@@ -120,101 +122,19 @@ class GPTCausalLM(TaskModel):
             )
             cache, step = token_ids, self._uncached_step
         last_prompt = ops.take(hidden, start - 1, axis=1)
-        logits = ops.cast(self.backbone.token_embedding(last_prompt, reverse=True), "float32")
-        return decoding.decode_with_strategy(
-            step,
-            logits,
-            cache,
-            token_ids,
-            prompt_lengths,
-            max_new_tokens,
-            self.end_token_id,
-            strategy=strategy,
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-            seed=seed,
-            num_beams=num_beams,
-            length_penalty=length_penalty,
+        logits = self.backbone.token_embedding(last_prompt, reverse=True)
+        return self._decode(
+            step, logits, cache, token_ids, prompt_lengths, max_new_tokens, locals()
         )
 
-    def generate(
-        self,
-        inputs,
-        max_new_tokens=32,
-        strategy="greedy",
-        temperature=1.0,
-        top_k=0,
-        top_p=1.0,
-        seed=0,
-        num_beams=4,
-        length_penalty=0.0,
-        use_cache=True,
-    ):
-        """Continues each prompt by up to `max_new_tokens` tokens.
-
-        Args:
-            inputs: A string or list of strings (needs a tokenizer), or a list of
-                token-id lists; NumPy arrays and tensors of either work too (a 1-D
-                array of ids is one prompt). String prompts are prefixed with the end-of-document
-                token, so an empty prompt starts a new document.
-            strategy: `"greedy"`, `"sample"` or `"beam"`.
-            temperature, top_k, top_p: Sampling controls (`top_k=0` and `top_p=1`
-                disable their filters).
-            seed: Sampling seed; the same seed gives the same tokens.
-            num_beams, length_penalty: Beam search controls.
-            use_cache: Decode with the KV cache (the default) or recompute the full
-                forward pass at every step (same greedy output, slower).
-
-        Returns:
-            The continuations only (without the prompt, stopping before the end
-            token): a string or list of strings for string inputs, else lists of ids.
-            Prompts longer than `max_sequence_length - max_new_tokens` keep their
-            last tokens.
-        """
+    def _generation_buffers(self, rows, is_text, max_new_tokens):
+        """String prompts get the end-of-document token first; every prompt keeps
+        its last `max_sequence_length - max_new_tokens` tokens."""
         capacity = self.backbone.max_sequence_length
-        text_generation.check_options(strategy, temperature, max_new_tokens, capacity)
-        rows, single, is_text = text_generation.prompt_rows(inputs)
-        prompts = text_generation.input_ids(self, rows, is_text)
         if is_text:
-            prompts = [[self.end_token_id] + p for p in prompts]
-        prompts = [p[-(capacity - max_new_tokens) :] for p in prompts]
-        lengths = np.array([len(p) for p in prompts], "int32")
+            rows = [[self.end_token_id] + row for row in rows]
+        rows = [row[-(capacity - max_new_tokens) :] for row in rows]
+        lengths = np.array([len(row) for row in rows], "int32")
         needed = int(lengths.max()) + max_new_tokens
-        buffer, _ = text_generation.right_pad(prompts, text_generation.round_up(needed, capacity))
-        fn = self._generate_function(strategy, num_beams, use_cache)
-        ids, mask, _ = fn(
-            buffer,
-            lengths,
-            np.int32(max_new_tokens),
-            np.float32(temperature),
-            np.int32(top_k),
-            np.float32(top_p),
-            np.int32(seed),
-            np.float32(length_penalty),
-        )
-        rows = text_generation.generated_ids(ids, mask, self.end_token_id)
-        return text_generation.outputs(self, rows, is_text, single)
-
-    def _generate_function(self, strategy, num_beams, use_cache):
-        from kzoo.jit import jit_function
-
-        def build():
-            def fn(ids, lengths, new_tokens, temperature, top_k, top_p, seed, penalty):
-                return self.generate_ids(
-                    ids,
-                    lengths,
-                    new_tokens,
-                    strategy=strategy,
-                    temperature=temperature,
-                    top_k=top_k,
-                    top_p=top_p,
-                    seed=seed,
-                    num_beams=num_beams,
-                    length_penalty=penalty,
-                    use_cache=use_cache,
-                )
-
-            return jit_function(fn, self.variables)
-
-        return self._generate_functions.get((strategy, num_beams, use_cache), build)
+        buffer, _ = text_generation.right_pad(rows, text_generation.round_up(needed, capacity))
+        return {"token_ids": buffer, "prompt_lengths": lengths}

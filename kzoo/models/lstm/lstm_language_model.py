@@ -41,6 +41,8 @@ class LSTMLanguageModel(FunctionalModel):
         Zaremba et al., "Recurrent Neural Network Regularization", 2014.
     """
 
+    NESTED_KEYS = ("preprocessor",)
+
     def __init__(
         self,
         vocabulary_size,
@@ -82,18 +84,6 @@ class LSTMLanguageModel(FunctionalModel):
     def tokenizer(self):
         """The preprocessor's tokenizer (None without a preprocessor)."""
         return None if self.preprocessor is None else self.preprocessor.tokenizer
-
-    def get_config(self):
-        config = super().get_config()
-        config["preprocessor"] = keras.saving.serialize_keras_object(self.preprocessor)
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if isinstance(config.get("preprocessor"), dict):
-            config["preprocessor"] = keras.saving.deserialize_keras_object(config["preprocessor"])
-        return super().from_config(config)
 
     def _logits(self, x):
         hidden = self.projection(x)

@@ -6,7 +6,7 @@ from keras import ops
 
 from kzoo.layers.write_at import write_at
 from kzoo.models import decoding, text_generation
-from kzoo.models.task_model import TaskModel
+from kzoo.models.text_generation import TextGenerationModel
 
 
 def start_buffer(batch, length, start_id):
@@ -18,7 +18,7 @@ def start_buffer(batch, length, start_id):
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
-class Seq2SeqLM(TaskModel):
+class Seq2SeqLM(TextGenerationModel):
     """Translation or any text-to-text task on an encoder-decoder backbone.
 
     The backbone is a `Seq2SeqBackbone`, a `T5Backbone` or an
@@ -32,6 +32,9 @@ class Seq2SeqLM(TaskModel):
     0.1)`). `generate` encodes the source once, projects the cross-attention
     keys/values once, and decodes with the self-attention KV cache inside one
     compiled loop: greedy, sampling (temperature, top-k, top-p) or beam search.
+    String sources get the end token appended (id sources are used as given);
+    sources longer than `max_sequence_length` keep their first tokens (and, for
+    strings, the end token).
 
     Args:
         backbone: A `Seq2SeqBackbone`, `T5Backbone` or `LSTMSeq2SeqBackbone`.
@@ -57,6 +60,7 @@ class Seq2SeqLM(TaskModel):
     """
 
     CONFIG_KEYS = ("start_token_id", "end_token_id")
+    PROMPT_NAME = "source"
 
     def __init__(
         self,
@@ -90,7 +94,6 @@ class Seq2SeqLM(TaskModel):
             end_token_id = int(self.tokenizer.eos_id)
         self.start_token_id = start_token_id
         self.end_token_id = end_token_id
-        self._generate_functions = text_generation.CompiledFunctions()
 
     # --- Scoring -----------------------------------------------------------------
 
@@ -195,88 +198,31 @@ class Seq2SeqLM(TaskModel):
             }
             logits = ops.take(self(cache), start - 1, axis=1)
             step = self._uncached_step
-        return decoding.decode_with_strategy(
-            step,
-            ops.cast(logits, "float32"),
-            cache,
-            target_ids,
-            target_prompt_lengths,
-            max_new_tokens,
-            self.end_token_id,
-            strategy=strategy,
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-            seed=seed,
-            num_beams=num_beams,
-            length_penalty=length_penalty,
+        return self._decode(
+            step, logits, cache, target_ids, target_prompt_lengths, max_new_tokens, locals()
         )
 
-    def generate(
-        self,
-        inputs,
-        max_new_tokens=32,
-        strategy="greedy",
-        temperature=1.0,
-        top_k=0,
-        top_p=1.0,
-        seed=0,
-        num_beams=4,
-        length_penalty=0.0,
-        use_cache=True,
-    ):
-        """Generates a target for each source.
-
-        Args:
-            inputs: A string or list of strings (needs a tokenizer; each source
-                gets the end token appended), or a list of token-id lists (used as
-                given); NumPy arrays and tensors of either work too (a 1-D array
-                of ids is one source).
-            max_new_tokens: Tokens to generate at most per source.
-            strategy: `"greedy"`, `"sample"` or `"beam"`.
-            temperature, top_k, top_p: Sampling controls (`top_k=0` and `top_p=1`
-                disable their filters).
-            seed: Sampling seed; the same seed gives the same tokens.
-            num_beams, length_penalty: Beam search controls.
-            use_cache: Decode with the caches (the default) or re-run the whole
-                model at every step (same output, slower).
-
-        Returns:
-            The targets without the start and end tokens: a string or list of
-            strings for string inputs, else lists of ids. Sources longer than
-            `max_sequence_length` keep their first tokens (and, for strings, the
-            end token).
-        """
+    def _generation_buffers(self, rows, is_text, max_new_tokens):
+        """String sources end with the end token, cut before it as the exported
+        signature does; every source keeps its first `max_sequence_length`
+        tokens. The targets start with `start_token_id`."""
         capacity = self.backbone.max_sequence_length
-        text_generation.check_options(strategy, temperature, max_new_tokens, capacity)
-        rows, single, is_text = text_generation.prompt_rows(inputs)
-        sources = text_generation.input_ids(self, rows, is_text, what="source")
         if is_text:
-            # Cut before the end token, as the exported signature does.
-            sources = [s[: capacity - 1] + [self.end_token_id] for s in sources]
-        sources = [s[:capacity] for s in sources]
+            rows = [row[: capacity - 1] + [self.end_token_id] for row in rows]
+        rows = [row[:capacity] for row in rows]
         start_id = self._require_start_id()
         source_ids, source_mask = text_generation.right_pad(
-            sources, text_generation.round_up(max(map(len, sources)), capacity)
+            rows, text_generation.round_up(max(map(len, rows)), capacity)
         )
         target_length = text_generation.round_up(max_new_tokens + 1, capacity)
-        target_ids = np.zeros((len(sources), target_length), "int32")
+        target_ids = np.zeros((len(rows), target_length), "int32")
         target_ids[:, 0] = start_id
-        fn = self._generate_function(strategy, num_beams, use_cache)
-        ids, mask, _ = fn(
-            source_ids,
-            source_mask,
-            target_ids,
-            np.ones((len(sources),), "int32"),
-            np.int32(max_new_tokens),
-            np.float32(temperature),
-            np.int32(top_k),
-            np.float32(top_p),
-            np.int32(seed),
-            np.float32(length_penalty),
-        )
-        rows = text_generation.generated_ids(ids, mask, self.end_token_id)
-        return text_generation.outputs(self, rows, is_text, single)
+        return {
+            "source_ids": source_ids,
+            "source_padding_mask": source_mask,
+            "target_ids": target_ids,
+            "target_prompt_lengths": np.ones((len(rows),), "int32"),
+        }
 
     def _require_start_id(self):
         if self.start_token_id is None:
@@ -285,39 +231,3 @@ class Seq2SeqLM(TaskModel):
                 "start_token_id=...) or a tokenizer with bos_id"
             )
         return self.start_token_id
-
-    def _generate_function(self, strategy, num_beams, use_cache):
-        from kzoo.jit import jit_function
-
-        def build():
-            def fn(
-                source_ids,
-                source_mask,
-                target_ids,
-                target_lengths,
-                new_tokens,
-                temperature,
-                top_k,
-                top_p,
-                seed,
-                penalty,
-            ):
-                return self.generate_ids(
-                    source_ids,
-                    source_mask,
-                    new_tokens,
-                    strategy=strategy,
-                    temperature=temperature,
-                    top_k=top_k,
-                    top_p=top_p,
-                    seed=seed,
-                    num_beams=num_beams,
-                    length_penalty=penalty,
-                    target_ids=target_ids,
-                    target_prompt_lengths=target_lengths,
-                    use_cache=use_cache,
-                )
-
-            return jit_function(fn, self.variables)
-
-        return self._generate_functions.get((strategy, num_beams, use_cache), build)

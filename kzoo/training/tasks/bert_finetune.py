@@ -87,7 +87,7 @@ class _FineTuneTask(BertTask):
             validation,
             None,
             per_epoch,
-            batch * data["sequence_length"],
+            batch * self.preprocessor(tokenizer).sequence_length,
             bad_records=self.bad_records,
         )
 
@@ -143,15 +143,17 @@ class BertClassifyTask(_FineTuneTask):
     def labels(self):
         return labelled_files.label_vocabulary(self.train_examples)
 
-    def dataset(self, tokenizer, examples, shuffle=False, repeat=False, labels=None):
+    def dataset(self, tokenizer, examples, shuffle=False, repeat=False, model=None):
+        """`model`: a trained classifier, whose labels and preprocessor are used."""
         data = self.config["data"]
+        labels = model.labels if model is not None else self.labels()
+        preprocessor = self.model_preprocessor(model, tokenizer)
         # Each example names its own file ("path") in an unknown-label error.
-        ids = labelled_files.labels_to_ids(examples, labels or self.labels(), None)
+        ids = labelled_files.labels_to_ids(examples, labels, None)
         dataset = classification_dataset(
-            tokenizer,
+            preprocessor,
             examples,
             ids,
-            data["sequence_length"],
             data["batch_size"],
             shuffle=shuffle,
             seed=data["seed"],
@@ -166,7 +168,7 @@ class BertClassifyTask(_FineTuneTask):
             self.build_backbone(tokenizer, dtype),
             labels=self.labels(),
             dropout=self.config["model"]["classifier_dropout"],
-            preprocessor=self.make_preprocessor(tokenizer),
+            preprocessor=self.preprocessor(tokenizer),
         )
 
     def make_preprocessor(self, tokenizer):
@@ -181,7 +183,7 @@ class BertClassifyTask(_FineTuneTask):
         return BertClassifierPreprocessor(tokenizer, data["sequence_length"], pairs=pairs)
 
     def scores(self, model, tokenizer, examples):
-        dataset, _ = self.dataset(tokenizer, examples, labels=model.labels)
+        dataset, _ = self.dataset(tokenizer, examples, model=model)
         truth, predicted = [], []
         for features, labels in dataset:
             logits = model(features, training=False)
@@ -209,7 +211,7 @@ class BertTagTask(_FineTuneTask):
     def tags(self):
         return labelled_files.tag_vocabulary(self.train_examples)
 
-    def _batches(self, tokenizer, examples, tags, **kwargs):
+    def _batches(self, preprocessor, examples, tags, **kwargs):
         data = self.config["data"]
         index = {tag: i for i, tag in enumerate(tags)}
         for example in examples:
@@ -220,13 +222,13 @@ class BertTagTask(_FineTuneTask):
                         f"{tag!r}; the model knows {tags}"
                     )
         ids = [[index[t] for t in e["tags"]] for e in examples]
-        return (tokenizer, examples, ids, data["sequence_length"], data["batch_size"]), dict(
+        return (preprocessor.word_inputs, examples, ids, data["batch_size"]), dict(
             seed=data["seed"], **kwargs
         )
 
     def dataset(self, tokenizer, examples, shuffle=False, repeat=False):
         args, kwargs = self._batches(
-            tokenizer, examples, self.tags(), shuffle=shuffle, repeat=repeat
+            self.preprocessor(tokenizer), examples, self.tags(), shuffle=shuffle, repeat=repeat
         )
         return tagging_dataset(*args, **kwargs), examples
 
@@ -237,7 +239,7 @@ class BertTagTask(_FineTuneTask):
             self.build_backbone(tokenizer, dtype),
             labels=self.tags(),
             dropout=self.config["model"]["classifier_dropout"],
-            preprocessor=self.make_preprocessor(tokenizer),
+            preprocessor=self.preprocessor(tokenizer),
         )
 
     def make_preprocessor(self, tokenizer):
@@ -252,7 +254,9 @@ class BertTagTask(_FineTuneTask):
         }
 
     def scores(self, model, tokenizer, examples):
-        args, kwargs = self._batches(tokenizer, examples, model.labels)
+        args, kwargs = self._batches(
+            self.model_preprocessor(model, tokenizer), examples, model.labels
+        )
         predicted = []
         for features, _, _, first in tagging_batches(*args, **kwargs):
             logits = keras.ops.convert_to_numpy(model(features, training=False))
@@ -286,18 +290,10 @@ class BertQATask(_FineTuneTask):
     def tokenizer_texts(self):
         return [t for e in self.train_examples for t in (e["question"], e["context"])]
 
-    def _window_settings(self):
-        data = self.config["data"]
-        return dict(
-            sequence_length=data["sequence_length"],
-            max_query_tokens=data["max_query_tokens"],
-            doc_stride=data["doc_stride"],
-        )
-
     def dataset(self, tokenizer, examples, shuffle=False, repeat=False):
         data = self.config["data"]
         features, labels = qa_windows.qa_training_windows(
-            tokenizer, examples, **self._window_settings()
+            self.preprocessor(tokenizer).windows, examples
         )
         dataset = qa_windows.windows_dataset(
             features,
@@ -313,7 +309,7 @@ class BertQATask(_FineTuneTask):
         from kzoo.models import BertQuestionAnswerer
 
         return BertQuestionAnswerer(
-            self.build_backbone(tokenizer, dtype), preprocessor=self.make_preprocessor(tokenizer)
+            self.build_backbone(tokenizer, dtype), preprocessor=self.preprocessor(tokenizer)
         )
 
     def make_preprocessor(self, tokenizer):
@@ -340,13 +336,13 @@ class BertQATask(_FineTuneTask):
         }
 
     def scores(self, model, tokenizer, examples):
-        data = self.config["data"]
+        preprocessor = self.model_preprocessor(model, tokenizer)
         answers = qa_answers.predict_answers(
             model,
-            tokenizer,
+            preprocessor.tokenizer,
             examples,
-            max_answer_tokens=data["max_answer_tokens"],
-            batch_size=data["batch_size"],
-            **self._window_settings(),
+            max_answer_tokens=preprocessor.max_answer_tokens,
+            batch_size=self.config["data"]["batch_size"],
+            **preprocessor.window_settings(),
         )
         return qa_answers.qa_metrics(answers, examples)

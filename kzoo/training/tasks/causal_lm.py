@@ -44,7 +44,7 @@ class CausalLMTask(Task):
         `CorpusSource`), as packed."""
         data = self.config["data"]
         tokens = count_tokens(tokenizer, **documents, num_parallel_calls=parallel_calls(data))
-        return (tokens - 1) // data["sequence_length"] // data["batch_size"]
+        return (tokens - 1) // self.preprocessor(tokenizer).sequence_length // data["batch_size"]
 
     def make_data(self, tokenizer):
         """Train (shuffled) and validation (in order) datasets, both repeated.
@@ -55,9 +55,11 @@ class CausalLMTask(Task):
         steps.
         """
         data, source = self.config["data"], self.source
+        # The model's preprocessor fixes the tokenizer, block length and end id.
+        settings = self.preprocessor(tokenizer).packing_settings()
+        length = settings["sequence_length"]
         common = dict(
-            tokenizer=tokenizer,
-            sequence_length=data["sequence_length"],
+            **settings,
             batch_size=data["batch_size"],
             num_parallel_calls=parallel_calls(data),
             repeat=True,
@@ -68,8 +70,7 @@ class CausalLMTask(Task):
             if per_epoch < 1:
                 raise ValueError(
                     f"data.train: the training text makes no full batch of "
-                    f"data.batch_size={data['batch_size']} x data.sequence_length="
-                    f"{data['sequence_length']}"
+                    f"data.batch_size={data['batch_size']} x data.sequence_length={length}"
                 )
         train = causal_lm_dataset(
             **common,
@@ -84,8 +85,8 @@ class CausalLMTask(Task):
             if batches < 1:
                 raise ValueError(
                     "data.validation: the validation text makes no full batch of "
-                    f"data.batch_size={data['batch_size']} x data.sequence_length="
-                    f"{data['sequence_length']}; give more text or lower data.batch_size"
+                    f"data.batch_size={data['batch_size']} x data.sequence_length={length}; "
+                    "give more text or lower data.batch_size"
                 )
             steps = min(batches, self.config["train"]["validation_steps"] or batches)
             validation = causal_lm_dataset(**common, **source.validation, shuffle=False)
@@ -94,7 +95,7 @@ class CausalLMTask(Task):
             validation,
             steps,
             per_epoch,
-            data["batch_size"] * data["sequence_length"],
+            data["batch_size"] * length,
             bad_records=source.bad_records,
         )
 
@@ -113,11 +114,11 @@ class CausalLMTask(Task):
         vocabulary_size = int(tokenizer.vocabulary_size)
         if model["family"] == "gpt":
             backbone = GPTBackbone(vocabulary_size=vocabulary_size, dtype=dtype, **settings)
-            return GPTCausalLM(backbone, preprocessor=self.make_preprocessor(tokenizer))
+            return GPTCausalLM(backbone, preprocessor=self.preprocessor(tokenizer))
         return LSTMLanguageModel(
             vocabulary_size=vocabulary_size,
             end_token_id=int(tokenizer.eos_id),
-            preprocessor=self.make_preprocessor(tokenizer),
+            preprocessor=self.preprocessor(tokenizer),
             dtype=dtype,
             **settings,
         )
@@ -138,7 +139,9 @@ class CausalLMTask(Task):
             source, corpus = resolved.validation, resolved.builtin
             if not source:
                 raise ValueError(f"{run_dir}: the run has no validation text; pass --data")
-        length = config["data"]["sequence_length"]
+        # The model's own settings (a run's model.keras carries its preprocessor).
+        settings = self.model_preprocessor(model, tokenizer).packing_settings()
+        length = settings["sequence_length"]
         batch_size = batch_size or config["data"]["batch_size"]
         tokens = count_tokens(tokenizer, **source)
         # Full batches from a repeated dataset: see `make_data` for the Keras issue.
@@ -149,7 +152,7 @@ class CausalLMTask(Task):
                 f"{batch_size} x {length}; give more text"
             )
         dataset = causal_lm_dataset(
-            tokenizer, length, batch_size, shuffle=False, repeat=True, **source
+            **settings, batch_size=batch_size, shuffle=False, repeat=True, **source
         )
         model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         loss = float(model.evaluate(dataset, steps=steps, verbose=0, return_dict=True)["loss"])

@@ -197,14 +197,14 @@ class EncoderDecoderTask(Task):
             "weighted_metrics": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         }
 
-    def batches(self, tokenizer, pairs, shuffle=False, repeat=False):
+    def batches(self, preprocessor, pairs, shuffle=False, repeat=False):
+        """Teacher-forcing batches of `pairs`, tokenized and cut to the lengths of
+        `preprocessor` (the model's)."""
         data = self.config["data"]
         return seq2seq_pipeline.seq2seq_dataset(
             pairs,
-            tokenizer,
+            **preprocessor.batching_settings(),
             batch_size=data["batch_size"],
-            max_source_length=data["max_source_length"],
-            max_target_length=data["max_target_length"],
             bucket_boundaries=data["bucket_boundaries"],
             shuffle=shuffle,
             seed=data["seed"],
@@ -212,17 +212,19 @@ class EncoderDecoderTask(Task):
             repeat=repeat,
         )
 
-    def kept_batches(self, tokenizer, pairs, key):
-        """Batches of the pairs that fit the length limits (at least one)."""
+    def kept_batches(self, preprocessor, pairs, key):
+        """Batches of the pairs that fit the length limits of `preprocessor` (at
+        least one)."""
         data = self.config["data"]
+        settings = preprocessor.batching_settings()
+        sources, targets = settings["max_source_length"], settings["max_target_length"]
         kept, total = seq2seq_pipeline.count_kept_pairs(
-            pairs, tokenizer, data["max_source_length"], data["max_target_length"]
+            pairs, settings["tokenizer"], sources, targets, end_id=settings["end_id"]
         )
         if kept < data["batch_size"]:
             raise ValueError(
-                f"{key}: {kept} of {total} pairs fit data.max_source_length="
-                f"{data['max_source_length']} and data.max_target_length="
-                f"{data['max_target_length']} tokens: no full batch of data.batch_size="
+                f"{key}: {kept} of {total} pairs fit data.max_source_length={sources} "
+                f"and data.max_target_length={targets} tokens: no full batch of data.batch_size="
                 f"{data['batch_size']}; raise the limits or give more data"
             )
         if kept < total:
@@ -236,10 +238,11 @@ class EncoderDecoderTask(Task):
         """Teacher-forced loss and token accuracy over `pairs`."""
         if batch_size:
             self.config = updated(self.config, data={"batch_size": batch_size})
-        steps = self.kept_batches(tokenizer, pairs, "validation")
+        preprocessor = self.model_preprocessor(model, tokenizer)
+        steps = self.kept_batches(preprocessor, pairs, "validation")
         model.compile(**self.compile_args())
         result = model.evaluate(
-            self.batches(tokenizer, pairs, repeat=True), steps=steps, verbose=0, return_dict=True
+            self.batches(preprocessor, pairs, repeat=True), steps=steps, verbose=0, return_dict=True
         )
         return {"loss": float(result["loss"]), "accuracy": float(result["accuracy"])}
 
@@ -271,9 +274,10 @@ class Seq2SeqTask(EncoderDecoderTask):
 
     def make_data(self, tokenizer):
         data, source = self.config["data"], self.source
-        per_epoch = self.kept_batches(tokenizer, source.train, "data.train")
+        preprocessor = self.preprocessor(tokenizer)
+        per_epoch = self.kept_batches(preprocessor, source.train, "data.train")
         if source.rates is None:
-            train = self.batches(tokenizer, source.train, shuffle=True, repeat=True)
+            train = self.batches(preprocessor, source.train, shuffle=True, repeat=True)
         else:
             tasks = [
                 (
@@ -285,13 +289,14 @@ class Seq2SeqTask(EncoderDecoderTask):
                 for _, pairs in source.tasks
             ]
             mixed = text_to_text.mixture_dataset(tasks, source.rates, seed=data["seed"])
-            train = self.batches(tokenizer, mixed)
+            train = self.batches(preprocessor, mixed)
         validation = steps = None
         if source.validation:
-            steps = self.kept_batches(tokenizer, source.validation, "data.validation")
+            steps = self.kept_batches(preprocessor, source.validation, "data.validation")
             steps = min(steps, self.config["train"]["validation_steps"] or steps)
-            validation = self.batches(tokenizer, source.validation, repeat=True)
-        tokens = data["batch_size"] * (data["max_source_length"] + data["max_target_length"])
+            validation = self.batches(preprocessor, source.validation, repeat=True)
+        lengths = preprocessor.max_source_length + preprocessor.max_target_length
+        tokens = data["batch_size"] * lengths
         return DataPlan(train, validation, steps, per_epoch, tokens, bad_records=source.bad_records)
 
     def max_new_tokens(self):

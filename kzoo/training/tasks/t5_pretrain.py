@@ -46,18 +46,21 @@ class T5PretrainTask(EncoderDecoderTask):
         self.lengths()
         return self.source
 
-    def lengths(self):
-        """`(tokens per block, target length)`; checks the target fits."""
+    def lengths(self, preprocessor=None):
+        """`(tokens per block, target length)` for the lengths of `preprocessor`
+        (default: the recipe's, before there is a tokenizer); checks the target fits."""
         data = self.config["data"]
+        sources, decoder = data["max_source_length"], data["max_target_length"]
+        if preprocessor is not None:
+            sources, decoder = preprocessor.max_source_length, preprocessor.max_target_length
         tokens, targets = span_corruption_lengths(
-            data["max_source_length"], data["noise_density"], data["mean_noise_span_length"]
+            sources, data["noise_density"], data["mean_noise_span_length"]
         )
-        if targets + 1 > data["max_target_length"]:
+        if targets + 1 > decoder:
             raise ValueError(
-                f"data.max_target_length: {data['max_target_length']} is too short for "
-                f"the span-corruption targets of data.max_source_length="
-                f"{data['max_source_length']} ({targets} tokens + the start token); "
-                f"set it to at least {targets + 1}"
+                f"data.max_target_length: {decoder} is too short for the span-corruption "
+                f"targets of data.max_source_length={sources} ({targets} tokens + the "
+                f"start token); set it to at least {targets + 1}"
             )
         return tokens, targets
 
@@ -67,10 +70,14 @@ class T5PretrainTask(EncoderDecoderTask):
     def tokenizer_corpus(self):
         return self.source.tokenizer_documents()
 
-    def count_batches(self, tokenizer, documents, key):
+    def count_batches(self, preprocessor, documents, key):
         data = self.config["data"]
-        tokens_per_block, _ = self.lengths()
-        batches = count_tokens(tokenizer, **documents) // tokens_per_block // data["batch_size"]
+        tokens_per_block, _ = self.lengths(preprocessor)
+        batches = (
+            count_tokens(preprocessor.tokenizer, **documents)
+            // tokens_per_block
+            // data["batch_size"]
+        )
         if batches < 1:
             raise ValueError(
                 f"{key}: the text makes no full batch of data.batch_size="
@@ -78,18 +85,20 @@ class T5PretrainTask(EncoderDecoderTask):
             )
         return batches
 
-    def dataset(self, tokenizer, documents, seed, shuffle):
+    def dataset(self, preprocessor, documents, seed, shuffle):
+        """Span-corrupted blocks, tokenized, ended and batched as `preprocessor`
+        (the model's) says."""
         data = self.config["data"]
-        tokens_per_block, _ = self.lengths()
-        blocks = token_blocks(
-            token_stream(document_dataset(**documents), tokenizer), tokens_per_block
-        ).repeat()
+        tokenizer, end_id = preprocessor.tokenizer, preprocessor.end_token_id
+        tokens_per_block, _ = self.lengths(preprocessor)
+        stream = token_stream(document_dataset(**documents), tokenizer, end_token_id=end_id)
+        blocks = token_blocks(stream, tokens_per_block).repeat()
         if shuffle:
             blocks = blocks.shuffle(data["shuffle_buffer"], seed=seed)
         examples = span_corruption_dataset(
             blocks,
             tokenizer.sentinel_ids,
-            tokenizer.eos_id,
+            end_id,
             data["noise_density"],
             data["mean_noise_span_length"],
             seed=seed,
@@ -97,27 +106,28 @@ class T5PretrainTask(EncoderDecoderTask):
         return batch_seq2seq(
             examples,
             data["batch_size"],
-            start_id=tokenizer.bos_id,
-            max_source_length=data["max_source_length"],
-            max_target_length=data["max_target_length"],
+            start_id=preprocessor.start_token_id,
+            max_source_length=preprocessor.max_source_length,
+            max_target_length=preprocessor.max_target_length,
             drop_remainder=True,
         )
 
     def make_data(self, tokenizer):
         data, seed = self.config["data"], self.config["data"]["seed"]
-        per_epoch = self.count_batches(tokenizer, self.source.train, "data.train")
+        preprocessor = self.preprocessor(tokenizer)
+        per_epoch = self.count_batches(preprocessor, self.source.train, "data.train")
         validation = steps = None
         if self.source.validation:
-            steps = self.count_batches(tokenizer, self.source.validation, "data.validation")
+            steps = self.count_batches(preprocessor, self.source.validation, "data.validation")
             steps = min(steps, self.config["train"]["validation_steps"] or steps)
-            validation = self.dataset(tokenizer, self.source.validation, seed + 1, False)
-        tokens = data["batch_size"] * (data["max_source_length"] + data["max_target_length"])
+            validation = self.dataset(preprocessor, self.source.validation, seed + 1, False)
+        lengths = preprocessor.max_source_length + preprocessor.max_target_length
         return DataPlan(
-            self.dataset(tokenizer, self.source.train, seed, True),
+            self.dataset(preprocessor, self.source.train, seed, True),
             validation,
             steps,
             per_epoch,
-            tokens,
+            data["batch_size"] * lengths,
             bad_records=self.source.bad_records,
         )
 
@@ -132,11 +142,12 @@ class T5PretrainTask(EncoderDecoderTask):
             documents = self.resolve_data().validation
             if not documents:
                 raise ValueError(f"{run_dir}: the run has no validation text; pass --data")
-        steps = self.count_batches(tokenizer, documents, data or "validation")
+        preprocessor = self.model_preprocessor(model, tokenizer)
+        steps = self.count_batches(preprocessor, documents, data or "validation")
         seed = self.config["data"]["seed"] + 1
         model.compile(**self.compile_args())
         result = model.evaluate(
-            self.dataset(tokenizer, documents, seed, False),
+            self.dataset(preprocessor, documents, seed, False),
             steps=steps,
             verbose=0,
             return_dict=True,
