@@ -8,8 +8,11 @@ the task from `model.family` and `model.task`.
 """
 
 import dataclasses
+import os
 
 import keras
+
+from kzoo.training.read_only_config import updated
 
 
 @dataclasses.dataclass
@@ -98,9 +101,18 @@ class Task:
     # The `model` keys a `train.init_from` run fixes (its shapes), if any.
     INIT_FROM_KEYS = ()
 
+    def size_table(self):
+        """`{size name: model keys}` of this kind's named `model.size`s, or None."""
+        return None
+
     def model_settings(self):
-        """The `model` section as built (a named `model.size`'s keys filled in)."""
-        return self.config["model"]
+        """The `model` section, a named `model.size`'s keys in place of the recipe's
+        (with `train.init_from`, the pretrained model's: `derived_config`)."""
+        model = self.config["model"]
+        table = self.size_table()
+        if not model.get("size") or self.config["train"]["init_from"] or table is None:
+            return model
+        return {**model, **table[model["size"]]}
 
     def derived_keys(self):
         """Names of the keys whose `config.yaml` value the task derives rather than
@@ -113,9 +125,18 @@ class Task:
 
     def derived_config(self, model):
         """The config as `model` (built by `build_model`) was made: a new read-only
-        config with what the task derived filled in (the keys of a named
-        `model.size` or of the `train.init_from` run); the run's `config.yaml`."""
-        return self.config
+        config with the keys of a named `model.size`, or those of the
+        `train.init_from` run (`model.size` then null, the path absolute); the
+        run's `config.yaml`."""
+        init_from = self.config["train"]["init_from"]
+        if not (init_from and self.INIT_FROM_KEYS):
+            return updated(self.config, model=self.model_settings())
+        shapes = {key: getattr(model.backbone, key) for key in self.INIT_FROM_KEYS}
+        return updated(
+            self.config,
+            model={**shapes, "size": None},
+            train={"init_from": os.path.abspath(init_from)},
+        )
 
     def compile_args(self):
         """`loss`, `metrics`, ... for `model.compile` (optimizer and jit aside)."""

@@ -7,8 +7,6 @@ taken from that run (`BertTask.derived_config`: written so in the new run's
 config.yaml).
 """
 
-import os
-
 import keras
 
 from kzoo.data import builtin_tasks, text_files
@@ -90,28 +88,10 @@ class BertTask(Task):
         backbone.set_weights(pretrained.get_weights())
         return backbone
 
-    def model_settings(self):
-        """The `model` section, a named `model.size`'s keys in place of the recipe's
-        (with `train.init_from`, the pretrained encoder's count: `derived_config`)."""
-        model = self.config["model"]
-        if not model["size"] or self.config["train"]["init_from"]:
-            return model
+    def size_table(self):
         from kzoo.models.bert import BERT_SIZES
 
-        return {**model, **BERT_SIZES[model["size"]]}
-
-    def derived_config(self, model):
-        """The config with the encoder's keys as built: those of a named size, or
-        those of the `train.init_from` run (`model.size` then null, the path absolute)."""
-        init_from = self.config["train"]["init_from"]
-        if not init_from:
-            return updated(self.config, model=self.model_settings())
-        encoder = {key: getattr(model.backbone, key) for key in ENCODER_KEYS}
-        return updated(
-            self.config,
-            model={**encoder, "size": None},
-            train={"init_from": os.path.abspath(init_from)},
-        )
+        return BERT_SIZES
 
     def pretrained_backbone(self):
         """The encoder of the `train.init_from` run."""

@@ -11,7 +11,6 @@ epoch logs (TensorBoard) and a table of samples to TensorBoard text.
 """
 
 import contextlib
-import os
 
 import keras
 
@@ -87,33 +86,14 @@ class EncoderDecoderTask(Task):
             )
         return load_tokenizer(run_dir)
 
-    def model_settings(self):
-        """The `model` section, a named `model.size`'s keys in place of the recipe's
-        (T5 and the seq2seq Transformer; with `train.init_from`, the pretrained T5's
-        count: `derived_config`)."""
+    def size_table(self):
+        """T5's sizes, or the seq2seq Transformer's (the LSTM has none)."""
         from kzoo.models import SEQ2SEQ_SIZES, T5_SIZES
 
         model = self.config["model"]
-        if not model["size"] or self.config["train"]["init_from"]:
-            return model
         if model["family"] == "t5":
-            return {**model, **T5_SIZES[model["size"]]}
-        if model["architecture"] == "lstm":
-            return model
-        return {**model, **SEQ2SEQ_SIZES[model["size"]]}
-
-    def derived_config(self, model):
-        """The config with the network's keys as built: those of a named size, or
-        those of the `train.init_from` T5 (`model.size` then null, the path absolute)."""
-        init_from = self.config["train"]["init_from"]
-        if not init_from:
-            return updated(self.config, model=self.model_settings())
-        network = {key: getattr(model.backbone, key) for key in T5_KEYS}
-        return updated(
-            self.config,
-            model={**network, "size": None},
-            train={"init_from": os.path.abspath(init_from)},
-        )
+            return T5_SIZES
+        return None if model["architecture"] == "lstm" else SEQ2SEQ_SIZES
 
     def build_backbone(self, tokenizer, dtype=None):
         from kzoo.models import LSTMSeq2SeqBackbone, Seq2SeqBackbone, T5Backbone
