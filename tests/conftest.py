@@ -24,3 +24,17 @@ def tiny_run(tmp_path_factory):
     config = load_tiny_recipe()
     summary = train(config, run_dir, verbose=0)
     return run_dir, config, summary
+
+
+def pytest_collection_modifyitems(config, items):
+    """Longest work first, so the two xdist workers of `make test` finish together:
+    the grouped tests (`xdist_group`: one worker trains a shared run for them), then
+    the slow ones (the JAX suites, recipe resumes), then the many short tests that
+    fill the gaps. Within each kind the collection order is kept."""
+
+    def weight(item):
+        if item.get_closest_marker("xdist_group"):
+            return 0
+        return 1 if item.get_closest_marker("slow") else 2
+
+    items.sort(key=weight)
