@@ -76,6 +76,7 @@ from kzoo.export.signatures import ServingSignatures, next_power_of_two, run_con
 from kzoo.models.seq2seq.seq2seq_lm import start_buffer
 from kzoo.models.text_generation import STRATEGIES
 from kzoo.preprocessing import Seq2SeqPreprocessor
+from kzoo.preprocessing.seq2seq_preprocessor import dense, id_column
 
 DEFAULT_NUM_BEAMS = 4
 # The generation endpoint and its ids variant, by `model.family`.
@@ -253,10 +254,10 @@ class Seq2SeqSignatures(ServingSignatures):
             target = tf.cast(self.tokenizer.tokenize(valid_utf8(targets)), tf.int32)
             target = target[:, : self.limits.capacity - 2]
             decoder = tf.concat(
-                [_column(batch, self.start_id), target, _column(batch, self.end_id)], axis=1
+                [id_column(batch, self.start_id), target, id_column(batch, self.end_id)], axis=1
             )
-            source_ids, source_mask = _dense(source)
-            decoder_ids, decoder_mask = _dense(decoder)
+            source_ids, source_mask = dense(source)
+            decoder_ids, decoder_mask = dense(decoder)
             log_likelihood = self._score(
                 {
                     "encoder_token_ids": source_ids,
@@ -307,7 +308,7 @@ class Seq2SeqSignatures(ServingSignatures):
     ):
         """Pads the ragged `sources` as `Seq2SeqLM.generate` does and decodes."""
         batch = tf.cast(sources.nrows(), tf.int32)
-        source_ids, source_mask = _dense(
+        source_ids, source_mask = dense(
             sources, self._round_up(tf.reduce_max(tf.cast(sources.row_lengths(), tf.int32)))
         )
         target_ids, target_lengths = start_buffer(
@@ -327,7 +328,7 @@ class Seq2SeqSignatures(ServingSignatures):
             length_penalty,
         )
         generated = tf.ragged.boolean_mask(ids, mask & (ids != self.end_id))
-        target_ids, _ = _dense(generated, tf.reduce_max(new_tokens))
+        target_ids, _ = dense(generated, tf.reduce_max(new_tokens))
         return {"target_ids": target_ids, "num_tokens": tf.cast(generated.row_lengths(), tf.int32)}
 
     def _decode(
@@ -391,18 +392,3 @@ def _checked_strategy(strategy):
     )
     with tf.control_dependencies([check]):
         return tf.identity(strategy)
-
-
-def _column(batch, value):
-    """A ragged `[batch, 1]` column of `value`."""
-    column = tf.fill([batch, 1], tf.constant(value, tf.int32))
-    return tf.RaggedTensor.from_tensor(column)
-
-
-def _dense(ragged, width=None):
-    """Right-padded ids and their int32 mask; `width` defaults to the longest row."""
-    lengths = tf.cast(ragged.row_lengths(), tf.int32)
-    ids = ragged.to_tensor(default_value=0)
-    if width is not None:
-        ids = tf.pad(ids, [[0, 0], [0, width - tf.shape(ids)[1]]])
-    return ids, tf.sequence_mask(lengths, tf.shape(ids)[1], tf.int32)

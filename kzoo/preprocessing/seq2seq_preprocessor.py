@@ -70,7 +70,7 @@ class Seq2SeqPreprocessor(Preprocessor):
         tokens (default `max_source_length`), then the end token."""
         keep = (max_tokens or self.max_source_length) - 1
         ids = tf.cast(self.tokenizer.tokenize(texts), tf.int32)[:, :keep]
-        return tf.concat([ids, _column(tf.shape(texts)[0], self.end_token_id)], axis=1)
+        return tf.concat([ids, id_column(tf.shape(texts)[0], self.end_token_id)], axis=1)
 
     def decoder_ids(self, texts, max_tokens=None):
         """Ragged int32 ids of 1-D string targets: the start token, the first
@@ -79,7 +79,8 @@ class Seq2SeqPreprocessor(Preprocessor):
         ids = tf.cast(self.tokenizer.tokenize(texts), tf.int32)[:, :keep]
         batch = tf.shape(texts)[0]
         return tf.concat(
-            [_column(batch, self.start_token_id), ids, _column(batch, self.end_token_id)], axis=1
+            [id_column(batch, self.start_token_id), ids, id_column(batch, self.end_token_id)],
+            axis=1,
         )
 
     def call(self, sources, targets=None):
@@ -88,7 +89,7 @@ class Seq2SeqPreprocessor(Preprocessor):
         sources = tf.convert_to_tensor(sources, tf.string)
         source = self.source_ids(sources)
         if targets is None:
-            decoder = _column(tf.shape(sources)[0], self.start_token_id)
+            decoder = id_column(tf.shape(sources)[0], self.start_token_id)
         else:
             decoder = self.decoder_ids(tf.convert_to_tensor(targets, tf.string))[:, :-1]
         source_ids, source_mask = dense(source)
@@ -101,7 +102,7 @@ class Seq2SeqPreprocessor(Preprocessor):
         }
 
 
-def _column(batch, value):
+def id_column(batch, value):
     """A ragged `[batch, 1]` column of `value`."""
     return tf.RaggedTensor.from_tensor(tf.fill([batch, 1], tf.constant(value, tf.int32)))
 
