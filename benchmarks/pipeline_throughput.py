@@ -39,7 +39,7 @@ import time
 import numpy as np
 from timing_flags import timing_parser
 
-from kzoo.data.causal_lm import count_tokens
+from kzoo.data.text_files import count_tokens
 from kzoo.training.read_only_config import updated
 from kzoo.training.recipe import load_recipe
 from kzoo.training.tasks.registry import task_for

@@ -13,7 +13,7 @@ from kzoo.data import bad_records as br
 from kzoo.data import labelled_files, parallel_files, text_files
 from kzoo.data.bad_records import BadRecords, scan_lines
 from kzoo.data.bert_pretraining import read_documents
-from kzoo.data.causal_lm import count_tokens, document_dataset, token_stream
+from kzoo.data.text_files import count_tokens, document_dataset, token_stream
 from kzoo.tokenizers import load_tokenizer, train_sentencepiece
 
 MAX_LINE_BYTES = 200

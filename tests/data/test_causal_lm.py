@@ -8,7 +8,7 @@ import pytest
 import sentencepiece as spm
 import tensorflow as tf
 
-from kzoo.data import causal_lm
+from kzoo.data import causal_lm, text_files
 from kzoo.tokenizers import TOKENIZER_FILENAME, load_tokenizer, train_sentencepiece
 
 WORDS = "the quick brown fox jumps over lazy dog café naïve über to be or".split()
@@ -110,7 +110,7 @@ def test_files_give_the_same_stream_as_texts(tokenizer, documents, tmp_path):
 
 
 def test_count_tokens(tokenizer, documents, stream):
-    assert causal_lm.count_tokens(tokenizer, texts=documents + [""]) == len(stream)
+    assert text_files.count_tokens(tokenizer, texts=documents + [""]) == len(stream)
     assert causal_lm.num_blocks(len(stream), 16) == (len(stream) - 1) // 16
     assert causal_lm.num_blocks(1, 16) == 0
 
@@ -171,7 +171,7 @@ def test_pack_into_blocks_on_chunks_of_any_size():
 
 def test_short_corpus_gives_no_batches_and_empty_documents_are_skipped(tokenizer):
     assert list(causal_lm.causal_lm_dataset(tokenizer, 64, 1, texts=["the fox", ""])) == []
-    documents = [d.numpy() for d in causal_lm.document_dataset(texts=["", "a", ""])]
+    documents = [d.numpy() for d in text_files.document_dataset(texts=["", "a", ""])]
     assert documents == [b"a"]
 
 

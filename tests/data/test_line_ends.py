@@ -10,9 +10,9 @@ import tensorflow as tf
 from kzoo.data import line_ends, text_files
 from kzoo.data.bad_records import BadRecords, scan_lines
 from kzoo.data.bert_pretraining import read_documents
-from kzoo.data.causal_lm import document_dataset, token_stream
 from kzoo.data.labelled_files import read_classification_file, read_conll_file, read_squad_file
 from kzoo.data.parallel_files import read_line_aligned, read_parallel_table
+from kzoo.data.text_files import document_dataset, token_stream
 from kzoo.tokenizers import load_tokenizer, train_sentencepiece
 
 

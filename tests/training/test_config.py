@@ -209,8 +209,7 @@ def test_a_named_size_is_one_of_the_familys_size_table():
     from kzoo.models import SEQ2SEQ_SIZES, T5_SIZES
     from kzoo.models.bert import BERT_SIZES
     from kzoo.training.tasks.bert_schema import BERT
-    from kzoo.training.tasks.seq2seq_schema import SEQ2SEQ
-    from kzoo.training.tasks.t5_schema import T5
+    from kzoo.training.tasks.seq2seq_schema import SEQ2SEQ, T5
 
     for schema, sizes in ((BERT, BERT_SIZES), (SEQ2SEQ, SEQ2SEQ_SIZES), (T5, T5_SIZES)):
         assert schema.model["size"].choices == tuple(sizes)

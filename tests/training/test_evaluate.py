@@ -9,7 +9,7 @@ from kzoo.data.causal_lm import causal_lm_dataset
 from kzoo.testing import ROOT, kzoo_command
 from kzoo.training.evaluate import evaluate_run
 from kzoo.training.run_directory import RunDirectory
-from kzoo.training.tasks.corpus_source import resolve_corpus
+from kzoo.training.tasks.text_sources import resolve_corpus
 
 
 def manual_mean_nll(model, dataset):

@@ -6,10 +6,10 @@ import keras
 import tensorflow as tf
 
 from kzoo.data import text_files
-from kzoo.data.causal_lm import causal_lm_dataset, count_tokens
+from kzoo.data.causal_lm import causal_lm_dataset
 from kzoo.tokenizers import load_tokenizer, train_sentencepiece
 from kzoo.training.tasks.base import DataPlan, Task
-from kzoo.training.tasks.corpus_source import resolve_corpus
+from kzoo.training.tasks.text_sources import resolve_corpus
 
 
 def parallel_calls(data_config):
@@ -43,7 +43,9 @@ class CausalLMTask(Task):
         """Full batches in `documents` (`{"files"|"texts": ...}`, see
         `CorpusSource`), as packed."""
         data = self.config["data"]
-        tokens = count_tokens(tokenizer, **documents, num_parallel_calls=parallel_calls(data))
+        tokens = text_files.count_tokens(
+            tokenizer, **documents, num_parallel_calls=parallel_calls(data)
+        )
         return (tokens - 1) // self.preprocessor(tokenizer).sequence_length // data["batch_size"]
 
     def make_data(self, tokenizer):
@@ -143,7 +145,7 @@ class CausalLMTask(Task):
         settings = self.model_preprocessor(model, tokenizer).packing_settings()
         length = settings["sequence_length"]
         batch_size = batch_size or config["data"]["batch_size"]
-        tokens = count_tokens(tokenizer, **source)
+        tokens = text_files.count_tokens(tokenizer, **source)
         # Full batches from a repeated dataset: see `make_data` for the Keras issue.
         steps = (tokens - 1) // length // batch_size
         if steps < 1:

@@ -6,7 +6,8 @@ validating a GPT recipe reads only `causal_lm_schema`, and `task_for` imports on
 the task module of the recipe's family and task (BERT's pull in keras_hub). A
 family's schema lists its tasks the same way (`FamilySchema.tasks`).
 
-Adding a family is one entry here, and a schema module beside its task module.
+Adding a family is one entry here, and its `FamilySchema` in a schema module
+beside its task module.
 """
 
 import importlib
@@ -18,7 +19,7 @@ FAMILIES = {
     "lstm": "kzoo.training.tasks.causal_lm_schema:LSTM",
     "bert": "kzoo.training.tasks.bert_schema:BERT",
     "seq2seq": "kzoo.training.tasks.seq2seq_schema:SEQ2SEQ",
-    "t5": "kzoo.training.tasks.t5_schema:T5",
+    "t5": "kzoo.training.tasks.seq2seq_schema:T5",
 }
 
 DEFAULT_FAMILY = "gpt"

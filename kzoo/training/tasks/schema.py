@@ -1,10 +1,11 @@
 """What a model family declares beside its tasks: `FamilySchema`, and the `data`
 keys every family shares (`DATA_SCHEMA`).
 
-Each family's schema module (`causal_lm_schema`, `bert_schema`, `seq2seq_schema`,
-`t5_schema`) holds one `FamilySchema`; `kzoo.training.tasks.registry` names them,
-and `kzoo.training.recipe` assembles a recipe's schema from the family's entry
-and the shared sections (`tokenizer`, `train`, `monitor`, `export`).
+Each schema module (`causal_lm_schema`: GPT and LSTM, `bert_schema`,
+`seq2seq_schema`: seq2seq and T5) holds the `FamilySchema` of each of its
+families; `kzoo.training.tasks.registry` names them, and `kzoo.training.recipe`
+assembles a recipe's schema from the family's entry and the shared sections
+(`tokenizer`, `train`, `monitor`, `export`).
 """
 
 import dataclasses

@@ -1,7 +1,7 @@
 """Encoder-decoder runs: translation (`model.family: seq2seq`, Transformer or LSTM)
 and T5 text-to-text fine-tuning (`model.family: t5`, `model.task: finetune`).
 
-Both read (source, target) pairs (`kzoo.training.tasks.parallel_source`), train a shared
+Both read (source, target) pairs (`kzoo.training.tasks.text_sources`), train a shared
 SentencePiece vocabulary on both sides (or copy the `train.init_from` run's),
 batch them by length (`kzoo.data.seq2seq_pipeline`), and train `Seq2SeqLM` with
 teacher forcing and label smoothing. Every epoch the first `data.eval_examples`
@@ -14,14 +14,14 @@ import contextlib
 
 import keras
 
-from kzoo.data import builtin_translation, seq2seq_pipeline, text_to_text
+from kzoo.data import builtin_translation, seq2seq_pipeline
 from kzoo.metrics import text_metrics
 from kzoo.tokenizers import TOKENIZER_FILENAME, load_tokenizer, train_sentencepiece
 from kzoo.training.callbacks import GenerationMetrics
 from kzoo.training.losses import SparseCrossentropyWithSmoothing
 from kzoo.training.read_only_config import updated
 from kzoo.training.run_directory import RunDirectory
-from kzoo.training.tasks import parallel_source
+from kzoo.training.tasks import text_sources
 from kzoo.training.tasks.base import DataPlan, Task
 
 # `model` keys that describe a T5 network (taken from `train.init_from`).
@@ -240,7 +240,7 @@ class Seq2SeqTask(EncoderDecoderTask):
                     f"train.init_from: {init_from} is not a kzoo run directory (no "
                     f"{TOKENIZER_FILENAME}); give the --run-dir of a t5 pretraining run"
                 )
-        self.source = parallel_source.resolve_pairs(self.config_data_with_defaults())
+        self.source = text_sources.resolve_pairs(self.config_data_with_defaults())
         return self.source
 
     def config_data_with_defaults(self):
@@ -268,7 +268,7 @@ class Seq2SeqTask(EncoderDecoderTask):
                 )
                 for _, pairs in source.tasks
             ]
-            mixed = text_to_text.mixture_dataset(tasks, source.rates, seed=data["seed"])
+            mixed = text_sources.mixture_dataset(tasks, source.rates, seed=data["seed"])
             train = self.batches(preprocessor, mixed)
         validation = steps = None
         if source.validation:
@@ -312,8 +312,8 @@ class Seq2SeqTask(EncoderDecoderTask):
         """Loss, token accuracy, and BLEU / ROUGE / exact match with beam search
         (`bleu`, ...) and greedy decoding (`greedy_bleu`, ...)."""
         if data:
-            pairs = parallel_source.read_tables(self.config["data"], data, "--data")
-            pairs = parallel_source.with_prefix(pairs, self.config["data"]["task_prefix"])
+            pairs = text_sources.read_tables(self.config["data"], data, "--data")
+            pairs = text_sources.with_prefix(pairs, self.config["data"]["task_prefix"])
         else:
             pairs = self.resolve_data().validation
             if not pairs:

@@ -11,14 +11,14 @@ run (`train.init_from`) finds both languages in the vocabulary.
 """
 
 from kzoo.data import builtin_translation, text_files
-from kzoo.data.causal_lm import count_tokens, document_dataset, token_stream
 from kzoo.data.seq2seq_pipeline import batch_seq2seq
 from kzoo.data.span_corruption import span_corruption_dataset, span_corruption_lengths, token_blocks
+from kzoo.data.text_files import count_tokens, document_dataset, token_stream
 from kzoo.training.read_only_config import updated
 from kzoo.training.tasks.base import DataPlan
-from kzoo.training.tasks.corpus_source import CorpusSource, resolve_corpus
 from kzoo.training.tasks.schema import BUILTIN
 from kzoo.training.tasks.seq2seq import EncoderDecoderTask
+from kzoo.training.tasks.text_sources import CorpusSource, resolve_corpus
 
 
 def builtin_documents(count, seed):

@@ -5,7 +5,7 @@ import collections
 import pytest
 import tensorflow as tf
 
-from kzoo.data.text_to_text import add_prefix, mixture_dataset
+from kzoo.training.tasks.text_sources import add_prefix, mixture_dataset
 
 
 def _task(name, count=5):
