@@ -5,6 +5,8 @@
     kzoo sweep CONFIG --grid KEY=V1,V2 [--grid KEY=V1,V2 ...] [--set KEY=VALUE ...]
                [--out DIR]
     kzoo evaluate RUN_DIR [--data PATH] [--json]
+    kzoo evaluate RUN_DIR_OR_SAVEDMODEL --tasks FILE.jsonl|builtin:NAME [...]
+                  [--shots K [K ...]] [--seed S] [--batch-size N] [--json]
     kzoo generate RUN_DIR_OR_SAVEDMODEL --prompt TEXT [--max-new-tokens N]
                   [--strategy greedy|sample|beam] [--temperature T] [--top-k K]
                   [--top-p P] [--seed S]
@@ -28,6 +30,7 @@ import signal
 import sys
 
 from kzoo.commands.directories import check_input_directory, check_output_directory
+from kzoo.commands.few_shot import run_few_shot
 from kzoo.commands.generate import run_generate
 from kzoo.commands.startup import quiet_tensorflow, start_tensorflow
 from kzoo.commands.tensorboard import run_tensorboard
@@ -104,11 +107,25 @@ def build_parser():
         "skips finished trials and resumes an unfinished one",
     )
 
-    evaluate = commands.add_parser("evaluate", help="held-out loss and perplexity")
-    evaluate.add_argument("run_dir")
+    evaluate = commands.add_parser(
+        "evaluate", help="held-out loss and perplexity; few-shot multiple-choice accuracy"
+    )
+    evaluate.add_argument("run_dir", help="a run directory (or, with --tasks, a SavedModel)")
     evaluate.add_argument(
         "--data", nargs="+", help="text files/globs (default: the run's validation text)"
     )
+    evaluate.add_argument(
+        "--tasks",
+        nargs="+",
+        metavar="TASK",
+        help="multiple-choice tasks of a causal LM: .jsonl files or builtin:grammar, "
+        "builtin:completion (see README)",
+    )
+    evaluate.add_argument(
+        "--shots", nargs="+", type=int, default=[0], metavar="K", help="--tasks: examples shown"
+    )
+    evaluate.add_argument("--seed", type=int, help="--tasks: draws the shots (default 1234)")
+    evaluate.add_argument("--batch-size", type=int, help="--tasks: sequences per batch")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
 
     generate = commands.add_parser("generate", help="continue a prompt")
@@ -246,6 +263,10 @@ def run_sweep(args):
 
 
 def run_evaluate(args):
+    if args.tasks:
+        if args.data:
+            raise ValueError("--data and --tasks: give one (held-out text, or tasks)")
+        return run_few_shot(args)
     check_input_directory(args.run_dir)
     start_tensorflow()
     from kzoo.training.evaluate import evaluate_run

@@ -56,6 +56,7 @@ class RunDirectory:
     LOCK = ".lock"
     MODEL = "model.keras"
     SUMMARY = "summary.json"
+    FEW_SHOT = "few_shot.json"  # `kzoo evaluate --tasks`: the latest result per task and shots.
     CHECKPOINTS = "checkpoints"
     TENSORBOARD = "tensorboard"
     # The TensorBoard runs under RUN/tensorboard/.
@@ -73,6 +74,7 @@ class RunDirectory:
     lock_path = _inside(LOCK)
     model_path = _inside(MODEL)
     summary_path = _inside(SUMMARY)
+    few_shot_path = _inside(FEW_SHOT)
     checkpoints_dir = _inside(CHECKPOINTS)
 
     def tensorboard_dir(self, board=None):
@@ -159,6 +161,22 @@ class RunDirectory:
         """The finished run's `summary.json`, a dict."""
         with open(self.summary_path, encoding="utf-8") as f:
             return json.load(f)
+
+    # === Few-shot results ===
+
+    def few_shot_results(self):
+        """`few_shot.json`: `{"TASK/Kshot": result}`, `{}` before any."""
+        if not os.path.isfile(self.few_shot_path):
+            return {}
+        with open(self.few_shot_path, encoding="utf-8") as f:
+            return json.load(f)
+
+    def write_few_shot_results(self, results):
+        """Adds `results` (dicts with `task` and `shots`) to `few_shot.json`,
+        replacing earlier results of the same task and shots, atomically."""
+        merged = self.few_shot_results()
+        merged.update({f"{r['task']}/{r['shots']}shot": r for r in results})
+        return staged_files.write_json_atomic(self.few_shot_path, merged)
 
     # === Model and tokenizer ===
 
