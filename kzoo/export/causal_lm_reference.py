@@ -19,11 +19,16 @@ import dataclasses
 import numpy as np
 from keras import ops
 
-SCORE_TOLERANCE = {"rtol": 1e-4, "atol": 1e-5}
-SAMPLE_NEW_TOKENS = 8
+from kzoo.export.signatures import (
+    GREEDY,
+    SAMPLED,
+    decoding_inputs,
+    detokenized,
+    reference_settings,
+    sample_request,
+)
+
 DEFAULT_PROMPTS = ("", "a")
-GREEDY = {"temperature": 0.0, "top_k": 0, "top_p": 1.0, "seed": 0}
-SAMPLED = {"temperature": 0.8, "top_k": 20, "top_p": 0.95, "seed": 7}
 
 
 def model_context(model):
@@ -63,12 +68,6 @@ def sample_prompts(config_prompts=()):
     return list(dict.fromkeys([*config_prompts, *DEFAULT_PROMPTS]))[:2]
 
 
-def decoding_inputs(batch, max_new_tokens, settings):
-    """Decoding inputs repeated per prompt, so each row is a valid REST instance."""
-    inputs = {"max_new_tokens": max_new_tokens, **settings}
-    return {key: [value] * batch for key, value in inputs.items()}
-
-
 def sample_requests(prompts, prompt_ids, max_new_tokens):
     """The requests for every signature.
 
@@ -92,23 +91,19 @@ def sample_requests(prompts, prompt_ids, max_new_tokens):
     width = max(len(ids) for ids in prompt_ids)
     decoding = decoding_inputs(batch, max_new_tokens, GREEDY)
     return [
-        _request("generate", prompts=list(prompts), **decoding),
-        _request(
+        sample_request("generate", prompts=list(prompts), **decoding),
+        sample_request(
             "generate", prompts=list(prompts), **decoding_inputs(batch, max_new_tokens, SAMPLED)
         ),
-        _request("serving_default", prompts=list(prompts), **decoding),
-        _request("score", texts=[*prompts, (" ".join(p for p in prompts if p) + " ") * 3]),
-        _request(
+        sample_request("serving_default", prompts=list(prompts), **decoding),
+        sample_request("score", texts=[*prompts, (" ".join(p for p in prompts if p) + " ") * 3]),
+        sample_request(
             "generate_ids",
             token_ids=[list(ids) + [0] * (width - len(ids)) for ids in prompt_ids],
             prompt_lengths=[len(ids) for ids in prompt_ids],
             **decoding,
         ),
     ]
-
-
-def _request(signature_name, **inputs):
-    return {"signature_name": signature_name, "inputs": inputs}
 
 
 # --- Keras reference --------------------------------------------------------------
@@ -156,7 +151,7 @@ def reference_outputs(model, tokenizer, limits, request):
         return {"continuations": continuations(model, limits, prompts, inputs)}
     ids = continuations(model, limits, document_ids(tokenizer, end_id, inputs["prompts"]), inputs)
     return {
-        "generated": [_detokenize(tokenizer, row) for row in ids],
+        "generated": [detokenized(tokenizer, row) for row in ids],
         "token_count": [len(row) for row in ids],
     }
 
@@ -164,20 +159,14 @@ def reference_outputs(model, tokenizer, limits, request):
 def continuations(model, limits, prompts, inputs):
     """Generated ids (end token excluded) for token-id prompts; the decoding
     settings are the first values of `inputs` (a request shares them)."""
-    new_tokens = min(max(int(inputs["max_new_tokens"][0]), 1), limits.max_new_tokens)
-    temperature = float(inputs["temperature"][0])
-    settings = dict(
-        temperature=temperature,
-        top_k=max(int(inputs["top_k"][0]), 0),
-        top_p=min(max(float(inputs["top_p"][0]), 1e-6), 1.0),
-        seed=int(inputs["seed"][0]),
-    )
+    settings = reference_settings(inputs, limits.max_new_tokens)
+    new_tokens = settings.pop("max_new_tokens")
     keep = limits.max_prompt_tokens
     if limits.context is not None:
         keep = min(keep, limits.context - new_tokens)
     prompts = [list(p)[-keep:] for p in prompts]
     if hasattr(model, "generate"):
-        strategy = "sample" if temperature > 0 else "greedy"
+        strategy = "sample" if settings["temperature"] > 0 else "greedy"
         return model.generate(prompts, max_new_tokens=new_tokens, strategy=strategy, **settings)
     lengths = np.array([len(p) for p in prompts], "int32")
     width = 1 << (int(lengths.max()) + new_tokens - 1).bit_length()
@@ -210,14 +199,10 @@ def generate_texts(
     """
     rows = document_ids(tokenizer, int(model.end_token_id), prompts)
     limits = GenerationLimits(max_new_tokens, max(map(len, rows)), model_context(model))
-    settings = {
-        "max_new_tokens": [max_new_tokens],
-        "temperature": [temperature],
-        "top_k": [top_k],
-        "top_p": [top_p],
-        "seed": [seed],
-    }
-    return [_detokenize(tokenizer, ids) for ids in continuations(model, limits, rows, settings)]
+    settings = decoding_inputs(
+        1, max_new_tokens, dict(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+    )
+    return [detokenized(tokenizer, ids) for ids in continuations(model, limits, rows, settings)]
 
 
 def sequence_log_likelihood(model, token_ids, padding_mask):
@@ -266,8 +251,3 @@ def _score(model, tokenizer, end_id, limits, texts):
         "log_likelihood": [float(s) for s in scores],
         "num_tokens": [len(row) - 1 for row in rows],
     }
-
-
-def _detokenize(tokenizer, ids):
-    text = tokenizer.detokenize([ids] if ids else [[]]).numpy()[0]
-    return text.decode("utf-8", errors="replace")

@@ -57,8 +57,6 @@ import tensorflow as tf
 
 from kzoo.export import causal_lm_reference
 from kzoo.export.causal_lm_reference import (
-    SAMPLE_NEW_TOKENS,
-    SCORE_TOLERANCE,
     GenerationLimits,
     document_ids,
     sample_prompts,
@@ -70,21 +68,22 @@ from kzoo.export.input_policy import (
     checked_ids,
     matrix,
     one_per_row,
-    per_row,
-    shared_value,
     unless_empty,
     valid_utf8,
 )
-from kzoo.export.signatures import ServingSignatures, next_power_of_two, run_config, run_tokenizer
+from kzoo.export.signatures import (
+    FLOAT_TOLERANCE,
+    SAMPLE_NEW_TOKENS,
+    SAMPLING_SPECS,
+    ServingSignatures,
+    round_up,
+    run_config,
+    run_tokenizer,
+    sampling_settings,
+)
 from kzoo.preprocessing import CausalLMPreprocessor
 
-_DECODING_SPECS = {
-    "max_new_tokens": any_rank("max_new_tokens", tf.int32),
-    "temperature": any_rank("temperature", tf.float32),
-    "top_k": any_rank("top_k", tf.int32),
-    "top_p": any_rank("top_p", tf.float32),
-    "seed": any_rank("seed", tf.int32),
-}
+_DECODING_SPECS = {"max_new_tokens": any_rank("max_new_tokens", tf.int32), **SAMPLING_SPECS}
 INPUT_SPECS = {
     "generate": {"prompts": any_rank("prompts", tf.string), **_DECODING_SPECS},
     "score": {"texts": any_rank("texts", tf.string)},
@@ -183,7 +182,7 @@ class CausalLMSignatures(ServingSignatures):
         )
 
     def expected_fields(self):
-        return {"end_token_id": self.end_id, "score_tolerance": SCORE_TOLERANCE}
+        return {"end_token_id": self.end_id, "score_tolerance": FLOAT_TOLERANCE}
 
     def export_info(self):
         return {"end_token_id": self.end_id, "limits": dataclasses.asdict(self.limits)}
@@ -256,13 +255,8 @@ class CausalLMSignatures(ServingSignatures):
         return self.preprocessor.tokenize_documents(valid_utf8(texts))
 
     def _decoding_settings(self, batch, max_new_tokens, temperature, top_k, top_p, seed):
-        new_tokens = tf.clip_by_value(
-            per_row(max_new_tokens, batch, "max_new_tokens"), 1, self.limits.max_new_tokens
-        )
-        temperature = shared_value(temperature, batch, "temperature", 0.0)
-        top_k = tf.maximum(shared_value(top_k, batch, "top_k", 0), 0)
-        top_p = tf.clip_by_value(shared_value(top_p, batch, "top_p", 1.0), 1e-6, 1.0)
-        return new_tokens, temperature, top_k, top_p, shared_value(seed, batch, "seed", 0)
+        cap = self.limits.max_new_tokens
+        return sampling_settings(batch, max_new_tokens, cap, temperature, top_k, top_p, seed)
 
     def _decode(self, prompts, new_tokens, temperature, top_k, top_p, seed):
         """Keeps each prompt's last tokens, pads into a buffer and decodes."""
@@ -275,9 +269,7 @@ class CausalLMSignatures(ServingSignatures):
         trimmed = tf.gather(
             prompts.values, tf.ragged.range(starts, starts + tf.cast(kept, tf.int64))
         )
-        width = next_power_of_two(tf.reduce_max(kept) + tf.reduce_max(new_tokens))
-        if self.limits.context is not None:
-            width = tf.minimum(width, self.limits.context)
+        width = round_up(tf.reduce_max(kept) + tf.reduce_max(new_tokens), self.limits.context)
         buffer = trimmed.to_tensor(default_value=0)
         buffer = tf.pad(buffer, [[0, 0], [0, width - tf.shape(buffer)[1]]])
         return self._decode_ids(buffer, kept, new_tokens, temperature, top_k, top_p, seed)

@@ -1,4 +1,5 @@
-"""The serving signatures of a `Seq2SeqLM`: source strings in, target strings out.
+"""The export of a `Seq2SeqLM`: its serving signatures (source strings in, target
+strings out), its sample requests and the Keras model's answers to them.
 
 Tokenization and detokenization run in the graph, so a client sends text. Every
 input and output is dense (REST encodes no ragged tensors) and every output
@@ -54,42 +55,72 @@ whitespace-only source is translated from the end token alone and an empty targe
 scores its end token alone (`num_tokens` 1); 0 sources give 0 rows; `targets` not
 one per source, NaN or infinite float options, ids outside the vocabulary and
 `source_ids` rows with no non-zero id are InvalidArgument naming the input.
+
+The sample requests (warmup, REST examples, the check-serving comparison) are
+built from the run's own vocabulary: the first validation sources of the built-in
+translation task when the vocabulary covers them, else its own pieces. Their
+expected outputs come from the Keras side, eagerly: `Seq2SeqLM.generate` for
+generation and `Seq2SeqLM.score` for scores, on sources cut and padded as the
+signatures cut them. `kzoo check-serving` then shows that the SavedModel, loaded
+without Keras or kzoo, answers the same (strings and ids exactly, floats to 1e-4).
 """
 
 import dataclasses
 
+import numpy as np
 import tensorflow as tf
+from keras import ops
 
-from kzoo.export import seq2seq_reference
 from kzoo.export.input_policy import (
     any_rank,
     as_rows,
     checked_ids,
     matrix,
     one_per_row,
-    per_row,
     shared_value,
     unless_empty,
     valid_utf8,
 )
-from kzoo.export.signatures import ServingSignatures, next_power_of_two, run_config, run_tokenizer
+from kzoo.export.signatures import (
+    GREEDY,
+    SAMPLE_NEW_TOKENS,
+    SAMPLED,
+    SAMPLING_SPECS,
+    ServingSignatures,
+    checked_strategy,
+    decoding_inputs,
+    detokenized,
+    reference_settings,
+    round_up,
+    run_config,
+    run_tokenizer,
+    sample_request,
+    sampling_settings,
+    unpadded_rows,
+)
 from kzoo.models.seq2seq.seq2seq_lm import start_buffer
-from kzoo.models.text_generation import STRATEGIES
+from kzoo.models.text_generation import right_pad
 from kzoo.preprocessing import Seq2SeqPreprocessor
 from kzoo.preprocessing.seq2seq_preprocessor import dense, id_column
 
 DEFAULT_NUM_BEAMS = 4
 # The generation endpoint and its ids variant, by `model.family`.
 ENDPOINTS = {"seq2seq": ("translate", "translate_ids"), "t5": ("generate", "generate_ids")}
+# The decoding settings of the sample requests, by strategy.
+SAMPLE_SETTINGS = {
+    "greedy": {"strategy": "greedy", **GREEDY, "length_penalty": 0.0},
+    "sample": {"strategy": "sample", **SAMPLED, "length_penalty": 0.0},
+    "beam": {"strategy": "beam", **GREEDY, "length_penalty": 0.6},
+}
 
-
+# The inputs of `Seq2SeqLM.score`, in the order `dense` and `right_pad` give them.
+SCORE_INPUTS = (
+    "encoder_token_ids encoder_padding_mask decoder_token_ids decoder_padding_mask".split()
+)
 _DECODING_SPECS = {
     "max_new_tokens": any_rank("max_new_tokens", tf.int32),
     "strategy": any_rank("strategy", tf.string),
-    "temperature": any_rank("temperature", tf.float32),
-    "top_k": any_rank("top_k", tf.int32),
-    "top_p": any_rank("top_p", tf.float32),
-    "seed": any_rank("seed", tf.int32),
+    **SAMPLING_SPECS,
     "length_penalty": any_rank("length_penalty", tf.float32),
 }
 
@@ -138,11 +169,10 @@ class Seq2SeqLimits:
 class Seq2SeqSignatures(ServingSignatures):
     """The `ServingSignatures` of a `Seq2SeqLM`: `translate` (TF Serving's
     default), `score` and `translate_ids` (`generate`, `score`, `generate_ids` for
-    T5).
+    T5), with their sample requests and Keras answers.
 
     The endpoint methods are plain functions of tensors, to be wrapped by
-    `keras.export.ExportArchive.add_endpoint` with `input_specs()`; the sample
-    requests and their Keras answers are `seq2seq_reference`'s.
+    `keras.export.ExportArchive.add_endpoint` with `input_specs()`.
 
     Args:
         model: A `Seq2SeqLM` (any of its backbones).
@@ -190,16 +220,81 @@ class Seq2SeqSignatures(ServingSignatures):
         limits = Seq2SeqLimits.for_model(model, export_settings)
         return cls(model, tokenizer, limits, family=family, xla=xla)
 
-    def sample_requests(self):
-        return seq2seq_reference.sample_requests(
-            self.tokenizer, self.end_id, self.limits, self.endpoints
-        )
-
-    def reference_outputs(self, request):
-        return seq2seq_reference.reference_outputs(self.model, self.tokenizer, self.limits, request)
-
     def export_info(self):
         return {"limits": dataclasses.asdict(self.limits)}
+
+    # --- Sample requests and the Keras reference -----------------------------------
+
+    def sample_requests(self):
+        """Greedy, sampled and beam generation (one with a source that gets cut),
+        `serving_default`, score and ids generation requests."""
+        generate, generate_ids = self.endpoints
+        (source, target), (other_source, other_target) = sample_pairs(self.tokenizer)
+        sources = [source, other_source]
+        long_source = " ".join([source] * self.limits.capacity)  # gets cut
+        ids = self._source_id_lists(sources)
+        padded = [row + [0] * (max(map(len, ids)) - len(row)) for row in ids]
+        new_tokens = min(SAMPLE_NEW_TOKENS, self.limits.max_new_tokens)
+        greedy, sampled, beam = (
+            decoding_inputs(len(sources), new_tokens, SAMPLE_SETTINGS[strategy])
+            for strategy in ("greedy", "sample", "beam")
+        )
+        return [
+            sample_request(generate, sources=sources, **greedy),
+            sample_request(generate, sources=sources, **sampled),
+            sample_request(generate, sources=[long_source, other_source], **beam),
+            sample_request("serving_default", sources=sources, **greedy),
+            sample_request(
+                "score", sources=[*sources, long_source], targets=[target, other_target, ""]
+            ),
+            sample_request(generate_ids, source_ids=padded, **greedy),
+        ]
+
+    def reference_outputs(self, request):
+        """The Keras model's outputs for one sample request (JSON-ready lists).
+
+        Generation requests share their decoding settings (their first values are used).
+        """
+        name, inputs = request["signature_name"], request["inputs"]
+        if name == "score":
+            return self._reference_score(inputs["sources"], inputs["targets"])
+        if "source_ids" in inputs:
+            sources = [[int(t) for t in row] for row in inputs["source_ids"]]
+            sources = [row[: max(i + 1 for i, t in enumerate(row) if t)] for row in sources]
+            sources = [row[: self.limits.max_source_tokens] for row in sources]
+        else:
+            sources = self._source_id_lists(inputs["sources"])
+        settings = reference_settings(inputs, self.limits.max_new_tokens)
+        settings["length_penalty"] = float(inputs["length_penalty"][0])
+        rows = self.model.generate(
+            sources, strategy=inputs["strategy"][0], num_beams=self.limits.num_beams, **settings
+        )
+        new_tokens = settings["max_new_tokens"]
+        outputs = {
+            "target_ids": [row + [0] * (new_tokens - len(row)) for row in rows],
+            "num_tokens": [len(row) for row in rows],
+        }
+        if "sources" in inputs:
+            outputs["targets"] = [detokenized(self.tokenizer, row) for row in rows]
+        return outputs
+
+    def _source_id_lists(self, texts):
+        """Each source's ids (lists), cut as the signatures cut them, end token last."""
+        rows = self.tokenizer.tokenize(list(texts)).to_list()
+        keep = self.limits.max_source_tokens - 1
+        return [[int(t) for t in row[:keep]] + [self.end_id] for row in rows]
+
+    def _reference_score(self, sources, targets):
+        encoder = self._source_id_lists(sources)
+        decoder = [
+            [self.start_id, *row[: self.limits.capacity - 2], self.end_id]
+            for row in self.tokenizer.tokenize(list(targets)).to_list()
+        ]
+        encoder_inputs = right_pad(encoder, max(map(len, encoder)))
+        decoder_inputs = right_pad(decoder, max(map(len, decoder)))
+        scores = self.model.score(dict(zip(SCORE_INPUTS, encoder_inputs + decoder_inputs)))
+        scores = np.asarray(ops.convert_to_numpy(scores), "float64")
+        return {"log_likelihood": scores.tolist(), "num_tokens": [len(row) - 1 for row in decoder]}
 
     # --- Signatures ------------------------------------------------------------
 
@@ -223,16 +318,7 @@ class Seq2SeqSignatures(ServingSignatures):
     ):
         source_ids = matrix(source_ids, "source_ids")
         batch = tf.shape(source_ids)[0]
-        present = tf.cast(source_ids != 0, tf.int32)
-        positions = tf.range(1, tf.shape(source_ids)[1] + 1)[None, :]
-        # Up to the last non-zero id (0 for a row of zeros, or no columns).
-        lengths = tf.reduce_max(tf.pad(present * positions, [[0, 0], [0, 1]]), axis=1)
-        check = tf.debugging.Assert(
-            tf.reduce_all(lengths >= 1),
-            ["source_ids: every row needs at least one non-zero id; got lengths", lengths],
-        )
-        with tf.control_dependencies([check]):
-            sources = tf.RaggedTensor.from_tensor(source_ids, lengths=lengths)
+        sources = unpadded_rows(source_ids, "source_ids")
         sources = checked_ids(sources, self.vocabulary_size, "source_ids")
         sources = sources[:, : self.limits.max_source_tokens]
         settings = self._decoding_settings(
@@ -256,16 +342,7 @@ class Seq2SeqSignatures(ServingSignatures):
             decoder = tf.concat(
                 [id_column(batch, self.start_id), target, id_column(batch, self.end_id)], axis=1
             )
-            source_ids, source_mask = dense(source)
-            decoder_ids, decoder_mask = dense(decoder)
-            log_likelihood = self._score(
-                {
-                    "encoder_token_ids": source_ids,
-                    "encoder_padding_mask": source_mask,
-                    "decoder_token_ids": decoder_ids,
-                    "decoder_padding_mask": decoder_mask,
-                }
-            )
+            log_likelihood = self._score(dict(zip(SCORE_INPUTS, (*dense(source), *dense(decoder)))))
             return {
                 "log_likelihood": tf.cast(log_likelihood, tf.float32),
                 "num_tokens": tf.cast(decoder.row_lengths(), tf.int32) - 1,
@@ -282,71 +359,42 @@ class Seq2SeqSignatures(ServingSignatures):
     def _decoding_settings(
         self, batch, max_new_tokens, strategy, temperature, top_k, top_p, seed, length_penalty
     ):
-        """The checked decoding inputs: per-row `max_new_tokens` clipped into
-        [1, cap], then the shared strategy, temperature, top_k, top_p, seed and
-        length penalty."""
-        new_tokens = tf.clip_by_value(
-            per_row(max_new_tokens, batch, "max_new_tokens"), 1, self.limits.max_new_tokens
+        """The checked decoding inputs: `new_tokens` (`signatures.sampling_settings`),
+        the shared strategy, and the sampling settings and length penalty as the
+        keyword arguments of `Seq2SeqLM.generate_ids`."""
+        new_tokens, temperature, top_k, top_p, seed = sampling_settings(
+            batch, max_new_tokens, self.limits.max_new_tokens, temperature, top_k, top_p, seed
         )
-        strategy = _checked_strategy(shared_value(strategy, batch, "strategy", "greedy"))
+        strategy = checked_strategy(shared_value(strategy, batch, "strategy", "greedy"))
         # Greedy is the sampling loop at temperature 0 (the same argmax).
-        temperature = tf.where(
-            strategy == "greedy", 0.0, shared_value(temperature, batch, "temperature", 0.0)
-        )
-        return (
-            new_tokens,
-            strategy,
-            temperature,
-            tf.maximum(shared_value(top_k, batch, "top_k", 0), 0),
-            tf.clip_by_value(shared_value(top_p, batch, "top_p", 1.0), 1e-6, 1.0),
-            shared_value(seed, batch, "seed", 0),
-            shared_value(length_penalty, batch, "length_penalty", 0.0),
-        )
+        temperature = tf.where(strategy == "greedy", 0.0, temperature)
+        length_penalty = shared_value(length_penalty, batch, "length_penalty", 0.0)
+        sampling = {"temperature": temperature, "top_k": top_k, "top_p": top_p, "seed": seed}
+        sampling["length_penalty"] = length_penalty
+        return new_tokens, strategy, sampling
 
-    def _generate(
-        self, sources, new_tokens, strategy, temperature, top_k, top_p, seed, length_penalty
-    ):
+    def _generate(self, sources, new_tokens, strategy, sampling):
         """Pads the ragged `sources` as `Seq2SeqLM.generate` does and decodes."""
         batch = tf.cast(sources.nrows(), tf.int32)
-        source_ids, source_mask = dense(
-            sources, self._round_up(tf.reduce_max(tf.cast(sources.row_lengths(), tf.int32)))
-        )
-        target_ids, target_lengths = start_buffer(
-            batch, self._round_up(tf.reduce_max(new_tokens) + 1), self.start_id
-        )
+        capacity = self.limits.capacity
+        source_length = round_up(tf.reduce_max(tf.cast(sources.row_lengths(), tf.int32)), capacity)
+        source_ids, source_mask = dense(sources, source_length)
+        target_length = round_up(tf.reduce_max(new_tokens) + 1, capacity)
+        target_ids, target_lengths = start_buffer(batch, target_length, self.start_id)
+        beam = strategy == "beam"
         ids, mask = self._decode(
-            source_ids,
-            source_mask,
-            target_ids,
-            target_lengths,
-            new_tokens,
-            strategy == "beam",
-            temperature,
-            top_k,
-            top_p,
-            seed,
-            length_penalty,
+            source_ids, source_mask, target_ids, target_lengths, new_tokens, beam, sampling
         )
         generated = tf.ragged.boolean_mask(ids, mask & (ids != self.end_id))
         target_ids, _ = dense(generated, tf.reduce_max(new_tokens))
         return {"target_ids": target_ids, "num_tokens": tf.cast(generated.row_lengths(), tf.int32)}
 
     def _decode(
-        self,
-        source_ids,
-        source_mask,
-        target_ids,
-        target_lengths,
-        new_tokens,
-        beam,
-        temperature,
-        top_k,
-        top_p,
-        seed,
-        length_penalty,
+        self, source_ids, source_mask, target_ids, target_lengths, new_tokens, beam, sampling
     ):
         """`Seq2SeqLM.generate_ids` with beam search or the greedy/sampling loop,
-        chosen in the graph."""
+        chosen in the graph (`sampling`: its temperature, top_k, top_p, seed and
+        length_penalty)."""
 
         def decode_with(strategy):
             def branch():
@@ -355,25 +403,16 @@ class Seq2SeqSignatures(ServingSignatures):
                     source_mask,
                     new_tokens,
                     strategy=strategy,
-                    temperature=temperature,
-                    top_k=top_k,
-                    top_p=top_p,
-                    seed=seed,
                     num_beams=self.limits.num_beams,
-                    length_penalty=length_penalty,
                     target_ids=target_ids,
                     target_prompt_lengths=target_lengths,
+                    **sampling,
                 )
                 return tf.convert_to_tensor(ids), tf.cast(mask, tf.bool)
 
             return branch
 
         return tf.cond(beam, decode_with("beam"), decode_with("sample"))
-
-    def _round_up(self, length):
-        """`text_generation.round_up` on a tensor: a power of two, at most capacity."""
-        power = next_power_of_two(tf.maximum(length, 1))
-        return tf.minimum(power, self.limits.capacity)
 
 
 def run_settings(model, run):
@@ -384,11 +423,15 @@ def run_settings(model, run):
     return run_tokenizer(model, run), family
 
 
-def _checked_strategy(strategy):
-    """`strategy` if it is one of `STRATEGIES`, else InvalidArgument naming them."""
-    check = tf.debugging.Assert(
-        tf.reduce_any(tf.equal(tf.constant(STRATEGIES), strategy)),
-        [f"strategy: expected one of {', '.join(STRATEGIES)}; got", strategy],
-    )
-    with tf.control_dependencies([check]):
-        return tf.identity(strategy)
+def sample_pairs(tokenizer):
+    """Two `(source, target)` pairs the vocabulary covers (no unknown piece)."""
+    from kzoo.data.builtin_translation import translation_pairs
+
+    pairs = translation_pairs(2, split="validation")
+    texts = [text for pair in pairs for text in pair]
+    if tokenizer.unk_id not in tokenizer.tokenize(texts).flat_values.numpy():
+        return pairs
+    pieces = [p.lstrip("\u2581") for p in tokenizer.get_vocabulary()[4:]]
+    words = [p for p in pieces if p.isalpha()] or ["a"]
+    w = [words[i % len(words)] for i in range(9)]
+    return [(f"{w[0]} {w[1]} {w[2]}", f"{w[3]} {w[4]}"), (w[5], f"{w[6]} {w[7]} {w[8]}")]

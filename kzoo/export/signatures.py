@@ -18,16 +18,36 @@ A family's `ServingSignatures` subclass says everything `kzoo export` and
 alone, for every family. `signatures_class(model)` looks the model's class up in
 `SIGNATURES` (its module is imported then): a new family adds its module and one
 line there.
+
+The families that generate text (`causal_lm_signatures`, `seq2seq_signatures`)
+share the rest of this module: how their sample requests are built and how the
+Keras reference reads them back (`sample_request`, `GREEDY`, `SAMPLED`,
+`decoding_inputs`, `reference_settings`, `detokenized`), and the graph steps that
+check and clip decoding inputs (`sampling_settings`, `checked_strategy`,
+`unpadded_rows`, `round_up`).
 """
 
 import importlib
 
 import tensorflow as tf
 
-from kzoo.export.input_policy import declared_shape
+from kzoo.export.input_policy import any_rank, declared_shape, per_row, shared_value
+from kzoo.models.text_generation import STRATEGIES
 
 SERVING_DEFAULT = "serving_default"
 FLOAT_TOLERANCE = {"rtol": 1e-4, "atol": 1e-5}
+
+# The generation families' sample requests: new tokens, greedy and sampled settings.
+SAMPLE_NEW_TOKENS = 8
+GREEDY = {"temperature": 0.0, "top_k": 0, "top_p": 1.0, "seed": 0}
+SAMPLED = {"temperature": 0.8, "top_k": 20, "top_p": 0.95, "seed": 7}
+# The sampling inputs of their generation endpoints, in argument order.
+SAMPLING_SPECS = {
+    "temperature": any_rank("temperature", tf.float32),
+    "top_k": any_rank("top_k", tf.int32),
+    "top_p": any_rank("top_p", tf.float32),
+    "seed": any_rank("seed", tf.int32),
+}
 
 # Model class name -> "module:class" of its signatures, imported on first use.
 SIGNATURES = {
@@ -186,6 +206,96 @@ def _decode(values):
     if isinstance(values, list):
         return [_decode(v) for v in values]
     return values.decode("utf-8", errors="replace")
+
+
+# --- Shared by the generation families ---------------------------------------------
+
+
+def sample_request(signature_name, **inputs):
+    """One sample request: `{"signature_name", "inputs": {name: list}}`."""
+    return {"signature_name": signature_name, "inputs": inputs}
+
+
+def decoding_inputs(batch, max_new_tokens, settings):
+    """Decoding inputs repeated per row, so each row is a valid REST instance.
+
+    Example:
+    >>> decoding_inputs(2, 8, {"seed": 0})
+    {'max_new_tokens': [8, 8], 'seed': [0, 0]}
+    """
+    inputs = {"max_new_tokens": max_new_tokens, **settings}
+    return {key: [value] * batch for key, value in inputs.items()}
+
+
+def reference_settings(inputs, max_new_tokens):
+    """The decoding settings of a request's inputs clipped as the signatures clip
+    them (a request shares them: their first values are used), for the Keras
+    reference; `max_new_tokens` is the export's cap.
+
+    Example:
+    >>> reference_settings({"max_new_tokens": [0], "temperature": [0.5], "top_k": [-2],
+    ...                     "top_p": [2.0], "seed": [3]}, 4)
+    {'max_new_tokens': 1, 'temperature': 0.5, 'top_k': 0, 'top_p': 1.0, 'seed': 3}
+    """
+    return {
+        "max_new_tokens": min(max(int(inputs["max_new_tokens"][0]), 1), max_new_tokens),
+        "temperature": float(inputs["temperature"][0]),
+        "top_k": max(int(inputs["top_k"][0]), 0),
+        "top_p": min(max(float(inputs["top_p"][0]), 1e-6), 1.0),
+        "seed": int(inputs["seed"][0]),
+    }
+
+
+def detokenized(tokenizer, ids):
+    """One id list as a Python string, invalid UTF-8 replaced as `to_json` does."""
+    text = tokenizer.detokenize([ids] if ids else [[]]).numpy()[0]
+    return text.decode("utf-8", errors="replace")
+
+
+def sampling_settings(batch, max_new_tokens, cap, temperature, top_k, top_p, seed):
+    """The checked decoding inputs of a generation endpoint: per-row
+    `max_new_tokens` clipped into [1, cap], then the temperature, top_k, top_p
+    and seed shared by the batch (`input_policy.shared_value`)."""
+    return (
+        tf.clip_by_value(per_row(max_new_tokens, batch, "max_new_tokens"), 1, cap),
+        shared_value(temperature, batch, "temperature", 0.0),
+        tf.maximum(shared_value(top_k, batch, "top_k", 0), 0),
+        tf.clip_by_value(shared_value(top_p, batch, "top_p", 1.0), 1e-6, 1.0),
+        shared_value(seed, batch, "seed", 0),
+    )
+
+
+def checked_strategy(strategy):
+    """`strategy` if it is one of `text_generation.STRATEGIES`, else
+    InvalidArgument naming them."""
+    check = tf.debugging.Assert(
+        tf.reduce_any(tf.equal(tf.constant(STRATEGIES), strategy)),
+        [f"strategy: expected one of {', '.join(STRATEGIES)}; got", strategy],
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(strategy)
+
+
+def unpadded_rows(ids, name):
+    """The rows of right-padded int32 `ids` (a matrix) up to their last non-zero
+    id, ragged; a row without one is InvalidArgument naming input `name`."""
+    present = tf.cast(ids != 0, tf.int32)
+    positions = tf.range(1, tf.shape(ids)[1] + 1)[None, :]
+    # Up to the last non-zero id (0 for a row of zeros, or no columns).
+    lengths = tf.reduce_max(tf.pad(present * positions, [[0, 0], [0, 1]]), axis=1)
+    check = tf.debugging.Assert(
+        tf.reduce_all(lengths >= 1),
+        [f"{name}: every row needs at least one non-zero id; got lengths", lengths],
+    )
+    with tf.control_dependencies([check]):
+        return tf.RaggedTensor.from_tensor(ids, lengths=lengths)
+
+
+def round_up(length, capacity=None):
+    """`kzoo.models.text_generation.round_up` on an int32 tensor: a power of two
+    (at least 1), at most `capacity` (None: unbounded)."""
+    power = next_power_of_two(tf.maximum(length, 1))
+    return power if capacity is None else tf.minimum(power, capacity)
 
 
 def next_power_of_two(n):

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kzoo.export import export_run, layout, seq2seq_reference
+from kzoo.export import export_run, layout
 from kzoo.export.check_serving import _recompute_expected, check_serving
 from kzoo.export.saved_model import load_for_export
-from kzoo.export.seq2seq_signatures import Seq2SeqSignatures
+from kzoo.export.seq2seq_signatures import Seq2SeqSignatures, sample_pairs
 from kzoo.testing.tiny_runs import SEQ2SEQ_EXPORT, build_seq2seq_run
 from kzoo.tokenizers import load_tokenizer, train_sentencepiece
 from kzoo.training.run_directory import RunDirectory
@@ -224,7 +224,7 @@ def test_t5_endpoints_are_named_generate(tmp_path):
 def test_sample_pairs_fall_back_to_the_vocabulary(tmp_path):
     train_sentencepiece(texts=["to be or not to be"], model_type="char", output_dir=str(tmp_path))
     tokenizer = load_tokenizer(str(tmp_path))
-    pairs = seq2seq_reference.sample_pairs(tokenizer)
+    pairs = sample_pairs(tokenizer)
     texts = [text for pair in pairs for text in pair]
     assert len(pairs) == 2 and all(texts[:2])
     assert tokenizer.unk_id not in tokenizer.tokenize(texts).flat_values.numpy()
