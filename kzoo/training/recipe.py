@@ -43,8 +43,9 @@ TOKENIZER_SCHEMA = {
     "kind": Field(
         (str,),
         "bpe",
-        choices=("bpe", "unigram", "char", "wordpiece"),
-        doc="SentencePiece bpe/unigram/char (gpt, lstm); wordpiece (bert)",
+        choices=("bpe", "unigram", "char", "wordpiece", "byte_bpe"),
+        doc="SentencePiece bpe/unigram/char (gpt, lstm, seq2seq, t5); wordpiece (bert); "
+        "byte_bpe (GPT-2's, from an imported run)",
     ),
     "lowercase": Field((bool,), True, doc="wordpiece: lower-case and strip accents"),
     "vocab_size": Field(
@@ -297,13 +298,12 @@ def _check_consistency(config, family):
     if kind not in family.tokenizer_kinds:
         raise ConfigError(
             f"tokenizer.kind: {kind!r} does not suit model.family "
-            f"{config['model']['family']!r}; bert takes 'wordpiece', the other families "
-            "'bpe', 'unigram' or 'char'"
+            f"{config['model']['family']!r}; it takes {', '.join(map(repr, family.tokenizer_kinds))}"
         )
     fine_tuning = config["model"].get("task") in family.fine_tuning_tasks
     if config["train"]["init_from"] is not None and not fine_tuning:
         raise ConfigError(
-            "train.init_from: only fine-tuning recipes (BERT model.task "
+            "train.init_from: only fine-tuning recipes (GPT; BERT model.task "
             "classify, tag or qa; T5 model.task finetune) start from a "
             "pretrained run"
         )

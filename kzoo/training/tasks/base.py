@@ -101,6 +101,42 @@ class Task:
     # The `model` keys a `train.init_from` run fixes (its shapes), if any.
     INIT_FROM_KEYS = ()
 
+    def pretrained_backbone(self, backbone_class, dtype=None, context_key=None):
+        """A copy of the `train.init_from` run's backbone, with the recipe's
+        `model.dropout` and `dtype`.
+
+        Args:
+            backbone_class: The backbone the run must hold (e.g. `GPTBackbone`).
+            dtype: The Keras dtype policy of the copy.
+            context_key: A `data` key that must not exceed the backbone's
+                `max_sequence_length` (e.g. `"sequence_length"`).
+
+        Raises:
+            ValueError: The run holds another model, or `context_key` does not fit.
+        """
+        from kzoo.training.run_directory import RunDirectory
+
+        init_from = self.config["train"]["init_from"]
+        model = RunDirectory(init_from).load_model()
+        pretrained = getattr(model, "backbone", None)
+        if not isinstance(pretrained, backbone_class):
+            raise ValueError(
+                f"train.init_from: {init_from} holds a {type(model).__name__}, not a model "
+                f"on a {backbone_class.__name__}; give the --run-dir of a run of this family"
+            )
+        if context_key and self.config["data"][context_key] > pretrained.max_sequence_length:
+            raise ValueError(
+                f"data.{context_key}: {self.config['data'][context_key]} exceeds the "
+                f"pretrained model's {pretrained.max_sequence_length} positions "
+                f"(train.init_from: {init_from})"
+            )
+        config = {**pretrained.get_config(), "dropout": self.config["model"]["dropout"]}
+        config.update(dtype=dtype)
+        config.pop("name", None)
+        backbone = backbone_class.from_config(config)
+        backbone.set_weights(pretrained.get_weights())
+        return backbone
+
     def size_table(self):
         """`{size name: model keys}` of this kind's named `model.size`s, or None."""
         return None

@@ -81,34 +81,12 @@ class BertTask(Task):
                 dropout=model["dropout"],
                 **{k: model[k] for k in ENCODER_KEYS},
             )
-        pretrained = self.pretrained_backbone()
-        config = {**pretrained.get_config(), "dropout": model["dropout"], "dtype": dtype}
-        config.pop("name", None)
-        backbone = BertBackbone.from_config(config)
-        backbone.set_weights(pretrained.get_weights())
-        return backbone
+        return self.pretrained_backbone(BertBackbone, dtype, "sequence_length")
 
     def size_table(self):
         from kzoo.models.bert import BERT_SIZES
 
         return BERT_SIZES
-
-    def pretrained_backbone(self):
-        """The encoder of the `train.init_from` run."""
-        init_from = self.config["train"]["init_from"]
-        model = RunDirectory(init_from).load_model()
-        backbone = getattr(model, "backbone", None)
-        if backbone is None or type(backbone).__name__ != "BertBackbone":
-            raise ValueError(
-                f"train.init_from: {init_from} holds a {type(model).__name__}, not a BERT model"
-            )
-        if self.config["data"]["sequence_length"] > backbone.max_sequence_length:
-            raise ValueError(
-                f"data.sequence_length: {self.config['data']['sequence_length']} exceeds "
-                f"the pretrained encoder's {backbone.max_sequence_length} positions "
-                f"(train.init_from: {init_from})"
-            )
-        return backbone
 
     def resolve_init_from(self):
         init_from = self.config["train"]["init_from"]

@@ -8,8 +8,18 @@ import tensorflow as tf
 from kzoo.data import text_files
 from kzoo.data.causal_lm import causal_lm_dataset
 from kzoo.tokenizers import load_tokenizer, train_sentencepiece
+from kzoo.training.run_directory import RunDirectory
 from kzoo.training.tasks.base import DataPlan, Task
 from kzoo.training.tasks.text_sources import resolve_corpus
+
+# The GPT shapes a `train.init_from` run fixes.
+GPT_SHAPE_KEYS = (
+    "num_layers",
+    "num_heads",
+    "hidden_dim",
+    "intermediate_dim",
+    "max_sequence_length",
+)
 
 
 def parallel_calls(data_config):
@@ -25,9 +35,22 @@ class CausalLMTask(Task):
         self.source = resolve_corpus(self.config["data"])
         return self.source
 
+    # The `model` keys a `train.init_from` run fixes (GPT: continued pretraining).
+    INIT_FROM_KEYS = GPT_SHAPE_KEYS
+
     def make_tokenizer(self, run_dir):
         settings = self.config["tokenizer"]
         kind = settings["kind"]
+        init_from = self.config["train"]["init_from"]
+        if init_from:
+            run = RunDirectory(run_dir)
+            run.copy_tokenizer_from(init_from)
+            return run.tokenizer()
+        if kind == "byte_bpe":
+            raise ValueError(
+                "tokenizer.kind: byte_bpe (GPT-2's byte-level BPE) comes with a pretrained "
+                "run; set train.init_from to a `kzoo import`ed GPT-2, or use bpe"
+            )
         with self.source.tokenizer_documents() as documents:
             train_sentencepiece(
                 output_dir=run_dir,
@@ -115,7 +138,10 @@ class CausalLMTask(Task):
         settings = {k: v for k, v in model.items() if k != "family"}
         vocabulary_size = int(tokenizer.vocabulary_size)
         if model["family"] == "gpt":
-            backbone = GPTBackbone(vocabulary_size=vocabulary_size, dtype=dtype, **settings)
+            if self.config["train"]["init_from"]:
+                backbone = self.pretrained_backbone(GPTBackbone, dtype, "sequence_length")
+            else:
+                backbone = GPTBackbone(vocabulary_size=vocabulary_size, dtype=dtype, **settings)
             return GPTCausalLM(backbone, preprocessor=self.preprocessor(tokenizer))
         return LSTMLanguageModel(
             vocabulary_size=vocabulary_size,

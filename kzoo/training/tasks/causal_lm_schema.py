@@ -34,6 +34,8 @@ GPT = FamilySchema(
     data={},
     tasks=TASKS,
     check=check_gpt,
+    tokenizer_kinds=("bpe", "unigram", "char", "byte_bpe"),
+    fine_tuning_tasks=(None,),  # continued pretraining of an imported or trained GPT
 )
 
 LSTM = FamilySchema(

@@ -102,7 +102,7 @@ class EncoderDecoderTask(Task):
         vocabulary_size = int(tokenizer.vocabulary_size)
         if model["family"] == "t5":
             if self.config["train"]["init_from"]:
-                return self.pretrained_backbone(dtype)
+                return self.pretrained_backbone(T5Backbone, dtype)
             return T5Backbone(
                 vocabulary_size=vocabulary_size,
                 dropout=model["dropout"],
@@ -127,27 +127,6 @@ class EncoderDecoderTask(Task):
             norm_first=model["norm_first"],
             **common,
         )
-
-    def pretrained_backbone(self, dtype=None):
-        """The `train.init_from` run's T5 network."""
-        from kzoo.models import T5Backbone
-
-        init_from = self.config["train"]["init_from"]
-        pretrained = getattr(RunDirectory(init_from).load_model(), "backbone", None)
-        if not isinstance(pretrained, T5Backbone):
-            raise ValueError(
-                f"train.init_from: {init_from} holds no T5 model; give the "
-                "--run-dir of a t5 pretraining run"
-            )
-        config = {
-            **pretrained.get_config(),
-            "dropout": self.config["model"]["dropout"],
-            "dtype": dtype,
-        }
-        config.pop("name", None)
-        backbone = T5Backbone.from_config(config)
-        backbone.set_weights(pretrained.get_weights())
-        return backbone
 
     def make_preprocessor(self, tokenizer):
         from kzoo.preprocessing import Seq2SeqPreprocessor
