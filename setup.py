@@ -21,6 +21,8 @@ INSTALL_REQUIRES = [
     "keras-hub>=0.32,<0.33",
     "tokenizers>=0.20,<1",
     "sentencepiece>=0.2,<0.3",
+    # Hugging Face checkpoints (`kzoo import`, `export --format huggingface`).
+    "safetensors>=0.4,<1",
     "sacrebleu>=2.4,<3",
     "rouge-score>=0.1.2,<0.2",
     "numpy>=1.26",

@@ -32,6 +32,11 @@ class GPTBackbone(FunctionalModel):
         dropout: Dropout on embeddings, attention and residual branches.
         max_sequence_length: Number of learned positions.
         layer_norm_epsilon: Epsilon of every layer norm.
+        activation: Feed-forward activation: GPT-2's tanh `"gelu_approximate"`,
+            or `"gelu"` (exact) or `"relu"` (checkpoints that say so).
+        tie_embedding_weights: Whether the output projection is the token
+            embedding (GPT-2) or a separate matrix (`token_embedding`'s
+            `reverse_embeddings`).
         dtype: Dtype policy, e.g. `"mixed_bfloat16"`.
 
     Example:
@@ -58,6 +63,8 @@ class GPTBackbone(FunctionalModel):
         dropout=0.0,
         max_sequence_length=1024,
         layer_norm_epsilon=1e-5,
+        activation="gelu_approximate",
+        tie_embedding_weights=True,
         dtype=None,
         **kwargs,
     ):
@@ -65,6 +72,7 @@ class GPTBackbone(FunctionalModel):
         self.token_embedding = ReversibleEmbedding(
             vocabulary_size,
             hidden_dim,
+            tie_weights=tie_embedding_weights,
             embeddings_initializer=_normal(0.02),
             dtype=dtype,
             name="token_embedding",
@@ -77,7 +85,7 @@ class GPTBackbone(FunctionalModel):
             TransformerDecoderBlock(
                 num_heads=num_heads,
                 intermediate_dim=intermediate_dim,
-                activation="gelu_approximate",
+                activation=activation,
                 dropout=dropout,
                 norm_first=True,
                 norm_epsilon=layer_norm_epsilon,
