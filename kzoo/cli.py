@@ -10,7 +10,9 @@
     kzoo generate RUN_DIR_OR_SAVEDMODEL --prompt TEXT [--max-new-tokens N]
                   [--strategy greedy|sample|beam] [--temperature T] [--top-k K]
                   [--top-p P] [--seed S]
+    kzoo import SOURCE --run-dir DIR
     kzoo export RUN_DIR [--out saved_models] [--name NAME] [--version N]
+    kzoo export RUN_DIR --format huggingface --out DIR
     kzoo check-serving saved_models/NAME/VERSION [--json]
     kzoo tensorboard RUN_DIR [--host 127.0.0.1] [--port 6006]
 
@@ -147,9 +149,22 @@ def build_parser():
     )
     generate.add_argument("--seed", type=int, default=0)
 
+    imports = commands.add_parser(
+        "import", help="a pretrained Hugging Face checkpoint or KerasHub preset directory as a run"
+    )
+    imports.add_argument("source", help="a local checkpoint directory (nothing is downloaded)")
+    imports.add_argument("--run-dir", required=True, help="the new run directory")
+
     export = commands.add_parser("export", help="export a run as a TF Serving SavedModel")
     export.add_argument("run_dir")
-    export.add_argument("--out", default="saved_models")
+    export.add_argument(
+        "--format",
+        choices=("savedmodel", "huggingface"),
+        default="savedmodel",
+        help="savedmodel (TF Serving) or huggingface (config.json, model.safetensors, "
+        "tokenizer files)",
+    )
+    export.add_argument("--out", help="default saved_models (savedmodel); required for huggingface")
     export.add_argument("--name")
     export.add_argument("--version", type=int)
     export.add_argument("--xla", action="store_true", help="jit_compile the signatures")
@@ -280,8 +295,29 @@ def run_evaluate(args):
     return 0
 
 
+def run_import(args):
+    check_input_directory(args.source, "checkpoint directory")
+    check_output_directory(args.run_dir, "--run-dir")
+    start_tensorflow()
+    from kzoo.training.checkpoint_import import import_checkpoint
+
+    summary = import_checkpoint(args.source, args.run_dir)
+    print(
+        f"Imported {summary['model_type']} ({summary['parameters']:,} parameters, "
+        f"{summary['format']}) into {args.run_dir} in {summary['seconds']} s"
+    )
+    if summary["fresh"]:
+        print(f"Not in the checkpoint, started fresh: {', '.join(summary['fresh'])}")
+    if summary["unused"]:
+        print(f"Checkpoint tensors not used: {', '.join(summary['unused'])}")
+    return 0
+
+
 def run_export(args):
     check_input_directory(args.run_dir)
+    if args.format == "huggingface":
+        return _export_huggingface(args)
+    args.out = args.out or "saved_models"
     check_output_directory(args.out, "--out")
     from kzoo.export.names import validate_model_name, validate_version
 
@@ -301,6 +337,17 @@ def run_export(args):
         overwrite=args.overwrite,
     )
     print(f"Exported {path}")
+    return 0
+
+
+def _export_huggingface(args):
+    if args.out is None:
+        raise ValueError("--format huggingface: give the checkpoint directory with --out DIR")
+    check_output_directory(args.out, "--out")
+    start_tensorflow()
+    from kzoo.export.huggingface import export_huggingface
+
+    print(f"Exported {export_huggingface(args.run_dir, args.out, overwrite=args.overwrite)}")
     return 0
 
 
@@ -337,6 +384,7 @@ COMMANDS = {
     "sweep": run_sweep,
     "evaluate": run_evaluate,
     "generate": run_generate,
+    "import": run_import,
     "export": run_export,
     "check-serving": run_check_serving,
     "tensorboard": run_tensorboard,

@@ -15,6 +15,8 @@ import sentencepiece as spm
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from kzoo.tokenizers.byte_level_words import regex_split
+from kzoo.tokenizers.byte_pair_tokenizer import VOCAB_JSON, load_byte_pair_tokenizer
 from kzoo.tokenizers.model_file import read_model_file, write_model_file
 from kzoo.tokenizers.sentencepiece_trainer import SENTINEL_PIECE
 from kzoo.tokenizers.tokenizer import Tokenizer
@@ -45,9 +47,19 @@ class SentencePieceTokenizer(Tokenizer):
     `num_sentinels`. A sentinel is always one token: the text `"<extra_id_0>"`
     tokenizes to `sentinel_ids[0]` and detokenizes back.
 
+    Hugging Face's T5 tokenizer cuts the text at each sentinel and encodes the
+    pieces apart (`"a<extra_id_0>b"` gives `▁a`, the sentinel, `▁b`; the space
+    before a sentinel is dropped). `split_at_sentinels` does the same; by
+    default it is on exactly when the sentinels are the last ids, `<extra_id_0>`
+    last (T5's layout, see `kzoo.tokenizers.sentencepiece_sentinels`), so an
+    imported T5 tokenizer gives Hugging Face's ids and a kzoo-trained one keeps
+    its lossless round trip.
+
     Args:
         proto: The serialized SentencePiece model, `bytes` (the content of a
             `tokenizer.model` file; see `load_tokenizer`).
+        split_at_sentinels: Encode the text between sentinels apart, as Hugging
+            Face does; None (the default) decides from where the sentinels are.
         **kwargs: Base `keras.layers.Layer` arguments (e.g. `name`).
 
     Example:
@@ -78,7 +90,7 @@ class SentencePieceTokenizer(Tokenizer):
     b'to<extra_id_1> be'
     """
 
-    def __init__(self, proto, **kwargs):
+    def __init__(self, proto, split_at_sentinels=None, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(proto, bytes):
             raise TypeError(
@@ -89,6 +101,19 @@ class SentencePieceTokenizer(Tokenizer):
         self._processor = spm.SentencePieceProcessor(model_proto=proto)
         self._sentencepiece = tf_text.SentencepieceTokenizer(model=proto, out_type=tf.int32)
         self._sentinel_ids = _find_sentinel_ids(self._processor)
+        if split_at_sentinels is None:
+            count = len(self._sentinel_ids)
+            last = list(range(self.vocabulary_size - 1, self.vocabulary_size - 1 - count, -1))
+            split_at_sentinels = count > 0 and list(self._sentinel_ids) == last
+        self.split_at_sentinels = bool(split_at_sentinels) and bool(self._sentinel_ids)
+        if self.split_at_sentinels:
+            pieces = [SENTINEL_PIECE.format(index) for index in range(len(self._sentinel_ids))]
+            self._sentinel_table = tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(
+                    tf.constant(pieces), tf.constant(self._sentinel_ids, tf.int32)
+                ),
+                default_value=-1,
+            )
 
     @property
     def vocabulary_size(self):
@@ -119,7 +144,27 @@ class SentencePieceTokenizer(Tokenizer):
             For a scalar string, a 1-D int32 `tf.Tensor`; for a batch of `n`
             strings, an int32 `tf.RaggedTensor` of shape `(n, None)`.
         """
-        return self._sentencepiece.tokenize(tf.convert_to_tensor(inputs, tf.string))
+        texts = tf.convert_to_tensor(inputs, tf.string)
+        if not self.split_at_sentinels:
+            return self._sentencepiece.tokenize(texts)
+        if texts.shape.rank == 0:
+            return self.tokenize(texts[tf.newaxis])[0]
+        if texts.shape.rank != 1:
+            raise ValueError(
+                f"inputs: expected a string or a 1-D batch of strings, got shape {texts.shape}"
+            )
+        numbers = "|".join(str(index) for index in range(len(self._sentinel_ids)))
+        pattern = SENTINEL_PIECE.format(f"(?:{numbers})")
+        pieces, _, _ = regex_split(texts, pattern, pattern)
+        flat = pieces.flat_values
+        sentinel = self._sentinel_table.lookup(flat)
+        is_sentinel = sentinel >= 0
+        ids = self._sentencepiece.tokenize(tf.where(is_sentinel, "", flat))
+        ids = tf.cast(ids.with_row_splits_dtype(tf.int64), tf.int32)
+        kept = tf.RaggedTensor.from_row_lengths(
+            tf.boolean_mask(sentinel, is_sentinel), tf.cast(is_sentinel, tf.int64)
+        )
+        return pieces.with_flat_values(tf.concat([ids, kept], axis=1)).merge_dims(1, 2)
 
     def _detokenize(self, ids):
         """Drops `<pad>`, `<s>` and `</s>` and joins the pieces.
@@ -142,6 +187,7 @@ class SentencePieceTokenizer(Tokenizer):
     def get_config(self):
         config = super().get_config()
         config["proto"] = base64.b64encode(self.proto).decode("ascii")
+        config["split_at_sentinels"] = self.split_at_sentinels
         return config
 
     @classmethod
@@ -164,13 +210,15 @@ def _find_sentinel_ids(processor):
 
 
 def load_tokenizer(directory):
-    """Loads the tokenizer that `train_wordpiece` or `train_sentencepiece` wrote.
+    """Loads the tokenizer that `train_wordpiece` or `train_sentencepiece` wrote,
+    or that a tokenizer's `save` wrote (e.g. an imported checkpoint's).
 
     Args:
         directory: A run directory.
 
     Returns:
-        A `WordPieceTokenizer` when `directory/vocab.txt` exists, else a
+        A `BytePairTokenizer` when `directory/vocab.json` exists, a
+        `WordPieceTokenizer` when `directory/vocab.txt` does, else a
         `SentencePieceTokenizer` read from `directory/tokenizer.model`.
 
     Raises:
@@ -183,6 +231,8 @@ def load_tokenizer(directory):
     ...
     FileNotFoundError: /nonexistent/tokenizer.model does not exist; ...
     """
+    if os.path.isfile(os.path.join(directory, VOCAB_JSON)):
+        return load_byte_pair_tokenizer(directory)
     if os.path.isfile(os.path.join(directory, VOCAB_FILENAME)):
         return load_wordpiece_tokenizer(directory)
     return SentencePieceTokenizer(read_model_file(directory))

@@ -7,17 +7,25 @@ served by TF Serving. Like `SentencePieceTokenizer`, `tokenize` always returns
 tensors and the sizes and special ids are properties.
 """
 
+import json
+import os
+
 import keras
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from kzoo import staged_files
+from kzoo.tokenizers.bert_words import HuggingFaceBertPipeline
 from kzoo.tokenizers.tokenizer import Tokenizer
 from kzoo.tokenizers.wordpiece_trainer import (
+    SETTINGS_FILENAME,
     SPECIAL_TOKENS,
     SUFFIX_INDICATOR,
     read_vocabulary,
     write_vocabulary,
 )
+
+NORMALIZATIONS = ("tf_text", "huggingface")
 
 PAD, UNK, CLS, SEP, MASK = SPECIAL_TOKENS
 
@@ -40,12 +48,26 @@ class WordPieceTokenizer(Tokenizer):
     each CJK ideograph, is a word); a word longer than 100 bytes, or one holding a
     character missing from the vocabulary, becomes a single `[UNK]`.
 
+    With `normalization="huggingface"` (what `kzoo.tokenizers.load_hf_tokenizer`
+    gives a BERT checkpoint) the text goes through the Hugging Face `tokenizers`
+    BERT pipeline instead (`kzoo.tokenizers.bert_words`): lower-casing rather than
+    case folding, control characters dropped, words limited to 100 characters,
+    and `strip_accents` and `tokenize_chinese_chars` as the checkpoint's
+    `tokenizer_config.json` says; ids are the reference's.
+
     Args:
         vocabulary: The tokens, a list of `str` indexed by id, suffix pieces
             marked `"##"`; it must hold `[PAD]`, `[UNK]`, `[CLS]`, `[SEP]` and
             `[MASK]` (see `load_wordpiece_tokenizer`).
         lowercase: Lower-case, NFD-normalize and strip accents before splitting
             (BERT "uncased"); it must match the setting used in training.
+        strip_accents: NFD and drop accents; None (the default) follows
+            `lowercase`. Another value needs `normalization="huggingface"`.
+        tokenize_chinese_chars: Each CJK ideograph is a word of its own; False
+            needs `normalization="huggingface"`.
+        normalization: `"tf_text"` (the default: TF Text's `FastBertTokenizer`,
+            as `train_wordpiece` normalizes) or `"huggingface"` (Hugging Face's
+            `BertNormalizer`, `BertPreTokenizer` and `WordPiece`, exactly).
         **kwargs: Base `keras.layers.Layer` arguments (e.g. `name`).
 
     Example:
@@ -64,7 +86,15 @@ class WordPieceTokenizer(Tokenizer):
     [[[9, 11], [5]], [[15]]]
     """
 
-    def __init__(self, vocabulary, lowercase=True, **kwargs):
+    def __init__(
+        self,
+        vocabulary,
+        lowercase=True,
+        strip_accents=None,
+        tokenize_chinese_chars=True,
+        normalization="tf_text",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if isinstance(vocabulary, (str, bytes)) or not all(
             isinstance(token, str) for token in vocabulary
@@ -87,13 +117,37 @@ class WordPieceTokenizer(Tokenizer):
                 f"of {list(SPECIAL_TOKENS)}"
             )
         self.lowercase = bool(lowercase)
-        self._bert = tf_text.FastBertTokenizer(
-            vocab=list(self._vocabulary),
-            suffix_indicator=SUFFIX_INDICATOR,
-            token_out_type=tf.int32,
-            unknown_token=UNK,
-            lower_case_nfd_strip_accents=self.lowercase,
-        )
+        self.strip_accents = None if strip_accents is None else bool(strip_accents)
+        self.tokenize_chinese_chars = bool(tokenize_chinese_chars)
+        self.normalization = normalization
+        if normalization == "huggingface":
+            self._bert = HuggingFaceBertPipeline(
+                self._vocabulary,
+                self.lowercase,
+                self.strip_accents,
+                self.tokenize_chinese_chars,
+                unknown_token=UNK,
+                suffix_indicator=SUFFIX_INDICATOR,
+            )
+        elif normalization == "tf_text":
+            if self.strip_accents not in (None, self.lowercase) or not self.tokenize_chinese_chars:
+                raise ValueError(
+                    f"strip_accents={strip_accents!r}, tokenize_chinese_chars="
+                    f"{tokenize_chinese_chars!r}: TF Text's BERT normalization strips accents "
+                    "exactly when it lower-cases and always splits CJK; use "
+                    'normalization="huggingface"'
+                )
+            self._bert = tf_text.FastBertTokenizer(
+                vocab=list(self._vocabulary),
+                suffix_indicator=SUFFIX_INDICATOR,
+                token_out_type=tf.int32,
+                unknown_token=UNK,
+                lower_case_nfd_strip_accents=self.lowercase,
+            )
+        else:
+            raise ValueError(
+                f"normalization: expected one of {list(NORMALIZATIONS)}, got {normalization!r}"
+            )
         self._tokens = tf.constant(self._vocabulary, tf.string)
 
     @property
@@ -220,14 +274,30 @@ class WordPieceTokenizer(Tokenizer):
         return texts[0] if single else texts
 
     def save(self, directory):
-        """Atomically writes `vocab.txt` and `wordpiece.json`; returns the first."""
-        return write_vocabulary(directory, self._vocabulary, self.lowercase)
+        """Atomically writes `vocab.txt` and `wordpiece.json` (the settings);
+        returns the first."""
+        path = write_vocabulary(directory, self._vocabulary, self.lowercase)
+        settings = self._settings()
+        if settings != {"lowercase": self.lowercase}:
+            staged_files.write_json_atomic(os.path.join(directory, SETTINGS_FILENAME), settings)
+        return path
 
     def get_config(self):
         config = super().get_config()
         config["vocabulary"] = list(self._vocabulary)
-        config["lowercase"] = self.lowercase
+        config.update(self._settings())
         return config
+
+    def _settings(self):
+        """The constructor's settings, those at their default left out."""
+        settings = {"lowercase": self.lowercase}
+        if self.strip_accents is not None:
+            settings["strip_accents"] = self.strip_accents
+        if not self.tokenize_chinese_chars:
+            settings["tokenize_chinese_chars"] = False
+        if self.normalization != "tf_text":
+            settings["normalization"] = self.normalization
+        return settings
 
     def _per_text(self, tokenize, texts):
         """Runs `tokenize` on a 1-D batch; a scalar is tokenized as a batch of one."""
@@ -263,4 +333,12 @@ def load_wordpiece_tokenizer(directory):
     FileNotFoundError: /nonexistent/vocab.txt does not exist; ...
     """
     vocabulary, lowercase = read_vocabulary(directory)
-    return WordPieceTokenizer(vocabulary, lowercase=lowercase)
+    settings = {}
+    settings_path = os.path.join(directory, SETTINGS_FILENAME)
+    if os.path.isfile(settings_path):
+        with open(settings_path, encoding="utf-8") as file:
+            settings = json.load(file)
+    keys = ("strip_accents", "tokenize_chinese_chars", "normalization")
+    return WordPieceTokenizer(
+        vocabulary, lowercase=lowercase, **{key: settings[key] for key in keys if key in settings}
+    )

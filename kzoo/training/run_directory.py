@@ -4,7 +4,9 @@
                            absolute, or relative to RUN for files inside it
     RUN/.lock              held while a `kzoo train` writes RUN (`run_lock`)
     RUN/tokenizer.model    the trained vocabulary: SentencePiece, or
-    RUN/vocab.txt          WordPiece (with RUN/wordpiece.json); the format and
+    RUN/vocab.txt          WordPiece (with RUN/wordpiece.json), or
+    RUN/vocab.json         byte-level BPE (with RUN/merges.txt, and
+                           RUN/byte_pair.json for non-GPT-2 specials); the format and
                            names are `kzoo.tokenizers`', which reads and writes
                            them in the directory it is given
     RUN/model.keras        the trained model (tokenizer inside); written last
@@ -99,7 +101,8 @@ class RunDirectory:
         return os.path.isfile(self.summary_path)
 
     def tokenizer_kind(self):
-        """`"sentencepiece"` (`tokenizer.model`), `"wordpiece"` (`vocab.txt`) or None."""
+        """`"byte_pair"` (`vocab.json`), `"sentencepiece"` (`tokenizer.model`),
+        `"wordpiece"` (`vocab.txt`) or None."""
         for kind, names in _tokenizer_files().items():
             if os.path.isfile(os.path.join(self.path, names[0])):
                 return kind
@@ -277,10 +280,12 @@ class RunDirectory:
 def _tokenizer_files():
     """`{kind: (file names, the first always present)}` of the tokenizers a run holds."""
     from kzoo.tokenizers import TOKENIZER_FILENAME
+    from kzoo.tokenizers.byte_pair_tokenizer import MERGES_TXT, SETTINGS_JSON, VOCAB_JSON
     from kzoo.tokenizers.wordpiece_trainer import SETTINGS_FILENAME, VOCAB_FILENAME
 
-    # In `load_tokenizer`'s order: a `vocab.txt` is read first.
+    # In `load_tokenizer`'s order: a `vocab.json`, then a `vocab.txt` is read first.
     return {
+        "byte_pair": (VOCAB_JSON, MERGES_TXT, SETTINGS_JSON),
         "wordpiece": (VOCAB_FILENAME, SETTINGS_FILENAME),
         "sentencepiece": (TOKENIZER_FILENAME,),
     }

@@ -14,6 +14,9 @@ import keras
 
 from kzoo.training.read_only_config import updated
 
+# The `tokenizer` keys a `train.init_from` run fixes: its vocabulary is copied.
+TOKENIZER_KEYS = ("kind", "lowercase", "vocab_size")
+
 
 @dataclasses.dataclass
 class DataPlan:
@@ -155,23 +158,28 @@ class Task:
         the recipe: a named size's keys, or the `train.init_from` run's shapes (and
         `model.size`). A resumed run does not compare them with the recipe."""
         if self.config["train"]["init_from"] and self.INIT_FROM_KEYS:
-            return {"model.size", *(f"model.{key}" for key in self.INIT_FROM_KEYS)}
+            inherited = {f"tokenizer.{key}" for key in TOKENIZER_KEYS}
+            return {"model.size", *(f"model.{key}" for key in self.INIT_FROM_KEYS), *inherited}
         model = self.config["model"]
         return {f"model.{k}" for k, v in self.model_settings().items() if model.get(k) != v}
 
     def derived_config(self, model):
         """The config as `model` (built by `build_model`) was made: a new read-only
         config with the keys of a named `model.size`, or those of the
-        `train.init_from` run (`model.size` then null, the path absolute); the
-        run's `config.yaml`."""
+        `train.init_from` run (`model.size` then null, the path absolute, the
+        tokenizer settings that run's); the run's `config.yaml`."""
         init_from = self.config["train"]["init_from"]
         if not (init_from and self.INIT_FROM_KEYS):
             return updated(self.config, model=self.model_settings())
+        from kzoo.training.run_directory import RunDirectory
+
         shapes = {key: getattr(model.backbone, key) for key in self.INIT_FROM_KEYS}
+        pretrained = RunDirectory(init_from).config().get("tokenizer", {})
         return updated(
             self.config,
             model={**shapes, "size": None},
             train={"init_from": os.path.abspath(init_from)},
+            tokenizer={k: pretrained[k] for k in TOKENIZER_KEYS if k in pretrained},
         )
 
     def compile_args(self):

@@ -1,0 +1,80 @@
+"""Import time and peak memory of `kzoo import` for a GPT-2-small-shaped checkpoint.
+
+    python benchmarks/import_checkpoint.py [--dtype float32|float16] [--work DIR]
+
+Writes a random 124M-parameter GPT-2 checkpoint (`config.json`,
+`model.safetensors`, laid out as `transformers` saves `GPT2LMHeadModel`; NumPy
+only) with a small byte-level BPE tokenizer (the 50,257 embedding rows are then a
+padded vocabulary), and runs `kzoo import` on it in a fresh process, as a user
+does. Reports the command's wall time, the child's peak RSS, the same for a
+process that only starts kzoo (imports TensorFlow, Keras, builds nothing), and
+the checkpoint's size: peak RSS minus the start-up's, divided by the float32
+size of the weights, is how many copies of the model the import holds at once.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+STARTUP = "import keras, tensorflow, kzoo.training.checkpoint_import, kzoo.models"
+
+
+def _child(argv):
+    """Runs `argv` in a fresh process; returns (seconds, peak RSS in MiB)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if peak <= before:
+        raise RuntimeError("the child's peak RSS is hidden by an earlier, larger child")
+    return seconds, peak / 1024
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dtype", default="float32", choices=("float32", "float16"))
+    parser.add_argument("--work", help="a scratch directory (default: a temporary one)")
+    args = parser.parse_args()
+
+    from kzoo.testing.hf_fixtures import write_random_gpt2_checkpoint
+    from kzoo.testing.hf_tokenizers import write_gpt2_tokenizer
+
+    work = args.work or tempfile.mkdtemp(prefix="kzoo-import-")
+    source = os.path.join(work, "gpt2-small")
+    write_random_gpt2_checkpoint(source, dtype=args.dtype)
+    write_gpt2_tokenizer(source)
+    weights = os.path.getsize(os.path.join(source, "model.safetensors"))
+
+    # The start-up alone first: RUSAGE_CHILDREN keeps the largest child's peak.
+    startup_s, startup_mib = _child([sys.executable, "-c", STARTUP])
+    run_dir = os.path.join(work, "run")
+    kzoo = [sys.executable, "-m", "kzoo.cli", "import", source, "--run-dir", run_dir]
+    seconds, peak_mib = _child(kzoo)
+    with open(os.path.join(run_dir, "summary.json"), encoding="utf-8") as f:
+        summary = json.load(f)
+    float32_mib = summary["parameters"] * 4 / 2**20
+    result = {
+        "dtype": args.dtype,
+        "parameters": summary["parameters"],
+        "checkpoint_mib": round(weights / 2**20, 1),
+        "import_seconds": round(seconds, 1),
+        "import_seconds_in_kzoo": summary["seconds"],
+        "peak_rss_mib": round(peak_mib),
+        "startup_rss_mib": round(startup_mib),
+        "startup_seconds": round(startup_s, 1),
+        "model_copies_held": round((peak_mib - startup_mib) / float32_mib, 2),
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
