@@ -23,7 +23,9 @@ class Seq2SeqPreprocessor(Preprocessor):
         max_source_length: Source ids, end token included (`data.max_source_length`).
         max_target_length: Decoder ids, start token included
             (`data.max_target_length`).
-        start_token_id: The first decoder token; defaults to the tokenizer's `bos_id`.
+        start_token_id: The first decoder token; defaults to the tokenizer's
+            `bos_id`, or its `pad_id` for a vocabulary without one (T5's
+            released vocabularies: the decoder starts from the pad token).
         end_token_id: The token ending sources and targets; defaults to the
             tokenizer's `eos_id`.
         task_prefix: The text-to-text prefix of the training sources, or None.
@@ -50,7 +52,10 @@ class Seq2SeqPreprocessor(Preprocessor):
         super().__init__(tokenizer, **kwargs)
         self.max_source_length = int(max_source_length)
         self.max_target_length = int(max_target_length)
-        self.start_token_id = int(tokenizer.bos_id if start_token_id is None else start_token_id)
+        if start_token_id is None:
+            bos_id = int(tokenizer.bos_id)
+            start_token_id = bos_id if bos_id >= 0 else tokenizer.pad_id
+        self.start_token_id = int(start_token_id)
         self.end_token_id = int(tokenizer.eos_id if end_token_id is None else end_token_id)
         self.task_prefix = task_prefix
 

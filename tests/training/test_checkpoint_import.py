@@ -150,6 +150,9 @@ def test_imported_checkpoint_fine_tunes_exports_and_serves(tmp_path, model_type)
     _fine_tune(recipe, tuned, [*overrides, f"train.init_from={imported}"])
     config = RunDirectory(tuned).config()
     assert config["tokenizer"]["kind"] == run.config()["tokenizer"]["kind"]
+    if model_type == "t5":  # No bos in T5's vocabulary: the decoder starts from pad.
+        preprocessor = RunDirectory(tuned).load_model().preprocessor
+        assert preprocessor.start_token_id == preprocessor.tokenizer.pad_id == 0
     version = export_run(str(tuned), out_dir=str(tmp_path / "saved"), name=model_type)
     result = check_serving(version)
     assert result["ok"], result["checks"]
