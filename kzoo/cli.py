@@ -127,7 +127,9 @@ def build_parser():
         "--shots", nargs="+", type=int, default=[0], metavar="K", help="--tasks: examples shown"
     )
     evaluate.add_argument("--seed", type=int, help="--tasks: draws the shots (default 1234)")
-    evaluate.add_argument("--batch-size", type=int, help="--tasks: sequences per batch")
+    evaluate.add_argument(
+        "--batch-size", type=int, help="sequences per batch (default: the run's data.batch_size)"
+    )
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
 
     generate = commands.add_parser("generate", help="continue a prompt")
@@ -286,7 +288,7 @@ def run_evaluate(args):
     start_tensorflow()
     from kzoo.training.evaluate import evaluate_run
 
-    result = evaluate_run(args.run_dir, data=args.data)
+    result = evaluate_run(args.run_dir, data=args.data, batch_size=args.batch_size)
     if args.json:
         print(json.dumps(result, sort_keys=True))
     else:

@@ -70,14 +70,16 @@ def import_checkpoint(source, run_dir, dtype=None):
         The run's `summary.json` content: `imported_from`, `format`,
         `model_type`, `parameters`, `fresh` (weights the checkpoint lacked, started
         fresh), `unused` (checkpoint tensors kzoo does not use), `seconds`,
-        `peak_rss_mib`.
+        `peak_rss_mib`, and on Linux `anonymous_rss_mib` (`before`/`after` the
+        import: the memory the process owns) and `file_rss_mib` (mapped pages of
+        the checkpoint's files, shared with the page cache).
 
     Raises:
         FileNotFoundError, ValueError: A missing file, tensor, shard, or an
             unsupported `model_type`; each message names it.
         FileExistsError: `run_dir` already holds something.
     """
-    start = time.perf_counter()
+    start, memory_before = time.perf_counter(), _memory_mib()
     kind = checkpoint_format(source)
     if os.path.isdir(run_dir) and os.listdir(run_dir):
         raise FileExistsError(
@@ -100,6 +102,13 @@ def import_checkpoint(source, run_dir, dtype=None):
         "seconds": round(time.perf_counter() - start, 2),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
+    memory = _memory_mib()
+    if memory and memory_before:  # Linux: what the process owns vs mapped file pages.
+        summary["anonymous_rss_mib"] = {
+            "before": memory_before["RssAnon"],
+            "after": memory["RssAnon"],
+        }
+        summary["file_rss_mib"] = memory["RssFile"]
 
     def fill(tmp):
         run = RunDirectory(tmp)
@@ -125,7 +134,7 @@ def imported_config(model_type, model, tokenizer):
     section = {k: backbone[k] for k in keys if k in backbone and k != "family"}
     section.update(family=family, **({"task": task} if task else {}))
     context = backbone.get("max_sequence_length")
-    data = {}
+    data = {"batch_size": 8}  # Real checkpoints' contexts are long: small batches.
     raw = {
         "model": section,
         "tokenizer": {"kind": tokenizer_kind, "vocab_size": int(tokenizer.vocabulary_size)},
@@ -140,6 +149,20 @@ def imported_config(model_type, model, tokenizer):
         data["sequence_length"] = min(context, 512)
         raw["tokenizer"]["lowercase"] = bool(getattr(tokenizer, "lowercase", True))
     return validate(raw)
+
+
+def _memory_mib():
+    """`{"RssAnon": MiB, "RssFile": MiB}` of this process (Linux), else `{}`.
+
+    Loading maps the checkpoint's files: their pages count in RSS as file pages
+    (shared with the page cache, dropped under memory pressure), not as memory
+    the process owns; `RssAnon` is the model's own copy."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+        return {key: int(fields[key].split()[0]) // 1024 for key in ("RssAnon", "RssFile")}
+    except (OSError, KeyError, ValueError):
+        return {}
 
 
 def _load_huggingface(source, dtype):

@@ -144,6 +144,10 @@ def test_imported_checkpoint_fine_tunes_exports_and_serves(tmp_path, model_type)
     model = run.load_model()
     assert model.preprocessor is not None
     assert model.backbone.vocabulary_size == model.tokenizer.vocabulary_size + 3
+    if model_type == "gpt2":  # The commands take an imported run as they take a trained one.
+        (tmp_path / "held_out.txt").write_text("Some held-out text, twice. " * 40)
+        _cli("generate", str(imported), "--prompt", "Hello", "--max-new-tokens", "4")
+        _cli("evaluate", str(imported), "--data", str(tmp_path / "held_out.txt"))
 
     recipe, overrides = FINE_TUNING[model_type]
     tuned = tmp_path / "tuned"
