@@ -52,13 +52,16 @@ def main():
 
     work = args.work or tempfile.mkdtemp(prefix="kzoo-import-")
     source = os.path.join(work, "gpt2-small")
-    write_random_gpt2_checkpoint(source, dtype=args.dtype)
-    write_gpt2_tokenizer(source)
+    if not os.path.isdir(source):  # Kept between runs of the same --work.
+        write_random_gpt2_checkpoint(source, dtype=args.dtype)
+        write_gpt2_tokenizer(source)
+    run_dir = os.path.join(work, "run")
+    if os.path.exists(run_dir):
+        raise SystemExit(f"{run_dir}: remove it first (the import writes a new run)")
     weights = os.path.getsize(os.path.join(source, "model.safetensors"))
 
     # The start-up alone first: RUSAGE_CHILDREN keeps the largest child's peak.
     startup_s, startup_mib = _child([sys.executable, "-c", STARTUP])
-    run_dir = os.path.join(work, "run")
     kzoo = [sys.executable, "-m", "kzoo.cli", "import", source, "--run-dir", run_dir]
     seconds, peak_mib = _child(kzoo)
     with open(os.path.join(run_dir, "summary.json"), encoding="utf-8") as f:

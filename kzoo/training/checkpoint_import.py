@@ -79,6 +79,8 @@ def import_checkpoint(source, run_dir, dtype=None):
             unsupported `model_type`; each message names it.
         FileExistsError: `run_dir` already holds something.
     """
+    import kzoo.models  # noqa: F401  (Keras and its backend: before measuring memory)
+
     start, memory_before = time.perf_counter(), _memory_mib()
     kind = checkpoint_format(source)
     if os.path.isdir(run_dir) and os.listdir(run_dir):

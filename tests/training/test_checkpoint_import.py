@@ -213,3 +213,39 @@ def test_import_errors_name_the_problem_and_write_nothing(tmp_path, capsys):
     assert main(["import", str(tmp_path / "nothing"), "--run-dir", str(tmp_path / "taken")]) == 2
     assert "no such checkpoint directory" in capsys.readouterr().err
     assert (tmp_path / "taken" / "keep.txt").read_text() == "mine"
+
+
+def test_keras_hub_preset_imports_with_the_same_outputs(tmp_path):
+    import keras_hub
+
+    from kzoo.tokenizers.hf_tokenizer_files import load_hf_tokenizer
+    from kzoo.training.run_directory import RunDirectory
+
+    tokenizer_dir = write_gpt2_tokenizer(str(tmp_path / "tokenizer"))
+    vocabulary = json.load(open(os.path.join(tokenizer_dir, "vocab.json"), encoding="utf-8"))
+    with open(os.path.join(tokenizer_dir, "merges.txt"), encoding="utf-8") as file:
+        merges = [line.rstrip("\n") for line in file if not line.startswith("#")]
+    preset = str(tmp_path / "preset")
+    hub = keras_hub.models.GPT2Backbone(
+        vocabulary_size=len(vocabulary),
+        num_layers=1,
+        num_heads=2,
+        hidden_dim=16,
+        intermediate_dim=32,
+        max_sequence_length=32,
+    )
+    hub.save_to_preset(preset)
+    keras_hub.models.GPT2Tokenizer(vocabulary, merges).save_to_preset(preset)
+
+    _cli("import", preset, "--run-dir", str(tmp_path / "run"))
+    run = RunDirectory(tmp_path / "run")
+    assert run.summary()["format"] == "keras_hub"
+    model = run.load_model()
+    ids = np.array([[5, 17, 3, 250, 9, 0]], "int32")
+    inputs = {"token_ids": ids, "padding_mask": np.ones_like(ids, bool)}
+    np.testing.assert_allclose(
+        np.asarray(model.backbone(inputs)), np.asarray(hub(inputs)), rtol=0, atol=1e-5
+    )
+    texts = ["Café 😀  spaces\nline", "x" * 40]
+    reference = load_hf_tokenizer(tokenizer_dir)
+    assert model.tokenizer.tokenize(texts).to_list() == reference.tokenize(texts).to_list()
