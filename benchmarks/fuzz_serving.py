@@ -31,6 +31,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_FAMILIES = (
     "gpt",
+    "llama",
     "lstm",
     "seq2seq",
     "t5",

@@ -52,6 +52,7 @@ SAMPLING_SPECS = {
 # Model class name -> "module:class" of its signatures, imported on first use.
 SIGNATURES = {
     "GPTCausalLM": "kzoo.export.causal_lm_signatures:CausalLMSignatures",
+    "LlamaCausalLM": "kzoo.export.causal_lm_signatures:CausalLMSignatures",
     "LSTMLanguageModel": "kzoo.export.causal_lm_signatures:CausalLMSignatures",
     "Seq2SeqLM": "kzoo.export.seq2seq_signatures:Seq2SeqSignatures",
     "BertPretrainer": "kzoo.export.bert_signatures:BertSignatures",

@@ -1,4 +1,5 @@
-"""Multi-head attention: masks, additive bias, rotary positions and a KV cache."""
+"""Multi-head attention: masks, additive bias, rotary positions, grouped key/value
+heads and a KV cache."""
 
 import contextlib
 import contextvars
@@ -6,6 +7,8 @@ import contextvars
 import keras
 from keras import ops
 
+from kzoo.layers.attention_kernels import matmul_attention, repeat_heads, single_query_attention
+from kzoo.layers.attention_masks import causal_mask, merge_masks  # noqa: F401 (re-exported)
 from kzoo.layers.dropout import Dropout
 from kzoo.layers.initializers import (
     ATTENTION_INITIALIZERS,
@@ -13,51 +16,14 @@ from kzoo.layers.initializers import (
     serialized_initializers,
 )
 from kzoo.layers.position import RotaryEmbedding
+from kzoo.layers.rope_scaling import rope_type
 from kzoo.layers.write_at import write_at
-
-
-def causal_mask(query_length, key_length, query_start=0):
-    """Boolean `(query_length, key_length)`: key `j` is visible to query `i` iff
-    `j <= query_start + i`."""
-    query_positions = ops.arange(query_length) + query_start
-    return ops.arange(key_length)[None, :] <= query_positions[:, None]
-
-
-def merge_masks(
-    query_length,
-    key_length,
-    padding_mask=None,
-    attention_mask=None,
-    use_causal_mask=False,
-    query_start=0,
-):
-    """Combines padding, explicit and causal masks into one boolean mask.
-
-    Args:
-        padding_mask: `(batch, key_length)`, true for real key tokens.
-        attention_mask: `(batch, query_length, key_length)`, true where allowed.
-        use_causal_mask: Whether queries may only see keys at or before them.
-        query_start: Absolute position of the first query (cached decoding).
-
-    Returns:
-        `None` when nothing is masked, else a boolean tensor broadcastable to
-        `(batch, query_length, key_length)`.
-    """
-    mask = None
-    if padding_mask is not None:
-        mask = ops.cast(padding_mask, "bool")[:, None, :]
-    if attention_mask is not None:
-        explicit = ops.cast(attention_mask, "bool")
-        mask = explicit if mask is None else ops.logical_and(mask, explicit)
-    if use_causal_mask:
-        causal = causal_mask(query_length, key_length, query_start)[None]
-        mask = causal if mask is None else ops.logical_and(mask, causal)
-    return mask
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
 class MultiHeadAttention(keras.layers.Layer):
-    """Multi-head scaled dot-product attention, self or cross.
+    """Multi-head scaled dot-product attention, self or cross, with grouped
+    key/value heads.
 
     Computes `softmax(Q K^T * scale + bias + mask) V` per head, with the logits and
     softmax in float32 under mixed precision. Without attention dropout it calls
@@ -67,8 +33,13 @@ class MultiHeadAttention(keras.layers.Layer):
     products and sums over the cache's own layout, which reads the cache once
     instead of transposing all of it for a matmul.
 
+    With `num_key_value_heads` below `num_heads` (grouped-query attention; 1 is
+    multi-query), each key/value head serves `num_heads // num_key_value_heads`
+    consecutive query heads (Llama's `repeat_kv`), and only the key/value heads
+    are projected, cached and read.
+
     Incremental decoding uses a fixed-size cache of shape
-    `(batch, 2, max_length, num_heads, key_dim)` (keys, then values). With
+    `(batch, 2, max_length, num_key_value_heads, key_dim)` (keys, then values). With
     `cache_update_index`, the new keys/values are written at that index and the
     query sees all cached positions up to its own (the causal mask is offset by the
     index). With a cache but no index, the cache is read as is: precomputed
@@ -81,10 +52,19 @@ class MultiHeadAttention(keras.layers.Layer):
         value_dim: Size of each head for values; defaults to `key_dim`.
         output_dim: Width of the output; defaults to the query's width.
         dropout: Dropout rate on the attention probabilities.
-        use_bias: Whether the projections have biases (T5 has none).
+        use_bias: Whether the query/key/value projections have biases (T5 and
+            Llama have none, Qwen2 has them).
         scale: Logit scale; defaults to `1 / sqrt(key_dim)` (T5 uses 1.0).
         rotary_max_wavelength: If set, rotary position embedding is applied to
             queries and keys of self-attention.
+        num_key_value_heads: Key/value heads; defaults to `num_heads`. Must
+            divide `num_heads`.
+        output_bias: Whether the output projection has a bias; defaults to
+            `use_bias` (Qwen2: biased query/key/value, unbiased output).
+        sliding_window: With a causal mask, how many keys (itself included)
+            each query sees at most (Mistral); None: all before it.
+        rotary_scaling: A Hugging Face `rope_scaling` dict for the rotary
+            frequencies (see `kzoo.layers.RotaryEmbedding`).
         kernel_initializer: Initializer of the query/key/value kernels.
         output_kernel_initializer: Initializer of the output kernel; defaults to
             `kernel_initializer`.
@@ -97,6 +77,9 @@ class MultiHeadAttention(keras.layers.Layer):
     >>> x = np.random.rand(2, 5, 8).astype("float32")
     >>> tuple(attention(x, use_causal_mask=True).shape)
     (2, 5, 8)
+    >>> grouped = MultiHeadAttention(num_heads=4, key_dim=2, num_key_value_heads=1)
+    >>> tuple(grouped(x, use_causal_mask=True).shape), tuple(grouped.key_dense.kernel.shape)
+    ((2, 5, 8), (8, 2))
     """
 
     def __init__(
@@ -112,10 +95,24 @@ class MultiHeadAttention(keras.layers.Layer):
         kernel_initializer="glorot_uniform",
         output_kernel_initializer=None,
         query_kernel_initializer=None,
+        num_key_value_heads=None,
+        output_bias=None,
+        sliding_window=None,
+        rotary_scaling=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        num_key_value_heads = num_key_value_heads or num_heads
+        if num_heads % num_key_value_heads:
+            raise ValueError(
+                f"num_key_value_heads: {num_key_value_heads} must divide num_heads {num_heads}"
+            )
         self.num_heads = num_heads
+        self.num_key_value_heads = num_key_value_heads
+        self.output_bias = use_bias if output_bias is None else output_bias
+        self.sliding_window = sliding_window
+        rope_type(rotary_scaling)  # one clear error for a bad `rope_scaling`
+        self.rotary_scaling = None if rotary_scaling is None else dict(rotary_scaling)
         self.key_dim = key_dim
         self.value_dim = value_dim or key_dim
         self.output_dim = output_dim
@@ -132,21 +129,26 @@ class MultiHeadAttention(keras.layers.Layer):
         self.query_dense = self._make_dense(
             num_heads * key_dim, self.query_kernel_initializer, "query"
         )
-        self.key_dense = self._make_dense(num_heads * key_dim, self.kernel_initializer, "key")
+        self.key_dense = self._make_dense(
+            num_key_value_heads * key_dim, self.kernel_initializer, "key"
+        )
         self.value_dense = self._make_dense(
-            num_heads * self.value_dim, self.kernel_initializer, "value"
+            num_key_value_heads * self.value_dim, self.kernel_initializer, "value"
         )
         self.dropout_layer = Dropout(dropout, dtype=self.dtype_policy)
         self.rotary = None
         if rotary_max_wavelength:
             self.rotary = RotaryEmbedding(
-                rotary_max_wavelength, dtype=self.dtype_policy, name="rotary"
+                rotary_max_wavelength,
+                scaling=self.rotary_scaling,
+                dtype=self.dtype_policy,
+                name="rotary",
             )
 
-    def _make_dense(self, units, initializer, name):
+    def _make_dense(self, units, initializer, name, use_bias=None):
         return keras.layers.Dense(
             units,
-            use_bias=self.use_bias,
+            use_bias=self.use_bias if use_bias is None else use_bias,
             kernel_initializer=initializer.clone(),
             dtype=self.dtype_policy,
             name=name,
@@ -159,22 +161,28 @@ class MultiHeadAttention(keras.layers.Layer):
         self.key_dense.build(key_shape)
         self.value_dense.build(value_shape)
         self.output_dense = self._make_dense(
-            self.output_dim or query_shape[-1], self.output_kernel_initializer, "output"
+            self.output_dim or query_shape[-1],
+            self.output_kernel_initializer,
+            "output",
+            use_bias=self.output_bias,
         )
         self.output_dense.build(tuple(query_shape[:-1]) + (self.num_heads * self.value_dim,))
 
-    def _split_heads(self, x, head_dim):
-        return ops.reshape(x, ops.shape(x)[:-1] + (self.num_heads, head_dim))
+    def _split_heads(self, x, head_dim, num_heads=None):
+        return ops.reshape(x, ops.shape(x)[:-1] + (num_heads or self.num_heads, head_dim))
 
     def compute_key_value_cache(self, value, key=None):
-        """Projects `key`/`value` once: `(batch, 2, length, num_heads, key_dim)`.
+        """Projects `key`/`value` once: `(batch, 2, length, num_key_value_heads,
+        key_dim)`.
 
         Cross-attention in a decoding loop reads this instead of re-projecting
         the encoder output at every step.
         """
         key = value if key is None else key
-        keys = self._split_heads(self.key_dense(key), self.key_dim)
-        values = self._split_heads(self.value_dense(value), self.value_dim)
+        keys = self._split_heads(self.key_dense(key), self.key_dim, self.num_key_value_heads)
+        values = self._split_heads(
+            self.value_dense(value), self.value_dim, self.num_key_value_heads
+        )
         return ops.stack([keys, values], axis=1)
 
     def call(
@@ -204,8 +212,11 @@ class MultiHeadAttention(keras.layers.Layer):
             keys, values = cache[:, 0], cache[:, 1]
         else:
             source = query if value is None else value
-            keys = self._split_heads(self.key_dense(source if key is None else key), self.key_dim)
-            values = self._split_heads(self.value_dense(source), self.value_dim)
+            heads = self.num_key_value_heads
+            keys = self._split_heads(
+                self.key_dense(source if key is None else key), self.key_dim, heads
+            )
+            values = self._split_heads(self.value_dense(source), self.value_dim, heads)
         if self.rotary is not None and is_self_attention:
             queries = self.rotary(queries, start_index=start)
             keys = self.rotary(keys, start_index=start)
@@ -221,6 +232,7 @@ class MultiHeadAttention(keras.layers.Layer):
             attention_mask=attention_mask,
             use_causal_mask=use_causal_mask,
             query_start=start,
+            sliding_window=self.sliding_window,
         )
         output = self._attend(queries, keys, values, mask, attention_bias, training)
         output = self.output_dense(ops.reshape(output, ops.shape(output)[:-2] + (-1,)))
@@ -231,16 +243,22 @@ class MultiHeadAttention(keras.layers.Layer):
         mask = None if mask is None else mask[:, None, :, :]
         keys = ops.cast(keys, queries.dtype)
         values = ops.cast(values, queries.dtype)
-        recording = [records[self] for records in _RECORDS.get() if self in records]
+        groups = self.num_heads // self.num_key_value_heads
+        recording = self._recorded()
         if recording:  # Beside the output, which stays exactly what it would be.
-            probabilities = self._probabilities(queries, keys, mask, bias, scale)
+            probabilities = self._probabilities(
+                queries, repeat_heads(keys, groups), mask, bias, scale
+            )
             for calls in recording:
                 calls.append(probabilities)
-        if not (training and self.dropout > 0):
-            if queries.shape[1] == 1:  # A decoding step.
-                return _single_query_attention(queries, keys, values, bias, mask, scale)
+        dropout = training and self.dropout > 0
+        if not dropout and queries.shape[1] == 1:  # A decoding step.
+            return single_query_attention(queries, keys, values, bias, mask, scale)
+        # Query head h reads key/value head h // groups.
+        keys, values = repeat_heads(keys, groups), repeat_heads(values, groups)
+        if not dropout:
             if keras.backend.backend() == "tensorflow":
-                return _matmul_attention(queries, keys, values, bias, mask, scale)
+                return matmul_attention(queries, keys, values, bias, mask, scale)
             return ops.dot_product_attention(
                 queries, keys, values, bias=bias, mask=mask, scale=scale
             )
@@ -248,6 +266,10 @@ class MultiHeadAttention(keras.layers.Layer):
         probs = self._probabilities(queries, keys, mask, bias, scale)
         probs = self.dropout_layer(ops.cast(probs, queries.dtype), training=training)
         return ops.einsum("bnts,bsnh->btnh", probs, values)
+
+    def _recorded(self):
+        """The probability lists of the active `record_attention`s of this layer."""
+        return [records[self] for records in _RECORDS.get() if self in records]
 
     @staticmethod
     def _probabilities(queries, keys, mask, bias, scale):
@@ -273,55 +295,13 @@ class MultiHeadAttention(keras.layers.Layer):
                 "scale": self.scale,
                 "rotary_max_wavelength": self.rotary_max_wavelength,
                 **serialized_initializers(self, *ATTENTION_INITIALIZERS),
+                "num_key_value_heads": self.num_key_value_heads,
+                "output_bias": self.output_bias,
+                "sliding_window": self.sliding_window,
+                "rotary_scaling": self.rotary_scaling,
             }
         )
         return config
-
-
-# Keras' TensorFlow `dot_product_attention` fills masked logits with this.
-_LARGE_NEGATIVE = -0.7 * 3.38953e38
-
-
-def _matmul_attention(queries, keys, values, bias, mask, scale):
-    """`keras.ops.dot_product_attention` as the TensorFlow backend computes it
-    (float32 logits and softmax, masked logits at a large negative, bias in the
-    compute dtype), with batched matmuls on head-major layouts instead of its two
-    einsums: without XLA, oneDNN's einsum costs about twice the transposes and
-    matmuls (measured on decoding steps of the exported `generate`); under XLA
-    both compile to the same dots."""
-    logits = ops.matmul(ops.transpose(queries, (0, 2, 1, 3)), ops.transpose(keys, (0, 2, 3, 1)))
-    logits = ops.cast(logits, "float32") * ops.cast(scale, "float32")
-    if bias is not None:
-        logits = logits + ops.cast(ops.cast(bias, queries.dtype), "float32")
-    if mask is not None:
-        logits = ops.where(mask, logits, _LARGE_NEGATIVE)
-    probabilities = ops.cast(ops.softmax(logits, axis=-1), values.dtype)
-    output = ops.matmul(probabilities, ops.transpose(values, (0, 2, 1, 3)))
-    return ops.transpose(output, (0, 2, 1, 3))
-
-
-def _single_query_attention(queries, keys, values, bias, mask, scale):
-    """Attention of one query position (a decoding step) as products and sums
-    over the keys' and values' own `(batch, length, heads, head_dim)` layout.
-
-    Batched matmuls want head-major operands, so they transpose the whole KV
-    cache, a copy of every layer's cache at every generated token (XLA
-    materializes it); here the cache is read once, by reductions that XLA fuses
-    with the products. Float32 throughout (the matmul path rounds the
-    probabilities to the compute dtype first); same masking and bias as
-    `_matmul_attention`.
-    """
-    keys = ops.cast(keys, "float32")
-    logits = ops.sum(ops.cast(queries, "float32") * keys, axis=-1)  # (batch, key, heads)
-    logits = ops.transpose(logits, (0, 2, 1))[:, :, None, :] * ops.cast(scale, "float32")
-    if bias is not None:
-        logits = logits + ops.cast(ops.cast(bias, queries.dtype), "float32")
-    if mask is not None:
-        logits = ops.where(mask, logits, _LARGE_NEGATIVE)
-    probabilities = ops.softmax(logits, axis=-1)  # (batch, heads, 1, key)
-    weights = ops.transpose(probabilities[:, :, 0, :], (0, 2, 1))[..., None]
-    output = ops.sum(weights * ops.cast(values, "float32"), axis=1, keepdims=True)
-    return ops.cast(output, queries.dtype)
 
 
 # The `{layer: [probabilities, ...]}` of each active `record_attention`.

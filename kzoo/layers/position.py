@@ -10,6 +10,7 @@ import keras
 from keras import ops
 
 from kzoo.layers.initializers import serialized_initializers
+from kzoo.layers.rope_scaling import rope_type, rotary_frequencies
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
@@ -110,12 +111,16 @@ class RotaryEmbedding(keras.layers.Layer):
     """Rotary position embedding (RoPE), "rotate half" convention (GPT-NeoX, LLaMA).
 
     Rotates pairs of features `(x[i], x[i + H/2])` of a `(batch, length, heads,
-    head_dim)` tensor by the angle `p / w^(2i/H)`, so that the dot product of a
-    rotated query and key depends only on their relative position.
+    head_dim)` tensor by the angle `p * f_i`, `f_i = 1 / w^(2i/H)`, so that the dot
+    product of a rotated query and key depends only on their relative position.
+    Long-context checkpoints rescale the frequencies as their `rope_scaling`
+    says (`kzoo.layers.rope_scaling`: linear, Llama 3, YaRN).
 
     Args:
-        max_wavelength: The largest wavelength `w`.
+        max_wavelength: The largest wavelength `w` (`rope_theta`).
         scaling_factor: Positions are divided by it (linear position scaling).
+        scaling: A Hugging Face `rope_scaling` dict (`rope_type` `"linear"`,
+            `"llama3"` or `"yarn"` and its keys), or None.
 
     Example:
     >>> import numpy as np
@@ -127,24 +132,28 @@ class RotaryEmbedding(keras.layers.Layer):
         Embedding", 2021.
     """
 
-    def __init__(self, max_wavelength=10000, scaling_factor=1.0, **kwargs):
+    def __init__(self, max_wavelength=10000, scaling_factor=1.0, scaling=None, **kwargs):
         super().__init__(**kwargs)
         self.max_wavelength = max_wavelength
         self.scaling_factor = scaling_factor
+        rope_type(scaling)  # a bad `rope_scaling` fails here, not at the first call
+        self.scaling = None if scaling is None else dict(scaling)
 
     def call(self, inputs, start_index=0):
         length, head_dim = ops.shape(inputs)[1], inputs.shape[-1]
-        inverse_freq = 1.0 / ops.power(
-            float(self.max_wavelength),
-            ops.cast(ops.arange(0, head_dim, 2), "float32") / float(head_dim),
+        inverse_freq, attention_factor = rotary_frequencies(
+            head_dim, self.max_wavelength, self.scaling
         )
         positions = ops.cast(ops.arange(length) + start_index, "float32")
-        angles = positions[:, None] / self.scaling_factor * inverse_freq[None, :]
+        angles = positions[:, None] / self.scaling_factor * ops.convert_to_tensor(inverse_freq)
         angles = ops.concatenate([angles, angles], axis=-1)[None, :, None, :]
+        cos, sin = ops.cos(angles), ops.sin(angles)
+        if attention_factor != 1.0:  # YaRN scales cos and sin (so the logits)
+            cos, sin = cos * attention_factor, sin * attention_factor
         x = ops.cast(inputs, "float32")
         first, second = ops.split(x, 2, axis=-1)
         rotated = ops.concatenate([-second, first], axis=-1)
-        out = x * ops.cos(angles) + rotated * ops.sin(angles)
+        out = x * cos + rotated * sin
         return ops.cast(out, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
@@ -153,7 +162,11 @@ class RotaryEmbedding(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            {"max_wavelength": self.max_wavelength, "scaling_factor": self.scaling_factor}
+            {
+                "max_wavelength": self.max_wavelength,
+                "scaling_factor": self.scaling_factor,
+                "scaling": self.scaling,
+            }
         )
         return config
 

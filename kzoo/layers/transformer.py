@@ -34,6 +34,11 @@ class _TransformerBlock(keras.layers.Layer):
         output_kernel_initializer=None,
         query_kernel_initializer=None,
         feedforward_dropout=0.0,
+        num_key_value_heads=None,
+        attention_bias=None,
+        attention_output_bias=None,
+        sliding_window=None,
+        rotary_scaling=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -55,14 +60,23 @@ class _TransformerBlock(keras.layers.Layer):
             )
         )
         self.feedforward_dropout = feedforward_dropout
+        self.num_key_value_heads = num_key_value_heads
+        self.attention_bias = use_bias if attention_bias is None else attention_bias
+        self.attention_output_bias = (
+            self.attention_bias if attention_output_bias is None else attention_output_bias
+        )
+        self.sliding_window = sliding_window
+        self.rotary_scaling = rotary_scaling
         self.dropout_layer = Dropout(dropout, dtype=self.dtype_policy)
 
-    def _attention(self, hidden_dim, name, rotary=None):
+    def _attention(self, hidden_dim, name, rotary=None, **self_attention_options):
         return MultiHeadAttention(
             num_heads=self.num_heads,
+            num_key_value_heads=self.num_key_value_heads,
             key_dim=self.key_dim or hidden_dim // self.num_heads,
             dropout=self.attention_dropout,
-            use_bias=self.use_bias,
+            use_bias=self.attention_bias,
+            output_bias=self.attention_output_bias,
             scale=self.attention_scale,
             rotary_max_wavelength=rotary,
             kernel_initializer=self.kernel_initializer.clone(),
@@ -70,6 +84,7 @@ class _TransformerBlock(keras.layers.Layer):
             query_kernel_initializer=self.query_kernel_initializer.clone(),
             dtype=self.dtype_policy,
             name=name,
+            **self_attention_options,
         )
 
     def _norm(self, name):
@@ -78,7 +93,11 @@ class _TransformerBlock(keras.layers.Layer):
     def _build_common(self, input_shape):
         hidden_dim = input_shape[-1]
         self.self_attention = self._attention(
-            hidden_dim, "self_attention", self.rotary_max_wavelength
+            hidden_dim,
+            "self_attention",
+            self.rotary_max_wavelength,
+            sliding_window=self.sliding_window,
+            rotary_scaling=self.rotary_scaling,
         )
         self.self_attention.build(input_shape)
         self.self_attention_norm = self._norm("self_attention_norm")
@@ -137,6 +156,11 @@ class _TransformerBlock(keras.layers.Layer):
                 "rotary_max_wavelength": self.rotary_max_wavelength,
                 **serialized_initializers(self, *ATTENTION_INITIALIZERS),
                 "feedforward_dropout": self.feedforward_dropout,
+                "num_key_value_heads": self.num_key_value_heads,
+                "attention_bias": self.attention_bias,
+                "attention_output_bias": self.attention_output_bias,
+                "sliding_window": self.sliding_window,
+                "rotary_scaling": self.rotary_scaling,
             }
         )
         return config
@@ -169,6 +193,16 @@ class TransformerEncoderBlock(_TransformerBlock):
         query_kernel_initializer: Initializer of the attention query kernels;
             defaults to `kernel_initializer` (T5 folds the logit scale into it).
         feedforward_dropout: Dropout rate on the feed-forward hidden layer (T5).
+        num_key_value_heads: Key/value heads of grouped-query attention;
+            defaults to `num_heads`.
+        attention_bias: Whether the attention's query/key/value projections
+            have biases; defaults to `use_bias` (Qwen2: yes, with no others).
+        attention_output_bias: Whether the attention's output projection has a
+            bias; defaults to `attention_bias`.
+        sliding_window: How many keys each causal self-attention query sees at
+            most (Mistral); None: all before it.
+        rotary_scaling: A Hugging Face `rope_scaling` dict for the rotary
+            frequencies (linear, llama3, yarn).
 
     Example:
     >>> import numpy as np
@@ -207,8 +241,8 @@ class TransformerDecoderBlock(_TransformerBlock):
     """Causal self-attention, optional cross-attention, then a feed-forward network.
 
     For incremental decoding pass `self_attention_cache` (shape `(batch, 2,
-    max_length, num_heads, key_dim)`) and `self_attention_cache_update_index`; the
-    block returns `(outputs, self_attention_cache)`. Cross-attention keys/values
+    max_length, num_key_value_heads, key_dim)`) and
+    `self_attention_cache_update_index`; the block returns `(outputs, self_attention_cache)`. Cross-attention keys/values
     are computed once with `compute_cross_attention_cache(encoder_sequence)` and
     passed as `cross_attention_cache`.
 

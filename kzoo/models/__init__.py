@@ -9,6 +9,7 @@ from kzoo.models.bert import (
     BertTokenClassifier,
 )
 from kzoo.models.gpt import GPTBackbone, GPTCausalLM
+from kzoo.models.llama import LlamaBackbone, LlamaCausalLM
 from kzoo.models.lstm import LSTMLanguageModel
 from kzoo.models.seq2seq import SEQ2SEQ_SIZES, LSTMSeq2SeqBackbone, Seq2SeqBackbone, Seq2SeqLM
 from kzoo.models.t5 import T5_SIZES, T5Backbone
@@ -24,6 +25,8 @@ __all__ = [
     "GPTCausalLM",
     "LSTMLanguageModel",
     "LSTMSeq2SeqBackbone",
+    "LlamaBackbone",
+    "LlamaCausalLM",
     "SEQ2SEQ_SIZES",
     "Seq2SeqBackbone",
     "Seq2SeqLM",

@@ -227,11 +227,21 @@ def generated_ids(ids, mask, end_id):
 
 
 def detokenize(tokenizer, ids):
-    """One id list back to a Python string."""
+    """One id list back to a Python string. Bytes that are not UTF-8 (a byte-level
+    BPE's ids can end inside a character) become U+FFFD, as in the reference
+    tokenizers and the exported signatures.
+
+    Example:
+    >>> class Bytes:  # a tokenizer whose ids are bytes
+    ...     def detokenize(self, rows):
+    ...         return [bytes(row) for row in rows]
+    >>> detokenize(Bytes(), [0x68, 0x69, 0xC3])
+    'hi\ufffd'
+    """
     text = tokenizer.detokenize([ids] if ids else [[]])
     text = ops.convert_to_numpy(text) if not isinstance(text, (list, str)) else text
     value = text[0] if not isinstance(text, str) else text
-    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
 
 
 def outputs(model, rows, is_text, single):

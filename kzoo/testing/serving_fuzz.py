@@ -11,6 +11,7 @@ from kzoo.tokenizers import load_tokenizer
 
 MAX_NEW_TOKENS = {
     "gpt": EXPORTS["gpt"]["max_new_tokens"],
+    "llama": EXPORTS["llama"]["max_new_tokens"],
     "lstm": EXPORTS["lstm"]["max_new_tokens"],
     "seq2seq": SEQ2SEQ_EXPORT["max_new_tokens"],
     "t5": SEQ2SEQ_EXPORT["max_new_tokens"],

@@ -24,10 +24,25 @@ MODELS = {
         "intermediate_dim": 32,
         "max_sequence_length": 32,
     },
+    # Grouped heads (4 on 2) and a sliding window shorter than the prompts.
+    "llama": {
+        "family": "llama",
+        "num_layers": 1,
+        "num_heads": 4,
+        "num_key_value_heads": 2,
+        "hidden_dim": 16,
+        "intermediate_dim": 32,
+        "sliding_window": 8,
+        "max_sequence_length": 32,
+    },
     "lstm": {"family": "lstm", "embedding_dim": 8, "hidden_dim": 16},
 }
 # The GPT's buffer is exactly its context: 20 prompt + 12 new tokens = 32.
-EXPORTS = {"gpt": {"max_new_tokens": 12, "max_prompt_tokens": 20}, "lstm": {"max_new_tokens": 64}}
+EXPORTS = {
+    "gpt": {"max_new_tokens": 12, "max_prompt_tokens": 20},
+    "llama": {"max_new_tokens": 12, "max_prompt_tokens": 20},
+    "lstm": {"max_new_tokens": 64},
+}
 SAMPLE_PROMPTS = ["", "ta"]
 
 
@@ -217,7 +232,7 @@ def build_bert_export(directory, tasks=("classify", "tag", "qa", "pretrain")):
 
 def build_export(directory, family, assets=True):
     """Builds and exports a tiny `family` run under `directory`; returns the version
-    directory. `family`: gpt, lstm, seq2seq, t5, bert_TASK (classify, tag, qa,
+    directory. `family`: gpt, llama, lstm, seq2seq, t5, bert_TASK (classify, tag, qa,
     pretrain), or bert / bert_pairs (`build_bert_export`, no assets: every BERT
     task / the text-pair ones, classify and qa).
     `assets=False` skips assets.extra: its Keras reference outputs take as long as

@@ -6,8 +6,9 @@ as a Keras layer (`SentencePieceTokenizer` or `WordPieceTokenizer`) that runs
 inside tf.data and exported SavedModels. TensorFlow-only.
 
 Pretrained tokenizers: `load_hf_tokenizer` reads a Hugging Face checkpoint's
-(GPT-2's byte-level BPE as a `BytePairTokenizer`, BERT's WordPiece, T5's
-SentencePiece with its sentinels) with ids identical to the `tokenizers` library;
+(GPT-2's, Llama-3's and Qwen2's byte-level BPE as a `BytePairTokenizer`, BERT's
+WordPiece, T5's SentencePiece with its sentinels, Llama-2's and Mistral's
+SentencePiece BPE) with ids identical to the `tokenizers` library;
 `save_hf_tokenizer` writes them back; `load_keras_hub_tokenizer` reads a KerasHub
 preset's.
 """

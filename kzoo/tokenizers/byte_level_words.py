@@ -1,9 +1,15 @@
-"""GPT-2's word splitting before byte-pair encoding, in TensorFlow ops.
+"""The word splitting before byte-level byte-pair encoding, in TensorFlow ops.
 
 GPT-2 (and the Hugging Face `tokenizers` `ByteLevel` pre-tokenizer) cuts text into
-words with the regular expression
+words with the regular expression `GPT2_PATTERN`
 
     's|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+
+
+Llama-3 (`LLAMA3_PATTERN`) and Qwen2 (`QWEN2_PATTERN`, digits one by one) use a
+`Split` pre-tokenizer with
+
+    (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}|
+    ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+
 
 RE2, the engine of TensorFlow's string ops, has no lookahead `(?!\\S)`. Its only
 effect is that a run of whitespace followed by a non-space character gives up its
@@ -11,6 +17,10 @@ last character, which then starts the next word (`"a   b"` splits into `"a"`,
 `"  "`, `" b"`). So the text is first cut right before every whitespace character
 that precedes a non-space one, and the pattern without the lookahead is applied to
 each piece: no word crosses those cuts, so the words are exactly the reference's.
+In the Llama-3 and Qwen2 patterns `\\s*[\\r\\n]+` and `[\\r\\n]*` take a newline
+together with what precedes it, so there the cuts are only before the other
+whitespace characters (a match never holds one of those but at its start, or at
+the end of a whitespace run that the lookahead would have cut short).
 
 Character classes follow `tokenizers` (Oniguruma, Unicode 16): `\\s` is Unicode
 White_Space (not Python's `str.isspace`), and the letters and digits that Unicode
@@ -38,24 +48,66 @@ NEW_NUMBERS = (
 )
 LETTER = r"\p{L}" + NEW_LETTERS
 NUMBER = r"\p{N}" + NEW_NUMBERS
-# GPT-2's pattern without the lookahead (RE2 alternation is leftmost-first, as in
-# the reference).
-WORD_PATTERN = (
-    r"'s|'t|'re|'ve|'m|'ll|'d"
-    rf"| ?[{LETTER}]+| ?[{NUMBER}]+| ?[^{WHITESPACE}{LETTER}{NUMBER}]+|[{WHITESPACE}]+"
+# Whitespace but for the newlines that Llama-3's `[\r\n]` names.
+SPACE_NOT_NEWLINE = WHITESPACE.replace(r"\n", "").replace(r"\r", "")
+
+# The reference patterns, as `tokenizer.json` spells them.
+GPT2_PATTERN = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
+LLAMA3_PATTERN = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
-# A whitespace character followed by a non-space one: a word starts at it.
-CUT_PATTERN = rf"[{WHITESPACE}][^{WHITESPACE}]"
+QWEN2_PATTERN = LLAMA3_PATTERN.replace(r"\p{N}{1,3}", r"\p{N}")
 
 
-def split_words(texts, special_tokens=()):
-    """Splits strings into GPT-2's byte-level BPE words, in graph.
+def _llama3_words(number):
+    return (
+        r"(?i:'s|'t|'re|'ve|'m|'ll|'d)"
+        rf"|[^\r\n{LETTER}{NUMBER}]?[{LETTER}]+|{number}"
+        rf"| ?[^{WHITESPACE}{LETTER}{NUMBER}]+[\r\n]*|[{WHITESPACE}]*[\r\n]+|[{WHITESPACE}]+"
+    )
+
+
+# {reference pattern: (the RE2 word pattern without the lookahead, the RE2 pattern
+# of the two characters a cut goes between)}. RE2 alternation is leftmost-first,
+# as in the reference.
+SPLITTERS = {
+    GPT2_PATTERN: (
+        r"'s|'t|'re|'ve|'m|'ll|'d"
+        rf"| ?[{LETTER}]+| ?[{NUMBER}]+| ?[^{WHITESPACE}{LETTER}{NUMBER}]+|[{WHITESPACE}]+",
+        rf"[{WHITESPACE}][^{WHITESPACE}]",
+    ),
+    LLAMA3_PATTERN: (
+        _llama3_words(rf"[{NUMBER}]{{1,3}}"),
+        rf"[{SPACE_NOT_NEWLINE}][^{WHITESPACE}]",
+    ),
+    QWEN2_PATTERN: (_llama3_words(rf"[{NUMBER}]"), rf"[{SPACE_NOT_NEWLINE}][^{WHITESPACE}]"),
+}
+# GPT-2's, kept under their old names.
+WORD_PATTERN, CUT_PATTERN = SPLITTERS[GPT2_PATTERN]
+
+
+def check_pattern(pattern):
+    """Raises a one-line `ValueError` unless `pattern` is one `split_words` runs."""
+    if pattern not in SPLITTERS:
+        raise ValueError(
+            f"pattern: {pattern!r} is not a pre-tokenizer regex kzoo runs; expected "
+            "GPT-2's, Llama-3's or Qwen2's (kzoo.tokenizers.byte_level_words.SPLITTERS)"
+        )
+    return pattern
+
+
+def split_words(texts, special_tokens=(), pattern=GPT2_PATTERN, nfc=False):
+    """Splits strings into the words of a byte-level BPE, in graph.
 
     Args:
         texts: A 1-D string tensor.
         special_tokens: Strings kept whole wherever they occur (e.g.
             `"<|endoftext|>"`); the text between them is split on its own, as the
             reference splits around its added tokens.
+        pattern: The reference's regex, a key of `SPLITTERS` (GPT-2's by default).
+        nfc: Normalize the text between special tokens to Unicode NFC first
+            (Qwen2's `NFC` normalizer).
 
     Returns:
         A string `tf.RaggedTensor` of shape `(batch, None)`: the words of each
@@ -67,15 +119,22 @@ def split_words(texts, special_tokens=()):
     [[b'Hello', b' ', b' world', b"'s", b'\\n\\n'], [b'a', b'<|endoftext|>', b'b']]
     """
     texts = tf.convert_to_tensor(texts, tf.string)
+    word_pattern, cut_pattern = SPLITTERS[check_pattern(pattern)]
+
+    def split(pieces):
+        if nfc:
+            pieces = tf_text.normalize_utf8(pieces, "NFC")
+        return _split_pieces(pieces, word_pattern, cut_pattern)
+
     if not special_tokens:
-        return _split_pieces(texts)
-    special = "|".join(_escape(token) for token in special_tokens)
+        return split(texts)
+    special = literal_pattern(special_tokens)
     pieces, _, _ = regex_split(texts, special, special)
     flat = pieces.flat_values
     is_special = tf.reduce_any(
         tf.equal(flat[:, tf.newaxis], tf.constant(list(special_tokens))[tf.newaxis]), axis=1
     )
-    words = _split_pieces(tf.where(is_special, "", flat))
+    words = split(tf.where(is_special, "", flat))
     kept = tf.RaggedTensor.from_row_lengths(
         tf.boolean_mask(flat, is_special), tf.cast(is_special, tf.int64)
     )
@@ -103,13 +162,13 @@ def regex_split(texts, pattern, keep_pattern):
     return starts.with_flat_values(flat), starts, ends
 
 
-def _split_pieces(texts):
+def _split_pieces(texts, word_pattern, cut_pattern):
     """`split_words` of a 1-D string tensor without special tokens."""
-    pieces, begins, _ = regex_split(texts, CUT_PATTERN, CUT_PATTERN)
+    pieces, begins, _ = regex_split(texts, cut_pattern, cut_pattern)
     is_cut = tf.ragged.map_flat_values(
         tf.strings.regex_full_match,
         tf.ragged.map_flat_values(tf.strings.regex_replace, pieces, r"\x00", "\x01"),
-        CUT_PATTERN,
+        cut_pattern,
     )
     cuts = tf.ragged.boolean_mask(begins, is_cut)
     batch = tf.shape(texts, out_type=tf.int64)[0]
@@ -121,8 +180,13 @@ def _split_pieces(texts):
     segments = tf.strings.substr(
         flat_texts, starts.flat_values, ends.flat_values - starts.flat_values
     )
-    words, _, _ = regex_split(segments, WORD_PATTERN, WORD_PATTERN)
+    words, _, _ = regex_split(segments, word_pattern, word_pattern)
     return starts.with_flat_values(words).merge_dims(1, 2)
+
+
+def literal_pattern(tokens):
+    """An RE2 pattern that matches any of `tokens`, the longest first."""
+    return "|".join(_escape(token) for token in sorted(tokens, key=len, reverse=True))
 
 
 def _escape(token):

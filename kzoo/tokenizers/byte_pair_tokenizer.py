@@ -1,7 +1,8 @@
-"""In-graph GPT-2 byte-level BPE, for tf.data pipelines and exported SavedModels.
+"""In-graph byte-level BPE (GPT-2, Llama-3, Qwen2), for tf.data and SavedModels.
 
-Words are split as GPT-2 splits them (`kzoo.tokenizers.byte_level_words`, exact
-where KerasHub's RE2 approximation of the lookahead is not), then each word's
+Words are split as the reference splits them (`kzoo.tokenizers.byte_level_words`:
+GPT-2's, Llama-3's or Qwen2's regex, exact where KerasHub's RE2 approximation of
+the lookahead is not), then each word's
 bytes are merged with KerasHub's graph-mode BPE (`keras_hub.tokenizers.
 BytePairTokenizer`: its merge loop, word cache and lookup tables). Only TensorFlow
 and TF Text ops run, so the tokenizer works inside `tf.data`, `tf.function` and
@@ -16,25 +17,26 @@ import keras
 import tensorflow as tf
 
 from kzoo import staged_files
-from kzoo.tokenizers.byte_level_words import split_words
+from kzoo.tokenizers.byte_level_words import GPT2_PATTERN, check_pattern, split_words
 from kzoo.tokenizers.tokenizer import Tokenizer
 
 VOCAB_JSON = "vocab.json"
 MERGES_TXT = "merges.txt"
-# The special and end tokens, where they are not GPT-2's.
+# The settings that are not GPT-2's (special and end tokens, pattern, ...).
 SETTINGS_JSON = "byte_pair.json"
 END_OF_TEXT = "<|endoftext|>"
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
 class BytePairTokenizer(Tokenizer):
-    """Tokenizes strings to int32 GPT-2 byte-level BPE ids and back, in graph.
+    """Tokenizes strings to int32 byte-level BPE ids and back, in graph.
 
-    Calling the layer is `tokenize`. The vocabulary and merges are kept in
-    `get_config()`, so the tokenizer survives `.keras` round trips inside a model.
-    Every string is representable (byte-level), so there is no unknown token:
-    `unk_id` is None. `eos_id`, `bos_id` and `pad_id` are all the id of
-    `end_token` (GPT-2 has one special token, `<|endoftext|>`).
+    Calling the layer is `tokenize`. The vocabulary, merges and settings are kept
+    in `get_config()`, so the tokenizer survives `.keras` round trips inside a
+    model. Every string is representable (byte-level), so there is no unknown
+    token: `unk_id` is None. `eos_id` is the id of `end_token`; `bos_id` and
+    `pad_id` those of `bos_token` and `pad_token`, or `eos_id` where they are
+    None (GPT-2 has one special token, `<|endoftext|>`, for all three).
 
     Args:
         vocabulary: `{token: id}` with ids `0 ... n-1` (the content of
@@ -45,7 +47,18 @@ class BytePairTokenizer(Tokenizer):
         special_tokens: Tokens never split: where their text occurs in the input
             it is that one id (the reference's added tokens). Defaults to
             `[end_token]`.
-        end_token: The token that ends a document, pads, and starts generation.
+        end_token: The token that ends a document (and, by default, pads and
+            starts generation).
+        pattern: The pre-tokenizer regex as `tokenizer.json` spells it: GPT-2's
+            (the default), Llama-3's or Qwen2's
+            (`kzoo.tokenizers.byte_level_words.SPLITTERS`).
+        normalizer: None, or `"NFC"` (Qwen2's): the text between special tokens
+            is normalized to Unicode NFC before it is split.
+        ignore_merges: A word that is a token of the vocabulary is that token,
+            whatever the merges would give (Llama-3's `ignore_merges`).
+        bos_token: The token that starts a sequence (Llama-3's
+            `<|begin_of_text|>`); None: `end_token`.
+        pad_token: The padding token; None: `end_token`.
         **kwargs: Base `keras.layers.Layer` arguments (e.g. `name`).
 
     Example:
@@ -60,7 +73,19 @@ class BytePairTokenizer(Tokenizer):
     (6, 0, None)
     """
 
-    def __init__(self, vocabulary, merges, special_tokens=None, end_token=END_OF_TEXT, **kwargs):
+    def __init__(
+        self,
+        vocabulary,
+        merges,
+        special_tokens=None,
+        end_token=END_OF_TEXT,
+        pattern=GPT2_PATTERN,
+        normalizer=None,
+        ignore_merges=False,
+        bos_token=None,
+        pad_token=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         import keras_hub
 
@@ -72,8 +97,20 @@ class BytePairTokenizer(Tokenizer):
         self._vocabulary = _check_ids(vocabulary)
         self.merges = [merge for merge in merges if not merge.startswith("#version")]
         self.end_token = end_token
-        if end_token not in vocabulary:
-            raise ValueError(f"end_token: {end_token!r} is not in the vocabulary")
+        self.pattern = check_pattern(pattern)
+        if normalizer not in (None, "NFC"):
+            raise ValueError(f'normalizer: expected None or "NFC", got {normalizer!r}')
+        self.normalizer = normalizer
+        self.ignore_merges = bool(ignore_merges)
+        self.bos_token = bos_token
+        self.pad_token = pad_token
+        for key, token in (
+            ("end_token", end_token),
+            ("bos_token", bos_token),
+            ("pad_token", pad_token),
+        ):
+            if token is not None and token not in vocabulary:
+                raise ValueError(f"{key}: {token!r} is not in the vocabulary")
         self.special_tokens = list(special_tokens if special_tokens is not None else [end_token])
         missing = [token for token in self.special_tokens if token not in vocabulary]
         if missing:
@@ -100,8 +137,15 @@ class BytePairTokenizer(Tokenizer):
         """The id of `end_token`, which ends every document."""
         return self._vocabulary.index(self.end_token)
 
-    bos_id = eos_id
-    pad_id = eos_id
+    @property
+    def bos_id(self):
+        """The id of `bos_token`, else `eos_id`."""
+        return self._vocabulary.index(self.bos_token or self.end_token)
+
+    @property
+    def pad_id(self):
+        """The id of `pad_token`, else `eos_id`."""
+        return self._vocabulary.index(self.pad_token or self.end_token)
 
     @property
     def unk_id(self):
@@ -145,7 +189,7 @@ class BytePairTokenizer(Tokenizer):
 
     def _tokenize_batch(self, texts):
         bpe = self._bpe.layer
-        words = split_words(texts, self.special_tokens)
+        words = split_words(texts, self.special_tokens, self.pattern, nfc=self.normalizer == "NFC")
         flat = words.flat_values
         cached = bpe.cache.lookup(flat)
         unseen = tf.equal(cached, "")
@@ -155,13 +199,20 @@ class BytePairTokenizer(Tokenizer):
             return bpe.cache.lookup(flat)
 
         merged = tf.cond(tf.reduce_any(unseen), merge_unseen, lambda: cached)
+        if self.ignore_merges:
+            # A word that is a token as a whole is that token.
+            whole = tf.strings.reduce_join(
+                bpe.byte2unicode.lookup(tf.strings.bytes_split(flat)), axis=-1
+            )
+            merged = tf.where(bpe.token_to_id_map.lookup(whole) >= 0, whole, merged)
         pieces = tf.strings.split(merged, sep=" ")
         ids = tf.cast(bpe.token_to_id_map.lookup(pieces.flat_values), tf.int32)
         row_splits = tf.gather(pieces.row_splits, words.row_splits)
         return tf.RaggedTensor.from_row_splits(ids, row_splits)
 
     def _detokenize(self, ids):
-        """Joins the bytes of the pieces; `end_token` (also padding) is dropped.
+        """Joins the bytes of the pieces; `end_token`, `bos_token` and `pad_token`
+        are dropped.
 
         A sequence cut inside a multi-byte character gives invalid UTF-8 bytes
         (the reference library decodes them to U+FFFD).
@@ -169,7 +220,9 @@ class BytePairTokenizer(Tokenizer):
         single = isinstance(ids, tf.Tensor) and ids.shape.rank == 1
         if isinstance(ids, tf.Tensor):
             ids = tf.RaggedTensor.from_tensor(ids[tf.newaxis] if single else ids)
-        ids = tf.ragged.boolean_mask(ids, ids != self.eos_id)
+        ids = tf.ragged.boolean_mask(
+            ids, (ids != self.eos_id) & (ids != self.bos_id) & (ids != self.pad_id)
+        )
         text = tf.strings.reduce_join(
             tf.ragged.map_flat_values(tf.gather, self._tokens, ids), axis=-1
         )
@@ -182,9 +235,9 @@ class BytePairTokenizer(Tokenizer):
 
     def save(self, directory):
         """Atomically writes `vocab.json` and `merges.txt` (Hugging Face's GPT-2
-        files), and `byte_pair.json` where the special tokens are not GPT-2's;
-        returns the path of `vocab.json`."""
-        settings = {"special_tokens": list(self.special_tokens), "end_token": self.end_token}
+        files), and `byte_pair.json` where the settings are not GPT-2's (special
+        tokens, pattern, ...); returns the path of `vocab.json`."""
+        settings = {key: value for key, value in self._settings().items() if value}
         settings_path = os.path.join(directory, SETTINGS_JSON)
         if settings != {"special_tokens": [END_OF_TEXT], "end_token": END_OF_TEXT}:
             os.makedirs(directory, exist_ok=True)
@@ -197,9 +250,22 @@ class BytePairTokenizer(Tokenizer):
         config = super().get_config()
         config["vocabulary"] = self._ids()
         config["merges"] = list(self.merges)
-        config["special_tokens"] = list(self.special_tokens)
-        config["end_token"] = self.end_token
+        config.update(self._settings())
         return config
+
+    def _settings(self):
+        """The constructor's arguments beside the vocabulary and merges."""
+        settings = {"special_tokens": list(self.special_tokens), "end_token": self.end_token}
+        settings["pattern"] = None if self.pattern == GPT2_PATTERN else self.pattern
+        for key in ("normalizer", "ignore_merges", "bos_token", "pad_token"):
+            settings[key] = getattr(self, key)
+        return settings
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["pattern"] = config.get("pattern") or GPT2_PATTERN
+        return cls(**config)
 
     def _ids(self):
         return {token: index for index, token in enumerate(self._vocabulary)}
@@ -291,11 +357,14 @@ def load_byte_pair_tokenizer(directory, special_tokens=None, end_token=None):
     FileNotFoundError: /nonexistent/vocab.json does not exist; ...
     """
     vocabulary, merges = read_byte_pair_files(directory)
+    settings = {}
     settings_path = os.path.join(directory, SETTINGS_JSON)
     if os.path.isfile(settings_path):
         with open(settings_path, encoding="utf-8") as file:
             settings = json.load(file)
-        special_tokens = settings["special_tokens"] if special_tokens is None else special_tokens
-        end_token = settings["end_token"] if end_token is None else end_token
-    end_token = END_OF_TEXT if end_token is None else end_token
-    return BytePairTokenizer(vocabulary, merges, special_tokens=special_tokens, end_token=end_token)
+    settings["special_tokens"] = (
+        settings.get("special_tokens") if special_tokens is None else special_tokens
+    )
+    settings["end_token"] = end_token or settings.get("end_token") or END_OF_TEXT
+    settings["pattern"] = settings.get("pattern") or GPT2_PATTERN
+    return BytePairTokenizer(vocabulary, merges, **settings)

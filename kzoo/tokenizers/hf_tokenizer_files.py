@@ -4,7 +4,11 @@
 
     spiece.model              T5 SentencePiece -> SentencePieceTokenizer, with the
                               `extra_ids` sentinels Hugging Face appends
-    tokenizer.json            a ByteLevel BPE -> BytePairTokenizer, a WordPiece ->
+    tokenizer.model           Llama-2 / Mistral SentencePiece BPE ->
+                              SentencePieceTokenizer (its own ids, `legacy` and
+                              `pad_token` from tokenizer_config.json)
+    tokenizer.json            a byte-level BPE (GPT-2, Llama-3, Qwen2) ->
+                              BytePairTokenizer, a WordPiece ->
                               WordPieceTokenizer(normalization="huggingface")
     vocab.json + merges.txt   GPT-2 byte-level BPE -> BytePairTokenizer
     vocab.txt                 BERT WordPiece (settings from tokenizer_config.json:
@@ -19,12 +23,23 @@ import json
 import os
 
 from kzoo import staged_files
+from kzoo.tokenizers.byte_level_bpe_json import (
+    byte_level_bpe_from_json,
+    byte_level_bpe_to_json,
+    special_token_settings,
+)
+from kzoo.tokenizers.byte_level_words import GPT2_PATTERN, QWEN2_PATTERN
 from kzoo.tokenizers.byte_pair_tokenizer import (
     END_OF_TEXT,
     MERGES_TXT,
     VOCAB_JSON,
     BytePairTokenizer,
     read_byte_pair_files,
+)
+from kzoo.tokenizers.model_file import TOKENIZER_FILENAME
+from kzoo.tokenizers.sentencepiece_bpe_json import (
+    save_sentencepiece_bpe,
+    sentencepiece_bpe_settings,
 )
 from kzoo.tokenizers.sentencepiece_sentinels import append_sentinels, count_sentinels
 from kzoo.tokenizers.sentencepiece_tokenizer import SentencePieceTokenizer
@@ -37,7 +52,13 @@ TOKENIZER_JSON = "tokenizer.json"
 TOKENIZER_CONFIG = "tokenizer_config.json"
 VOCAB_TXT = "vocab.txt"
 # What `load_hf_tokenizer` looks for, in this order.
-HF_TOKENIZER_FILES = (SPIECE_MODEL, TOKENIZER_JSON, f"{VOCAB_JSON} + {MERGES_TXT}", VOCAB_TXT)
+HF_TOKENIZER_FILES = (
+    SPIECE_MODEL,
+    TOKENIZER_FILENAME,
+    TOKENIZER_JSON,
+    f"{VOCAB_JSON} + {MERGES_TXT}",
+    VOCAB_TXT,
+)
 KERAS_HUB_ASSETS = os.path.join("assets", "tokenizer")
 T5_EXTRA_IDS = 100
 
@@ -81,20 +102,30 @@ def load_hf_tokenizer(directory, extra_ids=None):
             append_sentinels(proto, T5_EXTRA_IDS if extra_ids is None else extra_ids)
         )
     tokenizer_json = os.path.join(directory, TOKENIZER_JSON)
+    if os.path.isfile(os.path.join(directory, TOKENIZER_FILENAME)):
+        with open(os.path.join(directory, TOKENIZER_FILENAME), "rb") as file:
+            proto = file.read()
+        spec = _read_json(tokenizer_json) if os.path.isfile(tokenizer_json) else None
+        return SentencePieceTokenizer(proto, **sentencepiece_bpe_settings(proto, spec, config))
     if os.path.isfile(tokenizer_json):
         spec = _read_json(tokenizer_json)
         if "class_name" in spec and "config" in spec:
             return load_keras_hub_tokenizer(directory)
-        return _from_tokenizer_json(spec, tokenizer_json)
+        return _from_tokenizer_json(spec, tokenizer_json, config)
     if os.path.isfile(os.path.join(directory, VOCAB_JSON)):
         vocabulary, merges = read_byte_pair_files(directory)
-        end_token = _token_text(config.get("eos_token", END_OF_TEXT))
+        # Qwen2's vocab.json lacks its added tokens; the config has their ids.
+        for index, token in (config.get("added_tokens_decoder") or {}).items():
+            vocabulary.setdefault(_token_text(token), int(index))
+        settings = special_token_settings(config, vocabulary)
         special = _added_tokens(config)
+        if config.get("tokenizer_class", "").startswith("Qwen2Tokenizer"):
+            settings.update(pattern=QWEN2_PATTERN, normalizer="NFC")
         return BytePairTokenizer(
             vocabulary,
             merges,
-            special_tokens=sorted({end_token, *special} & set(vocabulary)),
-            end_token=end_token,
+            special_tokens=sorted({settings["end_token"], *special} & set(vocabulary)),
+            **settings,
         )
     if os.path.isfile(os.path.join(directory, VOCAB_TXT)):
         vocabulary, _ = read_vocabulary(directory)
@@ -116,7 +147,9 @@ def save_hf_tokenizer(tokenizer, directory):
     `BytePairTokenizer`: `vocab.json`, `merges.txt`, `tokenizer.json`;
     `WordPieceTokenizer`: `vocab.txt`, `tokenizer.json`; `SentencePieceTokenizer`:
     `spiece.model` (the sentinels that Hugging Face appends itself left out, their
-    number in `extra_ids`). Each with a `tokenizer_config.json` naming the
+    number in `extra_ids`), or for a Llama-2 one (with `special_tokens` or a
+    `prepend_scheme`) `tokenizer.model` and `tokenizer.json`. Each with a
+    `tokenizer_config.json` naming the
     `transformers` class. A WordPiece tokenizer with kzoo's default
     `normalization="tf_text"` is written as BERT's pipeline, which differs on
     the characters listed in `kzoo.tokenizers.bert_words`.
@@ -133,6 +166,9 @@ def save_hf_tokenizer(tokenizer, directory):
         return _save_byte_pair(tokenizer, directory)
     if isinstance(tokenizer, WordPieceTokenizer):
         return _save_wordpiece(tokenizer, directory)
+    if isinstance(tokenizer, SentencePieceTokenizer) and not tokenizer.sentinel_ids:
+        if tokenizer.prepend_scheme != "sentencepiece" or tokenizer.special_tokens:
+            return save_sentencepiece_bpe(tokenizer, directory)
     if isinstance(tokenizer, SentencePieceTokenizer):
         return _save_sentencepiece(tokenizer, directory)
     raise TypeError(
@@ -196,35 +232,12 @@ def load_keras_hub_tokenizer(directory):
     )
 
 
-def _from_tokenizer_json(spec, path):
+def _from_tokenizer_json(spec, path, config):
     """A kzoo tokenizer from the `tokenizers` library's `tokenizer.json`."""
     model = spec.get("model") or {}
     kind = model.get("type")
-    added = {token["content"]: token["id"] for token in spec.get("added_tokens") or []}
     if kind == "BPE":
-        pre = spec.get("pre_tokenizer") or {}
-        if (
-            pre.get("type") != "ByteLevel"
-            or pre.get("add_prefix_space")
-            or not pre.get("use_regex", True)
-            or spec.get("normalizer")
-            or model.get("ignore_merges")
-            or model.get("continuing_subword_prefix")
-            or model.get("end_of_word_suffix")
-        ):
-            raise ValueError(
-                f"{path}: a BPE tokenizer kzoo does not run; expected GPT-2's (no "
-                "normalizer, a ByteLevel pre_tokenizer with use_regex and no "
-                f"add_prefix_space), got normalizer={spec.get('normalizer')!r}, "
-                f"pre_tokenizer={pre!r}"
-            )
-        vocabulary = dict(model["vocab"])
-        vocabulary.update(added)
-        merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
-        end_token = END_OF_TEXT if END_OF_TEXT in vocabulary else next(iter(added), None)
-        return BytePairTokenizer(
-            vocabulary, merges, special_tokens=list(added) or None, end_token=end_token
-        )
+        return byte_level_bpe_from_json(spec, path, config)
     if kind == "WordPiece":
         normalizer = spec.get("normalizer") or {}
         if normalizer.get("type") != "BertNormalizer":
@@ -248,33 +261,27 @@ def _from_tokenizer_json(spec, path):
 
 
 def _save_byte_pair(tokenizer, directory):
-    import tokenizers
-    from tokenizers import decoders, models, pre_tokenizers, processors
-
     paths = [tokenizer.save(directory), os.path.join(directory, MERGES_TXT)]
-    vocabulary = {token: index for index, token in enumerate(tokenizer.get_vocabulary())}
-    merges = [tuple(merge.split(" ")) for merge in tokenizer.merges]
-    reference = tokenizers.Tokenizer(models.BPE(vocabulary, merges))
-    reference.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    reference.decoder = decoders.ByteLevel()
-    reference.post_processor = processors.ByteLevel(trim_offsets=False)
-    reference.add_special_tokens(list(tokenizer.special_tokens))
     paths.append(os.path.join(directory, TOKENIZER_JSON))
-    staged_files.atomic_write(paths[-1], reference.save)
+    staged_files.atomic_write(paths[-1], byte_level_bpe_to_json(tokenizer).save)
     end = tokenizer.end_token
-    paths.append(
-        _write_config(
-            directory,
-            {
-                "tokenizer_class": "GPT2Tokenizer",
-                "add_prefix_space": False,
-                "bos_token": end,
-                "eos_token": end,
-                "unk_token": end,
-                "additional_special_tokens": [t for t in tokenizer.special_tokens if t != end],
-            },
-        )
-    )
+    named = {end, tokenizer.bos_token, tokenizer.pad_token}
+    config = {
+        "tokenizer_class": "GPT2Tokenizer",
+        "add_prefix_space": False,
+        "bos_token": tokenizer.bos_token or end,
+        "eos_token": end,
+        "unk_token": end,
+        "pad_token": tokenizer.pad_token,
+        "additional_special_tokens": [t for t in tokenizer.special_tokens if t not in named],
+    }
+    if tokenizer.pattern != GPT2_PATTERN:
+        # Llama-3's and Qwen2's: no unknown token; bos None where there is none.
+        config.update(tokenizer_class="PreTrainedTokenizerFast", bos_token=tokenizer.bos_token)
+        del config["unk_token"], config["add_prefix_space"]
+    if config["pad_token"] is None:
+        del config["pad_token"]
+    paths.append(_write_config(directory, config))
     return paths
 
 

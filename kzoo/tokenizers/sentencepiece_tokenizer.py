@@ -8,6 +8,7 @@ tensors and the sizes and special ids are properties.
 """
 
 import base64
+import json
 import os
 
 import keras
@@ -15,13 +16,20 @@ import sentencepiece as spm
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from kzoo.tokenizers.byte_level_words import regex_split
+from kzoo import staged_files
+from kzoo.tokenizers.byte_level_words import literal_pattern, regex_split
 from kzoo.tokenizers.byte_pair_tokenizer import VOCAB_JSON, load_byte_pair_tokenizer
 from kzoo.tokenizers.model_file import read_model_file, write_model_file
 from kzoo.tokenizers.sentencepiece_trainer import SENTINEL_PIECE
 from kzoo.tokenizers.tokenizer import Tokenizer
 from kzoo.tokenizers.wordpiece_tokenizer import load_wordpiece_tokenizer
 from kzoo.tokenizers.wordpiece_trainer import VOCAB_FILENAME
+
+# The settings beside `tokenizer.model` that are not the defaults.
+SETTINGS_JSON = "sentencepiece.json"
+# How the text gets its leading "▁": SentencePiece's `add_dummy_prefix` on every
+# piece between special tokens, or Hugging Face's `Metaspace` schemes.
+PREPEND_SCHEMES = ("sentencepiece", "always", "first", "never")
 
 
 def _id_of(piece, processor_id, role):
@@ -55,11 +63,24 @@ class SentencePieceTokenizer(Tokenizer):
     imported T5 tokenizer gives Hugging Face's ids and a kzoo-trained one keeps
     its lossless round trip.
 
+    Llama-2 and Mistral (a SentencePiece BPE, `tokenizer.model`): Hugging Face
+    cuts its special tokens (`<unk>`, `<s>`, `</s>`, and user-defined pieces)
+    out of the text; pass them as `special_tokens` to do the same. Where the
+    model adds a dummy prefix, `prepend_scheme` says which pieces of the text
+    get it: `"sentencepiece"` every piece between special tokens (SentencePiece
+    itself, and Hugging Face's `legacy=True` `Prepend` normalizer), `"always"`
+    every piece that does not start with a space, `"first"` only the text's
+    start, where it does not start with a space (Hugging Face's `Metaspace`
+    pre-tokenizer, `legacy=False`), `"never"` none.
+
     Args:
         proto: The serialized SentencePiece model, `bytes` (the content of a
             `tokenizer.model` file; see `load_tokenizer`).
         split_at_sentinels: Encode the text between sentinels apart, as Hugging
             Face does; None (the default) decides from where the sentinels are.
+        special_tokens: Pieces cut out of the text (each is its id), the text
+            between them encoded apart; default none.
+        prepend_scheme: One of `PREPEND_SCHEMES`, see above.
         **kwargs: Base `keras.layers.Layer` arguments (e.g. `name`).
 
     Example:
@@ -90,12 +111,23 @@ class SentencePieceTokenizer(Tokenizer):
     b'to<extra_id_1> be'
     """
 
-    def __init__(self, proto, split_at_sentinels=None, **kwargs):
+    def __init__(
+        self,
+        proto,
+        split_at_sentinels=None,
+        special_tokens=None,
+        prepend_scheme="sentencepiece",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if not isinstance(proto, bytes):
             raise TypeError(
                 f"proto: expected the bytes of a tokenizer.model file, got "
                 f"{type(proto).__name__}; use kzoo.tokenizers.load_tokenizer(run_dir)"
+            )
+        if prepend_scheme not in PREPEND_SCHEMES:
+            raise ValueError(
+                f"prepend_scheme: expected one of {PREPEND_SCHEMES}, got {prepend_scheme!r}"
             )
         self.proto = proto
         self._processor = spm.SentencePieceProcessor(model_proto=proto)
@@ -106,21 +138,47 @@ class SentencePieceTokenizer(Tokenizer):
             last = list(range(self.vocabulary_size - 1, self.vocabulary_size - 1 - count, -1))
             split_at_sentinels = count > 0 and list(self._sentinel_ids) == last
         self.split_at_sentinels = bool(split_at_sentinels) and bool(self._sentinel_ids)
+        self.prepend_scheme = prepend_scheme
+        self.special_tokens = list(special_tokens or [])
+        pieces = list(self.special_tokens)
         if self.split_at_sentinels:
-            pieces = [SENTINEL_PIECE.format(index) for index in range(len(self._sentinel_ids))]
-            self._sentinel_table = tf.lookup.StaticHashTable(
+            pieces += [SENTINEL_PIECE.format(index) for index in range(len(self._sentinel_ids))]
+        ids = [self._processor.piece_to_id(piece) for piece in pieces]
+        unknown = [p for p, i in zip(pieces, ids) if self._processor.id_to_piece(i) != p]
+        if unknown:
+            raise ValueError(f"special_tokens: {unknown} are not pieces of the model")
+        self._split_pieces = pieces
+        if pieces:
+            self._split_table = tf.lookup.StaticHashTable(
                 tf.lookup.KeyValueTensorInitializer(
-                    tf.constant(pieces), tf.constant(self._sentinel_ids, tf.int32)
+                    tf.constant(pieces), tf.constant(ids, tf.int32)
                 ),
                 default_value=-1,
             )
+        self._unprefixed = None
+        if prepend_scheme != "sentencepiece":
+            from sentencepiece import sentencepiece_model_pb2
+
+            model = sentencepiece_model_pb2.ModelProto()
+            model.ParseFromString(proto)
+            if model.normalizer_spec.add_dummy_prefix:
+                model.normalizer_spec.add_dummy_prefix = False
+                # Its own name: a restored SavedModel shares the op's model
+                # between ops of the same name.
+                self._unprefixed = tf_text.SentencepieceTokenizer(
+                    model=model.SerializeToString(), out_type=tf.int32, name="unprefixed"
+                )
 
     @property
     def vocabulary_size(self):
         """The number of ids: `0 <= id < vocabulary_size`."""
         return self._processor.vocab_size()
 
-    pad_id = _id_of("<pad>", lambda sp: sp.pad_id(), "which fills padded positions")
+    pad_id = _id_of(
+        "<pad>",
+        lambda sp: sp.pad_id() if sp.pad_id() >= 0 else sp.eos_id(),
+        "which fills padded positions (`eos_id` where the model has none, as Llama's)",
+    )
     unk_id = _id_of("<unk>", lambda sp: sp.unk_id(), "for characters it cannot represent")
     bos_id = _id_of("<s>", lambda sp: sp.bos_id(), "beginning of sequence")
     eos_id = _id_of("</s>", lambda sp: sp.eos_id(), "which ends every document")
@@ -145,7 +203,7 @@ class SentencePieceTokenizer(Tokenizer):
             strings, an int32 `tf.RaggedTensor` of shape `(n, None)`.
         """
         texts = tf.convert_to_tensor(inputs, tf.string)
-        if not self.split_at_sentinels:
+        if not self._split_pieces and self._unprefixed is None:
             return self._sentencepiece.tokenize(texts)
         if texts.shape.rank == 0:
             return self.tokenize(texts[tf.newaxis])[0]
@@ -153,18 +211,44 @@ class SentencePieceTokenizer(Tokenizer):
             raise ValueError(
                 f"inputs: expected a string or a 1-D batch of strings, got shape {texts.shape}"
             )
-        numbers = "|".join(str(index) for index in range(len(self._sentinel_ids)))
-        pattern = SENTINEL_PIECE.format(f"(?:{numbers})")
-        pieces, _, _ = regex_split(texts, pattern, pattern)
-        flat = pieces.flat_values
-        sentinel = self._sentinel_table.lookup(flat)
-        is_sentinel = sentinel >= 0
-        ids = self._sentencepiece.tokenize(tf.where(is_sentinel, "", flat))
-        ids = tf.cast(ids.with_row_splits_dtype(tf.int64), tf.int32)
+        if self._split_pieces:
+            pattern = literal_pattern(self._split_pieces)
+            pieces, starts, _ = regex_split(texts, pattern, pattern)
+            special = self._split_table.lookup(pieces.flat_values)
+        else:
+            pieces = tf.RaggedTensor.from_tensor(texts[:, tf.newaxis])
+            starts = tf.zeros_like(pieces, tf.int64)
+            special = tf.fill(tf.shape(texts), -1)
+        is_special = special >= 0
+        text = tf.where(is_special, "", pieces.flat_values)
+        ids = self._encode(text, starts.flat_values)
         kept = tf.RaggedTensor.from_row_lengths(
-            tf.boolean_mask(sentinel, is_sentinel), tf.cast(is_sentinel, tf.int64)
+            tf.boolean_mask(special, is_special), tf.cast(is_special, tf.int64)
         )
         return pieces.with_flat_values(tf.concat([ids, kept], axis=1)).merge_dims(1, 2)
+
+    def _encode(self, texts, starts):
+        """The ids of the pieces `texts` between special tokens, which start at
+        the byte offsets `starts` of their text; ragged `(n, None)` int32."""
+
+        def encode(tokenizer, texts):
+            ids = tokenizer.tokenize(texts).with_row_splits_dtype(tf.int64)
+            return tf.cast(ids, tf.int32)
+
+        if self._unprefixed is None:
+            return encode(self._sentencepiece, texts)
+        prefixed = tf.logical_not(tf.strings.regex_full_match(texts, "(?s)[ ▁].*"))
+        if self.prepend_scheme == "first":
+            prefixed &= tf.equal(starts, 0)
+        elif self.prepend_scheme == "never":
+            prefixed &= False
+        return tf.concat(
+            [
+                encode(self._sentencepiece, tf.where(prefixed, texts, "")),
+                encode(self._unprefixed, tf.where(prefixed, "", texts)),
+            ],
+            axis=1,
+        )
 
     def _detokenize(self, ids):
         """Drops `<pad>`, `<s>` and `</s>` and joins the pieces.
@@ -181,13 +265,24 @@ class SentencePieceTokenizer(Tokenizer):
         return self._sentencepiece.detokenize(ids)
 
     def save(self, directory):
-        """Atomically writes `directory/tokenizer.model`; returns its path."""
-        return write_model_file(directory, self.proto)
+        """Atomically writes `directory/tokenizer.model`, and `sentencepiece.json`
+        where `special_tokens` or `prepend_scheme` are set; returns the path of
+        `tokenizer.model`."""
+        path = write_model_file(directory, self.proto)
+        settings = {"special_tokens": self.special_tokens, "prepend_scheme": self.prepend_scheme}
+        settings_path = os.path.join(directory, SETTINGS_JSON)
+        if settings != {"special_tokens": [], "prepend_scheme": "sentencepiece"}:
+            staged_files.write_json_atomic(settings_path, settings)
+        elif os.path.isfile(settings_path):
+            os.remove(settings_path)
+        return path
 
     def get_config(self):
         config = super().get_config()
         config["proto"] = base64.b64encode(self.proto).decode("ascii")
         config["split_at_sentinels"] = self.split_at_sentinels
+        config["special_tokens"] = list(self.special_tokens)
+        config["prepend_scheme"] = self.prepend_scheme
         return config
 
     @classmethod
@@ -235,4 +330,8 @@ def load_tokenizer(directory):
         return load_byte_pair_tokenizer(directory)
     if os.path.isfile(os.path.join(directory, VOCAB_FILENAME)):
         return load_wordpiece_tokenizer(directory)
-    return SentencePieceTokenizer(read_model_file(directory))
+    settings = {}
+    if os.path.isfile(os.path.join(directory, SETTINGS_JSON)):
+        with open(os.path.join(directory, SETTINGS_JSON), encoding="utf-8") as file:
+            settings = json.load(file)
+    return SentencePieceTokenizer(read_model_file(directory), **settings)

@@ -7,10 +7,13 @@
 | `multi_worker` | TensorFlow | every task of `TF_CONFIG`'s cluster, and their GPUs   |
 | `tpu`          | TensorFlow | the cores of the TPU named by `train.tpu`             |
 | `data_parallel`| JAX        | every device JAX sees                                 |
+| `model_parallel`| JAX       | the `data` axis of a `data x model` mesh of them      |
 
 `auto` picks `multi_worker` when `TF_CONFIG` names a cluster of more than one
 task, `mirrored` on several GPUs, `data_parallel` when JAX sees several devices,
-else `default`.
+else `default`; never `model_parallel`, which splits the attention and
+feed-forward kernels over the mesh's `model` axis (`train.model_axis_size`
+devices; `kzoo.training.sharding_rules`) and each batch over its `data` axis.
 
 Every replica runs the same model on its share of each batch and the gradients
 are averaged, so `data.batch_size` is the global batch: each of N replicas trains
@@ -34,7 +37,10 @@ import warnings
 
 import keras
 
+from kzoo.training import sharding_rules
 from kzoo.training.config import ConfigError
+from kzoo.training.jax_placements import DataParallelPlacement, ModelParallelPlacement
+from kzoo.training.placement import Placement
 
 CLUSTER_JOBS = ("chief", "worker")
 
@@ -138,9 +144,9 @@ def choose_strategy(requested, backend, cluster_task, num_devices):
     'default'
     """
     tensorflow_only = ("mirrored", "multi_worker", "tpu")
-    if backend == "tensorflow" and requested == "data_parallel":
+    if backend == "tensorflow" and requested in ("data_parallel", "model_parallel"):
         raise ConfigError(
-            "train.strategy: 'data_parallel' is for the JAX backend "
+            f"train.strategy: {requested!r} is for the JAX backend "
             "(KERAS_BACKEND=jax); on TensorFlow use 'mirrored' (one host) or "
             "'multi_worker' (a TF_CONFIG cluster)"
         )
@@ -163,39 +169,6 @@ def choose_strategy(requested, backend, cluster_task, num_devices):
     if num_devices > 1:
         return "mirrored" if backend == "tensorflow" else "data_parallel"
     return "default"
-
-
-class Placement:
-    """Where a run trains: one device (`train.strategy: default`).
-
-    `scope()` wraps building, compiling, restoring, `fit` and saving the model;
-    `is_chief` tells whether this process writes the run directory.
-
-    Example:
-    >>> placement = Placement()
-    >>> placement.name, placement.num_replicas, placement.is_chief
-    ('default', 1, True)
-    >>> with placement.scope():
-    ...     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    """
-
-    name = "default"
-    num_replicas = 1
-    is_chief = True
-
-    def scope(self):
-        return contextlib.nullcontext()
-
-    def prepare(self, dataset):
-        """A `tf.data` input of `fit` (or None), ready for the replicas."""
-        return dataset
-
-    def jit_compile(self, requested):
-        """`train.jit_compile` as the strategy can honour it."""
-        return requested
-
-    def agree(self, what, value):
-        """Checks that every worker has the same int `value` (a no-op on one host)."""
 
 
 class StrategyPlacement(Placement):
@@ -268,33 +241,6 @@ class StrategyPlacement(Placement):
             )
 
 
-class DataParallelPlacement(Placement):
-    """`keras.distribution.DataParallel` over JAX `devices` (`data_parallel`):
-    every batch is split along its first axis, the variables are replicated.
-
-    Args:
-        devices: `keras.distribution.list_devices()`.
-    """
-
-    name = "data_parallel"
-
-    def __init__(self, devices):
-        self.distribution = keras.distribution.DataParallel(devices=devices)
-        self.num_replicas = len(devices)
-
-    def scope(self):
-        return self.distribution.scope()
-
-    def jit_compile(self, requested):
-        if not requested:
-            warnings.warn(
-                "train.jit_compile: false runs JAX eagerly, one op at a time (many "
-                "times slower); set train.jit_compile: true on JAX",
-                stacklevel=2,
-            )
-        return requested
-
-
 def placement_for(config):
     """The `Placement` of a validated recipe.
 
@@ -328,10 +274,23 @@ def placement_for(config):
             "workers' clocks would stop them at different steps); bound the run "
             "with train.steps or train.epochs"
         )
+    model_axis_size = config["train"]["model_axis_size"]
+    if model_axis_size is not None and name != "model_parallel":
+        raise ConfigError(
+            f"train.model_axis_size: {model_axis_size} is only read by train.strategy "
+            f"model_parallel (the strategy is {name!r}); remove it or set "
+            "train.strategy: model_parallel"
+        )
     if name == "default":
         return Placement()
     if name == "data_parallel":
         placement = DataParallelPlacement(keras.distribution.list_devices())
+    elif name == "model_parallel":
+        placement = ModelParallelPlacement(
+            keras.distribution.list_devices(),
+            sharding_rules.mesh_shape(num_devices, model_axis_size),
+            sharding_rules.rules_for(config["model"]["family"]),
+        )
     else:
         from kzoo.training import keras_multi_worker_fix
 

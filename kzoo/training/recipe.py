@@ -113,12 +113,31 @@ TRAIN_SCHEMA = {
     "strategy": Field(
         (str,),
         "auto",
-        choices=("auto", "default", "mirrored", "multi_worker", "tpu", "data_parallel"),
+        choices=(
+            "auto",
+            "default",
+            "mirrored",
+            "multi_worker",
+            "tpu",
+            "data_parallel",
+            "model_parallel",
+        ),
         doc="distribution (kzoo.training.distribute): auto picks "
         "multi_worker under a TF_CONFIG of several tasks, mirrored "
         "on several GPUs (TensorFlow), data_parallel on several "
-        "devices (JAX), else default; data.batch_size is the "
+        "devices (JAX), else default; model_parallel (JAX, gpt) also "
+        "splits the attention and feed-forward kernels over "
+        "train.model_axis_size devices; data.batch_size is the "
         "global batch, split evenly over the replicas",
+    ),
+    "model_axis_size": Field(
+        (int,),
+        None,
+        positive,
+        nullable=True,
+        doc="strategy model_parallel: devices each attention/feed-forward "
+        "kernel is split over (the mesh's model axis; the data axis takes "
+        "devices / model_axis_size); null: every device",
     ),
     "tpu": Field(
         (str,),

@@ -3,10 +3,12 @@
     RUN/config.yaml        the resolved recipe (every default filled in); its paths
                            absolute, or relative to RUN for files inside it
     RUN/.lock              held while a `kzoo train` writes RUN (`run_lock`)
-    RUN/tokenizer.model    the trained vocabulary: SentencePiece, or
+    RUN/tokenizer.model    the trained vocabulary: SentencePiece (with
+                           RUN/sentencepiece.json for special tokens and the
+                           prepend scheme of an imported Llama-2), or
     RUN/vocab.txt          WordPiece (with RUN/wordpiece.json), or
     RUN/vocab.json         byte-level BPE (with RUN/merges.txt, and
-                           RUN/byte_pair.json for non-GPT-2 specials); the format and
+                           RUN/byte_pair.json for non-GPT-2 settings); the format and
                            names are `kzoo.tokenizers`', which reads and writes
                            them in the directory it is given
     RUN/model.keras        the trained model (tokenizer inside); written last
@@ -281,11 +283,12 @@ def _tokenizer_files():
     """`{kind: (file names, the first always present)}` of the tokenizers a run holds."""
     from kzoo.tokenizers import TOKENIZER_FILENAME
     from kzoo.tokenizers.byte_pair_tokenizer import MERGES_TXT, SETTINGS_JSON, VOCAB_JSON
+    from kzoo.tokenizers.sentencepiece_tokenizer import SETTINGS_JSON as SENTENCEPIECE_JSON
     from kzoo.tokenizers.wordpiece_trainer import SETTINGS_FILENAME, VOCAB_FILENAME
 
     # In `load_tokenizer`'s order: a `vocab.json`, then a `vocab.txt` is read first.
     return {
         "byte_pair": (VOCAB_JSON, MERGES_TXT, SETTINGS_JSON),
         "wordpiece": (VOCAB_FILENAME, SETTINGS_FILENAME),
-        "sentencepiece": (TOKENIZER_FILENAME,),
+        "sentencepiece": (TOKENIZER_FILENAME, SENTENCEPIECE_JSON),
     }

@@ -96,6 +96,7 @@ def _train(config, run_dir, placement, verbose, created=False):
         precision = config["train"]["precision"]
         with placement.scope():
             model = task.build_model(tokenizer, dtype=None if precision == "float32" else precision)
+        placement.check_model(model)
     except BaseException:
         # A failed set-up leaves nothing behind, so the same command can be retried.
         if created:

@@ -114,6 +114,8 @@ def assert_concurrent_calls_answer_like_sequential_ones(export, signature, reque
 
 on_gpt_worker = pytest.mark.xdist_group("gpt_export")
 test_gpt_fuzz = fuzz_test("gpt", ["generate", "score", "generate_ids"])
+# Llama (issue 21): the same signatures on grouped key/value heads.
+test_llama_fuzz = fuzz_test("llama", ["generate", "score", "generate_ids"])
 gpt = export_fixture("gpt")
 
 

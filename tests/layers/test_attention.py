@@ -219,10 +219,7 @@ def test_record_attention_finds_every_layer_of_a_block_and_nests(data):
 # throughout). In bfloat16 the op's einsum and the batched matmul round their
 # bfloat16 products alike on some CPUs, not on all (oneDNN picks the kernel by the
 # instruction set): within the tolerance, not bit for bit.
-ATTENTION_PATHS = [
-    ("_matmul_attention", 5, True, 2e-2),
-    ("_single_query_attention", 1, False, 3e-2),
-]
+ATTENTION_PATHS = [("matmul_attention", 5, True, 2e-2), ("single_query_attention", 1, False, 3e-2)]
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
@@ -232,7 +229,7 @@ def test_attention_paths_equal_keras_dot_product_attention(
 ):
     import keras
 
-    from kzoo.layers import attention
+    from kzoo.layers import attention_kernels
 
     rng = np.random.default_rng(1)
     q, k, v = (
@@ -244,7 +241,7 @@ def test_attention_paths_equal_keras_dot_product_attention(
     exact = exact_on_tensorflow and dtype == "float32" and keras.backend.backend() == "tensorflow"
     for b, m in itertools.product((None, bias), (None, mask)):
         expected = keras.ops.dot_product_attention(q, k, v, bias=b, mask=m, scale=0.3)
-        actual = getattr(attention, name)(q, k, v, b, m, 0.3)
+        actual = getattr(attention_kernels, name)(q, k, v, b, m, 0.3)
         assert keras.backend.standardize_dtype(actual.dtype) == dtype
         expected, actual = (to_numpy(keras.ops.cast(x, "float32")) for x in (expected, actual))
         if exact:

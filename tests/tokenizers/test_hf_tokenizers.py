@@ -15,6 +15,8 @@ from kzoo.testing.hf_tokenizers import (
     HARD_TEXTS,
     reference_t5_ids,
     reference_tokenizer,
+    sweep_characters,
+    table_points,
     write_bert_tokenizer,
     write_gpt2_tokenizer,
     write_t5_tokenizer,
@@ -252,40 +254,6 @@ def test_tf_text_normalization_refuses_settings_it_cannot_follow():
     restored = keras.layers.deserialize(keras.layers.serialize(tokenizer))
     assert settings(restored) == settings(tokenizer)
     assert np.array_equal(restored.tokenize("Á a").numpy(), [1, 5])
-
-
-def table_points(table):
-    """The codepoints of an RE2 character class body like `\\x{41}-\\x{5a}\\x{61}`."""
-    ranges, start = set(), None
-    for item in table.split("\\x{")[1:]:
-        value, _, rest = item.partition("}")
-        value = int(value, 16)
-        if start is not None:
-            ranges.update(range(start, value + 1))
-            start = None
-        elif rest == "-":
-            start = value
-        else:
-            ranges.add(value)
-    return ranges
-
-
-def sweep_characters():
-    """Every codepoint below U+3100, and those around the ranges kzoo lists."""
-    from kzoo.tokenizers import bert_words, byte_level_words
-
-    points = set(range(1, 0x3100))
-    for table in (
-        byte_level_words.NEW_LETTERS,
-        byte_level_words.NEW_NUMBERS,
-        bert_words.CONTROL,
-        bert_words.PUNCTUATION,
-        bert_words.CJK,
-    ):
-        for hex_digits in table.replace("\\x{", " ").replace("}", " ").replace("-", " ").split():
-            point = int(hex_digits, 16)
-            points.update({point - 1, point, point + 1})
-    return [chr(p) for p in sorted(points) if 0 < p < 0x110000 and not 0xD800 <= p < 0xE000]
 
 
 def test_word_splitting_agrees_with_the_reference_character_by_character(bert_dir):

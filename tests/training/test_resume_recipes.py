@@ -51,19 +51,25 @@ T5 = [o for o in SEQ2SEQ if not o.startswith("model.num_heads")] + [
     "model.num_heads=2",
 ]
 
+SHAKESPEARE_CHAR = [  # data.train: the `shakespeare` fixture's file
+    "model.num_layers=1",
+    "model.hidden_dim=16",
+    "model.intermediate_dim=32",
+    "data.sequence_length=16",
+    "data.batch_size=8",
+    "train.validation_steps=2",
+    "train.sample_max_new_tokens=8",
+    "train.log_every=2",
+    *STEPS,
+]
+
 RECIPES = {
     "gpt_tiny": GPT + STEPS,
-    "gpt_shakespeare_char": [  # data.train: the `shakespeare` fixture's file
-        "model.num_layers=1",
-        "model.hidden_dim=16",
-        "model.intermediate_dim=32",
-        "data.sequence_length=16",
-        "data.batch_size=8",
-        "train.validation_steps=2",
-        "train.sample_max_new_tokens=8",
-        "train.log_every=2",
-        *STEPS,
-    ],
+    "gpt_shakespeare_char": SHAKESPEARE_CHAR,
+    # Issue 21's modern decoder, at the GPT recipes' tiny sizes (4 query heads of
+    # width 4 sharing 2 key/value heads).
+    "llama_tiny": GPT + STEPS,
+    "llama_shakespeare_char": SHAKESPEARE_CHAR,
     "lstm_tiny": LSTM + STEPS,
     "bert_tiny_pretrain": BERT
     + STEPS
@@ -89,7 +95,26 @@ RECIPES = {
     # Without the length buckets (each bucket traces the train step again); the
     # seq2seq_tiny run resumes with them.
     "t5_tiny_finetune": T5 + ["data.builtin_train_examples=64", "data.bucket_boundaries=null"],
+    # The real-size recipes (issue 20) at the same tiny sizes; those that default
+    # to the user's files train on built-in data (or the `shakespeare` fixture's).
+    "gpt_small_text": GPT + STEPS,
+    "bert_small_classify": BERT_FINE_TUNE,
+    "bert_small_tagging": BERT_FINE_TUNE,
+    "bert_small_qa": BERT
+    + STEPS
+    + [
+        "data.builtin_train_examples=8",
+        "data.builtin_validation_examples=2",
+        "data.max_query_tokens=8",
+        "data.doc_stride=8",
+        "data.max_answer_tokens=4",
+    ],
+    "seq2seq_small_translate": SEQ2SEQ + ["data.train=builtin", "data.bucket_boundaries=null"],
+    "t5_small_finetune": T5
+    + ["data.train=builtin", "data.builtin_train_examples=64", "data.bucket_boundaries=null"],
 }
+# Recipes whose data.train is a text file: the `shakespeare` fixture's.
+TEXT_FILE_RECIPES = ("gpt_shakespeare_char", "gpt_small_text", "llama_shakespeare_char")
 
 
 def test_every_shipped_recipe_is_covered():
@@ -117,7 +142,7 @@ def _train(recipe, run_dir, shakespeare):
     from kzoo.training.trainer import train
 
     overrides = RECIPES[recipe]
-    if recipe == "gpt_shakespeare_char":
+    if recipe in TEXT_FILE_RECIPES:
         overrides = overrides + [f"data.train={shakespeare}"]
     config = load_recipe(os.path.join(ROOT, "recipes", f"{recipe}.yaml"), overrides)
     return train(config, str(run_dir), verbose=0)
@@ -127,8 +152,11 @@ def _train(recipe, run_dir, shakespeare):
 # epoch-end writer: samples, translation tables, task metrics), within the suite's
 # time budget; `make test-recipes` (KZOO_ALL_RECIPES=1) resumes all of them. The
 # others share their task classes with these: gpt_shakespeare_char (gpt_tiny with
-# characters), bert_tiny_classify and bert_tiny_tagging (BERT fine-tuning, as QA),
-# t5_tiny_finetune (the seq2seq task; also resumed in test_seq2seq_runs.py).
+# characters; llama_tiny and llama_shakespeare_char the same task with another
+# backbone, trained end to end in test_llama_runs.py), bert_tiny_classify and
+# bert_tiny_tagging (BERT fine-tuning, as QA),
+# t5_tiny_finetune (the seq2seq task; also resumed in test_seq2seq_runs.py), and
+# the real-size recipes of issue 20 (the same task classes at other sizes).
 IN_CI = (
     "gpt_tiny",
     "lstm_tiny",

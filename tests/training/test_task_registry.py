@@ -23,7 +23,8 @@ def test_every_registered_family_has_a_schema_and_tasks(family):
 def test_an_unknown_family_or_task_names_the_registered_ones():
     with pytest.raises(
         ConfigError,
-        match=r"model\.family: must be one of \['bert', 'gpt', 'lstm', 'seq2seq', 't5'\], got 'bart'",
+        match=r"model\.family: must be one of \['bert', 'gpt', 'llama', 'lstm', 'seq2seq', 't5'\], "
+        r"got 'bart'",
     ):
         registry.task_for({"model": {"family": "bart"}})
     with pytest.raises(

@@ -1,4 +1,5 @@
-"""GPT and LSTM language models: packed text in, next-token loss, bits per word out."""
+"""GPT, Llama and LSTM language models: packed text in, next-token loss, bits per
+word out."""
 
 import math
 
@@ -20,6 +21,26 @@ GPT_SHAPE_KEYS = (
     "intermediate_dim",
     "max_sequence_length",
 )
+# Llama's: GPT's and every other backbone argument (an imported Mistral or Qwen2
+# keeps its window, biases and rotary scaling).
+LLAMA_SHAPE_KEYS = GPT_SHAPE_KEYS + (
+    "num_key_value_heads",
+    "head_dim",
+    "rope_theta",
+    "rope_scaling",
+    "layer_norm_epsilon",
+    "tie_embedding_weights",
+    "attention_bias",
+    "attention_output_bias",
+    "feedforward_bias",
+    "sliding_window",
+)
+# `model.family` -> (backbone, task model) class names in `kzoo.models`, and the
+# shape keys a `train.init_from` run fixes; the LSTM is built on its own.
+DECODERS = {
+    "gpt": ("GPTBackbone", "GPTCausalLM", GPT_SHAPE_KEYS),
+    "llama": ("LlamaBackbone", "LlamaCausalLM", LLAMA_SHAPE_KEYS),
+}
 
 
 def parallel_calls(data_config):
@@ -27,7 +48,8 @@ def parallel_calls(data_config):
 
 
 class CausalLMTask(Task):
-    """Next-token prediction on packed blocks of text (`model.family` gpt, lstm)."""
+    """Next-token prediction on packed blocks of text (`model.family` gpt, llama,
+    lstm)."""
 
     reports_perplexity = True
 
@@ -35,8 +57,10 @@ class CausalLMTask(Task):
         self.source = resolve_corpus(self.config["data"])
         return self.source
 
-    # The `model` keys a `train.init_from` run fixes (GPT: continued pretraining).
-    INIT_FROM_KEYS = GPT_SHAPE_KEYS
+    @property
+    def INIT_FROM_KEYS(self):  # noqa: N802 (the `Task` attribute, per family here)
+        """The `model` keys a `train.init_from` run fixes (continued pretraining)."""
+        return DECODERS.get(self.config["model"]["family"], DECODERS["gpt"])[2]
 
     def make_tokenizer(self, run_dir):
         settings = self.config["tokenizer"]
@@ -130,20 +154,23 @@ class CausalLMTask(Task):
         return CausalLMPreprocessor(tokenizer, self.config["data"]["sequence_length"])
 
     def build_model(self, tokenizer, dtype=None):
-        """A `GPTCausalLM` or `LSTMLanguageModel` of the `model` section around
-        `tokenizer` (its vocabulary and end id), with its preprocessor."""
-        from kzoo.models import GPTBackbone, GPTCausalLM, LSTMLanguageModel
+        """A `GPTCausalLM`, `LlamaCausalLM` or `LSTMLanguageModel` of the `model`
+        section around `tokenizer` (its vocabulary and end id), with its
+        preprocessor."""
+        from kzoo import models
 
         model = self.config["model"]
         settings = {k: v for k, v in model.items() if k != "family"}
         vocabulary_size = int(tokenizer.vocabulary_size)
-        if model["family"] == "gpt":
+        if model["family"] in DECODERS:
+            backbone_name, model_name, _ = DECODERS[model["family"]]
+            backbone_class = getattr(models, backbone_name)
             if self.config["train"]["init_from"]:
-                backbone = self.pretrained_backbone(GPTBackbone, dtype, "sequence_length")
+                backbone = self.pretrained_backbone(backbone_class, dtype, "sequence_length")
             else:
-                backbone = GPTBackbone(vocabulary_size=vocabulary_size, dtype=dtype, **settings)
-            return GPTCausalLM(backbone, preprocessor=self.preprocessor(tokenizer))
-        return LSTMLanguageModel(
+                backbone = backbone_class(vocabulary_size=vocabulary_size, dtype=dtype, **settings)
+            return getattr(models, model_name)(backbone, preprocessor=self.preprocessor(tokenizer))
+        return models.LSTMLanguageModel(
             vocabulary_size=vocabulary_size,
             end_token_id=int(tokenizer.eos_id),
             preprocessor=self.preprocessor(tokenizer),

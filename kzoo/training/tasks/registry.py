@@ -16,6 +16,7 @@ from kzoo.training.config import ConfigError, Field
 
 FAMILIES = {
     "gpt": "kzoo.training.tasks.causal_lm_schema:GPT",
+    "llama": "kzoo.training.tasks.causal_lm_schema:LLAMA",
     "lstm": "kzoo.training.tasks.causal_lm_schema:LSTM",
     "bert": "kzoo.training.tasks.bert_schema:BERT",
     "seq2seq": "kzoo.training.tasks.seq2seq_schema:SEQ2SEQ",

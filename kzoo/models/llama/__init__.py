@@ -1,0 +1,2 @@
+from kzoo.models.llama.llama_backbone import LlamaBackbone
+from kzoo.models.llama.llama_causal_lm import LlamaCausalLM
