@@ -65,8 +65,9 @@ def ids(rng, vocabulary_size, shape, low=3):
     return rng.integers(low, vocabulary_size, size=shape).astype("int64")
 
 
-def gpt2_case(config, seed):
-    model = randomize(transformers.GPT2LMHeadModel(config), seed)
+def gpt2_case(config, seed, model_class=transformers.GPT2LMHeadModel):
+    """A decoder-only causal LM (GPT-2; Llama, Mistral, Qwen2 with `model_class`)."""
+    model = randomize(model_class(config), seed)
     rng = np.random.default_rng(seed)
     token_ids = ids(rng, config.vocab_size, (2, 10))
     mask = np.ones_like(token_ids)
@@ -92,7 +93,7 @@ def gpt2_case(config, seed):
         arrays[f"prompt_{i}"] = prompt[0]
         arrays[f"generated_{i}"] = out.sequences[0, length:].numpy()
         margins.append(min_margin(torch.stack(out.scores).numpy()))
-    print("gpt2 greedy margin", min(margins))
+    print(config.model_type, "greedy margin", min(margins))
     return model, arrays
 
 
@@ -219,6 +220,51 @@ def main():
     )
     model, arrays = gpt2_case(odd, seed=2)
     save(model, os.path.join(out, "gpt2_odd"), arrays)
+
+    # The modern decoders: grouped-query attention (4 query heads on 2 key/value
+    # heads), Llama-3 rope scaling and an untied head; Mistral's sliding window;
+    # Qwen2's q/k/v biases and a tied head.
+    decoder = dict(
+        vocab_size=128,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        bos_token_id=1,
+        eos_token_id=2,
+        **eager,
+    )
+    llama3_scaling = {
+        "rope_type": "llama3",
+        "factor": 8.0,
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 16,
+    }
+    cases = {
+        "llama": (
+            transformers.LlamaForCausalLM,
+            transformers.LlamaConfig(
+                rope_theta=500000.0,
+                rope_scaling=llama3_scaling,
+                tie_word_embeddings=False,
+                **decoder,
+            ),
+        ),
+        "mistral": (
+            transformers.MistralForCausalLM,
+            transformers.MistralConfig(sliding_window=4, tie_word_embeddings=False, **decoder),
+        ),
+        "qwen2": (
+            transformers.Qwen2ForCausalLM,
+            transformers.Qwen2Config(tie_word_embeddings=True, **decoder),
+        ),
+    }
+    for seed, (name, (model_class, config)) in enumerate(cases.items(), start=10):
+        model, arrays = gpt2_case(config, seed=seed, model_class=model_class)
+        save(model, os.path.join(out, name), arrays)
 
     bert = transformers.BertConfig(
         vocab_size=120,

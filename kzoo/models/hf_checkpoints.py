@@ -14,6 +14,9 @@ from kzoo.models.safetensors_checkpoint import SafetensorsCheckpoint, write_safe
 FAMILIES = {
     "bert": "kzoo.models.bert.hf_checkpoint",  # BertPretrainer
     "gpt2": "kzoo.models.gpt.hf_checkpoint",  # GPTCausalLM
+    "llama": "kzoo.models.llama.hf_checkpoint",  # LlamaCausalLM
+    "mistral": "kzoo.models.llama.hf_checkpoint",
+    "qwen2": "kzoo.models.llama.hf_checkpoint",
     "t5": "kzoo.models.t5.hf_checkpoint",  # Seq2SeqLM on a T5Backbone
 }
 # kzoo model classes (the task model or its backbone) -> model_type, for export.
@@ -22,6 +25,8 @@ _CLASSES = {
     "BertBackbone": "bert",
     "GPTCausalLM": "gpt2",
     "GPTBackbone": "gpt2",
+    "LlamaCausalLM": "llama",
+    "LlamaBackbone": "llama",
     "T5Backbone": "t5",
 }
 

@@ -34,6 +34,10 @@ RUN_KINDS = {
     "gpt2": ("gpt", None, "byte_bpe"),
     "bert": ("bert", "pretrain", "wordpiece"),
     "t5": ("t5", "pretrain", "unigram"),
+    # Llama-2 and Mistral: SentencePiece BPE; Llama-3 and Qwen2: byte-level BPE.
+    "llama": ("llama", None, "bpe"),
+    "mistral": ("llama", None, "bpe"),
+    "qwen2": ("llama", None, "byte_bpe"),
 }
 # KerasHub backbone class -> Hugging Face `model_type`.
 KERAS_HUB_BACKBONES = {"GPT2Backbone": "gpt2", "BertBackbone": "bert", "T5Backbone": "t5"}
@@ -131,6 +135,8 @@ def imported_config(model_type, model, tokenizer):
     from kzoo.training.tasks.registry import model_schema
 
     family, task, tokenizer_kind = RUN_KINDS[model_type]
+    if type(tokenizer).__name__ == "BytePairTokenizer":  # Llama-3 is model_type llama.
+        tokenizer_kind = "byte_bpe"
     backbone = model.backbone.get_config()
     keys = model_schema({"family": family})
     section = {k: backbone[k] for k in keys if k in backbone and k != "family"}
@@ -142,7 +148,7 @@ def imported_config(model_type, model, tokenizer):
         "tokenizer": {"kind": tokenizer_kind, "vocab_size": int(tokenizer.vocabulary_size)},
         "data": data,
     }
-    if family == "gpt":
+    if family in ("gpt", "llama"):
         data["sequence_length"] = min(context, 1024)
         new_tokens = min(64, context // 4)
         raw["export"] = {"max_new_tokens": new_tokens, "max_prompt_tokens": context - new_tokens}

@@ -16,6 +16,7 @@ from kzoo.testing.hf_fixtures import hf_fixture, write_random_gpt2_checkpoint
 GPT2 = ["gpt2", "gpt2_odd", "gpt2_sharded", "gpt2_bf16"]
 BERT = ["bert", "bert_base_only"]
 T5 = ["t5_v1_0", "t5_v1_1"]
+LLAMA = ["llama", "mistral", "qwen2"]  # Llama-3 rope scaling, GQA; sliding window; biases
 
 
 @functools.cache
@@ -31,7 +32,7 @@ def _int32(reference, *keys):
 
 def outputs(name, model, reference):
     """kzoo's outputs for the fixture's inputs, keyed as in `reference.npz`."""
-    if name.startswith("gpt2"):
+    if name.startswith("gpt2") or name in LLAMA:
         return {"logits": model(_int32(reference, "token_ids", "padding_mask"))}
     if name.startswith("t5"):
         keys = ("encoder_token_ids", "encoder_padding_mask")
@@ -77,18 +78,18 @@ def assert_matches(name, model, reference, atol=1e-4):
     assert compared >= 1
 
 
-@pytest.mark.parametrize("name", GPT2 + BERT + T5)
+@pytest.mark.parametrize("name", GPT2 + BERT + T5 + LLAMA)
 def test_outputs_match_transformers(name):
     model, report, reference = loaded(name)
     assert report.unused == []
     assert_matches(name, model, reference)
 
 
-@pytest.mark.parametrize("name", ["gpt2", "gpt2_odd", "t5_v1_0", "t5_v1_1"])
+@pytest.mark.parametrize("name", ["gpt2", "gpt2_odd", "t5_v1_0", "t5_v1_1", *LLAMA])
 def test_greedy_generation_matches_transformers(name):
     model, _, reference = loaded(name)
     model.end_token_id = -1  # the reference ran without an end token: 32 tokens each
-    if name.startswith("gpt2"):
+    if not name.startswith("t5"):
         prompts = [reference["prompt_0"].tolist(), reference["prompt_1"].tolist()]
         expected = [reference["generated_0"].tolist(), reference["generated_1"].tolist()]
     else:

@@ -21,6 +21,9 @@ from kzoo.testing import ROOT
 from kzoo.testing.hf_tokenizers import (
     write_bert_tokenizer,
     write_gpt2_tokenizer,
+    write_llama2_tokenizer,
+    write_llama3_tokenizer,
+    write_qwen2_tokenizer,
     write_t5_tokenizer,
 )
 from kzoo.testing.tiny_recipes import TINY_BERT_OVERRIDES
@@ -249,3 +252,45 @@ def test_keras_hub_preset_imports_with_the_same_outputs(tmp_path):
     texts = ["Café 😀  spaces\nline", "x" * 40]
     reference = load_hf_tokenizer(tokenizer_dir)
     assert model.tokenizer.tokenize(texts).to_list() == reference.tokenize(texts).to_list()
+
+
+LLAMA_FAMILY = {  # model_type: (tokenizer, LlamaBackbone options)
+    "llama": (write_llama2_tokenizer, {}),
+    "mistral": (write_llama3_tokenizer, {"sliding_window": 4, "tie_embedding_weights": False}),
+    "qwen2": (write_qwen2_tokenizer, {"attention_bias": True, "attention_output_bias": False}),
+}
+
+
+@pytest.mark.parametrize("model_type", sorted(LLAMA_FAMILY))
+def test_llama_family_checkpoints_import_and_export_back(tmp_path, model_type):
+    from kzoo.models import LlamaBackbone, LlamaCausalLM
+    from kzoo.models.hf_checkpoints import export_hf_checkpoint
+    from kzoo.tokenizers.hf_tokenizer_files import load_hf_tokenizer
+    from kzoo.training.run_directory import RunDirectory
+
+    write, options = LLAMA_FAMILY[model_type]
+    source = str(tmp_path / "hf")
+    tokenizer_dir = write(str(tmp_path / "tokenizer"))
+    rows = load_hf_tokenizer(tokenizer_dir).vocabulary_size + 2
+    backbone = LlamaBackbone(
+        rows, 2, 4, 16, 24, num_key_value_heads=2, max_sequence_length=64, **options
+    )
+    original = LlamaCausalLM(backbone, end_token_id=1)
+    export_hf_checkpoint(original, source)
+    config = json.load(open(os.path.join(source, "config.json")))
+    json.dump({**config, "model_type": model_type}, open(os.path.join(source, "config.json"), "w"))
+    for name in os.listdir(tokenizer_dir):
+        shutil.copy(os.path.join(tokenizer_dir, name), source)
+
+    _cli("import", source, "--run-dir", str(tmp_path / "run"))
+    _cli("export", str(tmp_path / "run"), "--format", "huggingface", "--out", str(tmp_path / "out"))
+    _cli("import", str(tmp_path / "out"), "--run-dir", str(tmp_path / "again"))
+    ids = np.array([[5, 17, 3, 250, 9, 0, 8, 8]], "int32")
+    inputs = {"token_ids": ids, "padding_mask": np.ones_like(ids, bool)}
+    expected = np.asarray(original(inputs))
+    for name in ("run", "again"):
+        model = RunDirectory(tmp_path / name).load_model()
+        assert model.backbone.get_config() | {"name": None} == backbone.get_config() | {
+            "name": None
+        }
+        np.testing.assert_allclose(np.asarray(model(inputs)), expected, rtol=0, atol=1e-5)
