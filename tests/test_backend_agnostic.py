@@ -94,7 +94,12 @@ def test_layer_suite_passes_on_jax():
     _run_suite_on_jax("layers")
 
 
-MODEL_TEST_FILES = sorted(p.name for p in (ROOT / "tests" / "models").glob("test_*.py"))
+# Reading Hugging Face checkpoints is NumPy and safetensors, the same on every
+# backend; their parity tests run on TensorFlow only (minutes of JAX compilation).
+TENSORFLOW_ONLY = ("test_hf_checkpoints.py", "test_hf_reference.py")
+MODEL_TEST_FILES = sorted(
+    p.name for p in (ROOT / "tests" / "models").glob("test_*.py") if p.name not in TENSORFLOW_ONLY
+)
 
 
 @pytest.mark.slow
