@@ -96,7 +96,11 @@ def test_layer_suite_passes_on_jax():
 
 # Reading Hugging Face checkpoints is NumPy and safetensors, the same on every
 # backend; their parity tests run on TensorFlow only (minutes of JAX compilation).
-TENSORFLOW_ONLY = ("test_hf_checkpoints.py", "test_hf_reference.py")
+# The Llama model's suite (2 minutes of JAX) is left out too, for the suite's time:
+# its layers (grouped attention, rope scaling) run in the JAX layer suite, and
+# tests/training/test_model_parallel.py fits a Llama on JAX
+# (`KERAS_BACKEND=jax pytest tests/models/test_llama.py` passes: 19 tests, 113 s).
+TENSORFLOW_ONLY = ("test_hf_checkpoints.py", "test_hf_reference.py", "test_llama.py")
 MODEL_TEST_FILES = sorted(
     p.name for p in (ROOT / "tests" / "models").glob("test_*.py") if p.name not in TENSORFLOW_ONLY
 )

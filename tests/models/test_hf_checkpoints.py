@@ -196,9 +196,10 @@ def test_missing_shard_names_index_and_shard(tmp_path):
 def test_unsupported_model_type_lists_supported(tmp_path):
     path = _copy("gpt2", tmp_path)
     config = json.loads((path / "config.json").read_text())
-    (path / "config.json").write_text(json.dumps({**config, "model_type": "llama"}))
+    (path / "config.json").write_text(json.dumps({**config, "model_type": "gemma"}))
     with pytest.raises(
-        ValueError, match="model_type 'llama' is not supported; supported: bert, gpt2, t5"
+        ValueError,
+        match="model_type 'gemma' is not supported; supported: bert, gpt2, llama, mistral, qwen2, t5",
     ):
         load_hf_checkpoint(path)
 

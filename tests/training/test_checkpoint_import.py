@@ -197,10 +197,11 @@ def test_import_errors_name_the_problem_and_write_nothing(tmp_path, capsys):
     source = write_checkpoint(str(tmp_path / "hf"), "gpt2")
     config_path = os.path.join(source, "config.json")
     config = json.load(open(config_path))
-    json.dump({**config, "model_type": "llama"}, open(config_path, "w"))
+    json.dump({**config, "model_type": "gemma"}, open(config_path, "w"))
     assert main(["import", source, "--run-dir", str(tmp_path / "run")]) == 2
-    assert "model_type 'llama' is not supported; supported: bert, gpt2, t5" in (
-        capsys.readouterr().err
+    assert (
+        "model_type 'gemma' is not supported; supported: bert, gpt2, llama, mistral, qwen2, t5"
+        in (capsys.readouterr().err)
     )
     assert not os.path.exists(tmp_path / "run")
 
