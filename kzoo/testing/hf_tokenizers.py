@@ -12,6 +12,8 @@ import os
 
 import sentencepiece as spm
 
+from kzoo.tokenizers.model_file import write_model_file
+
 # Unicode (accents, combining marks, CJK, Arabic, Greek), emoji (a multi-codepoint
 # ZWJ family), whitespace runs, tabs, newlines, leading and trailing spaces, the
 # empty string, a 300-character word, punctuation runs, contractions, controls.
@@ -249,9 +251,7 @@ def write_llama2_tokenizer(directory, vocab_size=400, prepend_scheme="first"):
         pad_id=-1,
         minloglevel=2,
     )
-    os.makedirs(directory, exist_ok=True)
-    with open(os.path.join(directory, "tokenizer.model"), "wb") as file:
-        file.write(model.getvalue())
+    write_model_file(directory, model.getvalue())  # Llama-2's file name is kzoo's
     sentencepiece_bpe_to_json(model.getvalue(), prepend_scheme).save(
         os.path.join(directory, "tokenizer.json")
     )
