@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from kzoo import staged_files
 from kzoo.tokenizers.byte_level_words import GPT2_PATTERN, check_pattern, split_words
+from kzoo.tokenizers.model_file import read_settings
 from kzoo.tokenizers.tokenizer import Tokenizer
 
 VOCAB_JSON = "vocab.json"
@@ -357,11 +358,7 @@ def load_byte_pair_tokenizer(directory, special_tokens=None, end_token=None):
     FileNotFoundError: /nonexistent/vocab.json does not exist; ...
     """
     vocabulary, merges = read_byte_pair_files(directory)
-    settings = {}
-    settings_path = os.path.join(directory, SETTINGS_JSON)
-    if os.path.isfile(settings_path):
-        with open(settings_path, encoding="utf-8") as file:
-            settings = json.load(file)
+    settings = read_settings(directory, SETTINGS_JSON)
     settings["special_tokens"] = (
         settings.get("special_tokens") if special_tokens is None else special_tokens
     )

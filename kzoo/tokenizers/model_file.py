@@ -5,6 +5,7 @@ reads it. Writes are atomic (`kzoo.staged_files.write_bytes_atomic`), so a crash
 never leaves a half-written model behind.
 """
 
+import json
 import os
 
 from kzoo import staged_files
@@ -70,3 +71,13 @@ def read_model_file(directory):
     """
     with open(trained_file(directory, TOKENIZER_FILENAME, "train_sentencepiece"), "rb") as file:
         return file.read()
+
+
+def read_settings(directory, filename):
+    """The JSON object in `directory/filename` that a tokenizer's settings live in,
+    `{}` when the file is absent (a vocabulary written before it existed)."""
+    path = os.path.join(directory, filename)
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as file:
+        return json.load(file)

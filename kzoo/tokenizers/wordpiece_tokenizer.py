@@ -7,7 +7,6 @@ served by TF Serving. Like `SentencePieceTokenizer`, `tokenize` always returns
 tensors and the sizes and special ids are properties.
 """
 
-import json
 import os
 
 import keras
@@ -16,6 +15,7 @@ import tensorflow_text as tf_text
 
 from kzoo import staged_files
 from kzoo.tokenizers.bert_words import HuggingFaceBertPipeline
+from kzoo.tokenizers.model_file import read_settings
 from kzoo.tokenizers.tokenizer import Tokenizer
 from kzoo.tokenizers.wordpiece_trainer import (
     SETTINGS_FILENAME,
@@ -333,11 +333,7 @@ def load_wordpiece_tokenizer(directory):
     FileNotFoundError: /nonexistent/vocab.txt does not exist; ...
     """
     vocabulary, lowercase = read_vocabulary(directory)
-    settings = {}
-    settings_path = os.path.join(directory, SETTINGS_FILENAME)
-    if os.path.isfile(settings_path):
-        with open(settings_path, encoding="utf-8") as file:
-            settings = json.load(file)
+    settings = read_settings(directory, SETTINGS_FILENAME)
     keys = ("strip_accents", "tokenize_chinese_chars", "normalization")
     return WordPieceTokenizer(
         vocabulary, lowercase=lowercase, **{key: settings[key] for key in keys if key in settings}
