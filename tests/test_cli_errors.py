@@ -241,6 +241,36 @@ CATALOGUE = {
         2,
         "its signatures (classify) do not generate text",
     ),
+    "import: missing source": (
+        ["import", "{missing}", "--run-dir", "{out}"],
+        2,
+        "{missing}: no such checkpoint directory",
+    ),
+    "import: a file": (
+        ["import", "{file}", "--run-dir", "{out}"],
+        2,
+        "is a file, not a checkpoint directory",
+    ),
+    "import: a directory that is no checkpoint": (
+        ["import", "{dir}", "--run-dir", "{out}"],
+        2,
+        "neither a Hugging Face checkpoint (config.json, model.safetensors) nor a KerasHub",
+    ),
+    "import: no run directory": (
+        ["import", "{dir}"],
+        2,
+        "the following arguments are required: --run-dir",
+    ),
+    "import: run directory is a file": (
+        ["import", "{dir}", "--run-dir", "{file}"],
+        2,
+        "--run-dir {file}: is a file, not a directory",
+    ),
+    "import: into an existing run": (
+        ["import", "{dir}", "--run-dir", "{run}"],
+        2,
+        "{run}: already exists and is not empty; give a new --run-dir",
+    ),
     "export: missing run": (["export", "{missing}"], 2, "no such run directory"),
     "export: a file": (["export", "{file}"], 2, "is a file, not a run directory"),
     "export: a directory that is no run": (["export", "{dir}", "--out", "{out}"], 2, "{dir}"),

@@ -86,12 +86,12 @@ def import_checkpoint(source, run_dir, dtype=None):
     import kzoo.models  # noqa: F401  (Keras and its backend: before measuring memory)
 
     start, memory_before = time.perf_counter(), _memory_mib()
-    kind = checkpoint_format(source)
     if os.path.isdir(run_dir) and os.listdir(run_dir):
         raise FileExistsError(
             f"{run_dir}: already exists and is not empty; give a new --run-dir "
             "(an import never overwrites a run)"
         )
+    kind = checkpoint_format(source)
     load = _load_huggingface if kind == "huggingface" else _load_keras_hub
     model, tokenizer, model_type, report = load(source, dtype)
     config = imported_config(model_type, model, tokenizer)

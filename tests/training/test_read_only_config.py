@@ -5,6 +5,7 @@ fine-tuning runs (tests/training/test_bert_runs.py, test_seq2seq_runs.py)."""
 import types
 
 import pytest
+import yaml
 
 from kzoo.training.read_only_config import updated
 from kzoo.training.recipe import validate
@@ -89,10 +90,14 @@ def test_init_from_shapes_come_from_the_built_model(tmp_path, monkeypatch, famil
             "train": {"init_from": "pretrained"},
         }
     )
+    tokenizer = {"kind": kind, "lowercase": False, "vocab_size": 321}
+    (tmp_path / "pretrained").mkdir()
+    (tmp_path / "pretrained" / "config.yaml").write_text(yaml.safe_dump({"tokenizer": tokenizer}))
     shape = {key: 7 for key in (ENCODER_KEYS if family == "bert" else T5_KEYS)}
     model = types.SimpleNamespace(backbone=types.SimpleNamespace(**{**shape, **keys}))
     derived = task_for(config).derived_config(model)
     assert {key: derived["model"][key] for key in keys} == keys
+    assert {key: derived["tokenizer"][key] for key in tokenizer} == tokenizer
     assert derived["model"]["size"] is None
     assert derived["train"]["init_from"] == str(tmp_path / "pretrained")
     assert config["model"]["size"] == "tiny" and config["train"]["init_from"] == "pretrained"
