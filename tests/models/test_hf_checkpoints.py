@@ -133,7 +133,9 @@ def test_float16_checkpoint_loads(tmp_path):
     np.testing.assert_array_equal(model.backbone.token_embedding.embeddings.numpy(), expected)
 
 
-@pytest.mark.parametrize("name", ["gpt2_odd", "bert", "bert_base_only", "t5_v1_0", "t5_v1_1"])
+@pytest.mark.parametrize(
+    "name", ["gpt2_odd", "bert", "bert_base_only", "t5_v1_0", "t5_v1_1", *LLAMA]
+)
 def test_export_and_reload_gives_identical_outputs(name, tmp_path):
     model, _, reference = loaded(name)
     path = export_hf_checkpoint(model, tmp_path / name)
@@ -218,3 +220,15 @@ def test_unsupported_option_is_named(tmp_path):
     (path / "config.json").write_text(json.dumps({**config, "feed_forward_proj": "gated-swish"}))
     with pytest.raises(ValueError, match="feed_forward_proj='gated-swish' is not supported"):
         load_hf_checkpoint(path)
+
+
+def test_qwen2_window_over_some_layers_only_is_refused(tmp_path):
+    path = _copy("qwen2", tmp_path)
+    config = json.loads((path / "config.json").read_text())
+    window = {"use_sliding_window": True, "sliding_window": 4, "max_window_layers": 1}
+    (path / "config.json").write_text(json.dumps({**config, **window}))
+    with pytest.raises(ValueError, match="max_window_layers 1 of 2 layers"):
+        load_hf_checkpoint(path)
+    (path / "config.json").write_text(json.dumps({**config, **window, "max_window_layers": 0}))
+    model, _ = load_hf_checkpoint(path)
+    assert model.backbone.sliding_window == 4

@@ -29,13 +29,12 @@ _SCRIPT = textwrap.dedent(
     directory, kind, inputs_path, out_path = sys.argv[1:]
     inputs = {k: torch.tensor(v.astype("int64")) for k, v in np.load(inputs_path).items()}
     cls = {
-        "gpt2": transformers.GPT2LMHeadModel,
         "bert": transformers.BertForPreTraining,
         "t5": transformers.T5ForConditionalGeneration,
-    }[kind]
+    }.get(kind, transformers.AutoModelForCausalLM)
     model = cls.from_pretrained(directory, attn_implementation="eager").eval()
     with torch.no_grad():
-        if kind == "gpt2":
+        if kind not in ("bert", "t5"):
             logits = model(input_ids=inputs["token_ids"],
                            attention_mask=inputs["padding_mask"]).logits
         elif kind == "bert":
@@ -64,7 +63,9 @@ def _kzoo_logits(kind, model, reference):
     return inputs, np.asarray(model(inputs))
 
 
-@pytest.mark.parametrize("name", ["gpt2_odd", "bert", "t5_v1_0", "t5_v1_1"])
+@pytest.mark.parametrize(
+    "name", ["gpt2_odd", "bert", "t5_v1_0", "t5_v1_1", "llama", "mistral", "qwen2"]
+)
 def test_transformers_loads_the_export_with_the_same_outputs(name, tmp_path):
     kind = name.split("_")[0]
     directory, reference = hf_fixture(name)

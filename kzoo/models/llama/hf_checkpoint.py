@@ -25,8 +25,18 @@ _ARCHITECTURES = {
 def _sliding_window(hf_config):
     """The window a Mistral/Qwen2 config turns on, else None."""
     window = hf_config.get("sliding_window")
-    if hf_config.get("model_type") == "qwen2" and not hf_config.get("use_sliding_window"):
+    if hf_config.get("model_type") != "qwen2":
+        return window
+    # Qwen2 slides the window over the layers from `max_window_layers` on.
+    layers = hf_config["num_hidden_layers"]
+    first = hf_config.get("max_window_layers", layers)
+    if not hf_config.get("use_sliding_window") or first >= layers:
         return None
+    if first > 0:
+        raise ValueError(
+            f"config.json: max_window_layers {first} of {layers} layers: a sliding window "
+            "over some layers only is not supported (kzoo slides it over all or none)"
+        )
     return window
 
 
@@ -166,7 +176,15 @@ def hf_config_from(model, model_type=MODEL_TYPE):
     }
     if backbone.attention_bias and backbone.attention_output_bias is False:
         config.update(model_type="qwen2", architectures=[_ARCHITECTURES["qwen2"]])
-        config["use_sliding_window"] = backbone.sliding_window is not None
+        config.update(use_sliding_window=backbone.sliding_window is not None, max_window_layers=0)
+    elif backbone.sliding_window is not None:
+        # Llama's config has no window: Mistral's (which has no biases) does.
+        if backbone.attention_bias or backbone.feedforward_bias:
+            raise ValueError(
+                "a sliding-window model with biases has no Hugging Face form "
+                "(Mistral has no biases; Qwen2 biases q/k/v only)"
+            )
+        config.update(model_type="mistral", architectures=[_ARCHITECTURES["mistral"]])
     return config
 
 
