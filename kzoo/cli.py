@@ -13,6 +13,7 @@
     kzoo import SOURCE --run-dir DIR
     kzoo export RUN_DIR [--out saved_models] [--name NAME] [--version N]
     kzoo export RUN_DIR --format huggingface --out DIR
+    kzoo export RUN_DIR --lora-only --out DIR
     kzoo check-serving saved_models/NAME/VERSION [--json]
     kzoo tensorboard RUN_DIR [--host 127.0.0.1] [--port 6006]
 
@@ -170,6 +171,11 @@ def build_parser():
     export.add_argument("--name")
     export.add_argument("--version", type=int)
     export.add_argument("--xla", action="store_true", help="jit_compile the signatures")
+    export.add_argument(
+        "--lora-only",
+        action="store_true",
+        help="a train.lora run's adapters alone, into --out DIR (train.adapters_from reads them)",
+    )
     export.add_argument("--overwrite", action="store_true")
 
     board = commands.add_parser(
@@ -319,6 +325,8 @@ def run_export(args):
     check_input_directory(args.run_dir)
     if args.format == "huggingface":
         return _export_huggingface(args)
+    if args.lora_only:
+        return _export_adapters(args)
     args.out = args.out or "saved_models"
     check_output_directory(args.out, "--out")
     from kzoo.export.names import validate_model_name, validate_version
@@ -350,6 +358,17 @@ def _export_huggingface(args):
     from kzoo.export.huggingface import export_huggingface
 
     print(f"Exported {export_huggingface(args.run_dir, args.out, overwrite=args.overwrite)}")
+    return 0
+
+
+def _export_adapters(args):
+    if args.out is None:
+        raise ValueError("--lora-only: give the adapters' directory with --out DIR")
+    check_output_directory(args.out, "--out")
+    from kzoo.training.lora import export_adapters
+
+    run = RunDirectory(args.run_dir)
+    print(f"Exported {export_adapters(run, args.out, replace=args.overwrite)}")
     return 0
 
 

@@ -9,6 +9,7 @@ parsed as YAML scalars (`5` is an int, `true` a bool, `[a, b]` a list).
 
 import copy
 import dataclasses
+import re
 
 import yaml
 
@@ -22,6 +23,28 @@ class ConfigError(ValueError):
     """A config problem; the message names the key and the value."""
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML's safe loader, reading `1e-4` as the float it means (YAML 1.1 wants
+    `1.0e-4` and would read a string)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def load_yaml(stream):
+    """`yaml.safe_load`, with `1e-4` a float.
+
+    Example:
+    >>> load_yaml("learning_rate: 1e-4")
+    {'learning_rate': 0.0001}
+    """
+    return yaml.load(stream, Loader=_Loader)
+
+
 @dataclasses.dataclass(frozen=True)
 class Field:
     """One config key: accepted types, default, and an optional constraint.
@@ -29,7 +52,9 @@ class Field:
     `check(value)` returns an error phrase ("must be > 0") or None; `choices`
     restricts to a set. `required` fields have no default. `path` fields hold file
     paths or globs (a string or a list of them; `builtin` is not a path), which
-    `kzoo.training.recipe.resolve_paths` makes absolute.
+    `kzoo.training.recipe.resolve_paths` makes absolute. A field with a `schema`
+    (a dict of Fields) takes a mapping, validated and completed like a section
+    (`train.lora: {rank: 8}`; `--set train.lora.rank=8`).
     """
 
     types: tuple
@@ -40,6 +65,7 @@ class Field:
     required: bool = False
     path: bool = False
     doc: str = ""
+    schema: dict = None
 
 
 def positive(value):
@@ -107,6 +133,9 @@ def validate_section(section, values, schema):
                 raise ConfigError(f"{name}: must not be null")
             result[key] = None
             continue
+        if field.schema is not None:
+            result[key] = validate_section(name, value, field.schema)
+            continue
         if not _type_ok(value, field.types):
             raise ConfigError(
                 f"{name}: expected {_type_name(field.types)}, got {type(value).__name__} {value!r}"
@@ -122,15 +151,16 @@ def validate_section(section, values, schema):
 
 
 def parse_override(text):
-    """`"train.steps=100"` -> `(["train", "steps"], 100)`."""
+    """`"train.steps=100"` -> `(["train", "steps"], 100)`; a key of a mapping-valued
+    key has three parts (`"train.lora.rank=8"`)."""
     if "=" not in text:
         raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. train.steps=100")
     key, raw = text.split("=", 1)
     parts = key.strip().split(".")
-    if len(parts) != 2 or not all(parts):
+    if len(parts) not in (2, 3) or not all(parts):
         raise ConfigError(f"--set {text!r}: key must be SECTION.KEY, e.g. train.steps")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_yaml(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     return parts, value
@@ -140,15 +170,19 @@ def apply_overrides(raw_config, overrides):
     """Applies `--set` overrides to a raw (unvalidated) config dict."""
     config = copy.deepcopy(raw_config)
     for text in overrides or ():
-        (section, key), value = parse_override(text)
+        (section, key, *sub), value = parse_override(text)
         if section not in SECTIONS:
             raise ConfigError(
                 f"--set {text!r}: unknown section {section!r}; valid: {list(SECTIONS)}"
             )
-        config.setdefault(section, {})
-        if config[section] is None:
+        if config.get(section) is None:
             config[section] = {}
-        config[section][key] = value
+        if sub:
+            if not isinstance(config[section].get(key), dict):
+                config[section][key] = {}
+            config[section][key][sub[0]] = value
+        else:
+            config[section][key] = value
     return config
 
 
@@ -173,7 +207,7 @@ def read_yaml(path):
     """Reads a config file with the safe loader; errors name the file and line."""
     try:
         with open(path, encoding="utf-8") as f:
-            raw = yaml.safe_load(f)
+            raw = load_yaml(f)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except yaml.YAMLError as error:

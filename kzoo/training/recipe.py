@@ -34,6 +34,7 @@ from kzoo.training.config import (
     read_yaml,
     validate_section,
 )
+from kzoo.training.lora import LORA_SCHEMA
 from kzoo.training.monitoring.profiling import check_profile_steps, profile_steps_problem
 from kzoo.training.read_only_config import freeze
 from kzoo.training.tasks import registry
@@ -151,6 +152,21 @@ TRAIN_SCHEMA = {
         nullable=True,
         path=True,
         doc="a pretraining run directory whose encoder and tokenizer a fine-tuning run starts from",
+    ),
+    "lora": Field(
+        (dict,),
+        None,
+        nullable=True,
+        schema=LORA_SCHEMA,
+        doc="LoRA: {rank, alpha, targets}; the backbone is frozen and only the "
+        "adapters (and task heads) train; needs train.init_from",
+    ),
+    "adapters_from": Field(
+        (str,),
+        None,
+        nullable=True,
+        path=True,
+        doc="a `kzoo export --lora-only` directory whose adapters train.lora starts from",
     ),
     "validation_steps": Field((int,), None, positive, nullable=True),
     "log_every": Field((int,), 50, positive, doc="steps between step-level scalars"),
@@ -320,6 +336,15 @@ def _check_consistency(config, family):
             f"{config['model']['family']!r}; it takes {', '.join(map(repr, family.tokenizer_kinds))}"
         )
     fine_tuning = config["model"].get("task") in family.fine_tuning_tasks
+    if train["lora"] is not None and train["init_from"] is None:
+        raise ConfigError(
+            "train.lora: LoRA adapts a pretrained model; set train.init_from "
+            "(a trained or `kzoo import`ed run)"
+        )
+    if train["adapters_from"] is not None and train["lora"] is None:
+        raise ConfigError(
+            "train.adapters_from: set train.lora too (the adapters' rank and targets)"
+        )
     if config["train"]["init_from"] is not None and not fine_tuning:
         raise ConfigError(
             "train.init_from: only fine-tuning recipes (GPT; BERT model.task "

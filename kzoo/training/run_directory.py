@@ -59,6 +59,7 @@ class RunDirectory:
     CONFIG = "config.yaml"
     LOCK = ".lock"
     MODEL = "model.keras"
+    ADAPTERS = "lora_adapters"  # A train.lora run's adapters (kzoo.training.lora).
     SUMMARY = "summary.json"
     FEW_SHOT = "few_shot.json"  # `kzoo evaluate --tasks`: the latest result per task and shots.
     CHECKPOINTS = "checkpoints"
@@ -77,6 +78,7 @@ class RunDirectory:
     config_path = _inside(CONFIG)
     lock_path = _inside(LOCK)
     model_path = _inside(MODEL)
+    adapters_dir = _inside(ADAPTERS)  # `kzoo export --lora-only` copies it.
     summary_path = _inside(SUMMARY)
     few_shot_path = _inside(FEW_SHOT)
     checkpoints_dir = _inside(CHECKPOINTS)
@@ -188,6 +190,10 @@ class RunDirectory:
     def save_model(self, model):
         """Saves `model` as `model.keras`, atomically."""
         return staged_files.atomic_write(self.model_path, model.save)
+
+    def save_adapters(self, write):
+        """`write(directory)` writes the adapters (all at once) into `adapters_dir`."""
+        return write(self.adapters_dir)
 
     def load_model(self):
         """Loads `model.keras` with `safe_mode` (no code is deserialized).

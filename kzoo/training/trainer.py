@@ -11,7 +11,7 @@ import keras
 import tensorflow as tf
 
 from kzoo.training import callbacks as kzoo_callbacks
-from kzoo.training import checkpoints, distribute, resume
+from kzoo.training import checkpoints, distribute, lora, resume
 from kzoo.training.config import ConfigError
 from kzoo.training.monitoring import monitors
 from kzoo.training.optimizer import make_optimizer
@@ -96,7 +96,18 @@ def _train(config, run_dir, placement, verbose, created=False):
         precision = config["train"]["precision"]
         with placement.scope():
             model = task.build_model(tokenizer, dtype=None if precision == "float32" else precision)
+            lora_settings = config["train"]["lora"]
+            if lora_settings:
+                lora.enable_lora(model, lora_settings)
+                if config["train"]["adapters_from"]:
+                    lora.load_adapters(model, config["train"]["adapters_from"], lora_settings)
         placement.check_model(model)
+        parameters, trainable = lora.parameter_counts(model)
+        if lora_settings:
+            print(
+                f"LoRA rank {lora_settings['rank']} on {'/'.join(lora_settings['targets'])}: "
+                f"{trainable:,} of {parameters:,} parameters train ({trainable / parameters:.2%})"
+            )
     except BaseException:
         # A failed set-up leaves nothing behind, so the same command can be retried.
         if created:
@@ -209,7 +220,13 @@ def _train(config, run_dir, placement, verbose, created=False):
                     callback.on_train_end()
                 raise
     seconds = time.monotonic() - start
-    run.save_model(model)
+    run.save_model(model)  # A LoRA layer saves its kernel merged.
+    if lora_settings:
+        run.save_adapters(
+            lambda directory: lora.save_adapters(
+                model, directory, lora_settings, base=train_config["init_from"], replace=True
+            )
+        )
     summary = {
         "steps": int(step_limit.taken),
         "planned_steps": total_steps,
@@ -219,7 +236,8 @@ def _train(config, run_dir, placement, verbose, created=False):
         "train_seconds": round(seconds, 2),
         "strategy": placement.name,
         "replicas": placement.num_replicas,
-        "parameters": int(sum(keras.ops.size(w) for w in model.trainable_weights)),
+        "parameters": parameters,
+        "trainable_parameters": trainable,
         "history": _history_columns(checkpointer.history),
     }
     run.write_summary(summary)

@@ -57,6 +57,20 @@ def test_overrides_parse_yaml_scalars():
         apply_overrides({}, ["trian.steps=3"])
     with pytest.raises(ConfigError, match="SECTION.KEY"):
         parse_override("steps=3")
+    # A key of a mapping-valued key (train.lora.rank), and 1e-4 read as a float.
+    raw = apply_overrides({"train": {"lora": None}}, ["train.lora.rank=4", "train.lora.alpha=8"])
+    assert raw == {"train": {"lora": {"rank": 4, "alpha": 8}}}
+    assert parse_override("train.learning_rate=3e-4") == (["train", "learning_rate"], 3e-4)
+    with pytest.raises(ConfigError, match="SECTION.KEY"):
+        parse_override("train.lora.rank.x=3")
+
+
+def test_exponent_floats_in_a_recipe_are_floats(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("train:\n  learning_rate: 1e-4\n  min_learning_rate: 5E-6\n")
+    config = validate(read_yaml(recipe))
+    assert config["train"]["learning_rate"] == 1e-4
+    assert config["train"]["min_learning_rate"] == 5e-6
 
 
 def test_yaml_errors_name_file_and_line(tmp_path):

@@ -175,9 +175,10 @@ class Task:
 
         shapes = {key: getattr(model.backbone, key) for key in self.INIT_FROM_KEYS}
         pretrained = RunDirectory(init_from).config().get("tokenizer", {})
+        sized = {"size": None} if "size" in self.config["model"] else {}
         return updated(
             self.config,
-            model={**shapes, "size": None},
+            model={**shapes, **sized},
             train={"init_from": os.path.abspath(init_from)},
             tokenizer={k: pretrained[k] for k in TOKENIZER_KEYS if k in pretrained},
         )
