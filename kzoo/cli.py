@@ -11,6 +11,7 @@
                   [--strategy greedy|sample|beam] [--temperature T] [--top-k K]
                   [--top-p P] [--seed S]
     kzoo import SOURCE --run-dir DIR
+    kzoo quantize RUN_DIR --mode int8|int4 --run-dir NEW_RUN_DIR
     kzoo export RUN_DIR [--out saved_models] [--name NAME] [--version N]
     kzoo export RUN_DIR --format huggingface --out DIR
     kzoo export RUN_DIR --lora-only --out DIR
@@ -157,6 +158,13 @@ def build_parser():
     )
     imports.add_argument("source", help="a local checkpoint directory (nothing is downloaded)")
     imports.add_argument("--run-dir", required=True, help="the new run directory")
+
+    quantize = commands.add_parser(
+        "quantize", help="a run's model quantized (Keras int8/int4) into a new run directory"
+    )
+    quantize.add_argument("run_dir")
+    quantize.add_argument("--mode", required=True, choices=("int8", "int4"))
+    quantize.add_argument("--run-dir", dest="new_run_dir", required=True, help="the new run")
 
     export = commands.add_parser("export", help="export a run as a TF Serving SavedModel")
     export.add_argument("run_dir")
@@ -321,6 +329,21 @@ def run_import(args):
     return 0
 
 
+def run_quantize(args):
+    check_input_directory(args.run_dir)
+    check_output_directory(args.new_run_dir, "--run-dir")
+    start_tensorflow()
+    from kzoo.training.quantize import quantize_run
+
+    summary = quantize_run(args.run_dir, args.new_run_dir, args.mode)
+    sizes = summary["model_bytes"]
+    print(
+        f"Quantized {args.run_dir} to {args.mode} into {args.new_run_dir}: model.keras "
+        f"{sizes['before']:,} -> {sizes['after']:,} bytes in {summary['seconds']} s"
+    )
+    return 0
+
+
 def run_export(args):
     check_input_directory(args.run_dir)
     if args.format == "huggingface":
@@ -406,6 +429,7 @@ COMMANDS = {
     "evaluate": run_evaluate,
     "generate": run_generate,
     "import": run_import,
+    "quantize": run_quantize,
     "export": run_export,
     "check-serving": run_check_serving,
     "tensorboard": run_tensorboard,

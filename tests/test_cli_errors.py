@@ -271,6 +271,51 @@ CATALOGUE = {
         2,
         "{run}: already exists and is not empty; give a new --run-dir",
     ),
+    "quantize: missing run": (
+        ["quantize", "{missing}", "--mode", "int8", "--run-dir", "{out}"],
+        2,
+        "{missing}: no such run directory",
+    ),
+    "quantize: a file": (
+        ["quantize", "{file}", "--mode", "int8", "--run-dir", "{out}"],
+        2,
+        "is a file, not a run directory",
+    ),
+    "quantize: no mode": (
+        ["quantize", "{run}", "--run-dir", "{out}"],
+        2,
+        "the following arguments are required: --mode",
+    ),
+    "quantize: unknown mode": (
+        ["quantize", "{run}", "--mode", "int2", "--run-dir", "{out}"],
+        2,
+        "argument --mode: invalid choice: 'int2'",
+    ),
+    "quantize: run directory is a file": (
+        ["quantize", "{run}", "--mode", "int8", "--run-dir", "{file}"],
+        2,
+        "--run-dir {file}: is a file, not a directory",
+    ),
+    "quantize: into an existing run": (
+        ["quantize", "{run}", "--mode", "int8", "--run-dir", "{run}"],
+        2,
+        "{run}: already exists and is not empty; give a new --run-dir",
+    ),
+    "quantize: a directory that is no run": (
+        ["quantize", "{dir}", "--mode", "int8", "--run-dir", "{out}"],
+        2,
+        "{dir}: no trained model (model.keras)",
+    ),
+    "export: lora-only without --out": (
+        ["export", "{run}", "--lora-only"],
+        2,
+        "--lora-only: give the adapters' directory with --out DIR",
+    ),
+    "export: lora-only of a run without adapters": (
+        ["export", "{run}", "--lora-only", "--out", "{out}"],
+        2,
+        "no LoRA adapters; only a finished run with train.lora has them",
+    ),
     "export: missing run": (["export", "{missing}"], 2, "no such run directory"),
     "export: a file": (["export", "{file}"], 2, "is a file, not a run directory"),
     "export: a directory that is no run": (["export", "{dir}", "--out", "{out}"], 2, "{dir}"),

@@ -68,9 +68,22 @@ class FunctionalModel(keras.Model):
         config.update(
             name=self.name,
             trainable=self.trainable,
-            dtype=keras.dtype_policies.serialize(self.dtype_policy),
+            dtype=keras.dtype_policies.serialize(self._policy_with_quantized_layers()),
         )
         return config
+
+    def _policy_with_quantized_layers(self):
+        """The model's dtype policy; once quantized (`keras.Model.quantize`), a
+        `DTypePolicyMap` of each quantized layer's policy by path (KerasHub's way):
+        passed down as `dtype`, it rebuilds those layers quantized on loading."""
+        policy = self.dtype_policy
+        if isinstance(policy, keras.dtype_policies.DTypePolicyMap):
+            return policy
+        quantized = keras.dtype_policies.DTypePolicyMap(default_policy=policy)
+        for layer in self._flatten_layers():
+            if layer.quantization_mode is not None:
+                quantized[layer.path] = layer.dtype_policy
+        return quantized if len(quantized) else policy
 
     @classmethod
     def from_config(cls, config):

@@ -183,3 +183,28 @@ def test_a_lora_run_resumes_exports_merged_and_its_adapters_apply_to_the_base(
     assert cli.main(["export", reference, "--out", out, "--name", "lora", "--version", "1"]) == 0
     assert cli.main(["check-serving", os.path.join(out, "lora", "1")]) == 0
     assert "serving check passed" in capsys.readouterr().out
+
+
+def test_lora_on_a_quantized_base_keeps_the_base_quantized(base_run, tmp_path):
+    """QLoRA-style: the int8 kernels stay int8 and frozen; the float adapters train,
+    and the saved model is int8 again (the adapters merged, then re-quantized)."""
+    from kzoo.training.quantize import quantize_model
+
+    model = quantize_model(RunDirectory(base_run).load_model(), "int8")
+    layers = lora.enable_lora(model, SETTINGS)
+    query = layers[0][1]
+    kernel = query._kernel.numpy()
+    assert query._kernel.dtype == "int8"
+    assert all("lora_kernel" in w.path for w in model.trainable_weights)
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss=keras.losses.MeanSquaredError())
+    labels = np.zeros((1, 5, model.backbone.vocabulary_size), "float32")
+    model.fit(INPUTS, labels, epochs=2, verbose=0)
+    np.testing.assert_array_equal(query._kernel.numpy(), kernel)
+    assert np.abs(query.lora_kernel_b.numpy()).max() > 0
+    model.save(tmp_path / "qlora.keras")
+    again = keras.saving.load_model(tmp_path / "qlora.keras", compile=False)
+    reloaded = again.backbone.get_layer("transformer_layer_0").self_attention.query_dense
+    assert reloaded.quantization_mode == "int8" and reloaded._kernel.dtype == "int8"
+    expected = np.asarray(model(INPUTS))
+    error = np.abs(np.asarray(again(INPUTS)) - expected).max() / np.abs(expected).max()
+    assert error < 0.02
