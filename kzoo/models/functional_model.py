@@ -52,8 +52,21 @@ class FunctionalModel(keras.Model):
         super().__init__(*args, **kwargs)
         # Functional models drop `dtype`; without this the config would say
         # float32 and a mixed-precision model would reload as float32.
-        if dtype is not None:
+        if isinstance(dtype, keras.dtype_policies.DTypePolicyMap):
+            self._resolve_policy_map(dtype)
+        elif dtype is not None:
             self.dtype_policy = keras.dtype_policies.get(dtype)
+
+    def _resolve_policy_map(self, policy_map):
+        """Gives each layer built under a `DTypePolicyMap` (a quantized model's
+        config) its own policy from the map, and the model the map's default:
+        Keras' quantized layers read `self.dtype_policy.quantization_mode` when
+        they save, which a map (rather than its entry) answers with None."""
+        for layer in self._flatten_layers(include_self=False):
+            if isinstance(layer._dtype_policy, keras.dtype_policies.DTypePolicyMap):
+                path = layer.path  # None for a layer never built (unused)
+                layer._dtype_policy = policy_map[path] if path else policy_map.default_policy
+        self._dtype_policy = policy_map.default_policy
 
     def _store_config(self, values):
         """Sets each of `CONFIG_KEYS` as an attribute, from `values` (the

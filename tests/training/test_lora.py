@@ -208,3 +208,22 @@ def test_lora_on_a_quantized_base_keeps_the_base_quantized(base_run, tmp_path):
     expected = np.asarray(model(INPUTS))
     error = np.abs(np.asarray(again(INPUTS)) - expected).max() / np.abs(expected).max()
     assert error < 0.02
+
+
+@pytest.mark.slow
+def test_a_lora_run_on_a_quantized_run_keeps_it_quantized(base_run, tmp_path):
+    """`train.init_from` a `kzoo quantize`d run with `train.lora` (QLoRA-style)."""
+    from kzoo.training.quantize import quantize_run
+    from kzoo.training.trainer import train
+
+    quantize_run(base_run, str(tmp_path / "int8"), "int8")
+    config = load_tiny_recipe(
+        f"train.init_from={tmp_path / 'int8'}", "train.lora.rank=2", "train.learning_rate=0.01"
+    )
+    summary = train(config, str(tmp_path / "qlora"))
+    assert summary["trainable_parameters"] == 2 * (16 * 2 + 2 * 16)
+    tuned = RunDirectory(str(tmp_path / "qlora")).load_model()
+    query = tuned.backbone.get_layer("transformer_layer_0").self_attention.query_dense
+    assert query.quantization_mode == "int8" and query._kernel.dtype == "int8"
+    base = RunDirectory(str(tmp_path / "int8")).load_model()
+    assert not np.allclose(np.asarray(tuned(INPUTS)), np.asarray(base(INPUTS)), atol=1e-4)

@@ -3,6 +3,7 @@ to the float model and goes through the rest of the workflow."""
 
 import os
 
+import keras
 import numpy as np
 import pytest
 
@@ -37,7 +38,13 @@ def test_a_quantized_run_reloads_quantized_and_close_to_the_float_one(
     assert query.quantization_mode == mode and query._kernel.dtype == "int8"
     assert model.backbone.token_embedding.quantization_mode == mode
     expected = np.asarray(RunDirectory(gpt_run).load_model()(GPT_INPUTS))
-    assert _relative_error(np.asarray(model(GPT_INPUTS)), expected) < tolerance
+    quantized = np.asarray(model(GPT_INPUTS))
+    assert _relative_error(quantized, expected) < tolerance
+    # A reloaded quantized model saves (and reloads) quantized again.
+    model.save(tmp_path / "again.keras")
+    again = keras.saving.load_model(tmp_path / "again.keras", compile=False)
+    assert again.backbone.token_embedding.quantization_mode == mode
+    np.testing.assert_allclose(np.asarray(again(GPT_INPUTS)), quantized, atol=1e-6)
     # The run is a run: its tokenizer and config came along.
     assert RunDirectory(str(tmp_path / mode)).tokenizer_kind() == "sentencepiece"
     assert RunDirectory(str(tmp_path / mode)).config()["model"]["family"] == "gpt"

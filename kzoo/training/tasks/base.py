@@ -134,7 +134,7 @@ class Task:
                 f"(train.init_from: {init_from})"
             )
         config = {**pretrained.get_config(), "dropout": self.config["model"]["dropout"]}
-        config.update(dtype=dtype)
+        config.update(dtype=_keeping_quantized_layers(pretrained, dtype))
         config.pop("name", None)
         backbone = backbone_class.from_config(config)
         backbone.set_weights(pretrained.get_weights())
@@ -197,3 +197,17 @@ class Task:
     def evaluate(self, run_dir, model, tokenizer, data=None, batch_size=None):
         """Metrics of a trained run on `data` (paths) or its validation data."""
         raise NotImplementedError
+
+
+def _keeping_quantized_layers(backbone, dtype):
+    """`dtype` for a copy of `backbone`; for a quantized one (`kzoo quantize`), a
+    `DTypePolicyMap` keeping each quantized layer's policy (QLoRA-style training
+    on a quantized base), `dtype` the default of the other layers."""
+    policy = backbone.get_config()["dtype"]
+    policy = keras.dtype_policies.deserialize(policy) if isinstance(policy, dict) else policy
+    if not isinstance(policy, keras.dtype_policies.DTypePolicyMap):
+        return dtype
+    kept = keras.dtype_policies.DTypePolicyMap(default_policy=dtype or policy.default_policy)
+    for path, layer_policy in policy.items():
+        kept[path] = layer_policy
+    return kept
