@@ -212,8 +212,8 @@ class BytePairTokenizer(Tokenizer):
         return tf.RaggedTensor.from_row_splits(ids, row_splits)
 
     def _detokenize(self, ids):
-        """Joins the bytes of the pieces; `end_token`, `bos_token` and `pad_token`
-        are dropped.
+        """Joins the bytes of the pieces; `end_token`, `bos_token`, `pad_token` and
+        ids outside the vocabulary are dropped.
 
         A sequence cut inside a multi-byte character gives invalid UTF-8 bytes
         (the reference library decodes them to U+FFFD).
@@ -221,9 +221,7 @@ class BytePairTokenizer(Tokenizer):
         single = isinstance(ids, tf.Tensor) and ids.shape.rank == 1
         if isinstance(ids, tf.Tensor):
             ids = tf.RaggedTensor.from_tensor(ids[tf.newaxis] if single else ids)
-        ids = tf.ragged.boolean_mask(
-            ids, (ids != self.eos_id) & (ids != self.bos_id) & (ids != self.pad_id)
-        )
+        ids = tf.ragged.boolean_mask(ids, self._known(ids, self.eos_id, self.bos_id, self.pad_id))
         text = tf.strings.reduce_join(
             tf.ragged.map_flat_values(tf.gather, self._tokens, ids), axis=-1
         )

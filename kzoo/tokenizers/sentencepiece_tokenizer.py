@@ -255,9 +255,10 @@ class SentencePieceTokenizer(Tokenizer):
 
         Padding anywhere (e.g. a dense, right-padded batch) is removed, and so is
         every `</s>`: documents packed into one sequence come back joined without
-        a separator. `<unk>` becomes `" ⁇ "`.
+        a separator. `<unk>` becomes `" ⁇ "`; ids outside the vocabulary are
+        dropped.
         """
-        keep = (ids != self.pad_id) & (ids != self.bos_id) & (ids != self.eos_id)
+        keep = self._known(ids, self.pad_id, self.bos_id, self.eos_id)
         if isinstance(ids, tf.Tensor) and ids.shape.rank == 1:
             ids = tf.boolean_mask(ids, keep)
         else:

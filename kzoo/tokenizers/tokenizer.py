@@ -41,6 +41,16 @@ class Tokenizer(keras.layers.Layer):
     def _detokenize(self, ids):
         raise NotImplementedError
 
+    def _known(self, ids, *dropped):
+        """The mask of the `ids` that `detokenize` joins: ids of the vocabulary
+        but `dropped`. Ids outside it (a checkpoint's padded embedding rows, which
+        a model may generate) are dropped, as no piece stands for them."""
+        keep = (ids >= 0) & (ids < self.vocabulary_size)
+        for token_id in dropped:
+            if token_id is not None:
+                keep &= ids != token_id
+        return keep
+
     def call(self, inputs):
         return self.tokenize(inputs)
 

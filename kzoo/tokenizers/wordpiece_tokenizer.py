@@ -261,14 +261,15 @@ class WordPieceTokenizer(Tokenizer):
 
         Pieces are joined with spaces and `"##"` pieces glued to the previous one,
         so punctuation comes back as a word of its own (`"a , b"`), lower-cased
-        and without accents when `lowercase=True`. `[PAD]` is dropped anywhere;
+        and without accents when `lowercase=True`. `[PAD]` (and ids outside the
+        vocabulary) are dropped anywhere;
         the other special tokens (`[UNK]`, `[CLS]`, `[SEP]`, `[MASK]`) are kept as
         their token text.
         """
         single = isinstance(ids, tf.Tensor) and ids.shape.rank == 1
         if isinstance(ids, tf.Tensor):
             ids = tf.RaggedTensor.from_tensor(ids[tf.newaxis] if single else ids)
-        ids = tf.ragged.boolean_mask(ids, ids != self.pad_id)
+        ids = tf.ragged.boolean_mask(ids, self._known(ids, self.pad_id))
         texts = tf.strings.reduce_join(self.id_to_token(ids), axis=-1, separator=" ")
         texts = tf.strings.regex_replace(texts, " " + SUFFIX_INDICATOR, "")
         return texts[0] if single else texts

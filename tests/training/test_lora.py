@@ -130,12 +130,12 @@ def test_recipe_settings_and_their_errors(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_lora_run_resumes_exports_merged_and_its_adapters_apply_to_the_base(
+def test_a_lora_run_resumes_its_adapters_apply_to_the_base_and_it_quantizes_and_serves(
     base_run, tmp_path, monkeypatch, capsys
 ):
-    """The workflow: fine-tune with LoRA (interrupted and resumed step-exactly), export
-    the merged model for TF Serving, export the adapters alone and start a new run
-    on the base from them."""
+    """The workflow: fine-tune with LoRA (interrupted and resumed step-exactly),
+    export the adapters alone and start a new run on the base from them, quantize
+    the merged run, evaluate it, export it for TF Serving and check the export."""
     import signal
 
     from kzoo import cli
@@ -172,6 +172,10 @@ def test_a_lora_run_resumes_exports_merged_and_its_adapters_apply_to_the_base(
     applied = load_tiny_recipe(
         *recipe,
         f"train.adapters_from={adapters}",
+        "train.steps=1",
+        "train.steps_per_epoch=1",
+        "train.warmup_steps=0",
+        "train.sample_prompts=[]",
         "train.learning_rate=1e-12",
         "train.decay=constant",
     )
@@ -179,8 +183,13 @@ def test_a_lora_run_resumes_exports_merged_and_its_adapters_apply_to_the_base(
     again = RunDirectory(str(tmp_path / "applied")).load_model()
     np.testing.assert_allclose(np.asarray(again(INPUTS)), np.asarray(tuned(INPUTS)), atol=1e-5)
 
-    out = str(tmp_path / "saved_models")
-    assert cli.main(["export", reference, "--out", out, "--name", "lora", "--version", "1"]) == 0
+    # The merged run quantized (`kzoo quantize`), evaluated, exported and served:
+    # the merged model.keras is an ordinary one (test_a_saved_lora_model_holds_...),
+    # so this export is also what a float LoRA run's export is made of.
+    quantized, out = str(tmp_path / "int8"), str(tmp_path / "saved_models")
+    assert cli.main(["quantize", reference, "--mode", "int8", "--run-dir", quantized]) == 0
+    assert cli.main(["evaluate", quantized, "--json"]) == 0
+    assert cli.main(["export", quantized, "--out", out, "--name", "lora", "--version", "1"]) == 0
     assert cli.main(["check-serving", os.path.join(out, "lora", "1")]) == 0
     assert "serving check passed" in capsys.readouterr().out
 
