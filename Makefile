@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install test test-fast test-recipes lint demo clean
+.PHONY: install test test-full test-fast test-recipes lint demo clean
 
 $(STAMP): setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,12 @@ install: $(STAMP)
 # The whole suite, slow tests included (this is what CI runs).
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=30 $(PYTEST_ARGS) tests
+
+# Every test: CI's suite, and those it leaves to a stand-in for time (KZOO_FULL:
+# kzoo.testing.tiers.full_only; every recipe resumed; the slow JAX model tests).
+test-full: $(STAMP)
+	KZOO_FULL=1 KZOO_ALL_RECIPES=1 KZOO_JAX_SLOW=1 $(BIN)/python -m pytest -n 2 \
+	    --dist loadgroup --durations=30 $(PYTEST_ARGS) tests
 
 # Every shipped recipe interrupted mid-epoch and resumed (CI resumes one of each kind).
 test-recipes: $(STAMP)

@@ -5,6 +5,10 @@ import os
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# `make test` runs two xdist workers on two cores: one thread per op each (and in
+# the processes they start), not two workers each spinning a two-thread pool.
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,11 @@ AGNOSTIC_PACKAGES = [ROOT / "kzoo" / "layers", ROOT / "kzoo" / "models"]
 
 def _jax_env():
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    # XLA's cheapest compilation, one thread: compiling is most of the suites' time.
+    env["XLA_FLAGS"] = (
+        "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true "
+        "--xla_cpu_multi_thread_eigen=false"
+    )
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return env
 

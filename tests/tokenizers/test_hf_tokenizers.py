@@ -22,6 +22,7 @@ from kzoo.testing.hf_tokenizers import (
     write_t5_tokenizer,
 )
 from kzoo.testing.preprocessor_checks import run_preprocessor_test
+from kzoo.testing.tiers import full_only
 from kzoo.tokenizers import (
     BytePairTokenizer,
     SentencePieceTokenizer,
@@ -187,7 +188,14 @@ def test_gpt2_tokenizes_in_tf_data(gpt2):
     assert list(back.as_numpy_iterator()) == [text.encode() for text in texts]
 
 
+_IN_IMPORT_TEST = full_only(
+    "tests/training/test_checkpoint_import.py (an imported GPT-2 run: its model with the "
+    "tokenizer inside, its run directory)"
+)
+
+
 @pytest.mark.slow
+@_IN_IMPORT_TEST
 def test_gpt2_travels_inside_a_keras_model(gpt2):
     preprocessor = CausalLMPreprocessor(gpt2, sequence_length=8)
     backbone = GPTBackbone(gpt2.vocabulary_size, 1, 2, 8, 16, max_sequence_length=16)
@@ -197,7 +205,7 @@ def test_gpt2_travels_inside_a_keras_model(gpt2):
     assert inputs["token_ids"][0, 0] == gpt2.eos_id
 
 
-@pytest.mark.parametrize("kind", ["gpt2", "bert", "t5"])
+@pytest.mark.parametrize("kind", [pytest.param("gpt2", marks=_IN_IMPORT_TEST), "bert", "t5"])
 def test_a_run_directory_holds_every_kind(kind, tmp_path):
     write = {"gpt2": write_gpt2_tokenizer, "bert": write_bert_tokenizer}.get(kind)
     source = (write or write_t5_tokenizer)(str(tmp_path / "source"))

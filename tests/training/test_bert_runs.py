@@ -12,6 +12,7 @@ import pytest
 from kzoo.data import builtin_tasks
 from kzoo.testing import ROOT, tensorboard_tags
 from kzoo.testing.init_from_checks import assert_fine_tuning_starts_from
+from kzoo.testing.tiers import full_only
 from kzoo.testing.tiny_recipes import TINY_BERT_OVERRIDES
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("bert_runs")]
@@ -128,9 +129,19 @@ def test_classification_from_user_files(tmp_path):
     assert model_config["steps"] == 40 // 8
 
 
+# Each task's export of a trained run; CI checks two (the fill_mask and tag
+# signatures pass check-serving in the multi-task export of test_signatures.py).
+_IN_SIGNATURES_TEST = full_only("tests/export/test_signatures.py (every BERT signature)")
+
+
 @pytest.mark.parametrize(
     "task,signature",
-    [("pretrain", "fill_mask"), ("classify", "classify"), ("tag", "tag"), ("qa", "answer")],
+    [
+        pytest.param("pretrain", "fill_mask", marks=_IN_SIGNATURES_TEST),
+        ("classify", "classify"),
+        pytest.param("tag", "tag", marks=_IN_SIGNATURES_TEST),
+        ("qa", "answer"),
+    ],
 )
 def test_export_passes_check_serving(runs, tmp_path, task, signature):
     from kzoo.export import export_run
