@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from kzoo.testing.tiers import full_only
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 AGNOSTIC_PACKAGES = [ROOT / "kzoo" / "layers", ROOT / "kzoo" / "models"]
 
@@ -101,17 +103,37 @@ def test_layer_suite_passes_on_jax():
 
 # Reading Hugging Face checkpoints is NumPy and safetensors, the same on every
 # backend; their parity tests run on TensorFlow only (minutes of JAX compilation).
-# The Llama model's suite (2 minutes of JAX) is left out too, for the suite's time:
-# its layers (grouped attention, rope scaling) run in the JAX layer suite, and
-# tests/training/test_model_parallel.py fits a Llama on JAX
-# (`KERAS_BACKEND=jax pytest tests/models/test_llama.py` passes: 19 tests, 113 s).
-TENSORFLOW_ONLY = ("test_hf_checkpoints.py", "test_hf_reference.py", "test_llama.py")
+TENSORFLOW_ONLY = ("test_hf_checkpoints.py", "test_hf_reference.py")
 MODEL_TEST_FILES = sorted(
     p.name for p in (ROOT / "tests" / "models").glob("test_*.py") if p.name not in TENSORFLOW_ONLY
 )
+# CI's share of the model suite on JAX: every backbone's contract (build, call,
+# config and `.keras` round trip, masking) and cached generation equal to uncached
+# (compiled with jax.jit) for each kind of decoder, and the generation utilities
+# (sampling RNG, beam search). `make test-full` runs every fast model test on JAX.
+JAX_CORE_MODEL_TESTS = [
+    "models/test_gpt.py::test_backbone_contract",
+    "models/test_gpt.py::test_cached_and_uncached_generation_agree",
+    "models/test_llama.py::test_backbone_contract",
+    "models/test_llama.py::test_cached_and_uncached_generation_agree",
+    "models/test_bert.py::test_backbone_contract",
+    "models/test_lstm.py::test_lstm_contract",
+    "models/test_t5.py::test_backbone_contract",
+    "models/test_t5.py::test_seq2seq_lm_on_t5_generates_with_cache_as_without",
+    "models/test_seq2seq.py::test_backbone_contract",
+    "models/test_generation.py",
+]
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("half", [0, 1])
+def test_core_model_tests_pass_on_jax(half):
+    """In two halves, so that both workers share them."""
+    _run_suite_on_jax(*JAX_CORE_MODEL_TESTS[half::2])
+
+
+@pytest.mark.slow
+@full_only("test_core_model_tests_pass_on_jax")
 @pytest.mark.parametrize("half", [0, 1])
 def test_model_suite_passes_on_jax(half):
     """Models, generation (compiled with jax.jit) and KerasHub conversion on JAX,

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from kzoo import staged_files
 from kzoo.testing import ROOT, TINY_OVERRIDES, assert_same_weights, interrupt_at, kzoo_command
+from kzoo.testing.tiers import full_only
 from kzoo.training import checkpoints, resume
 from kzoo.training.run_directory import RunDirectory
 
@@ -389,6 +390,11 @@ def _kill_after(args, run_dir, step, seed):
 
 
 @pytest.mark.slow
+@full_only(
+    "test_run_lock.py::test_a_second_kzoo_train_is_refused_at_once_and_a_sigkilled_one_resumes"
+    " (a SIGKILLed run resumes from its checkpoint) and "
+    "test_signals_checkpoint_then_resume_gives_the_uninterrupted_run (the same weights)"
+)
 def test_sigkill_at_random_steps_then_resume_equals_an_uninterrupted_run(tmp_path):
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
