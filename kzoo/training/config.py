@@ -42,7 +42,11 @@ def load_yaml(stream):
     >>> load_yaml("learning_rate: 1e-4")
     {'learning_rate': 0.0001}
     """
-    return yaml.load(stream, Loader=_Loader)
+    loader = _Loader(stream)  # A SafeLoader: tags that build objects are refused.
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 @dataclasses.dataclass(frozen=True)

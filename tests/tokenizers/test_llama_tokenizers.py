@@ -23,6 +23,7 @@ from kzoo.testing.hf_tokenizers import (
     write_llama3_tokenizer,
     write_qwen2_tokenizer,
 )
+from kzoo.testing.tiers import full_only
 from kzoo.tokenizers import (
     BytePairTokenizer,
     SentencePieceTokenizer,
@@ -187,7 +188,19 @@ def test_a_run_directory_and_a_keras_config_keep_the_settings(checkpoint, tmp_pa
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["llama3", "llama2"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        pytest.param(
+            "llama3",
+            marks=full_only(
+                "tests/training/test_checkpoint_import.py (GPT-2's byte-level BPE, the same "
+                "BytePairTokenizer and ops, exported and checked as TF Serving loads it)"
+            ),
+        ),
+        "llama2",
+    ],
+)
 def test_tokenizes_in_tf_data_and_in_a_saved_model(kind, tmp_path):
     tokenizer = load_hf_tokenizer(WRITERS[kind](str(tmp_path / kind)))
     texts = TEXTS[:8] + TEXTS[-8:]

@@ -26,6 +26,7 @@ from kzoo.testing.hf_tokenizers import (
     write_qwen2_tokenizer,
     write_t5_tokenizer,
 )
+from kzoo.testing.tiny_recipes import TINY_BERT_OVERRIDES
 
 pytestmark = [pytest.mark.slow]
 
@@ -103,30 +104,35 @@ FINE_TUNING = {
             "export.max_prompt_tokens=32",
         ],
     ),
+    "bert": (
+        "bert_tiny_classify.yaml",
+        [
+            *TINY_BERT_OVERRIDES,
+            "data.builtin_train_examples=16",
+            "data.builtin_validation_examples=8",
+            "train.epochs=1",
+            "train.warmup_steps=1",
+        ],
+    ),
     "t5": (
         "t5_tiny_finetune.yaml",
         [
             "data.builtin_train_examples=16",
             "data.builtin_validation_examples=8",
-            "data.eval_examples=4",
+            "data.eval_examples=2",
             "data.batch_size=8",
             "data.max_source_length=64",
             "data.max_target_length=64",
+            "data.bucket_boundaries=null",
+            "export.max_prompt_tokens=64",
+            "export.max_new_tokens=8",
+            "export.num_beams=2",
             "train.steps=2",
             "train.steps_per_epoch=2",
             "train.warmup_steps=1",
         ],
     ),
 }
-
-
-# Each family's distinct part, within the suite's time: GPT-2 (byte-level BPE in the
-# pipelines and the SavedModel) goes the whole way; BERT's import exports and serves
-# (its WordPiece word splitting in the SavedModel) and T5's fine-tunes (its
-# sentinels in the pipelines, the decoder starting from pad). Fine-tuning a BERT
-# and exporting a T5 of kzoo's own runs are tested in test_bert_runs.py and
-# test_seq2seq_runs.py; the steps skipped here are marked in STEPS.
-STEPS = {"gpt2": {"fine_tune", "export"}, "bert": {"export"}, "t5": {"fine_tune"}}
 
 
 @pytest.mark.parametrize("model_type", ["gpt2", "bert", "t5"])
@@ -150,20 +156,17 @@ def test_imported_checkpoint_fine_tunes_exports_and_serves(tmp_path, model_type)
         _cli("generate", str(imported), "--prompt", "Hello", "--max-new-tokens", "4")
         _cli("evaluate", str(imported), "--data", str(tmp_path / "held_out.txt"))
 
-    exported = imported
-    if "fine_tune" in STEPS[model_type]:
-        recipe, overrides = FINE_TUNING[model_type]
-        exported = tuned = tmp_path / "tuned"
-        _fine_tune(recipe, tuned, [*overrides, f"train.init_from={imported}"])
-        config = RunDirectory(tuned).config()
-        assert config["tokenizer"]["kind"] == run.config()["tokenizer"]["kind"]
-        if model_type == "t5":  # No bos in T5's vocabulary: the decoder starts from pad.
-            preprocessor = RunDirectory(tuned).load_model().preprocessor
-            assert preprocessor.start_token_id == preprocessor.tokenizer.pad_id == 0
-    if "export" in STEPS[model_type]:
-        version = export_run(str(exported), out_dir=str(tmp_path / "saved"), name=model_type)
-        result = check_serving(version)
-        assert result["ok"], result["checks"]
+    recipe, overrides = FINE_TUNING[model_type]
+    tuned = tmp_path / "tuned"
+    _fine_tune(recipe, tuned, [*overrides, f"train.init_from={imported}"])
+    config = RunDirectory(tuned).config()
+    assert config["tokenizer"]["kind"] == run.config()["tokenizer"]["kind"]
+    if model_type == "t5":  # No bos in T5's vocabulary: the decoder starts from pad.
+        preprocessor = RunDirectory(tuned).load_model().preprocessor
+        assert preprocessor.start_token_id == preprocessor.tokenizer.pad_id == 0
+    version = export_run(str(tuned), out_dir=str(tmp_path / "saved"), name=model_type)
+    result = check_serving(version)
+    assert result["ok"], result["checks"]
 
 
 def test_bert_checkpoint_without_heads_reports_them_fresh(tmp_path, capsys):

@@ -5,6 +5,7 @@ causal LM signatures and checked by `check-serving`."""
 import pytest
 
 from kzoo.cli import main
+from kzoo.testing.tiers import full_only
 from kzoo.testing.tiny_recipes import load_tiny_recipe
 
 # llama_tiny at the tiny GPT sizes: 4 query heads of width 4 on 2 key/value heads.
@@ -33,6 +34,10 @@ def test_llama_recipe_trains_a_llama(llama_run):
     assert tuple(backbone.empty_cache(1, 8)[0].shape) == (1, 2, 8, 2, 4)
 
 
+@full_only(
+    "tests/training/test_checkpoint_import.py (GPT-2 continued pretraining with train.init_from; "
+    "the causal-LM task is the same for Llama)"
+)
 def test_continued_pretraining_keeps_the_pretrained_shapes(llama_run, tmp_path):
     from kzoo.training.run_directory import RunDirectory
     from kzoo.training.trainer import train

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 
+from kzoo.testing.tiers import full_only
 from kzoo.testing.tiny_runs import build_run, build_seq2seq_run
 from kzoo.training.quantize import quantize_run
 from kzoo.training.run_directory import RunDirectory
@@ -50,6 +51,10 @@ def test_a_quantized_run_reloads_quantized_and_close_to_the_float_one(
     assert RunDirectory(str(tmp_path / mode)).config()["model"]["family"] == "gpt"
 
 
+@full_only(
+    "test_a_quantized_run_reloads_quantized_and_close_to_the_float_one (the policy map is "
+    "FunctionalModel's, which every backbone shares)"
+)
 def test_a_t5_run_quantizes_and_reloads(tmp_path):
     run = build_seq2seq_run(str(tmp_path / "t5"), "t5")
     quantize_run(run, str(tmp_path / "t5_int8"), "int8")
