@@ -89,9 +89,7 @@ class FunctionalModel(keras.Model):
         """The model's dtype policy; once quantized (`keras.Model.quantize`), a
         `DTypePolicyMap` of each quantized layer's policy by path (KerasHub's way):
         passed down as `dtype`, it rebuilds those layers quantized on loading."""
-        policy = self.dtype_policy
-        if isinstance(policy, keras.dtype_policies.DTypePolicyMap):
-            return policy
+        policy = self.dtype_policy  # Never a map: `__init__` resolves one.
         quantized = keras.dtype_policies.DTypePolicyMap(default_policy=policy)
         for layer in self._flatten_layers():
             if layer.quantization_mode is not None:

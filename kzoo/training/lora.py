@@ -88,6 +88,11 @@ def lora_layers(model, targets):
     return found
 
 
+def _alpha(settings):
+    """`train.lora.alpha`, whose default (null) is the rank."""
+    return settings["alpha"] or settings["rank"]
+
+
 def enable_lora(model, settings):
     """Freezes `model.backbone` and gives its `settings["targets"]` projections LoRA
     adapters of `settings["rank"]` (scale `alpha / rank`); returns the layers.
@@ -111,7 +116,7 @@ def enable_lora(model, settings):
     for _, dense in layers:
         dense.trainable = True
         # Keras makes the kernel non-trainable and adds float32 factors.
-        dense.enable_lora(settings["rank"], lora_alpha=settings["alpha"] or settings["rank"])
+        dense.enable_lora(settings["rank"], lora_alpha=_alpha(settings))
         if dense.bias is not None:
             dense.bias.trainable = False
     return layers
@@ -136,7 +141,7 @@ def save_adapters(model, directory, settings, base=None, replace=False):
         tensors[f"lora/{index}/b"] = np.asarray(dense.lora_kernel_b.numpy())
     config = {
         "rank": settings["rank"],
-        "alpha": settings["alpha"] or settings["rank"],
+        "alpha": _alpha(settings),
         "targets": list(settings["targets"]),
         "layers": [path for path, _ in layers],
         "base_run": base,
@@ -177,8 +182,7 @@ def load_adapters(model, directory, settings):
 
     saved = read_adapter_config(directory)
     where = os.path.join(directory, CONFIG_FILE)
-    alpha = settings["alpha"] or settings["rank"]
-    for key, ours in (("rank", settings["rank"]), ("alpha", alpha)):
+    for key, ours in (("rank", settings["rank"]), ("alpha", _alpha(settings))):
         if saved[key] != ours:
             raise LoraError(f"{where}: {key} {saved[key]}, but train.lora.{key} is {ours}")
     if list(saved["targets"]) != list(settings["targets"]):

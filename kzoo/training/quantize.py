@@ -19,10 +19,14 @@ from kzoo.training.run_directory import RunDirectory
 MODES = ("int8", "int4")
 
 
-def quantize_model(model, mode):
-    """Quantizes `model`'s backbone (the model itself if it has none) in place."""
+def _check_mode(mode):
     if mode not in MODES:
         raise ValueError(f"--mode: must be one of {', '.join(MODES)}, got {mode!r}")
+
+
+def quantize_model(model, mode):
+    """Quantizes `model`'s backbone (the model itself if it has none) in place."""
+    _check_mode(mode)
     target = getattr(model, "backbone", model)
     with warnings.catch_warnings():
         # Norms, dropout and positions have nothing to quantize.
@@ -43,8 +47,7 @@ def quantize_run(run_dir, new_run_dir, mode):
         FileExistsError: `new_run_dir` exists and is not empty.
         ValueError: An unknown mode.
     """
-    if mode not in MODES:
-        raise ValueError(f"--mode: must be one of {', '.join(MODES)}, got {mode!r}")
+    _check_mode(mode)  # Before loading the model.
     if os.path.isdir(new_run_dir) and os.listdir(new_run_dir):
         raise FileExistsError(
             f"{new_run_dir}: already exists and is not empty; give a new --run-dir "

@@ -191,10 +191,6 @@ class RunDirectory:
         """Saves `model` as `model.keras`, atomically."""
         return staged_files.atomic_write(self.model_path, model.save)
 
-    def save_adapters(self, write):
-        """`write(directory)` writes the adapters (all at once) into `adapters_dir`."""
-        return write(self.adapters_dir)
-
     def load_model(self):
         """Loads `model.keras` with `safe_mode` (no code is deserialized).
 

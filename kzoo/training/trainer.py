@@ -222,10 +222,8 @@ def _train(config, run_dir, placement, verbose, created=False):
     seconds = time.monotonic() - start
     run.save_model(model)  # A LoRA layer saves its kernel merged.
     if lora_settings:
-        run.save_adapters(
-            lambda directory: lora.save_adapters(
-                model, directory, lora_settings, base=train_config["init_from"], replace=True
-            )
+        lora.save_adapters(
+            model, run.adapters_dir, lora_settings, base=train_config["init_from"], replace=True
         )
     summary = {
         "steps": int(step_limit.taken),

@@ -134,7 +134,7 @@ class Task:
                 f"(train.init_from: {init_from})"
             )
         config = {**pretrained.get_config(), "dropout": self.config["model"]["dropout"]}
-        config.update(dtype=_keeping_quantized_layers(pretrained, dtype))
+        config.update(dtype=_keeping_quantized_layers(config["dtype"], dtype))
         config.pop("name", None)
         backbone = backbone_class.from_config(config)
         backbone.set_weights(pretrained.get_weights())
@@ -199,11 +199,11 @@ class Task:
         raise NotImplementedError
 
 
-def _keeping_quantized_layers(backbone, dtype):
-    """`dtype` for a copy of `backbone`; for a quantized one (`kzoo quantize`), a
-    `DTypePolicyMap` keeping each quantized layer's policy (QLoRA-style training
-    on a quantized base), `dtype` the default of the other layers."""
-    policy = backbone.get_config()["dtype"]
+def _keeping_quantized_layers(policy, dtype):
+    """`dtype` for a copy of a backbone whose config's dtype is `policy`; for a
+    quantized one (`kzoo quantize`), a `DTypePolicyMap` keeping each quantized
+    layer's policy (QLoRA-style training on a quantized base), `dtype` the default
+    of the other layers."""
     policy = keras.dtype_policies.deserialize(policy) if isinstance(policy, dict) else policy
     if not isinstance(policy, keras.dtype_policies.DTypePolicyMap):
         return dtype
