@@ -79,10 +79,11 @@ class LanguageModelMetrics(keras.callbacks.Callback):
     `epoch_tokens_per_second`.
     """
 
-    def __init__(self, tokens_per_step, perplexity=True):
+    def __init__(self, tokens_per_step, perplexity=True, loss_name="loss"):
         super().__init__()
         self.tokens_per_step = tokens_per_step
         self.perplexity = perplexity
+        self.loss_name = loss_name  # A distilled run's is its task loss alone.
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_start = self.last_batch_end = time.monotonic()
@@ -100,8 +101,9 @@ class LanguageModelMetrics(keras.callbacks.Callback):
         logs["tokens_per_second"] = self.steps * self.tokens_per_step / seconds
         logs["learning_rate"] = current_learning_rate(self.model.optimizer)
         for prefix in ("", "val_"):
-            if self.perplexity and f"{prefix}loss" in logs:
-                logs[f"{prefix}perplexity"] = math.exp(min(logs[f"{prefix}loss"], 50.0))
+            loss = logs.get(f"{prefix}{self.loss_name}")
+            if self.perplexity and loss is not None:
+                logs[f"{prefix}perplexity"] = math.exp(min(loss, 50.0))
 
 
 class EpochMetrics(keras.callbacks.Callback):

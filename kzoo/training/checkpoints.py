@@ -83,19 +83,22 @@ def latest(directory):
     return found[-1][1] if found else None
 
 
-def _variables(model):
-    """Model and optimizer variables by key; builds an unbuilt optimizer (Keras
-    builds it lazily at the first step), so a checkpoint always holds its state."""
+def _variables(model, extra=None):
+    """Model and optimizer variables by key, and `extra` (`{name: Variable}`, state
+    kept beside the model such as pruning masks) as `extra/NAME`; builds an unbuilt
+    optimizer (Keras builds it lazily at the first step), so a checkpoint always
+    holds its state."""
     optimizer = model.optimizer
     if optimizer is not None and not optimizer.built:
         optimizer.build(model.trainable_variables)
     variables = {f"model/{i}": v for i, v in enumerate(model.variables)}
     if optimizer is not None:
         variables.update({f"optimizer/{i}": v for i, v in enumerate(optimizer.variables)})
+    variables.update({f"extra/{name}": v for name, v in (extra or {}).items()})
     return variables
 
 
-def write(directory, model, state, keep=KEEP):
+def write(directory, model, state, keep=KEEP, extra=None):
     """Writes a checkpoint of `model` (and its optimizer) at `state["step"]`.
 
     Args:
@@ -103,6 +106,7 @@ def write(directory, model, state, keep=KEEP):
         model: A compiled model whose optimizer is built.
         state: JSON-serializable dict; must hold `"step"`.
         keep: How many checkpoints to keep (the newest).
+        extra: `{name: Variable}` saved too (e.g. `kzoo.training.pruning` masks).
 
     Returns:
         The checkpoint's path.
@@ -112,7 +116,7 @@ def write(directory, model, state, keep=KEEP):
             previous checkpoints are intact and the message names the last one.
     """
     try:
-        return _write(directory, model, state, keep)
+        return _write(directory, model, state, keep, extra)
     except OSError as error:
         raise _write_error(directory, state["step"], error) from error
 
@@ -134,11 +138,11 @@ def _write_error(directory, step, error):
     )
 
 
-def _write(directory, model, state, keep):
+def _write(directory, model, state, keep, extra):
     final = os.path.join(directory, checkpoint_name(state["step"]))
 
     def fill(tmp):
-        variables = _variables(model)
+        variables = _variables(model, extra)
         arrays = {key: keras.ops.convert_to_numpy(v) for key, v in variables.items()}
         paths = {key: v.path for key, v in variables.items()}
         with open(os.path.join(tmp, VARIABLES), "wb") as f:
@@ -161,8 +165,9 @@ def read_state(path):
         return json.load(f)
 
 
-def restore(path, model):
-    """Loads a checkpoint into `model` and its optimizer; returns its state.
+def restore(path, model, extra=None):
+    """Loads a checkpoint into `model`, its optimizer and `extra` (as `write`
+    took it); returns its state.
 
     The optimizer is built first (Keras builds it lazily at the first step).
 
@@ -171,7 +176,7 @@ def restore(path, model):
             count or shape differ); the message names the first mismatch.
     """
     state = read_state(path)
-    variables = _variables(model)
+    variables = _variables(model, extra)
     file = os.path.join(path, VARIABLES)
     with np.load(file, allow_pickle=False) as arrays:
         stored = set(arrays.files)

@@ -34,8 +34,10 @@ from kzoo.training.config import (
     read_yaml,
     validate_section,
 )
+from kzoo.training.distillation import DISTILL_SCHEMA
 from kzoo.training.lora import LORA_SCHEMA
 from kzoo.training.monitoring.profiling import check_profile_steps, profile_steps_problem
+from kzoo.training.pruning import PRUNE_SCHEMA
 from kzoo.training.read_only_config import freeze
 from kzoo.training.tasks import registry
 from kzoo.training.tasks.schema import BUILTIN, DATA_SCHEMA
@@ -167,6 +169,29 @@ TRAIN_SCHEMA = {
         nullable=True,
         path=True,
         doc="a `kzoo export --lora-only` directory whose adapters train.lora starts from",
+    ),
+    "distill_from": Field(
+        (str,),
+        None,
+        nullable=True,
+        path=True,
+        doc="a trained run of the same task (the teacher) whose temperature-softened "
+        "outputs the model learns from as well as the labels; its tokenizer is used",
+    ),
+    "distill": Field(
+        (dict,),
+        {key: field.default for key, field in DISTILL_SCHEMA.items()},
+        schema=DISTILL_SCHEMA,
+        doc="with train.distill_from: {temperature, alpha}; loss = alpha * task loss "
+        "+ (1 - alpha) * T^2 * KL(teacher || student) at temperature T",
+    ),
+    "prune": Field(
+        (dict,),
+        None,
+        nullable=True,
+        schema=PRUNE_SCHEMA,
+        doc="magnitude pruning: {target_sparsity, begin_step, end_step, frequency}; "
+        "the dense kernels' smallest weights are zeroed on a polynomial schedule",
     ),
     "validation_steps": Field((int,), None, positive, nullable=True),
     "log_every": Field((int,), 50, positive, doc="steps between step-level scalars"),
@@ -345,6 +370,7 @@ def _check_consistency(config, family):
         raise ConfigError(
             "train.adapters_from: set train.lora too (the adapters' rank and targets)"
         )
+    _check_compression(train)
     if config["train"]["init_from"] is not None and not fine_tuning:
         raise ConfigError(
             "train.init_from: only fine-tuning recipes (GPT; BERT model.task "
@@ -374,3 +400,27 @@ def load_recipe(path, overrides=()):
         return validate(raw, name=recipe_name(path))
     except ConfigError as error:
         raise blame(error, overrides, path) from None
+
+
+def _check_compression(train):
+    """Combinations of `train.lora`, `train.prune` and `train.distill*` that
+    cannot work, refused by name."""
+    defaults = {key: field.default for key, field in DISTILL_SCHEMA.items()}
+    if train["distill_from"] is None and train["distill"] != defaults:
+        raise ConfigError(
+            "train.distill: set train.distill_from too (the teacher run the "
+            "temperature and alpha apply to)"
+        )
+    if train["prune"] is not None:
+        if train["lora"] is not None:
+            raise ConfigError(
+                "train.prune: LoRA freezes the kernels pruning would zero; prune a "
+                "full fine-tuning run, or drop train.lora"
+            )
+        prune = train["prune"]
+        end = prune["end_step"]
+        if end is not None and end <= prune["begin_step"]:
+            raise ConfigError(
+                f"train.prune.end_step: {end} is not after train.prune.begin_step "
+                f"{prune['begin_step']}"
+            )

@@ -87,6 +87,8 @@ class StepCheckpoint(keras.callbacks.Callback):
         signals: A `SignalFlag`.
         history: Epoch logs of the run so far (from the checkpoint when resuming).
         state: Extra JSON-serializable entries stored with every checkpoint.
+        extra_variables: `{name: Variable}` stored with every checkpoint besides
+            the model's (`kzoo.training.checkpoints.write`'s `extra`).
     """
 
     def __init__(
@@ -99,6 +101,7 @@ class StepCheckpoint(keras.callbacks.Callback):
         signals,
         history=None,
         state=None,
+        extra_variables=None,
     ):
         super().__init__()
         self.directory = directory
@@ -109,11 +112,12 @@ class StepCheckpoint(keras.callbacks.Callback):
         self.signals = signals
         self.history = list(history or [])
         self.state = dict(state or {})
+        self.extra_variables = extra_variables
         self._interrupt_at_epoch_end = None
 
     def save(self):
         state = dict(self.state, step=int(self.counter.taken), history=self.history)
-        return checkpoints.write(self.directory, self.model, state)
+        return checkpoints.write(self.directory, self.model, state, extra=self.extra_variables)
 
     def on_train_batch_end(self, batch, logs=None):
         step = self.counter.taken

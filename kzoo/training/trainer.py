@@ -11,7 +11,7 @@ import keras
 import tensorflow as tf
 
 from kzoo.training import callbacks as kzoo_callbacks
-from kzoo.training import checkpoints, distribute, lora, resume
+from kzoo.training import checkpoints, distillation, distribute, lora, pruning, resume
 from kzoo.training.config import ConfigError
 from kzoo.training.monitoring import monitors
 from kzoo.training.optimizer import make_optimizer
@@ -79,7 +79,12 @@ def _train(config, run_dir, placement, verbose, created=False):
         keras.utils.set_random_seed(config["train"]["seed"])
         if config["train"]["deterministic"]:
             tf.config.experimental.enable_op_determinism()
+        teacher_run = config["train"]["distill_from"]
         if resuming:
+            tokenizer = run.tokenizer()
+        elif teacher_run and not config["train"]["init_from"]:
+            # A student speaks its teacher's tokens.
+            run.copy_tokenizer_from(distillation.teacher_run(config))
             tokenizer = run.tokenizer()
         else:
             tokenizer = task.make_tokenizer(run_dir)
@@ -101,6 +106,9 @@ def _train(config, run_dir, placement, verbose, created=False):
                 lora.enable_lora(model, lora_settings)
                 if config["train"]["adapters_from"]:
                     lora.load_adapters(model, config["train"]["adapters_from"], lora_settings)
+            if teacher_run:
+                teacher = distillation.load_teacher(config, tokenizer)
+                distillation.check_outputs(model, teacher, teacher_run)
         placement.check_model(model)
         parameters, trainable = lora.parameter_counts(model)
         if lora_settings:
@@ -123,6 +131,14 @@ def _train(config, run_dir, placement, verbose, created=False):
     checkpoints.remove_unfinished(checkpoint_dir)
     state = {"step": 0, "history": []}
     last = checkpoints.latest(checkpoint_dir)
+    if teacher_run:
+        distill = train_config["distill"]
+        distillation.attach(model, teacher, distill["temperature"], distill["alpha"])
+    pruner = None
+    if train_config["prune"]:
+        pruner = pruning.Pruner(
+            model, train_config["prune"], total_steps, event_dir=run.tensorboard_dir("train")
+        )
     with placement.scope():
         model.compile(
             optimizer=make_optimizer(train_config, total_steps),
@@ -130,7 +146,7 @@ def _train(config, run_dir, placement, verbose, created=False):
             **task.compile_args(),
         )
         if last is not None:
-            state = checkpoints.restore(last, model)
+            state = checkpoints.restore(last, model, extra=pruner and pruner.checkpoint_variables)
             print(f"Resuming {run_dir} from step {state['step']} ({last})")
         elif not model.optimizer.built:
             # Built now rather than inside the first step: Keras would otherwise
@@ -152,7 +168,10 @@ def _train(config, run_dir, placement, verbose, created=False):
         signals,
         history=state["history"],
         state={"total_steps": total_steps, "steps_per_epoch": steps_per_epoch},
+        extra_variables=pruner and pruner.checkpoint_variables,
     )
+    if pruner is not None:
+        pruner.step = state["step"]
     tensorboard = kzoo_callbacks.TensorBoard(
         run.tensorboard_dir(),
         update_freq=train_config["log_every"],
@@ -163,10 +182,13 @@ def _train(config, run_dir, placement, verbose, created=False):
         step_limit,
         budget,
         keras.callbacks.TerminateOnNaN(),
+        *([pruner] if pruner is not None else []),  # Before checkpoints: masked weights.
         *task.callbacks(run_dir, model, plan),
         *monitors.callbacks(config, run_dir, model, plan, tokenizer),
         kzoo_callbacks.LanguageModelMetrics(
-            plan.tokens_per_step, perplexity=task.reports_perplexity
+            plan.tokens_per_step,
+            perplexity=task.reports_perplexity,
+            loss_name=distillation.TASK_LOSS if teacher_run else "loss",
         ),
         *(
             [

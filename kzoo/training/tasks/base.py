@@ -157,21 +157,32 @@ class Task:
         """Names of the keys whose `config.yaml` value the task derives rather than
         the recipe: a named size's keys, or the `train.init_from` run's shapes (and
         `model.size`). A resumed run does not compare them with the recipe."""
+        inherited = {f"tokenizer.{key}" for key in TOKENIZER_KEYS}
         if self.config["train"]["init_from"] and self.INIT_FROM_KEYS:
-            inherited = {f"tokenizer.{key}" for key in TOKENIZER_KEYS}
             return {"model.size", *(f"model.{key}" for key in self.INIT_FROM_KEYS), *inherited}
         model = self.config["model"]
-        return {f"model.{k}" for k, v in self.model_settings().items() if model.get(k) != v}
+        sized = {f"model.{k}" for k, v in self.model_settings().items() if model.get(k) != v}
+        # A distilled student takes its teacher's tokenizer.
+        return sized | inherited if self.config["train"].get("distill_from") else sized
 
     def derived_config(self, model):
         """The config as `model` (built by `build_model`) was made: a new read-only
         config with the keys of a named `model.size`, or those of the
         `train.init_from` run (`model.size` then null, the path absolute, the
         tokenizer settings that run's); the run's `config.yaml`."""
+        from kzoo.training.run_directory import RunDirectory
+
         init_from = self.config["train"]["init_from"]
         if not (init_from and self.INIT_FROM_KEYS):
-            return updated(self.config, model=self.model_settings())
-        from kzoo.training.run_directory import RunDirectory
+            teacher = self.config["train"].get("distill_from")
+            if not teacher:
+                return updated(self.config, model=self.model_settings())
+            taught = RunDirectory(teacher).config().get("tokenizer", {})
+            return updated(
+                self.config,
+                model=self.model_settings(),
+                tokenizer={k: taught[k] for k in TOKENIZER_KEYS if k in taught},
+            )
 
         shapes = {key: getattr(model.backbone, key) for key in self.INIT_FROM_KEYS}
         pretrained = RunDirectory(init_from).config().get("tokenizer", {})
