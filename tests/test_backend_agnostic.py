@@ -96,9 +96,56 @@ def _run_suite_on_jax(*paths, marks="not slow"):
     assert " passed" in result.stdout and "failed" not in result.stdout
 
 
+# CI's share of the layer suite on JAX: every layer's contract (`run_layer_test`:
+# build, call, config and `.keras` round trips, mixed precision), the caches equal
+# to full passes, and what differs by backend (the attention paths against Keras's,
+# the hashed dropout masks, write_at). The NumPy-reference and property tests
+# (keras.ops arithmetic, run on TensorFlow in CI) run on JAX in `make test-full`.
+JAX_CORE_LAYER_TESTS = [
+    "layers/test_attention.py::test_layer_contract_self_attention",
+    "layers/test_attention.py::test_layer_contract_cross_attention_with_padding",
+    "layers/test_attention.py::test_kv_cache_equals_full_pass",
+    "layers/test_attention.py::test_precomputed_cross_attention_cache",
+    "layers/test_attention.py::test_attention_paths_equal_keras_dot_product_attention",
+    "layers/test_dropout.py",
+    "layers/test_embedding.py",
+    "layers/test_grouped_attention.py::test_grouped_attention_round_trips_and_rejects_uneven_groups",
+    "layers/test_normalization_and_feedforward.py::test_rms_norm_matches_formula",
+    "layers/test_normalization_and_feedforward.py::test_feedforward_variants_match_numpy",
+    "layers/test_position.py::test_sinusoidal_matches_formula",
+    "layers/test_position.py::test_position_embedding_start_index",
+    "layers/test_position.py::test_rotary_preserves_norm_and_depends_on_relative_position",
+    "layers/test_position.py::test_relative_position_bias_layer",
+    "layers/test_rope_scaling.py::test_scaled_rotary_round_trips_its_config",
+    "layers/test_transformer.py::test_encoder_block_contract",
+    "layers/test_transformer.py::test_decoder_block_contract",
+    "layers/test_transformer.py::test_decoder_cache_equals_full_pass",
+    "layers/test_write_at.py",
+]
+
+
 @pytest.mark.slow
+def test_core_layer_tests_pass_on_jax():
+    _run_suite_on_jax(*JAX_CORE_LAYER_TESTS)
+
+
+@pytest.mark.slow
+@full_only("test_core_layer_tests_pass_on_jax")
 def test_layer_suite_passes_on_jax():
     _run_suite_on_jax("layers")
+
+
+def test_every_layer_contract_runs_on_jax_in_ci():
+    """A new layer's `run_layer_test` joins JAX_CORE_LAYER_TESTS."""
+    listed = set(JAX_CORE_LAYER_TESTS)
+    missing = []
+    for path in sorted((ROOT / "tests" / "layers").glob("test_*.py")):
+        relative = f"layers/{path.name}"
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef) and "run_layer_test(" in ast.unparse(node):
+                if relative not in listed and f"{relative}::{node.name}" not in listed:
+                    missing.append(f"{relative}::{node.name}")
+    assert not missing, missing
 
 
 # Reading Hugging Face checkpoints is NumPy and safetensors, the same on every

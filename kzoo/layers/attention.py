@@ -9,6 +9,7 @@ from keras import ops
 
 from kzoo.layers.attention_kernels import matmul_attention, repeat_heads, single_query_attention
 from kzoo.layers.attention_masks import causal_mask, merge_masks  # noqa: F401 (re-exported)
+from kzoo.layers.dense import Dense
 from kzoo.layers.dropout import Dropout
 from kzoo.layers.initializers import (
     ATTENTION_INITIALIZERS,
@@ -146,7 +147,7 @@ class MultiHeadAttention(keras.layers.Layer):
             )
 
     def _make_dense(self, units, initializer, name, use_bias=None):
-        return keras.layers.Dense(
+        return Dense(
             units,
             use_bias=self.use_bias if use_bias is None else use_bias,
             kernel_initializer=initializer.clone(),

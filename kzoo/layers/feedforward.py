@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from kzoo.layers.dense import Dense
 from kzoo.layers.dropout import Dropout
 from kzoo.layers.initializers import kernel_initializers, serialized_initializers
 
@@ -68,14 +69,14 @@ class FeedForward(keras.layers.Layer):
         self.output_dim = output_dim
         self.gated = activation.startswith("gated-")
         dense = dict(use_bias=use_bias, dtype=self.dtype_policy)
-        self.intermediate_dense = keras.layers.Dense(
+        self.intermediate_dense = Dense(
             intermediate_dim,
             kernel_initializer=self.kernel_initializer.clone(),
             name="intermediate_dense",
             **dense,
         )
         if self.gated:
-            self.gate_dense = keras.layers.Dense(
+            self.gate_dense = Dense(
                 intermediate_dim,
                 kernel_initializer=self.kernel_initializer.clone(),
                 name="gate_dense",
@@ -87,7 +88,7 @@ class FeedForward(keras.layers.Layer):
         self.intermediate_dense.build(input_shape)
         if self.gated:
             self.gate_dense.build(input_shape)
-        self.output_dense = keras.layers.Dense(
+        self.output_dense = Dense(
             self.output_dim or input_shape[-1],
             use_bias=self.use_bias,
             kernel_initializer=self.output_kernel_initializer.clone(),

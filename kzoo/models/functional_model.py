@@ -96,6 +96,19 @@ class FunctionalModel(keras.Model):
                 quantized[layer.path] = layer.dtype_policy
         return quantized if len(quantized) else policy
 
+    # A decoder-only backbone: `embed(token_ids)`, then `transformer_layers`, each
+    # taking the hidden states alone (causal). Keras' GPTQ calibrates it block by
+    # block (`get_quantization_layer_structure`).
+    CALIBRATES_BY_BLOCKS = False
+
+    def get_quantization_layer_structure(self, mode=None):
+        """Keras' hook for calibrated quantization (`quantize("gptq", ...)`): the
+        layers before the blocks and the blocks, for a decoder-only backbone
+        (`CALIBRATES_BY_BLOCKS`); None otherwise."""
+        if not self.CALIBRATES_BY_BLOCKS:
+            return None
+        return {"pre_block_layers": [self.embed], "sequential_blocks": self.transformer_layers}
+
     @classmethod
     def from_config(cls, config):
         config = dict(config)

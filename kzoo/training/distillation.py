@@ -123,47 +123,37 @@ def _weight_for(sample_weight, name):
     return sample_weight
 
 
-def teacher_run(config):
-    """The `train.distill_from` run (a `RunDirectory`), checked against the
-    student's recipe.
-
-    Raises:
-        ValueError: The run holds no model, or one of another task.
-    """
-    from kzoo.training.run_directory import RunDirectory
-
-    path = config["train"]["distill_from"]
-    run = RunDirectory(path)
-    if not run.has_model():
+def check_teacher(config, teacher):
+    """Raises ValueError unless the run `teacher` (the `train.distill_from`
+    `RunDirectory`) holds a model of the student's `model.task`."""
+    if not teacher.has_model():
         raise ValueError(
-            f"train.distill_from: {path} holds no trained model ({run.MODEL}); "
+            f"train.distill_from: {teacher.path} holds no trained model ({teacher.MODEL}); "
             "train (or `kzoo import`) the teacher first"
         )
     task = config["model"].get("task")
-    taught = run.config()["model"].get("task")
+    taught = teacher.config()["model"].get("task")
     if task != taught:
         raise ValueError(
-            f"train.distill_from: {path} is a model.task {taught!r} run; the student's "
-            f"model.task is {task!r}"
+            f"train.distill_from: {teacher.path} is a model.task {taught!r} run; the "
+            f"student's model.task is {task!r}"
         )
-    return run
 
 
-def load_teacher(config, tokenizer):
-    """The `train.distill_from` run's model (`teacher_run`), checked against the
-    student's `tokenizer`.
+def load_teacher(config, teacher, tokenizer):
+    """The model of the run `teacher` (`check_teacher`), whose vocabulary must be
+    the student's `tokenizer`'s.
 
     Raises:
-        ValueError: `teacher_run`'s problems, or another vocabulary.
+        ValueError: `check_teacher`'s problems, or another vocabulary.
     """
-    path = config["train"]["distill_from"]
-    run = teacher_run(config)
-    if run.tokenizer().get_vocabulary() != tokenizer.get_vocabulary():
+    check_teacher(config, teacher)
+    if teacher.tokenizer().get_vocabulary() != tokenizer.get_vocabulary():
         raise ValueError(
-            f"train.distill_from: {path}'s tokenizer differs from the student's "
+            f"train.distill_from: {teacher.path}'s tokenizer differs from the student's "
             "(train.init_from's); the two must share a vocabulary"
         )
-    return run.load_model()
+    return teacher.load_model()
 
 
 def check_outputs(student, teacher, path):

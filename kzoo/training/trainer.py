@@ -80,11 +80,12 @@ def _train(config, run_dir, placement, verbose, created=False):
         if config["train"]["deterministic"]:
             tf.config.experimental.enable_op_determinism()
         teacher_run = config["train"]["distill_from"]
+        teacher_dir = RunDirectory(teacher_run) if teacher_run else None
         if resuming:
             tokenizer = run.tokenizer()
         elif teacher_run and not config["train"]["init_from"]:
-            # A student speaks its teacher's tokens.
-            run.copy_tokenizer_from(distillation.teacher_run(config))
+            distillation.check_teacher(config, teacher_dir)
+            run.copy_tokenizer_from(teacher_dir)  # A student speaks its teacher's tokens.
             tokenizer = run.tokenizer()
         else:
             tokenizer = task.make_tokenizer(run_dir)
@@ -107,7 +108,7 @@ def _train(config, run_dir, placement, verbose, created=False):
                 if config["train"]["adapters_from"]:
                     lora.load_adapters(model, config["train"]["adapters_from"], lora_settings)
             if teacher_run:
-                teacher = distillation.load_teacher(config, tokenizer)
+                teacher = distillation.load_teacher(config, teacher_dir, tokenizer)
                 distillation.check_outputs(model, teacher, teacher_run)
         placement.check_model(model)
         parameters, trainable = lora.parameter_counts(model)

@@ -26,6 +26,7 @@ from kzoo.testing.hf_tokenizers import (
     write_qwen2_tokenizer,
     write_t5_tokenizer,
 )
+from kzoo.testing.tiers import full_only
 from kzoo.testing.tiny_recipes import TINY_BERT_OVERRIDES
 
 pytestmark = [pytest.mark.slow]
@@ -135,10 +136,9 @@ FINE_TUNING = {
 }
 
 
-@pytest.mark.parametrize("model_type", ["gpt2", "bert", "t5"])
-def test_imported_checkpoint_fine_tunes_exports_and_serves(tmp_path, model_type):
-    from kzoo.export import export_run
-    from kzoo.export.check_serving import check_serving
+def _import(tmp_path, model_type):
+    """`kzoo import` of a random `model_type` checkpoint with 3 padding rows: the
+    imported run, checked."""
     from kzoo.training.run_directory import RunDirectory
 
     source = write_checkpoint(str(tmp_path / "hf"), model_type, padding=3)
@@ -151,6 +151,33 @@ def test_imported_checkpoint_fine_tunes_exports_and_serves(tmp_path, model_type)
     model = run.load_model()
     assert model.preprocessor is not None
     assert model.backbone.vocabulary_size == model.tokenizer.vocabulary_size + 3
+    return imported, run
+
+
+# CI takes GPT-2 and T5 the whole way. BERT's imported run is exported and served
+# as imported (test_imported_bert_checkpoint_exports_and_serves: the export, not
+# the fine-tuning, is most of the time); BERT fine-tuning from a pretrained run is
+# test_bert_runs.py's subject.
+@pytest.mark.parametrize(
+    "model_type",
+    [
+        "gpt2",
+        pytest.param(
+            "bert",
+            marks=full_only(
+                "test_imported_bert_checkpoint_exports_and_serves and test_bert_runs.py::"
+                "test_fine_tuning_starts_from_the_pretrained_encoder"
+            ),
+        ),
+        "t5",
+    ],
+)
+def test_imported_checkpoint_fine_tunes_exports_and_serves(tmp_path, model_type):
+    from kzoo.export import export_run
+    from kzoo.export.check_serving import check_serving
+    from kzoo.training.run_directory import RunDirectory
+
+    imported, run = _import(tmp_path, model_type)
     if model_type == "gpt2":  # The commands take an imported run as they take a trained one.
         (tmp_path / "held_out.txt").write_text("Some held-out text, twice. " * 40)
         _cli("generate", str(imported), "--prompt", "Hello", "--max-new-tokens", "4")
@@ -165,6 +192,20 @@ def test_imported_checkpoint_fine_tunes_exports_and_serves(tmp_path, model_type)
         preprocessor = RunDirectory(tuned).load_model().preprocessor
         assert preprocessor.start_token_id == preprocessor.tokenizer.pad_id == 0
     version = export_run(str(tuned), out_dir=str(tmp_path / "saved"), name=model_type)
+    result = check_serving(version)
+    assert result["ok"], result["checks"]
+
+
+def test_imported_bert_checkpoint_exports_and_serves(tmp_path):
+    """An imported BERT run, as imported (its pretraining heads), exports its
+    fill_mask signature and passes check-serving."""
+    from kzoo.export import export_run
+    from kzoo.export.check_serving import check_serving
+
+    imported, _ = _import(tmp_path, "bert")
+    version = export_run(str(imported), out_dir=str(tmp_path / "saved"), name="bert")
+    info = json.load(open(os.path.join(version, "assets.extra", "kzoo_export.json")))
+    assert "fill_mask" in info["signatures"]
     result = check_serving(version)
     assert result["ok"], result["checks"]
 

@@ -52,7 +52,9 @@ def _fit(model, alpha=None, teacher=None):
     )
     x = np.random.default_rng(1).normal(size=(16, 4)).astype("float32")
     y = np.arange(16) % 3
-    history = model.fit(x, y, batch_size=8, epochs=2, verbose=0, validation_data=(x, y))
+    history = model.fit(
+        x, y, batch_size=8, epochs=2, verbose=0, shuffle=False, validation_data=(x, y)
+    )
     return model, history.history
 
 
@@ -208,7 +210,7 @@ def test_refusals_name_the_problem(teacher, tmp_path):
 
     config = load_tiny_recipe(f"train.distill_from={teacher}")
     with pytest.raises(ValueError, match="tokenizer differs from the student's"):
-        distillation.load_teacher(config, OtherTokens())
+        distillation.load_teacher(config, RunDirectory(teacher), OtherTokens())
     with pytest.raises(ValueError, match=r"outputs \[\(3,\)\] logits, the student \[\(2,\)\]"):
         narrow = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
         distillation.check_outputs(narrow, _dense(0), "TEACHER")

@@ -83,3 +83,50 @@ def test_errors_name_the_problem_and_write_nothing(gpt_run, tmp_path):
     with pytest.raises(FileNotFoundError):
         quantize_run(str(tmp_path / "untrained"), str(tmp_path / "new"), "int8")
     assert not (tmp_path / "new").exists()
+
+
+SENTENCE = "the cat sat on the mat and the dog ran to the park. "
+
+
+@pytest.mark.slow
+def test_a_gptq_calibrated_run_reloads_and_serves(gpt_run, tmp_path, capsys):
+    """`--calibration FILES`: Keras' GPTQ on the blocks' projections, block by block;
+    the run reloads calibrated (the zero points saved: `kzoo.layers.Dense`), stays
+    close to the float model on the calibration text, and its SavedModel passes
+    check-serving."""
+    from kzoo import cli
+
+    text = tmp_path / "calibration.txt"
+    text.write_text(SENTENCE * 100)
+    quantized, out = str(tmp_path / "gptq"), str(tmp_path / "saved_models")
+    args = ["quantize", gpt_run, "--mode", "int4", "--calibration", str(text)]
+    assert cli.main([*args, "--run-dir", quantized]) == 0
+    assert "to int4 (gptq)" in capsys.readouterr().out
+    run = RunDirectory(quantized)
+    assert run.summary()["method"] == "gptq"
+    model = run.load_model()
+    query = model.backbone.get_layer("transformer_layer_0").self_attention.query_dense
+    assert query.quantization_mode == "gptq" and query.dtype_policy.name.startswith("gptq/4/")
+    ids = run.tokenizer().tokenize(SENTENCE).numpy()[None, :32]
+    inputs = {"token_ids": ids, "padding_mask": np.ones_like(ids)}
+    expected = np.asarray(RunDirectory(gpt_run).load_model()(inputs))
+    assert _relative_error(np.asarray(model(inputs)), expected) < 0.25
+    assert cli.main(["export", quantized, "--out", out, "--name", "gptq", "--version", "1"]) == 0
+    assert cli.main(["check-serving", os.path.join(out, "gptq", "1")]) == 0
+    assert "serving check passed" in capsys.readouterr().out
+
+
+def test_calibration_refusals_name_the_problem(tmp_path):
+    from kzoo.testing.tiny_runs import build_bert_run
+
+    text = tmp_path / "calibration.txt"
+    text.write_text("too short")
+    gpt = build_run(str(tmp_path / "gpt"), "gpt")
+    with pytest.raises(ValueError, match="--calibration: the files hold 9 tokens, fewer than"):
+        quantize_run(gpt, str(tmp_path / "new"), "int4", calibration=[str(text)])
+    bert = build_bert_run(str(tmp_path / "bert"), "classify")
+    with pytest.raises(ValueError, match="GPTQ calibrates decoder-only models"):
+        quantize_run(bert, str(tmp_path / "new"), "int8", calibration=[str(text)])
+    with pytest.raises(FileNotFoundError, match="--calibration"):
+        quantize_run(gpt, str(tmp_path / "new"), "int8", calibration=[str(tmp_path / "no.txt")])
+    assert not (tmp_path / "new").exists()

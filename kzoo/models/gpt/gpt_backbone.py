@@ -53,6 +53,8 @@ class GPTBackbone(FunctionalModel):
         Radford et al., "Language Models are Unsupervised Multitask Learners", 2019.
     """
 
+    CALIBRATES_BY_BLOCKS = True  # `kzoo quantize --calibration` (GPTQ)
+
     def __init__(
         self,
         vocabulary_size,

@@ -77,6 +77,8 @@ class LlamaBackbone(FunctionalModel):
         Transformer", 2020.
     """
 
+    CALIBRATES_BY_BLOCKS = True  # `kzoo quantize --calibration` (GPTQ)
+
     def __init__(
         self,
         vocabulary_size,
