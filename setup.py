@@ -23,6 +23,9 @@ INSTALL_REQUIRES = [
     "sentencepiece>=0.2,<0.3",
     # Hugging Face checkpoints (`kzoo import`, `export --format huggingface`).
     "safetensors>=0.4,<1",
+    # `export --format litert`: the LiteRT interpreter checks each .tflite, and the
+    # causal LM driver (`kzoo.export.litert_driver`) runs it.
+    "ai-edge-litert>=2.3,<2.4",
     "sacrebleu>=2.4,<3",
     "rouge-score>=0.1.2,<0.2",
     "numpy>=1.26",

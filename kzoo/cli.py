@@ -11,9 +11,10 @@
                   [--strategy greedy|sample|beam] [--temperature T] [--top-k K]
                   [--top-p P] [--seed S]
     kzoo import SOURCE --run-dir DIR
-    kzoo quantize RUN_DIR --mode int8|int4 --run-dir NEW_RUN_DIR
+    kzoo quantize RUN_DIR --mode int8|int4 [--calibration FILES] --run-dir NEW_RUN_DIR
     kzoo export RUN_DIR [--out saved_models] [--name NAME] [--version N]
     kzoo export RUN_DIR --format huggingface --out DIR
+    kzoo export RUN_DIR --format litert --out DIR [--quantize dynamic_int8]
     kzoo export RUN_DIR --lora-only --out DIR
     kzoo check-serving saved_models/NAME/VERSION [--json]
     kzoo tensorboard RUN_DIR [--host 127.0.0.1] [--port 6006]
@@ -164,18 +165,32 @@ def build_parser():
     )
     quantize.add_argument("run_dir")
     quantize.add_argument("--mode", required=True, choices=("int8", "int4"))
+    quantize.add_argument(
+        "--calibration",
+        nargs="+",
+        metavar="FILES",
+        help="text files (paths or globs) to calibrate with: GPTQ instead of rounding "
+        "(decoder-only models: gpt, llama)",
+    )
     quantize.add_argument("--run-dir", dest="new_run_dir", required=True, help="the new run")
 
     export = commands.add_parser("export", help="export a run as a TF Serving SavedModel")
     export.add_argument("run_dir")
     export.add_argument(
         "--format",
-        choices=("savedmodel", "huggingface"),
+        choices=("savedmodel", "huggingface", "litert"),
         default="savedmodel",
-        help="savedmodel (TF Serving) or huggingface (config.json, model.safetensors, "
-        "tokenizer files)",
+        help="savedmodel (TF Serving), huggingface (config.json, model.safetensors, "
+        "tokenizer files) or litert (model.tflite for devices, litert.json)",
     )
-    export.add_argument("--out", help="default saved_models (savedmodel); required for huggingface")
+    export.add_argument(
+        "--quantize",
+        choices=("dynamic_int8",),
+        help="litert: the converter's dynamic-range int8 (a kzoo quantize int8 run gets it)",
+    )
+    export.add_argument(
+        "--out", help="default saved_models (savedmodel); required for huggingface and litert"
+    )
     export.add_argument("--name")
     export.add_argument("--version", type=int)
     export.add_argument("--xla", action="store_true", help="jit_compile the signatures")
@@ -335,10 +350,11 @@ def run_quantize(args):
     start_tensorflow()
     from kzoo.training.quantize import quantize_run
 
-    summary = quantize_run(args.run_dir, args.new_run_dir, args.mode)
+    summary = quantize_run(args.run_dir, args.new_run_dir, args.mode, args.calibration)
     sizes = summary["model_bytes"]
     print(
-        f"Quantized {args.run_dir} to {args.mode} into {args.new_run_dir}: model.keras "
+        f"Quantized {args.run_dir} to {args.mode} ({summary['method']}) into "
+        f"{args.new_run_dir}: model.keras "
         f"{sizes['before']:,} -> {sizes['after']:,} bytes in {summary['seconds']} s"
     )
     return 0
@@ -346,8 +362,12 @@ def run_quantize(args):
 
 def run_export(args):
     check_input_directory(args.run_dir)
+    if args.quantize is not None and args.format != "litert":
+        raise ValueError("--quantize: only with --format litert")
     if args.format == "huggingface":
         return _export_huggingface(args)
+    if args.format == "litert":
+        return _export_litert(args)
     if args.lora_only:
         return _export_adapters(args)
     args.out = args.out or "saved_models"
@@ -381,6 +401,18 @@ def _export_huggingface(args):
     from kzoo.export.huggingface import export_huggingface
 
     print(f"Exported {export_huggingface(args.run_dir, args.out, overwrite=args.overwrite)}")
+    return 0
+
+
+def _export_litert(args):
+    if args.out is None:
+        raise ValueError("--format litert: give the model's directory with --out DIR")
+    check_output_directory(args.out, "--out")
+    start_tensorflow()
+    from kzoo.export.litert import export_litert
+
+    path = export_litert(args.run_dir, args.out, overwrite=args.overwrite, quantize=args.quantize)
+    print(f"Exported {path}")
     return 0
 
 

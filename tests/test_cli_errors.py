@@ -335,6 +335,26 @@ CATALOGUE = {
         2,
         "--out {file}: is a file, not a directory",
     ),
+    "export: litert without --out": (
+        ["export", "{run}", "--format", "litert"],
+        2,
+        "--format litert: give the model's directory with --out DIR",
+    ),
+    "export: litert into a directory that is not empty": (
+        ["export", "{run}", "--format", "litert", "--out", "{run}"],
+        2,
+        "{run}: already exists and is not empty; give a new --out or pass --overwrite",
+    ),
+    "export: litert with an unknown --quantize": (
+        ["export", "{run}", "--format", "litert", "--quantize", "int4", "--out", "{out}"],
+        2,
+        "argument --quantize: invalid choice: 'int4'",
+    ),
+    "export: --quantize without --format litert": (
+        ["export", "{run}", "--quantize", "dynamic_int8", "--out", "{out}"],
+        2,
+        "--quantize: only with --format litert",
+    ),
     "check-serving: missing": (
         ["check-serving", "{missing}"],
         2,

@@ -19,7 +19,7 @@ class Dense(keras.layers.Dense):
     Example:
     >>> import numpy as np
     >>> layer = Dense(4)
-    >>> layer(np.ones((2, 3), "float32")).shape
+    >>> tuple(layer(np.ones((2, 3), "float32")).shape)
     (2, 4)
     """
 

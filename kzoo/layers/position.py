@@ -138,6 +138,9 @@ class RotaryEmbedding(keras.layers.Layer):
         self.scaling_factor = scaling_factor
         rope_type(scaling)  # a bad `rope_scaling` fails here, not at the first call
         self.scaling = None if scaling is None else dict(scaling)
+        # No weights: built from the start, so `Model.quantize` (which refuses an
+        # unbuilt layer) passes over it in a reloaded model.
+        self.built = True
 
     def call(self, inputs, start_index=0):
         length, head_dim = ops.shape(inputs)[1], inputs.shape[-1]

@@ -32,6 +32,18 @@ TINY_BERT_OVERRIDES = [
     "data.batch_size=8",
 ]
 
+# For tests of features other than monitoring: no op graph, projector, attention
+# maps, weight histograms, gradient norms or text samples (the recipe tests keep
+# every monitor on, as users run them). Append after the test's own overrides.
+QUIET_OVERRIDES = [
+    "monitor.graph=false",
+    "monitor.projector=false",
+    "monitor.attention_maps=false",
+    "monitor.histograms=false",
+    "monitor.gradient_norms=false",
+    "train.sample_prompts=[]",
+]
+
 
 def load_tiny_recipe(*overrides, recipe="gpt_tiny"):
     """`recipes/RECIPE.yaml` with `TINY_OVERRIDES`, then `overrides`, validated."""

@@ -8,7 +8,8 @@ import keras
 import numpy as np
 import pytest
 
-from kzoo.testing.tiny_recipes import load_tiny_recipe
+from kzoo.testing.tiers import full_only
+from kzoo.testing.tiny_recipes import QUIET_OVERRIDES, load_tiny_recipe
 from kzoo.testing.tiny_runs import build_run
 from kzoo.training import lora
 from kzoo.training.config import ConfigError
@@ -129,21 +130,31 @@ def test_recipe_settings_and_their_errors(tmp_path):
         load_tiny_recipe("train.init_from=base", "train.adapters_from=adapters")
 
 
+def _lora_recipe(base_run, *overrides):
+    """gpt_tiny fine-tuned from `base_run` with rank-2 adapters, monitors off (the
+    subject here is LoRA, not monitoring)."""
+    return load_tiny_recipe(
+        f"train.init_from={base_run}",
+        "train.lora={rank: 2, alpha: 4.0}",
+        "train.learning_rate=0.01",
+        *overrides,
+        *QUIET_OVERRIDES,
+    )
+
+
 @pytest.mark.slow
-def test_a_lora_run_resumes_its_adapters_apply_to_the_base_and_it_quantizes_and_serves(
-    base_run, tmp_path, monkeypatch, capsys
+def test_a_lora_run_resumes_keeps_the_base_and_its_exported_adapters_apply_to_the_base(
+    base_run, tmp_path, monkeypatch
 ):
     """The workflow: fine-tune with LoRA (interrupted and resumed step-exactly),
-    export the adapters alone and start a new run on the base from them, quantize
-    the merged run, evaluate it, export it for TF Serving and check the export."""
+    export the adapters alone and start a new run on the base from them."""
     import signal
 
     from kzoo import cli
     from kzoo.testing.resume_checks import assert_interrupted_run_resumes_to
     from kzoo.training.trainer import train
 
-    recipe = ("train.init_from=" + base_run, "train.lora={rank: 2, alpha: 4.0}")
-    config = load_tiny_recipe(*recipe, "train.checkpoint_every=2", "train.learning_rate=0.01")
+    config = _lora_recipe(base_run, "train.checkpoint_every=2")
     reference = str(tmp_path / "reference")
     summary = train(config, reference)
     assert summary["trainable_parameters"] == 2 * (16 * 2 + 2 * 16)
@@ -169,13 +180,12 @@ def test_a_lora_run_resumes_its_adapters_apply_to_the_base_and_it_quantizes_and_
 
     adapters = str(tmp_path / "adapters")
     assert cli.main(["export", reference, "--lora-only", "--out", adapters]) == 0
-    applied = load_tiny_recipe(
-        *recipe,
+    applied = _lora_recipe(
+        base_run,
         f"train.adapters_from={adapters}",
         "train.steps=1",
         "train.steps_per_epoch=1",
         "train.warmup_steps=0",
-        "train.sample_prompts=[]",
         "train.learning_rate=1e-12",
         "train.decay=constant",
     )
@@ -183,11 +193,24 @@ def test_a_lora_run_resumes_its_adapters_apply_to_the_base_and_it_quantizes_and_
     again = RunDirectory(str(tmp_path / "applied")).load_model()
     np.testing.assert_allclose(np.asarray(again(INPUTS)), np.asarray(tuned(INPUTS)), atol=1e-5)
 
-    # The merged run quantized (`kzoo quantize`), evaluated, exported and served:
-    # the merged model.keras is an ordinary one (test_a_saved_lora_model_holds_...),
-    # so this export is also what a float LoRA run's export is made of.
+
+@pytest.mark.slow
+@full_only(
+    "tests/training/test_quantize.py::test_a_gptq_calibrated_run_reloads_and_serves (a "
+    "quantized export through check-serving) and test_a_saved_lora_model_holds_the_merged_"
+    "weights (a LoRA run's model.keras is an ordinary model)"
+)
+def test_a_lora_run_quantizes_evaluates_exports_and_serves(base_run, tmp_path, capsys):
+    """The merged run quantized (`kzoo quantize`), evaluated, exported and served:
+    the merged model.keras is an ordinary one (test_a_saved_lora_model_holds_...),
+    so this export is also what a float LoRA run's export is made of."""
+    from kzoo import cli
+    from kzoo.training.trainer import train
+
+    run = str(tmp_path / "lora")
+    train(_lora_recipe(base_run), run)
     quantized, out = str(tmp_path / "int8"), str(tmp_path / "saved_models")
-    assert cli.main(["quantize", reference, "--mode", "int8", "--run-dir", quantized]) == 0
+    assert cli.main(["quantize", run, "--mode", "int8", "--run-dir", quantized]) == 0
     assert cli.main(["evaluate", quantized, "--json"]) == 0
     assert cli.main(["export", quantized, "--out", out, "--name", "lora", "--version", "1"]) == 0
     assert cli.main(["check-serving", os.path.join(out, "lora", "1")]) == 0
@@ -227,7 +250,10 @@ def test_a_lora_run_on_a_quantized_run_keeps_it_quantized(base_run, tmp_path):
 
     quantize_run(base_run, str(tmp_path / "int8"), "int8")
     config = load_tiny_recipe(
-        f"train.init_from={tmp_path / 'int8'}", "train.lora.rank=2", "train.learning_rate=0.01"
+        f"train.init_from={tmp_path / 'int8'}",
+        "train.lora.rank=2",
+        "train.learning_rate=0.01",
+        *QUIET_OVERRIDES,
     )
     summary = train(config, str(tmp_path / "qlora"))
     assert summary["trainable_parameters"] == 2 * (16 * 2 + 2 * 16)

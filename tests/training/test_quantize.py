@@ -130,3 +130,13 @@ def test_calibration_refusals_name_the_problem(tmp_path):
     with pytest.raises(FileNotFoundError, match="--calibration"):
         quantize_run(gpt, str(tmp_path / "new"), "int8", calibration=[str(tmp_path / "no.txt")])
     assert not (tmp_path / "new").exists()
+
+
+def test_a_reloaded_llama_run_quantizes(tmp_path):
+    """A reloaded Llama holds a weightless rotary layer, which Keras' `quantize`
+    (refusing unbuilt layers) must pass over."""
+    run = build_run(str(tmp_path / "llama"), "llama")
+    quantize_run(run, str(tmp_path / "int8"), "int8")
+    model = RunDirectory(str(tmp_path / "int8")).load_model()
+    expected = np.asarray(RunDirectory(run).load_model()(GPT_INPUTS))
+    assert _relative_error(np.asarray(model(GPT_INPUTS)), expected) < 0.02
