@@ -316,8 +316,8 @@ def recording_distribute_data_input(batch, layout, batch_dim_name):
     SHARDS.append(sorted((s.device.id, s.data.shape[0]) for s in array.addressable_shards))
     return array
 
-def recording_restore(path, model):
-    state = restore(path, model)
+def recording_restore(path, model, **kwargs):
+    state = restore(path, model, **kwargs)
     devices = sorted({len(v.value.sharding.device_set) for v in model.variables})
     print("RESTORED", json.dumps({"step": state["step"], "devices": devices}), flush=True)
     return state
