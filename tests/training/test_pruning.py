@@ -76,7 +76,9 @@ def test_masks_travel_in_checkpoints(tmp_path):
 
 
 def test_refusals_name_the_key():
-    with pytest.raises(ConfigError, match="train.prune.*: LoRA freezes the kernels pruning would zero"):
+    with pytest.raises(
+        ConfigError, match="train.prune.*: LoRA freezes the kernels pruning would zero"
+    ):
         load_tiny_recipe("train.init_from=base", "train.lora.rank=2", "train.prune={}")
     with pytest.raises(ConfigError, match="train.prune.*: 3 is not after train.prune.begin_step 5"):
         load_tiny_recipe("train.prune={begin_step: 5, end_step: 3}")
