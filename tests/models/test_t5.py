@@ -130,3 +130,18 @@ def test_seq2seq_lm_on_t5_generates_with_cache_as_without():
     np.testing.assert_array_equal(cached[0], uncached[0])
     np.testing.assert_array_equal(cached[1], uncached[1])
     assert lm.get_config()["backbone"]["config"]["max_sequence_length"] == 512
+
+
+def test_quantized_untied_backbone_reloads(tmp_path):
+    # An untied (v1.1) head was re-initialized in `__init__`, which failed on the
+    # int8 head that `load_model` rebuilds ("Cannot convert 0.0 to ... int8").
+    import keras
+
+    backbone = build(**V1_1)
+    backbone.quantize("int8")
+    expected = to_numpy(backbone(INPUTS)["decoder_sequence_output"])
+    backbone.save(tmp_path / "int8.keras")
+    reloaded = keras.saving.load_model(tmp_path / "int8.keras", compile=False)
+    assert reloaded.token_embedding.quantization_mode == "int8"
+    actual = to_numpy(reloaded(INPUTS)["decoder_sequence_output"])
+    np.testing.assert_allclose(actual, expected, atol=1e-6)

@@ -197,11 +197,13 @@ class T5Backbone(FunctionalModel):
             **kwargs,
         )
 
-        if not tie_embedding_weights:
+        head = None if tie_embedding_weights else self.token_embedding.reverse_embeddings
+        if head is not None and keras.backend.is_float_dtype(head.dtype):
             # An untied head is a dense layer: fan-in init (std hidden_dim**-0.5),
             # as Mesh TensorFlow's T5 v1.1; the embedding's std of 1 would start
             # with logits of std sqrt(hidden_dim) and a loss of tens of nats.
-            head = self.token_embedding.reverse_embeddings
+            # A quantized head (rebuilt by `load_model`) holds integers that
+            # loading fills: there is nothing to initialize.
             head.assign(_fan_in_normal()(head.shape, head.dtype))
 
         # === Config ===
