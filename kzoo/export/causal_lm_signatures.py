@@ -72,10 +72,10 @@ from kzoo.export.input_policy import (
     valid_utf8,
 )
 from kzoo.export.signatures import (
-    FLOAT_TOLERANCE,
     SAMPLE_NEW_TOKENS,
     SAMPLING_SPECS,
     ServingSignatures,
+    float_tolerance,
     round_up,
     run_config,
     run_tokenizer,
@@ -182,7 +182,7 @@ class CausalLMSignatures(ServingSignatures):
         )
 
     def expected_fields(self):
-        return {"end_token_id": self.end_id, "score_tolerance": FLOAT_TOLERANCE}
+        return {"end_token_id": self.end_id, "score_tolerance": float_tolerance(self.model)}
 
     def export_info(self):
         return {"end_token_id": self.end_id, "limits": dataclasses.asdict(self.limits)}

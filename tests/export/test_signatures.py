@@ -131,3 +131,18 @@ def test_check_serving_recomputes_a_bert_export_from_its_run(tmp_path):
                 np.testing.assert_allclose(got["expected"][key], value, **stored["float_tolerance"])
             else:
                 assert got["expected"][key] == value
+
+
+def test_quantized_models_are_compared_within_their_rounding():
+    # One ulp between the served graph and the Keras reference can move an int8
+    # layer's input by one step (a quantized T5's score differed by 5e-4
+    # relative): check-serving compares a quantized model's floats within 1%.
+    from kzoo.export.signatures import FLOAT_TOLERANCE, QUANTIZED_TOLERANCE, float_tolerance
+    from kzoo.testing.tiny_models import TINY_TRANSFORMER
+
+    backbone = models.GPTBackbone(vocabulary_size=32, max_sequence_length=16, **TINY_TRANSFORMER)
+    model = models.GPTCausalLM(backbone, end_token_id=1)
+    assert float_tolerance(model) == FLOAT_TOLERANCE
+    model.quantize("int8")
+    assert float_tolerance(model) == QUANTIZED_TOLERANCE
+    assert QUANTIZED_TOLERANCE["rtol"] <= 1e-2
