@@ -9,7 +9,7 @@
                   [--shots K [K ...]] [--seed S] [--batch-size N] [--json]
     kzoo generate RUN_DIR_OR_SAVEDMODEL --prompt TEXT [--max-new-tokens N]
                   [--strategy greedy|sample|beam] [--temperature T] [--top-k K]
-                  [--top-p P] [--seed S]
+                  [--top-p P] [--seed S] [--no-xla]
     kzoo import SOURCE --run-dir DIR
     kzoo quantize RUN_DIR --mode int8|int4 [--calibration FILES] --run-dir NEW_RUN_DIR
     kzoo export RUN_DIR [--out saved_models] [--name NAME] [--version N]
@@ -153,6 +153,11 @@ def build_parser():
         "--num-beams", type=int, help="beam search: beams (default 4; an export's are fixed)"
     )
     generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument(
+        "--no-xla",
+        action="store_true",
+        help="a run's model decodes compiled without XLA (an export runs as it was exported)",
+    )
 
     imports = commands.add_parser(
         "import", help="a pretrained Hugging Face checkpoint or KerasHub preset directory as a run"

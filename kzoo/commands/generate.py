@@ -118,6 +118,7 @@ def _generate_from_run(args):
             args.prompt,
             max_new_tokens=max_new_tokens,
             **_decoding_options(args, args.num_beams or 4),
+            jit_compile=False if args.no_xla else "auto",
         )
         return outputs, not isinstance(model, Seq2SeqLM)
     # The LSTM: token ids in and out, as its export generates.

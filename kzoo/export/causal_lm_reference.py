@@ -167,7 +167,10 @@ def continuations(model, limits, prompts, inputs):
     prompts = [list(p)[-keep:] for p in prompts]
     if hasattr(model, "generate"):
         strategy = "sample" if settings["temperature"] > 0 else "greedy"
-        return model.generate(prompts, max_new_tokens=new_tokens, strategy=strategy, **settings)
+        # The reference of a SavedModel that runs without XLA: the same graph kind.
+        return model.generate(
+            prompts, max_new_tokens=new_tokens, strategy=strategy, jit_compile=False, **settings
+        )
     lengths = np.array([len(p) for p in prompts], "int32")
     width = 1 << (int(lengths.max()) + new_tokens - 1).bit_length()
     buffer = np.zeros((len(prompts), width), "int32")

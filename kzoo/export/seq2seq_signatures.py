@@ -267,7 +267,11 @@ class Seq2SeqSignatures(ServingSignatures):
         settings = reference_settings(inputs, self.limits.max_new_tokens)
         settings["length_penalty"] = float(inputs["length_penalty"][0])
         rows = self.model.generate(
-            sources, strategy=inputs["strategy"][0], num_beams=self.limits.num_beams, **settings
+            sources,
+            strategy=inputs["strategy"][0],
+            num_beams=self.limits.num_beams,
+            jit_compile=False,  # as the SavedModel runs: without XLA
+            **settings,
         )
         new_tokens = settings["max_new_tokens"]
         outputs = {

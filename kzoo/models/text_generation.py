@@ -58,6 +58,7 @@ class TextGenerationModel(TaskModel):
         num_beams=4,
         length_penalty=0.0,
         use_cache=True,
+        jit_compile="auto",
     ):
         """Generates up to `max_new_tokens` tokens for each prompt (or source).
 
@@ -75,6 +76,12 @@ class TextGenerationModel(TaskModel):
             num_beams, length_penalty: Beam search controls.
             use_cache: Decode with the caches (the default) or re-run the whole
                 model at every step (same greedy output, slower).
+            jit_compile: How the decoding loop compiles on TensorFlow: `"auto"`
+                (the default) with XLA, falling back to a `tf.function` without
+                XLA, with one `kzoo.jit.XlaFallbackWarning`, where XLA cannot
+                compile it; True: with XLA, raising where it cannot; False: without
+                XLA. The first call for each setting and input shape compiles (a
+                few seconds with XLA). JAX always compiles with XLA.
 
         Returns:
             The generated tokens only (not the prompt, nor the start and end
@@ -82,11 +89,11 @@ class TextGenerationModel(TaskModel):
             of ids.
         """
         capacity = self.backbone.max_sequence_length
-        check_options(strategy, temperature, max_new_tokens, capacity)
+        check_options(strategy, temperature, max_new_tokens, capacity, jit_compile)
         rows, single, is_text = prompt_rows(inputs)
         rows = input_ids(self, rows, is_text, what=self.PROMPT_NAME)
         buffers = self._generation_buffers(rows, is_text, max_new_tokens)
-        fn = self._generate_function(strategy, num_beams, use_cache)
+        fn = self._generate_function(strategy, num_beams, use_cache, jit_compile)
         ids, mask, _ = fn(
             buffers,
             np.int32(max_new_tokens),
@@ -116,7 +123,7 @@ class TextGenerationModel(TaskModel):
             **{key: options[key] for key in DECODING_OPTIONS},
         )
 
-    def _generate_function(self, strategy, num_beams, use_cache):
+    def _generate_function(self, strategy, num_beams, use_cache, jit_compile="auto"):
         """`generate_ids` compiled once per loop: `fn(buffers, max_new_tokens,
         temperature, top_k, top_p, seed, length_penalty)`."""
         from kzoo.jit import jit_function
@@ -136,9 +143,11 @@ class TextGenerationModel(TaskModel):
                     use_cache=use_cache,
                 )
 
-            return jit_function(fn, self.variables)
+            name = f"{type(self).__name__}.generate(strategy={strategy!r}, use_cache={use_cache})"
+            return jit_function(fn, self.variables, jit_compile, name=name)
 
-        return self._generate_functions.get((strategy, num_beams, use_cache), build)
+        key = (strategy, num_beams, use_cache, jit_compile)
+        return self._generate_functions.get(key, build)
 
 
 class CompiledFunctions:
@@ -155,8 +164,11 @@ class CompiledFunctions:
         return self.by_key[key]
 
 
-def check_options(strategy, temperature, max_new_tokens, capacity):
+def check_options(strategy, temperature, max_new_tokens, capacity, jit_compile="auto"):
     """Raises a ValueError naming the bad `generate()` argument."""
+    from kzoo.jit import check_jit_compile
+
+    check_jit_compile(jit_compile)
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}; received {strategy!r}")
     if strategy == "sample" and temperature <= 0:

@@ -6,6 +6,11 @@ from kzoo.models import GPTBackbone, LlamaBackbone, LlamaCausalLM
 from kzoo.testing import run_model_test, to_numpy
 from kzoo.testing.model_checks import sequence_log_likelihood
 
+# The cache is the subject here; that XLA decodes as the plain graph does, for
+# every family and strategy, is tests/models/test_generate_xla.py's (and each XLA
+# compile costs seconds).
+NO_XLA = False
+
 VOCAB, LENGTH = 40, 10
 # Four query heads sharing two key/value heads.
 CONFIG = dict(
@@ -138,8 +143,12 @@ def test_cached_and_uncached_generation_agree(strategy):
     lm = build_lm(**VARIANTS["mistral"])
     prompts = [[1, 5, 9], [1, 7, 8, 9, 10, 11]]
     options = {"seed": 3, "top_k": 5} if strategy == "sample" else {}
-    cached = lm.generate(prompts, max_new_tokens=8, strategy=strategy, **options)
-    uncached = lm.generate(prompts, max_new_tokens=8, strategy=strategy, use_cache=False, **options)
+    cached = lm.generate(
+        prompts, max_new_tokens=8, strategy=strategy, jit_compile=NO_XLA, **options
+    )
+    uncached = lm.generate(
+        prompts, max_new_tokens=8, strategy=strategy, use_cache=False, jit_compile=NO_XLA, **options
+    )
     assert cached == uncached
     assert all(len(row) <= 8 for row in cached)
 
