@@ -12,9 +12,27 @@ branches; rate 0 in the CPU run, `dropout` here),
 AdamW (betas 0.9/0.99, weight decay on matrices only) and gradient clipping at
 global norm 1.0. Imported only when `benchmarks/train_step.py --nanogpt` asks
 for it (PyTorch is not a kzoo dependency: `pip install torch`).
+
+Run as a script, by a Python that has PyTorch, it is the nanoGPT side of
+`benchmarks/real_size_training.py`: one JSON request per line on stdin, one
+JSON line back on stdout, so that the benchmark alternates it with its
+TensorFlow contenders round by round:
+
+    {"op": "setup", "config": {...}, "weights": W.npz, "batch": B.npz,
+     "dropout": 0.1, "gelu": "tanh", "threads": 2}
+        a `GPT` of `config` holding the Hugging Face GPT-2 tensors of `W.npz`
+        (`load_gpt2_weights`), trained on `tokens`/`labels` of `B.npz`
+        -> {"parameters": n, "initial_loss": loss in eval mode, "threads": t}
+    {"op": "steps", "n": N}  N training steps -> {"seconds": [...], "losses": [...]}
+    {"op": "matmul", "size": 2048, "repeats": 5}
+        float32 `torch.mm` of two size x size matrices -> {"best_seconds": s}
+    {"op": "quit"}
 """
 
+import json
 import math
+import sys
+import time
 
 import torch
 from torch import nn
@@ -44,13 +62,16 @@ class CausalSelfAttention(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, width, heads, dropout):
+    def __init__(self, width, heads, dropout, gelu="none"):
         super().__init__()
         self.ln_1 = nn.LayerNorm(width)
         self.attn = CausalSelfAttention(width, heads, dropout)
         self.ln_2 = nn.LayerNorm(width)
         self.mlp = nn.Sequential(
-            nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width), nn.Dropout(dropout)
+            nn.Linear(width, 4 * width),
+            nn.GELU(approximate=gelu),
+            nn.Linear(4 * width, width),
+            nn.Dropout(dropout),
         )
 
     def forward(self, x):
@@ -59,17 +80,26 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    """nanoGPT's `GPT` (its CPU run sets `dropout=0.0`)."""
+    """nanoGPT's `GPT` (its CPU run sets `dropout=0.0`). `gelu="tanh"` computes
+    GPT-2's (and KerasHub's) tanh approximation instead of nanoGPT's exact GELU,
+    at the same cost, so that the same weights give the same outputs."""
 
     def __init__(
-        self, vocabulary_size, num_layers, num_heads, hidden_dim, max_sequence_length, dropout=0.0
+        self,
+        vocabulary_size,
+        num_layers,
+        num_heads,
+        hidden_dim,
+        max_sequence_length,
+        dropout=0.0,
+        gelu="none",
     ):
         super().__init__()
         self.wte = nn.Embedding(vocabulary_size, hidden_dim)
         self.wpe = nn.Embedding(max_sequence_length, hidden_dim)
         self.drop = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(
-            Block(hidden_dim, num_heads, dropout) for _ in range(num_layers)
+            Block(hidden_dim, num_heads, dropout, gelu) for _ in range(num_layers)
         )
         self.ln_f = nn.LayerNorm(hidden_dim)
         self.lm_head = nn.Linear(hidden_dim, vocabulary_size, bias=False)
@@ -95,14 +125,54 @@ class GPT(nn.Module):
         return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
 
 
-def make_trainer(config, tokens, labels, learning_rate=1e-3, dropout=0.0):
-    """`(step, parameter count)`: `step()` runs one nanoGPT training step on the
-    fixed batch and returns the loss as a float (which waits for the step)."""
+def load_gpt2_weights(model, tensors):
+    """Copies Hugging Face GPT-2 tensors (`GPT2LMHeadModel` names, `Conv1D`
+    kernels laid out `(in, out)`, e.g. `kzoo.models.gpt.hf_checkpoint.hf_tensors_from`)
+    into a `GPT`, as nanoGPT's `GPT.from_pretrained` does."""
+    prefix = "transformer." if "transformer.wte.weight" in tensors else ""
+    pairs = [("wte.weight", model.wte.weight), ("wpe.weight", model.wpe.weight)]
+    for i, block in enumerate(model.blocks):
+        modules = {
+            "ln_1": block.ln_1,
+            "attn.c_attn": block.attn.c_attn,
+            "attn.c_proj": block.attn.c_proj,
+            "ln_2": block.ln_2,
+            "mlp.c_fc": block.mlp[0],
+            "mlp.c_proj": block.mlp[2],
+        }
+        for name, module in modules.items():
+            pairs += [(f"h.{i}.{name}.weight", module.weight), (f"h.{i}.{name}.bias", module.bias)]
+    pairs += [("ln_f.weight", model.ln_f.weight), ("ln_f.bias", model.ln_f.bias)]
+    with torch.no_grad():
+        for name, parameter in pairs:
+            value = torch.as_tensor(tensors[prefix + name])
+            if ".c_" in name and name.endswith(".weight"):
+                value = value.t()  # Conv1D (in, out) -> Linear (out, in).
+            if value.shape != parameter.shape:
+                raise ValueError(f"{name}: expected {tuple(parameter.shape)}, got {value.shape}")
+            parameter.copy_(value)
+
+
+def build_model(config, dropout=0.0, gelu="none"):
+    """nanoGPT's `GPT` with `config`'s sizes (`benchmarks/train_step.py`'s `GPT`
+    keys; `intermediate_dim` must be 4x `hidden_dim`, as in nanoGPT), initialized
+    as nanoGPT does with seed 0."""
+    if config.get("intermediate_dim", 4 * config["hidden_dim"]) != 4 * config["hidden_dim"]:
+        raise ValueError(f"intermediate_dim: nanoGPT's MLP is 4x hidden_dim, got {config}")
     torch.manual_seed(0)
-    model = GPT(
+    return GPT(
         **{k: v for k, v in config.items() if k not in ("batch_size", "intermediate_dim")},
         dropout=dropout,
+        gelu=gelu,
     )
+
+
+def make_trainer(config, tokens, labels, learning_rate=1e-3, dropout=0.0, model=None):
+    """`(step, parameter count)`: `step()` runs one nanoGPT training step on the
+    fixed batch and returns the loss as a float (which waits for the step).
+    `model`: a `GPT` to train (default: `build_model(config, dropout)`)."""
+    if model is None:
+        model = build_model(config, dropout)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW(
@@ -121,3 +191,60 @@ def make_trainer(config, tokens, labels, learning_rate=1e-3, dropout=0.0):
         return loss.item()
 
     return step, sum(p.numel() for p in model.parameters())
+
+
+def _matmul_seconds(size, repeats):
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main():
+    """The request loop of the module docstring."""
+    import numpy as np
+
+    step = None
+    for line in sys.stdin:
+        request = json.loads(line)
+        op = request["op"]
+        if op == "quit":
+            break
+        if op == "setup":
+            torch.set_num_threads(request["threads"])
+            model = build_model(request["config"], request["dropout"], request["gelu"])
+            with np.load(request["weights"]) as weights, np.load(request["batch"]) as batch:
+                load_gpt2_weights(model, weights)
+                tokens, labels = (torch.as_tensor(batch[k]).long() for k in ("tokens", "labels"))
+            model.eval()
+            with torch.no_grad():  # The loss of the given weights, without dropout.
+                initial_loss = model(tokens, labels).item()
+            model.train()
+            step, parameters = make_trainer(
+                request["config"], tokens, labels, dropout=request["dropout"], model=model
+            )
+            answer = {
+                "parameters": parameters,
+                "initial_loss": initial_loss,
+                "threads": torch.get_num_threads(),
+                "torch": torch.__version__,
+            }
+        elif op == "steps":
+            answer = {"seconds": [], "losses": []}
+            for _ in range(request["n"]):
+                start = time.perf_counter()
+                answer["losses"].append(step())
+                answer["seconds"].append(time.perf_counter() - start)
+        elif op == "matmul":
+            answer = {"best_seconds": _matmul_seconds(request["size"], request["repeats"])}
+        else:
+            raise ValueError(f"op: expected setup, steps, matmul or quit, got {op!r}")
+        print(json.dumps(answer), flush=True)
+
+
+if __name__ == "__main__":
+    main()

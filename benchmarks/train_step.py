@@ -46,21 +46,22 @@ def _loss():
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
-def gpt_pair(dropout=0.0):
-    """`(kzoo model, KerasHub model, inputs, labels, losses)` at the GPT config."""
+def gpt_pair(dropout=0.0, config=GPT, sequence_length=None):
+    """`(kzoo model, KerasHub model, inputs, labels, losses)` at `config` (the GPT
+    config of the issue by default), on `sequence_length` tokens (default: the
+    context)."""
     import keras_hub
 
     from kzoo.convert import from_keras_hub
     from kzoo.models import GPTCausalLM
 
-    shape = {k: v for k, v in GPT.items() if k != "batch_size"}
+    shape = {k: v for k, v in config.items() if k != "batch_size"}
     keras.utils.set_random_seed(0)
     hub_backbone = keras_hub.models.GPT2Backbone(**shape, dropout=dropout)
     theirs = keras_hub.models.GPT2CausalLM(hub_backbone, preprocessor=None)
     ours = GPTCausalLM(from_keras_hub(hub_backbone), end_token_id=0)
-    tokens = RNG.integers(
-        0, GPT["vocabulary_size"], (GPT["batch_size"], GPT["max_sequence_length"] + 1)
-    )
+    length = sequence_length or config["max_sequence_length"]
+    tokens = RNG.integers(0, config["vocabulary_size"], (config["batch_size"], length + 1))
     inputs = {
         "token_ids": tokens[:, :-1].astype("int32"),
         "padding_mask": np.ones_like(tokens[:, :-1], dtype="bool"),
