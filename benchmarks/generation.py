@@ -12,7 +12,8 @@ Parts (each prints its results into one JSON object):
   tokens (KerasHub: `stop_token_ids=None`; kzoo: an end token that never occurs),
   batch 1 and 8, both XLA-compiled (kzoo: `GPTCausalLM.generate_ids` under
   `jit_function(..., jit_compile=True)`). The outputs must be identical token for
-  token. Also timed: kzoo's public `generate()` (ids in, compiled without XLA).
+  token. Also timed: kzoo's public `generate()` (ids in; XLA by default since
+  issue 23, without XLA before: the BENCHMARKS figures of issue 8 are the latter).
   Reports new tokens/s (median over alternating rounds) and kzoo / KerasHub.
 - saved_model: a kzoo run of the same shape (vocabulary: a char tokenizer of the
   built-in corpus), exported by `kzoo.export.export_run` with and without XLA,
