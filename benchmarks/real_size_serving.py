@@ -49,7 +49,6 @@ import inspect
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 
@@ -57,6 +56,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import numpy as np  # noqa: E402
 from gpt2_small_checkpoint import HEAD_SCALE, prepare_gpt  # noqa: E402
+from json_worker import JsonWorker  # noqa: E402
 from memory_bandwidth import kv_cache_bytes, limit_ms, measure_bandwidth, weight_bytes_per_step  # noqa: E402
 from tf_op_profile import profile_top_ops  # noqa: E402
 
@@ -71,29 +71,6 @@ WORDS = "the of and to in is was for on that with as by at from his her it an ar
 
 
 # --- The contenders ------------------------------------------------------------------
-
-
-class TransformersWorker:
-    """`transformers_worker.py` in the reference environment, one JSON line each way."""
-
-    def __init__(self):
-        script = os.path.join(HERE, "transformers_worker.py")
-        self.process = subprocess.Popen(
-            [REFERENCE_PYTHON, script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
-
-    def call(self, op, **request):
-        self.process.stdin.write(json.dumps({"op": op, **request}) + "\n")
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError(f"transformers_worker.py died on {op!r} (its error is above)")
-        return json.loads(line)
-
-    def close(self):
-        self.process.stdin.write('{"op": "quit"}\n')
-        self.process.stdin.close()
-        self.process.wait()
 
 
 def make_prompts(tokenizer, batch, seed):
@@ -338,7 +315,7 @@ def main():
     os.makedirs(work, exist_ok=True)
 
     out = {"command": " ".join(sys.argv), "machine": machine(), "quick": args.quick}
-    worker = TransformersWorker()
+    worker = JsonWorker(REFERENCE_PYTHON, os.path.join(HERE, "transformers_worker.py"))
     try:
         paths, commands = prepare_gpt(work, shape, worker, new)
         if args.prepare_only:

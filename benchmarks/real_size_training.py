@@ -34,7 +34,6 @@ kzoo / reference of the step times (< 1: kzoo is faster).
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,6 +42,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from json_worker import JsonWorker  # noqa: E402
 from timing_flags import timing_parser  # noqa: E402
 from train_step import check_same_outputs, compile_for_timing, gpt_pair, time_steps  # noqa: E402
 
@@ -68,32 +68,6 @@ REFERENCES = ("keras_hub", "nanogpt", "kzoo_no_xla")
 MATMUL_SIZE, MATMUL_REPEATS, WARMUP_STEPS = 2048, 5, 2
 
 
-class NanoGPTProcess:
-    """`nanogpt_reference.py`'s request loop in a subprocess of `python`."""
-
-    def __init__(self, python):
-        self.process = subprocess.Popen(
-            [python, os.path.join(HERE, "nanogpt_reference.py")],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-
-    def request(self, **request):
-        self.process.stdin.write(json.dumps(request) + "\n")
-        self.process.stdin.flush()
-        answer = self.process.stdout.readline()
-        if not answer:
-            raise RuntimeError(f"nanoGPT: the process exited with {self.process.wait()}")
-        return json.loads(answer)
-
-    def close(self):
-        if self.process.poll() is None:
-            self.process.stdin.write(json.dumps({"op": "quit"}) + "\n")
-            self.process.stdin.close()
-        self.process.wait()
-
-
 def _best_seconds(run, repeats):
     run()
     best = float("inf")
@@ -117,7 +91,7 @@ def matmul_flops(nanogpt=None):
     }
     if nanogpt:
         request = dict(op="matmul", size=MATMUL_SIZE, repeats=MATMUL_REPEATS)
-        seconds["torch"] = nanogpt.request(**request)["best_seconds"]
+        seconds["torch"] = nanogpt.call(**request)["best_seconds"]
     return {key: 2 * MATMUL_SIZE**3 / value for key, value in seconds.items()}
 
 
@@ -189,8 +163,8 @@ def contenders(args, config, work):
     np.savez(weights, **dict(hf_tensors_from(ours)))
     np.savez(batch, tokens=inputs["token_ids"], labels=labels)
     kzoo_loss = _loss_on(ours, inputs, labels)
-    nanogpt = NanoGPTProcess(args.torch_python)
-    setup = nanogpt.request(
+    nanogpt = JsonWorker(args.torch_python, os.path.join(HERE, "nanogpt_reference.py"))
+    setup = nanogpt.call(
         op="setup",
         config={**config, "batch_size": args.batch_size},
         weights=weights,
@@ -200,7 +174,7 @@ def contenders(args, config, work):
         threads=args.torch_threads,
     )
     os.remove(weights)
-    runners["nanogpt"] = lambda n: nanogpt.request(op="steps", n=n)["seconds"]
+    runners["nanogpt"] = lambda n: nanogpt.call(op="steps", n=n)["seconds"]
     parameters["nanogpt"] = setup["parameters"]
     checks["initial_loss"] = {"kzoo": kzoo_loss, "nanogpt": setup["initial_loss"]}
     if abs(kzoo_loss - setup["initial_loss"]) > 1e-3 * max(1.0, abs(kzoo_loss)):
