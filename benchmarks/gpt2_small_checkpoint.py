@@ -24,10 +24,12 @@ def kzoo_cli(*args):
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
 
 
-def write_gpt2_tokenizer(directory, vocab_size):
+def write_full_vocabulary_bpe(directory, vocab_size):
     """A byte-level BPE of exactly `vocab_size` tokens (GPT-2's layout: 256 bytes,
     merges, `<|endoftext|>` last), so every row of the embedding is a token the
-    signatures can detokenize. The merges are simply the first byte pairs."""
+    signatures can detokenize. The merges are simply the first byte pairs.
+    (`kzoo.testing.hf_tokenizers.write_gpt2_tokenizer` trains one instead, on
+    too little text to reach 50,257 tokens.)"""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
 
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet(), key=ord)
@@ -78,7 +80,7 @@ def prepare_gpt(work, shape, worker, new):
     ]
     if not os.path.isdir(run):
         worker.call("write_gpt2", directory=hf_dir, config=shape, seed=0, head_scale=HEAD_SCALE)
-        write_gpt2_tokenizer(hf_dir, shape["vocab_size"])
+        write_full_vocabulary_bpe(hf_dir, shape["vocab_size"])
         kzoo_cli("import", hf_dir, "--run-dir", run)
         allow_new_tokens(run, new, shape["n_positions"])
     if not os.path.isdir(run8):
