@@ -229,6 +229,25 @@ def gpt_plan(work, scale, data):
     }
 
 
+def fine_tuning_trains(recipe, work, family, pretrained, common, student_width):
+    """The trains of a family fine-tuned from `pretrained` (BERT, T5): float32, a
+    student distilled from it with `student_width` overrides, the sparse and LoRA
+    runs fine-tuned from the pretraining run like float32."""
+    base = os.path.join(work, family, "float32")
+
+    def from_pretrained(name, *settings):
+        path = os.path.join(work, family, name)
+        return (recipe, path, [f"train.init_from={pretrained}", *settings, *common])
+
+    student = [f"train.distill_from={base}", *student_width, *DISTILL, *common]
+    return {
+        "float32": from_pretrained("float32"),
+        "student": (recipe, os.path.join(work, family, "student"), student),
+        "sparse": from_pretrained("sparse", PRUNE),
+        "lora": from_pretrained("lora", LORA),
+    }
+
+
 def bert_plan(work, scale, data):
     """bert_tiny_pretrain, then bert_tiny_classify (acceptability) from it."""
     pretrain_steps = scaled(250, scale)
@@ -252,30 +271,14 @@ def bert_plan(work, scale, data):
             )
         ],
         "base": base,
-        "trains": {
-            "float32": (recipe, base, [f"train.init_from={pretrained}", *common]),
-            "student": (
-                recipe,
-                os.path.join(work, "bert", "student"),
-                [
-                    f"train.distill_from={base}",
-                    "model.hidden_dim=32",
-                    "model.intermediate_dim=128",
-                    *DISTILL,
-                    *common,
-                ],
-            ),
-            "sparse": (
-                recipe,
-                os.path.join(work, "bert", "sparse"),
-                [f"train.init_from={pretrained}", PRUNE, *common],
-            ),
-            "lora": (
-                recipe,
-                os.path.join(work, "bert", "lora"),
-                [f"train.init_from={pretrained}", LORA, *common],
-            ),
-        },
+        "trains": fine_tuning_trains(
+            recipe,
+            work,
+            "bert",
+            pretrained,
+            common,
+            ["model.hidden_dim=32", "model.intermediate_dim=128"],
+        ),
         "full_ft_is_base": True,
         "notes": {
             "float32": f"fine-tuned from a {pretrain_steps}-step bert_tiny_pretrain, {epochs} epochs",
@@ -319,32 +322,19 @@ def t5_plan(work, scale, data):
             )
         ],
         "base": base,
-        "trains": {
-            "float32": (recipe, base, [f"train.init_from={pretrained}", *common]),
-            "student": (
-                recipe,
-                os.path.join(work, "t5", "student"),
-                [
-                    f"train.distill_from={base}",
-                    # A named model.size replaces hidden_dim: drop it for the student.
-                    "model.size=null",
-                    "model.hidden_dim=64",
-                    "model.intermediate_dim=256",
-                    *DISTILL,
-                    *common,
-                ],
-            ),
-            "sparse": (
-                recipe,
-                os.path.join(work, "t5", "sparse"),
-                [f"train.init_from={pretrained}", PRUNE, *common],
-            ),
-            "lora": (
-                recipe,
-                os.path.join(work, "t5", "lora"),
-                [f"train.init_from={pretrained}", LORA, *common],
-            ),
-        },
+        "trains": fine_tuning_trains(
+            recipe,
+            work,
+            "t5",
+            pretrained,
+            common,
+            [
+                # A named model.size replaces hidden_dim: drop it for the student.
+                "model.size=null",
+                "model.hidden_dim=64",
+                "model.intermediate_dim=256",
+            ],
+        ),
         "full_ft_is_base": True,
         "notes": {
             "float32": f"fine-tuned from a {pretrain_steps}-step t5_tiny_pretrain, {steps} steps",
