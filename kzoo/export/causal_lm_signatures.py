@@ -62,6 +62,7 @@ from kzoo.export.causal_lm_reference import (
     sample_prompts,
     sequence_log_likelihood,
 )
+from kzoo.export.in_place_cache import with_in_place_cache
 from kzoo.export.input_policy import (
     any_rank,
     as_rows,
@@ -137,6 +138,8 @@ class CausalLMSignatures(ServingSignatures):
     True
     """
 
+    decodes_tokens = True
+
     def __init__(self, model, tokenizer, limits, xla=False, prompts=()):
         self.model = model
         self.prompts = sample_prompts(prompts)
@@ -150,7 +153,9 @@ class CausalLMSignatures(ServingSignatures):
         self._takes_strategy = "strategy" in inspect.signature(model.generate_ids).parameters
         # One function each, traced once and called by every signature that needs it
         # (generate, serving_default and generate_ids share the decoding loop).
-        self._decode_ids = tf.function(self._decode_ids, jit_compile=xla, autograph=False)
+        # Without XLA the decoding loop writes its caches in place (in_place_cache).
+        decode_ids = self._decode_ids if xla else with_in_place_cache(self._decode_ids)
+        self._decode_ids = tf.function(decode_ids, jit_compile=xla, autograph=False)
         self._log_likelihood = tf.function(self._log_likelihood, jit_compile=xla, autograph=False)
 
     @classmethod

@@ -28,7 +28,7 @@ import tensorflow as tf
 from kzoo import staged_files
 from kzoo.export import layout, serving_files
 from kzoo.export.names import validate_model_name, validate_version
-from kzoo.export.signatures import signatures_class
+from kzoo.export.signatures import kernels_by_rows, signatures_class
 from kzoo.training.config import validate_section
 from kzoo.training.recipe import EXPORT_SCHEMA
 from kzoo.training.run_directory import RunDirectory
@@ -79,15 +79,18 @@ def export_run(run_dir, out_dir="saved_models", name=None, version=None, xla=Non
     _check_free(final, overwrite)
 
     model = run.load_model()
-    signatures = signatures_class(model, where=run_dir).from_model(
-        model, settings, xla=xla, run=run
-    )
+    family = signatures_class(model, where=run_dir)
+    # Without XLA, decoding streams each kernel once per token: by rows is faster
+    # (BENCHMARKS.md, "The no-XLA export"). XLA is faster with Keras' layout.
+    by_rows = kernels_by_rows(model) if family.decodes_tokens and not xla else 0
+    signatures = family.from_model(model, settings, xla=xla, run=run)
     info = {
         "model_name": name,
         "version": version,
         "run_dir": os.path.abspath(run_dir),
         "model_class": type(model).__name__,
         "xla": xla,
+        "kernels_by_rows": by_rows,
         "config": config,
     }
 

@@ -71,6 +71,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from kzoo.export.in_place_cache import with_in_place_cache
 from kzoo.export.input_policy import (
     any_rank,
     as_rows,
@@ -185,6 +186,8 @@ class Seq2SeqSignatures(ServingSignatures):
             outside: the SentencePiece ops have no XLA kernels).
     """
 
+    decodes_tokens = True
+
     def __init__(self, model, tokenizer, limits, family="seq2seq", xla=False):
         self.model = model
         self.limits = limits
@@ -197,7 +200,9 @@ class Seq2SeqSignatures(ServingSignatures):
         self.tokenizer = self.preprocessor.tokenizer
         self.vocabulary_size = int(model.backbone.vocabulary_size)
         # One function each, traced once and shared by the signatures that call it.
-        self._decode = tf.function(self._decode, jit_compile=xla, autograph=False)
+        # Without XLA the decoding loop writes its caches in place (in_place_cache).
+        decode = self._decode if xla else with_in_place_cache(self._decode)
+        self._decode = tf.function(decode, jit_compile=xla, autograph=False)
         self._score = tf.function(model.score, jit_compile=xla, autograph=False)
 
     def input_specs(self):

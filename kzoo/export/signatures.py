@@ -110,6 +110,9 @@ class ServingSignatures:
 
     model = None
     tokenizer = None
+    # True for families that decode a token at a time: `export_run` then stores
+    # their dense kernels by rows for the no-XLA export (`kernels_by_rows`).
+    decodes_tokens = False
 
     @classmethod
     def from_model(cls, model, export_settings, xla=False, run=None):
@@ -188,6 +191,31 @@ class ServingSignatures:
     def export_info(self):
         """Fields `kzoo_export.json` adds for this family (its limits)."""
         return {}
+
+
+def kernels_by_rows(model):
+    """Stores every kzoo `Dense` kernel of `model` by rows
+    (`kzoo.layers.dense.Dense.store_kernel_by_rows`: the same outputs, faster
+    matrix-vector products without XLA); returns how many. Only for a model
+    loaded for export, before it runs: it can no longer be saved, and functions
+    it has compiled already would compute with the old layout.
+
+    Raises:
+        ValueError: `model` has compiled its generation or prediction already.
+    """
+    from kzoo.layers.dense import Dense
+
+    generation = getattr(model, "_generate_functions", None)
+    if getattr(generation, "by_key", None) or getattr(model, "predict_function", None):
+        raise ValueError(
+            "kernels_by_rows: the model has compiled functions that would keep the "
+            "old kernel layout; call it on a freshly loaded model"
+        )
+    return sum(
+        layer.store_kernel_by_rows()
+        for layer in model._flatten_layers()
+        if isinstance(layer, Dense)
+    )
 
 
 def float_tolerance(model):

@@ -9,6 +9,7 @@ from keras import ops
 
 from kzoo.layers.attention_kernels import matmul_attention, repeat_heads, single_query_attention
 from kzoo.layers.attention_masks import causal_mask, merge_masks  # noqa: F401 (re-exported)
+from kzoo.layers.cache_buffers import write_cache
 from kzoo.layers.dense import Dense
 from kzoo.layers.dropout import Dropout
 from kzoo.layers.initializers import (
@@ -18,7 +19,6 @@ from kzoo.layers.initializers import (
 )
 from kzoo.layers.position import RotaryEmbedding
 from kzoo.layers.rope_scaling import rope_type
-from kzoo.layers.write_at import write_at
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
@@ -223,7 +223,9 @@ class MultiHeadAttention(keras.layers.Layer):
             keys = self.rotary(keys, start_index=start)
         if cache is not None and cache_update_index is not None:
             # One write of the new entries (the cache itself is never copied).
-            cache = write_at(cache, ops.stack([keys, values], axis=1), cache_update_index, axis=2)
+            cache = write_cache(
+                cache, ops.stack([keys, values], axis=1), cache_update_index, axis=2
+            )
             keys, values = cache[:, 0], cache[:, 1]
 
         mask = merge_masks(

@@ -11,6 +11,8 @@ rather than re-stacking the blocks.
 
 from keras import ops
 
+from kzoo.layers.cache_buffers import empty_cache
+
 
 def encoder_decoder_cache(
     blocks, encoder_output, encoder_padding_mask, max_length, head_shape, dtype
@@ -21,7 +23,7 @@ def encoder_decoder_cache(
     keys/values of `encoder_output`."""
     shape = (ops.shape(encoder_output)[0], 2, max_length, *head_shape)
     return {
-        "self_attention": [ops.zeros(shape, dtype) for _ in blocks],
+        "self_attention": [empty_cache(shape, dtype) for _ in blocks],
         "cross_attention": [
             block.compute_cross_attention_cache(encoder_output) for block in blocks
         ],

@@ -321,6 +321,10 @@ class TextSamples(_TextTable):
         log_dir: Event directory of the samples (e.g. `RUN/tensorboard/samples`).
         prompts: Prompt strings (an empty string starts a new document).
         max_new_tokens: Tokens per sample.
+
+    The samples are decoded without XLA (`jit_compile=False`): a few short rows
+    per epoch, where compiling the decoding loop (seconds to tens of seconds at
+    real size, and its memory in the middle of training) costs more than it saves.
     """
 
     def __init__(self, log_dir, prompts, max_new_tokens):
@@ -332,7 +336,7 @@ class TextSamples(_TextTable):
         generate = getattr(self.model, "generate", None)
         if generate is None or not self.prompts:
             return
-        samples = generate(self.prompts, max_new_tokens=self.max_new_tokens)
+        samples = generate(self.prompts, max_new_tokens=self.max_new_tokens, jit_compile=False)
         self.write_table("samples", ("prompt", "sample"), zip(self.prompts, samples), epoch + 1)
 
 

@@ -1,4 +1,8 @@
-"""kzoo.export: a GPT run exported for TF Serving answers like the Keras model."""
+"""kzoo.export: a GPT run exported for TF Serving answers like the Keras model.
+
+The Keras answers decode without XLA (`jit_compile=False`), as the export does
+(that XLA gives the same tokens is tests/models/test_generate_xla.py's subject).
+"""
 
 import json
 import os
@@ -212,7 +216,9 @@ def test_signature_specs(served):
 def test_greedy_generation_equals_keras_generate(served, keras_model, signature):
     model, _ = keras_model
     out = call(served, signature, prompts=PROMPTS, max_new_tokens=[NEW_TOKENS], **GREEDY)
-    expected = model.generate(PROMPTS, strategy="greedy", max_new_tokens=NEW_TOKENS)
+    expected = model.generate(
+        PROMPTS, strategy="greedy", max_new_tokens=NEW_TOKENS, jit_compile=False
+    )
     assert strings(out["generated"]) == expected
     assert all(0 < n <= NEW_TOKENS for n in out["token_count"])
 
@@ -227,7 +233,9 @@ def test_sampled_generation_equals_keras_generate(served, keras_model):
         max_new_tokens=[NEW_TOKENS],
         **{k: [v] for k, v in settings.items()},
     )
-    expected = model.generate(PROMPTS, strategy="sample", max_new_tokens=NEW_TOKENS, **settings)
+    expected = model.generate(
+        PROMPTS, strategy="sample", max_new_tokens=NEW_TOKENS, **settings, jit_compile=False
+    )
     assert strings(out["generated"]) == expected
 
 
@@ -263,7 +271,7 @@ def test_generate_ids_equals_keras_generate(served, keras_model):
         [int(t) for t, m in zip(row, mask) if m and t != model.end_token_id]
         for row, mask in zip(out["token_ids"], out["generated_mask"])
     ]
-    assert got == model.generate(prompts, strategy="greedy", max_new_tokens=6)
+    assert got == model.generate(prompts, strategy="greedy", max_new_tokens=6, jit_compile=False)
     for i, p in enumerate(prompts):
         assert out["token_ids"][i, : len(p)].tolist() == p
 
@@ -373,7 +381,7 @@ def test_generate_from_saved_model_equals_keras_generate(exported, keras_model):
         "max_new_tokens": NEW_TOKENS,
     }
     got = generate_from_saved_model(exported[2], PROMPTS, **settings)
-    assert got == keras_model[0].generate(PROMPTS, **settings)
+    assert got == keras_model[0].generate(PROMPTS, **settings, jit_compile=False)
 
 
 def test_a_malformed_models_config_is_named(tmp_path):

@@ -180,7 +180,8 @@ def test_imported_checkpoint_fine_tunes_exports_and_serves(tmp_path, model_type)
     imported, run = _import(tmp_path, model_type)
     if model_type == "gpt2":  # The commands take an imported run as they take a trained one.
         (tmp_path / "held_out.txt").write_text("Some held-out text, twice. " * 40)
-        _cli("generate", str(imported), "--prompt", "Hello", "--max-new-tokens", "4")
+        # (--no-xla: XLA's default is test_generate_xla.py's and test_llama_runs.py's.)
+        _cli("generate", str(imported), "--prompt", "Hello", "--max-new-tokens", "4", "--no-xla")
         _cli("evaluate", str(imported), "--data", str(tmp_path / "held_out.txt"))
 
     recipe, overrides = FINE_TUNING[model_type]

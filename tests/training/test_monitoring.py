@@ -342,7 +342,7 @@ def test_every_monitor_writes_on_through_a_second_fit(tmp_path):
     features, _ = _decoder_only()
     model(features)
     model.compile(optimizer=AdamWWithGradientNorm(1e-3), loss="mse")
-    model.generate = lambda prompts, max_new_tokens: [p + "!" for p in prompts]
+    model.generate = lambda prompts, max_new_tokens, jit_compile: [p + "!" for p in prompts]
     board = str(tmp_path)
     samples = os.path.join(board, "samples")
     callbacks = [

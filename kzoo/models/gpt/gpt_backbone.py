@@ -3,9 +3,9 @@
 import math
 
 import keras
-from keras import ops
 
 from kzoo.layers import Dropout, PositionEmbedding, ReversibleEmbedding, TransformerDecoderBlock
+from kzoo.layers.cache_buffers import empty_cache
 from kzoo.models.functional_model import FunctionalModel, token_inputs
 
 
@@ -150,4 +150,4 @@ class GPTBackbone(FunctionalModel):
         head_dim)`. Separate tensors (not one stacked tensor) let every decoding
         step write its new entries in place instead of re-stacking the layers."""
         shape = (batch_size, 2, max_length, self.num_heads, self.head_dim)
-        return [ops.zeros(shape, self.compute_dtype) for _ in range(self.num_layers)]
+        return [empty_cache(shape, self.compute_dtype) for _ in range(self.num_layers)]

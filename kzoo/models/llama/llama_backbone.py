@@ -4,9 +4,9 @@ attention (also Mistral's sliding window and Qwen2's query/key/value biases)."""
 import math
 
 import keras
-from keras import ops
 
 from kzoo.layers import Dropout, ReversibleEmbedding, RMSNorm, TransformerDecoderBlock
+from kzoo.layers.cache_buffers import empty_cache
 from kzoo.layers.rope_scaling import rope_type
 from kzoo.models.functional_model import FunctionalModel, token_inputs
 
@@ -188,4 +188,4 @@ class LlamaBackbone(FunctionalModel):
         num_key_value_heads, head_dim)`: the key/value heads only, one tensor per
         layer so that each decoding step writes in place."""
         shape = (batch_size, 2, max_length, self.num_key_value_heads, self.head_dim)
-        return [ops.zeros(shape, self.compute_dtype) for _ in range(self.num_layers)]
+        return [empty_cache(shape, self.compute_dtype) for _ in range(self.num_layers)]

@@ -38,7 +38,15 @@ T5_KEYS = (
 )
 
 
-def decode_all(model, sources, max_new_tokens, strategy="greedy", num_beams=4, batch_size=64):
+def decode_all(
+    model,
+    sources,
+    max_new_tokens,
+    strategy="greedy",
+    num_beams=4,
+    batch_size=64,
+    jit_compile="auto",
+):
     """`model.generate` over `sources` in batches; a list of strings."""
     outputs = []
     for start in range(0, len(sources), batch_size):
@@ -47,6 +55,7 @@ def decode_all(model, sources, max_new_tokens, strategy="greedy", num_beams=4, b
             max_new_tokens=max_new_tokens,
             strategy=strategy,
             num_beams=num_beams,
+            jit_compile=jit_compile,
         )
     return outputs
 
@@ -282,7 +291,8 @@ class Seq2SeqTask(EncoderDecoderTask):
             GenerationMetrics(
                 board,
                 pairs,
-                lambda m, sources: decode_all(m, sources, self.max_new_tokens()),
+                # A monitor decodes a few rows per epoch: no XLA compile (see TextSamples).
+                lambda m, sources: decode_all(m, sources, self.max_new_tokens(), jit_compile=False),
                 text_metrics.generation_metrics,
             )
         ]
