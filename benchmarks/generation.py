@@ -44,6 +44,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from saved_model_ab import greedy_request  # noqa: E402
 from timing_flags import timing_parser  # noqa: E402
 
 GPT = dict(
@@ -208,14 +209,7 @@ def time_saved_model(rounds, calls, config=GPT, prompt=PROMPT, new=NEW):
     for batch in BATCHES:
         prompts = [text[i * 50 :][: prompt - 1] for i in range(batch)]
         lengths = [len(ids) + 1 for ids in lm.tokenizer.tokenize(prompts).to_list()]
-        request = {
-            "prompts": tf.constant(prompts),
-            "max_new_tokens": tf.constant([new], tf.int32),
-            "temperature": tf.constant([0.0]),
-            "top_k": tf.constant([0]),
-            "top_p": tf.constant([1.0]),
-            "seed": tf.constant([0]),
-        }
+        request = greedy_request(prompts, new)
         contenders = {
             name: (lambda m=m: m.signatures["generate"](**request)) for name, m in served.items()
         }

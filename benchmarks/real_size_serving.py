@@ -58,6 +58,7 @@ import numpy as np  # noqa: E402
 from gpt2_small_checkpoint import HEAD_SCALE, prepare_gpt  # noqa: E402
 from json_worker import JsonWorker  # noqa: E402
 from memory_bandwidth import kv_cache_bytes, limit_ms, measure_bandwidth, weight_bytes_per_step  # noqa: E402
+from saved_model_ab import greedy_request  # noqa: E402
 from tf_op_profile import profile_top_ops  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -89,19 +90,6 @@ def make_prompts(tokenizer, batch, seed):
     return texts, np.array(ids, "int32")
 
 
-def signature_request(texts, new):
-    import tensorflow as tf
-
-    return {
-        "prompts": tf.constant(texts),
-        "max_new_tokens": tf.constant([new], tf.int32),
-        "temperature": tf.constant([0.0]),
-        "top_k": tf.constant([0]),
-        "top_p": tf.constant([1.0]),
-        "seed": tf.constant([0]),
-    }
-
-
 def saved_model_ids(served, ids, new):
     """The new ids of the `generate_ids` signature (the loop `generate` runs)."""
     import tensorflow as tf
@@ -128,7 +116,7 @@ def contenders_for(batch, served, hub, lm, worker, tokenizer, new, short=None):
     for name, model in served.items():
 
         def run(model=model, length=new):
-            request = signature_request(texts, length)
+            request = greedy_request(texts, length)
             start = time.perf_counter()
             model.signatures["generate"](**request)["token_count"].numpy()
             return time.perf_counter() - start
@@ -370,7 +358,7 @@ def main():
         if not args.no_profile:
             texts, _ = make_prompts(tokenizer, 1, seed=1)
             gpt["profile"] = profile_top_ops(
-                served["float32"], signature_request(texts, new), os.path.join(work, "profile")
+                served["float32"], greedy_request(texts, new), os.path.join(work, "profile")
             )
         save(out, args)
     finally:

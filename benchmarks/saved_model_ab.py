@@ -28,11 +28,10 @@ import numpy as np
 WORDS = "the of and to in is was for on that with as by at from his her it an are".split()
 
 
-def requests(batch, words, new, seed):
+def greedy_request(prompts, new):
+    """The inputs of a causal-LM export's `generate` signature: greedy, `new` tokens."""
     import tensorflow as tf
 
-    rng = np.random.default_rng(seed)
-    prompts = [" ".join(rng.choice(WORDS, words)) for _ in range(batch)]
     return {
         "prompts": tf.constant(prompts),
         "max_new_tokens": tf.constant([new], tf.int32),
@@ -41,6 +40,11 @@ def requests(batch, words, new, seed):
         "top_p": tf.constant([1.0]),
         "seed": tf.constant([0]),
     }
+
+
+def requests(batch, words, new, seed):
+    rng = np.random.default_rng(seed)
+    return greedy_request([" ".join(rng.choice(WORDS, words)) for _ in range(batch)], new)
 
 
 def time_batch(served, batch, args):
