@@ -38,10 +38,11 @@ class Dense(keras.layers.Dense):
         Decoding one token multiplies one input row by each kernel, a
         matrix-vector product that streams the weights, and CPUs stream a kernel
         by rows faster than Keras' `(input_dim, units)` (the product becomes
-        `matmul(inputs, transpose(rows))`, which TensorFlow's grappler and XLA
-        both run without transposing: BENCHMARKS.md, "Kernels by rows"). Only
-        an export does this, to its own copy of the model: such a layer cannot
-        be saved, trained, quantized or given LoRA as a Keras `Dense`.
+        `matmul(inputs, transpose(rows))`, which grappler folds into
+        `MatMul(transpose_b=True)`; under XLA it was 4.6x slower, so only the
+        no-XLA export uses it: BENCHMARKS.md, "The no-XLA export"). Only an
+        export does this, to its own copy of the model: such a layer cannot be
+        saved, trained, quantized or given LoRA as a Keras `Dense`.
 
         Returns:
             True when the kernel is now stored by rows.
